@@ -1,0 +1,10 @@
+"""Command-line interface: `mailer.cli:main` is the console script.
+
+Each area's commands live in their own module and register on the group
+when imported here.
+"""
+
+from . import cards, contacts, demo, message, send, schedule  # noqa: F401  (register commands)
+from .app import main
+
+__all__ = ["main"]

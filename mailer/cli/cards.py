@@ -1,0 +1,1 @@
+"""Commands: cards (being built)."""

@@ -1,0 +1,1 @@
+"""Commands: contacts (being built)."""

@@ -1,0 +1,1 @@
+"""Commands: message (being built)."""

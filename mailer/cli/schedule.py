@@ -1,0 +1,1 @@
+"""Commands: schedule (being built)."""

@@ -1,0 +1,1 @@
+"""Commands: send (being built)."""

@@ -1,0 +1,112 @@
+"""Settings from the environment and `.env`: the SMTP account and the state directory.
+
+Secrets (the SMTP password) live only in `SmtpSettings.password`, whose repr
+hides it, so that no log line, journal row or preview can carry it.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import platformdirs
+from dotenv import dotenv_values
+
+from .errors import ConfigError
+
+SECURITY_MODES = ("starttls", "tls", "none")
+DEFAULT_PORTS = {"starttls": 587, "tls": 465, "none": 25}
+
+
+@dataclass(frozen=True, slots=True)
+class SmtpSettings:
+    host: str
+    port: int
+    security: str = "starttls"  # one of SECURITY_MODES
+    username: str = ""
+    password: str = field(default="", repr=False)
+    timeout: float = 30.0
+    allow_insecure: bool = False  # plain SMTP to a non-loopback host, explicitly wanted
+
+    @property
+    def is_loopback(self) -> bool:
+        if self.host == "localhost":
+            return True
+        try:
+            return ipaddress.ip_address(self.host).is_loopback
+        except ValueError:
+            return False
+
+    def check_safe(self) -> None:
+        """Refuse plain text to a remote host unless explicitly allowed."""
+        if self.security == "none" and not self.is_loopback and not self.allow_insecure:
+            raise ConfigError(
+                f"MAILER_SMTP_SECURITY=none would send your password and mail unencrypted to "
+                f"{self.host}. Use starttls or tls, or set MAILER_SMTP_ALLOW_INSECURE=1 if you "
+                f"really mean it."
+            )
+        if self.password and not self.username:
+            raise ConfigError("MAILER_SMTP_PASSWORD is set but MAILER_SMTP_USERNAME is not.")
+
+
+def environment(env_file: Path | None = None) -> dict[str, str]:
+    """The process environment over the values of `.env` (the environment wins)."""
+    path = env_file if env_file is not None else Path.cwd() / ".env"
+    values: dict[str, str] = {}
+    if path.is_file():
+        values.update({k: v for k, v in dotenv_values(path).items() if v is not None})
+    values.update(os.environ)
+    return values
+
+
+def smtp_settings(env: Mapping[str, str]) -> SmtpSettings:
+    """Build and validate the SMTP settings from MAILER_SMTP_* variables."""
+    host = env.get("MAILER_SMTP_HOST", "").strip()
+    if not host:
+        raise ConfigError(
+            "No SMTP server configured: set MAILER_SMTP_HOST (and _PORT, _USERNAME, "
+            "_PASSWORD, _SECURITY) in the environment or in .env; see .env.example."
+        )
+    security = env.get("MAILER_SMTP_SECURITY", "starttls").strip().lower() or "starttls"
+    if security not in SECURITY_MODES:
+        raise ConfigError(
+            f"MAILER_SMTP_SECURITY={security!r} is not one of {', '.join(SECURITY_MODES)}."
+        )
+    port_text = env.get("MAILER_SMTP_PORT", "").strip()
+    try:
+        port = int(port_text) if port_text else DEFAULT_PORTS[security]
+    except ValueError:
+        raise ConfigError(f"MAILER_SMTP_PORT={port_text!r} is not a number.") from None
+    if not 0 < port < 65536:
+        raise ConfigError(f"MAILER_SMTP_PORT={port} is out of range.")
+    timeout_text = env.get("MAILER_SMTP_TIMEOUT", "").strip()
+    try:
+        timeout = float(timeout_text) if timeout_text else 30.0
+    except ValueError:
+        raise ConfigError(f"MAILER_SMTP_TIMEOUT={timeout_text!r} is not a number.") from None
+    settings = SmtpSettings(
+        host=host,
+        port=port,
+        security=security,
+        username=env.get("MAILER_SMTP_USERNAME", "").strip(),
+        password=env.get("MAILER_SMTP_PASSWORD", ""),
+        timeout=timeout,
+        allow_insecure=env.get("MAILER_SMTP_ALLOW_INSECURE", "").strip().lower()
+        in ("1", "true", "yes"),
+    )
+    settings.check_safe()
+    return settings
+
+
+def state_dir(env: Mapping[str, str]) -> Path:
+    """MAILER_HOME, else the platform's per-user data directory; created on demand."""
+    configured = env.get("MAILER_HOME", "").strip()
+    path = Path(configured).expanduser() if configured else Path(platformdirs.user_data_dir("mailer"))
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise ConfigError(f"Cannot create the state directory {path}: {err.strerror}") from None
+    return path
