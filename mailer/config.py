@@ -53,10 +53,15 @@ class SmtpSettings:
 
 
 def environment(env_file: Path | None = None) -> dict[str, str]:
-    """The process environment over the values of `.env` (the environment wins)."""
-    path = env_file if env_file is not None else Path.cwd() / ".env"
+    """The process environment over the values of `.env` (the environment wins).
+
+    The file is `env_file`, else $MAILER_ENV_FILE (empty: no file), else ./.env."""
+    if env_file is None:
+        configured = os.environ.get("MAILER_ENV_FILE")
+        env_file = Path.cwd() / ".env" if configured is None else Path(configured)
+    path = env_file
     values: dict[str, str] = {}
-    if path.is_file():
+    if str(path) not in ("", ".") and path.is_file():
         values.update({k: v for k, v in dotenv_values(path).items() if v is not None})
     values.update(os.environ)
     return values
