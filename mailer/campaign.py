@@ -53,7 +53,10 @@ def plan(
         if journal is not None and journal.is_suppressed(contact.email):
             status, reason = Status.SUPPRESSED, "on the do-not-mail list"
         elif contact.needs_review:
-            status, reason = Status.REVIEW, "read from a card image; confirm it with `mailer cards review`"
+            status, reason = (
+                Status.REVIEW,
+                "read from a card image; confirm it with `mailer cards review`",
+            )
         elif journal is not None and not again:
             earlier = journal.mailed_before(contact.email)
             if earlier is not None:
@@ -65,6 +68,8 @@ def plan(
             continue
         yield PlanItem(status, contact.source, contact.email, contact, draft, reason)
     for dup in result.duplicates:
-        yield PlanItem(Status.DUPLICATE, dup.source, dup.email, reason=f"same address as {dup.kept}")
+        yield PlanItem(
+            Status.DUPLICATE, dup.source, dup.email, reason=f"same address as {dup.kept}"
+        )
     for rej in result.rejected:
         yield PlanItem(Status.REJECTED, rej.source, "", reason=rej.reason)

@@ -109,7 +109,9 @@ def smtp_settings(env: Mapping[str, str]) -> SmtpSettings:
 def state_dir(env: Mapping[str, str]) -> Path:
     """MAILER_HOME, else the platform's per-user data directory; created on demand."""
     configured = env.get("MAILER_HOME", "").strip()
-    path = Path(configured).expanduser() if configured else Path(platformdirs.user_data_dir("mailer"))
+    path = (
+        Path(configured).expanduser() if configured else Path(platformdirs.user_data_dir("mailer"))
+    )
     try:
         path.mkdir(parents=True, exist_ok=True)
     except OSError as err:
