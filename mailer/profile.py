@@ -88,7 +88,7 @@ _LINK_FORMS = {
 class Channel:
     network: str  # a key of NETWORKS
     url: str  # the link: https://..., or skype:NAME?chat
-    text: str  # what the mail shows: the handle as people know it, or the URL
+    text: str  # what the mail shows: the handle as people know it (@alex), else the URL
     label: str  # the profile's own label, else the network's
 
     def label_for(self, lang: str) -> str:
@@ -461,5 +461,5 @@ def _link(key: str, value: str, network: Network, phone: Any) -> tuple[str, str]
     handle = value.removeprefix("@")
     if not _HANDLE.fullmatch(handle):
         raise ValueError(value)
-    shown = handle if key in ("linkedin", "xing", "flickr") else f"@{handle}"
-    return _LINK_FORMS[key].format(handle), shown
+    url = _LINK_FORMS[key].format(handle)
+    return url, url if key in ("linkedin", "xing", "flickr") else f"@{handle}"  # known by URL
