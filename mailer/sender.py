@@ -1,0 +1,281 @@
+"""The send loop: K workers, each with one SMTP connection, draining a campaign's queue.
+
+Each worker repeats: take a rate-limit slot, claim the next due row in the
+journal (committed before the SMTP transaction starts), run the transaction,
+record the outcome (committed right after the reply).  The queue is the journal
+itself, streamed one row at a time, so memory does not grow with the campaign.
+After a crash at most K rows are left `claimed`, one per worker; the next run
+reports them as `unknown` (see journal.py).
+
+Outcomes by reply class:
+- 2xx: sent.
+- 4xx, a dropped connection or a timeout: retried in this run after an
+  exponential back-off with jitter, up to `RetryPolicy.attempts` tries, then
+  left `deferred` for `mailer resend`.  421 also closes the connection and
+  makes that worker wait before reconnecting.
+- 5xx: failed, with the server's reply kept.  `ErrorBudget` consecutive
+  failures pause the run: something is wrong with the account or the message.
+- Authentication or TLS failures are `SmtpError`s: the run stops at once,
+  and the claimed row is given back, so nobody is marked.
+
+Ctrl-C (first): no new transactions; the ones in flight finish and are
+recorded.  A second Ctrl-C cancels them; their rows become `unknown`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import signal
+import socket
+import ssl
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+from .config import SmtpSettings
+from .errors import AuthError, SmtpError
+from .journal import Claimed, Journal
+from .models import State
+from .ratelimit import Rate, RateLimiter
+from .transport import Connection, Lost, Reply
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    attempts: int = 3  # tries of a 4xx recipient within one run
+    base: float = 30.0  # first back-off in seconds; doubles with every try
+    cap: float = 600.0
+
+    def delay(self, tries: int) -> float:
+        """Back-off after the `tries`-th failed try, with +-50 % jitter so that
+        retries of many recipients do not arrive together."""
+        return min(self.cap, self.base * 2 ** (tries - 1)) * random.uniform(0.5, 1.5)
+
+
+@dataclass(frozen=True, slots=True)
+class Progress:
+    """A snapshot for progress displays, sent after every outcome."""
+
+    sent: int
+    deferred: int
+    failed: int
+    remaining: int
+    rate: str
+
+
+@dataclass(frozen=True, slots=True)
+class SendSummary:
+    campaign: str
+    counts: dict[State, int]  # the whole campaign in the journal, after the run
+    sent: int  # in this run
+    deferred: int
+    failed: int
+    recovered_unknown: int  # claims of a crashed earlier run, found at the start
+    elapsed: float
+    stopped: str = ""  # "" ran to the end; otherwise why it stopped early
+    logins: int = 0
+
+    @property
+    def complete(self) -> bool:
+        """Everyone reached a final good state: nothing failed, deferred,
+        unknown or still queued."""
+        bad = (State.QUEUED, State.CLAIMED, State.DEFERRED, State.FAILED, State.UNKNOWN)
+        return not self.stopped and all(self.counts[s] == 0 for s in bad)
+
+
+@dataclass
+class _Run:
+    journal: Journal
+    campaign: str
+    limiter: RateLimiter
+    retry: RetryPolicy
+    error_budget: int
+    progress: Callable[[Progress], None] | None
+    remaining: int
+    stop: asyncio.Event = field(default_factory=asyncio.Event)
+    stopped: str = ""
+    sent: int = 0
+    deferred: int = 0
+    failed: int = 0
+    consecutive_failures: int = 0
+    tries: dict[int, int] = field(default_factory=dict)  # row id -> tries in this run
+
+    def halt(self, reason: str) -> None:
+        if not self.stopped:
+            self.stopped = reason
+        self.stop.set()
+
+    async def until_stopped(self, awaitable: Awaitable[object]) -> bool:
+        """Await, unless the run is stopped first; True if it completed."""
+        task = asyncio.ensure_future(awaitable)
+        stopper = asyncio.ensure_future(self.stop.wait())
+        await asyncio.wait((task, stopper), return_when=asyncio.FIRST_COMPLETED)
+        for t in (task, stopper):
+            t.cancel()
+        return task.done() and not task.cancelled()
+
+    def report(self) -> None:
+        if self.progress is not None:
+            self.progress(
+                Progress(self.sent, self.deferred, self.failed, self.remaining, str(self.limiter))
+            )
+
+    async def worker(self, conn: Connection) -> None:
+        try:
+            while not self.stop.is_set():
+                if not conn.connected:
+                    await conn.connect()
+                if self.limiter.wait_time() > 0:
+                    if not await self.until_stopped(self.limiter.acquire()):
+                        return
+                else:
+                    await self.limiter.acquire()
+                row = self.journal.claim(self.campaign)
+                if row is None:
+                    self.limiter.refund()
+                    due = self.journal.next_due(self.campaign)
+                    if due is None:
+                        return
+                    await self.until_stopped(asyncio.sleep(max(0.0, due - time.time())))
+                    continue
+                await self.transact(conn, row)
+        except SmtpError as err:
+            self.halt(str(err))  # the other workers stop after their transaction
+            raise
+        finally:
+            await conn.quit()
+
+    async def transact(self, conn: Connection, row: Claimed) -> None:
+        try:
+            reply = await conn.send(row.sender, row.recipient, row.wire(), smtputf8=row.smtputf8)
+        except Lost as err:
+            self.defer(row, None, str(err))
+            return
+        except SmtpError:
+            self.journal.release(row.id)  # nothing went out with it
+            raise
+        except asyncio.CancelledError:
+            self.journal.mark(row.id, State.UNKNOWN, None, "interrupted during the transaction")
+            raise
+        if 200 <= reply.code < 300:
+            self.journal.mark(row.id, State.SENT, reply.code, reply.text)
+            self.sent += 1
+            self.remaining -= 1
+            self.consecutive_failures = 0
+            self.tries.pop(row.id, None)
+        elif reply.code == 530:  # "authentication required": the account, not the recipient
+            self.journal.release(row.id)
+            raise AuthError(f"The server wants a login before sending: {reply}. "
+                            f"Set MAILER_SMTP_USERNAME and MAILER_SMTP_PASSWORD.")
+        elif 400 <= reply.code < 500:
+            self.defer(row, reply.code, reply.text)
+            if reply.code == 421:  # the server is shedding load: give it a rest
+                await self.until_stopped(asyncio.sleep(self.retry.delay(1)))
+        else:
+            self.journal.mark(row.id, State.FAILED, reply.code, reply.text)
+            self.failed += 1
+            self.remaining -= 1
+            self.tries.pop(row.id, None)
+            self.consecutive_failures += 1
+            if self.consecutive_failures >= self.error_budget:
+                self.halt(
+                    f"paused after {self.consecutive_failures} failures in a row "
+                    f"(last: {Reply(reply.code, reply.text)}); check the replies "
+                    f"(`mailer status`), then run the same command again"
+                )
+        self.report()
+
+    def defer(self, row: Claimed, code: int | None, reply: str) -> None:
+        tries = self.tries.get(row.id, 0) + 1
+        if tries < self.retry.attempts:
+            self.tries[row.id] = tries
+            retry_at = time.time() + self.retry.delay(tries)
+            self.journal.mark(row.id, State.QUEUED, code, reply, retry_at=retry_at)
+        else:
+            self.journal.mark(row.id, State.DEFERRED, code, reply)
+            self.tries.pop(row.id, None)
+            self.deferred += 1
+            self.remaining -= 1
+        self.report()
+
+
+def make_limiter(journal: Journal, rates: tuple[Rate, ...], **kwargs: object) -> RateLimiter:
+    """A limiter that also counts what earlier runs sent within its longest window,
+    so a daily limit holds across reruns."""
+    longest = max((r.per for r in rates), default=0.0)
+    history = journal.sent_since(time.time() - longest) if rates else []
+    return RateLimiter(rates, history=history, **kwargs)  # type: ignore[arg-type]
+
+
+async def send_campaign(
+    journal: Journal,
+    campaign: str,
+    settings: SmtpSettings,
+    *,
+    limiter: RateLimiter,
+    concurrency: int = 1,
+    progress: Callable[[Progress], None] | None = None,
+    retry: RetryPolicy | None = None,
+    error_budget: int = 10,
+    tls_context: ssl.SSLContext | None = None,
+    handle_sigint: bool = False,
+) -> SendSummary:
+    """Send every due queued message of `campaign`; returns the summary.
+    Raises `SmtpError` when the server cannot be used (nobody is marked)."""
+    settings.check_safe()
+    started = time.monotonic()
+    recovered = journal.recover()
+    counts = journal.counts(campaign)
+    run = _Run(journal, campaign, limiter, retry or RetryPolicy(), max(1, error_budget),
+               progress, remaining=counts[State.QUEUED])
+    local_hostname = await asyncio.to_thread(socket.getfqdn)  # once, not per connection
+    k = max(1, min(concurrency, counts[State.QUEUED]))
+    conns = [Connection(settings, tls_context=tls_context, local_hostname=local_hostname)
+             for _ in range(k)]
+    loop = asyncio.get_running_loop()
+    tasks: list[asyncio.Task[None]] = []
+
+    def interrupt() -> None:
+        if run.stop.is_set():
+            for task in tasks:
+                task.cancel()
+        run.halt("interrupted")
+
+    if handle_sigint:
+        loop.add_signal_handler(signal.SIGINT, interrupt)
+    results: list[object] = []
+    try:
+        if counts[State.QUEUED]:
+            await conns[0].connect()  # one login first: a bad password stops here, once
+            tasks.extend(asyncio.create_task(run.worker(c)) for c in conns)
+            results = await asyncio.gather(*tasks, return_exceptions=True)
+    finally:
+        if handle_sigint:
+            loop.remove_signal_handler(signal.SIGINT)
+        for c in conns:
+            c.close()
+        journal.end_run()
+    for result in results:
+        if isinstance(result, SmtpError):
+            raise result
+        if isinstance(result, asyncio.CancelledError):
+            run.halt("interrupted")
+        elif isinstance(result, BaseException):
+            raise result
+    return SendSummary(
+        campaign=campaign,
+        counts=journal.counts(campaign),
+        sent=run.sent,
+        deferred=run.deferred,
+        failed=run.failed,
+        recovered_unknown=recovered,
+        elapsed=time.monotonic() - started,
+        stopped=run.stopped,
+        logins=sum(c.logins for c in conns),
+    )
+
+
+def send_campaign_sync(*args: object, **kwargs: object) -> SendSummary:
+    """`send_campaign` for callers without an event loop."""
+    return asyncio.run(send_campaign(*args, **kwargs))  # type: ignore[arg-type]

@@ -1,0 +1,195 @@
+"""SMTP connections over aiosmtplib, each kept open for many messages.
+
+One `Connection` logs in once and then runs MAIL / RCPT / DATA for message
+after message (logging in per message gets accounts blocked: Gmail answers
+"454 Too many login attempts").  When the server has closed an idle
+connection, or refuses more messages on it, the next message reconnects
+transparently: nothing of that message had been sent yet.
+
+Failures that concern the whole account (cannot connect, TLS, login) raise
+the `SmtpError` subclasses; everything about one recipient comes back as a
+`Reply` (the server's code and text) or as `Lost` (no reply: connection
+dropped or timed out), and the sender decides what each means.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ssl
+from dataclasses import dataclass
+
+import aiosmtplib
+
+from .config import SmtpSettings
+from .errors import AuthError, ConnectError, TlsError
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    code: int
+    text: str
+
+    def __str__(self) -> str:
+        return f"{self.code} {self.text}".strip()
+
+
+class Lost(Exception):
+    """The connection dropped or timed out before the server's reply."""
+
+
+# Our own reply for a recipient the server cannot take at all: RFC 6531 says
+# a client must not send an SMTPUTF8 address to a server that lacks it.
+NO_SMTPUTF8 = Reply(553, "the recipient address needs SMTPUTF8, which this server does not offer")
+
+
+class Connection:
+    """One authenticated SMTP session, reconnected on demand."""
+
+    def __init__(
+        self,
+        settings: SmtpSettings,
+        *,
+        tls_context: ssl.SSLContext | None = None,
+        local_hostname: str = "localhost",
+    ) -> None:
+        self.settings = settings
+        self._tls = tls_context if tls_context is not None else ssl.create_default_context()
+        self._local_hostname = local_hostname
+        self._smtp: aiosmtplib.SMTP | None = None
+        self.logins = 0  # connections opened (each with one login): for reports and tests
+
+    @property
+    def connected(self) -> bool:
+        return self._smtp is not None and self._smtp.is_connected
+
+    async def connect(self) -> None:
+        """Open, secure and log in; raises ConnectError, TlsError or AuthError."""
+        s = self.settings
+        smtp = aiosmtplib.SMTP(
+            hostname=s.host,
+            port=s.port,
+            use_tls=s.security == "tls",
+            start_tls=False,  # done below, so that a failure is reported as TLS
+            tls_context=self._tls,
+            timeout=s.timeout,
+            local_hostname=self._local_hostname,  # looked up once per run, not per connection
+        )
+        where = f"{s.host}:{s.port}"
+        try:
+            await smtp.connect()
+        except aiosmtplib.SMTPConnectError as err:
+            if isinstance(err.__cause__, ssl.SSLError):
+                raise TlsError(f"TLS with {where} failed: {err.__cause__}") from None
+            raise ConnectError(f"Cannot connect to the SMTP server {where}: {err}") from None
+        except (aiosmtplib.SMTPException, OSError) as err:
+            raise ConnectError(f"Cannot connect to the SMTP server {where}: {err}") from None
+        try:
+            if s.security == "starttls":
+                await smtp.starttls()
+        except (aiosmtplib.SMTPException, OSError) as err:
+            smtp.close()
+            cause = err.__cause__ or err
+            raise TlsError(
+                f"STARTTLS with {where} failed: {cause}. Check MAILER_SMTP_SECURITY and "
+                f"MAILER_SMTP_PORT (starttls is usually port 587, tls port 465)."
+            ) from None
+        if s.username:
+            try:
+                await smtp.login(s.username, s.password)
+            except aiosmtplib.SMTPAuthenticationError as err:
+                smtp.close()
+                raise AuthError(
+                    f"{where} refused the login for {s.username}: {err.code} {err.message}. "
+                    f"Check MAILER_SMTP_USERNAME and MAILER_SMTP_PASSWORD (many providers "
+                    f"want an app password)."
+                ) from None
+            except (aiosmtplib.SMTPException, OSError) as err:
+                smtp.close()
+                raise AuthError(f"Cannot log in to {where}: {err}") from None
+        self._smtp = smtp
+        self.logins += 1
+
+    async def send(self, sender: str, recipient: str, message: bytes, *, smtputf8: bool) -> Reply:
+        """One transaction.  Returns the final 250, or the first reply that is
+        not a success; raises `Lost` when no reply came.  Reconnects once,
+        transparently, when the connection was found closed (or answered 421)
+        before anything of this message was sent."""
+        smtputf8 = smtputf8 or not (sender.isascii() and recipient.isascii())
+        for fresh in (False, True):
+            if not self.connected:
+                await self.connect()
+                fresh = True
+            smtp = self._smtp
+            assert smtp is not None
+            options: tuple[bytes, ...] = ()
+            if smtputf8:
+                if not smtp.supports_extension("smtputf8"):
+                    return NO_SMTPUTF8
+                options = (b"SMTPUTF8",)
+            encoding = "utf-8" if smtputf8 else "ascii"
+            try:
+                reply = await smtp.execute_command(
+                    b"MAIL", b"FROM:<" + sender.encode(encoding) + b">", *options
+                )
+            except aiosmtplib.SMTPServerDisconnected:
+                if fresh:
+                    raise Lost("the server closed the connection") from None
+                continue  # closed while idle: reconnect, nothing was sent
+            except aiosmtplib.SMTPTimeoutError:
+                raise Lost(f"no reply to MAIL within {self.settings.timeout:g} s") from None
+            if reply.code == 421 and not fresh:
+                self.close()
+                continue  # per-connection limit reached: a new connection may take it
+            if reply.code != 250:
+                await self._reset()
+                return Reply(reply.code, reply.message)
+            return await self._rest(smtp, recipient.encode(encoding), message)
+        raise AssertionError("unreachable")
+
+    async def _rest(self, smtp: aiosmtplib.SMTP, recipient: bytes, message: bytes) -> Reply:
+        try:
+            reply = await smtp.execute_command(b"RCPT", b"TO:<" + recipient + b">")
+            if reply.code not in (250, 251):
+                await self._reset()
+                return Reply(reply.code, reply.message)
+            try:
+                reply = await smtp.data(message)
+            except aiosmtplib.SMTPDataError as err:
+                if err.code == 421:
+                    self.close()
+                else:
+                    await self._reset()
+                return Reply(err.code, err.message)
+            return Reply(reply.code, reply.message)
+        except aiosmtplib.SMTPServerDisconnected:
+            self.close()
+            raise Lost("the server closed the connection before replying") from None
+        except aiosmtplib.SMTPTimeoutError:
+            self.close()
+            raise Lost(f"no reply within {self.settings.timeout:g} s") from None
+
+    async def _reset(self) -> None:
+        """RSET after a refused step, so the next transaction starts clean."""
+        if not self.connected:
+            return
+        assert self._smtp is not None
+        try:
+            reply = await self._smtp.execute_command(b"RSET")
+        except aiosmtplib.SMTPException:
+            self.close()
+            return
+        if reply.code != 250:
+            self.close()
+
+    def close(self) -> None:
+        if self._smtp is not None:
+            self._smtp.close()
+        self._smtp = None
+
+    async def quit(self) -> None:
+        """Polite end of the session; errors here change nothing."""
+        if self.connected:
+            assert self._smtp is not None
+            with contextlib.suppress(aiosmtplib.SMTPException, OSError):
+                await self._smtp.quit()
+        self.close()

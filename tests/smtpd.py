@@ -1,0 +1,257 @@
+"""A real SMTP server (aiosmtpd) on 127.0.0.1 for tests, with injectable faults.
+
+    with SmtpServer(starttls=True, auth=("user", "secret")) as server:
+        server.fault("slow@example.com", Fault(reply="451 4.7.1 later", times=1))
+        ... send with server.settings() and server.client_tls() ...
+        assert server.recipients() == [...]
+
+It runs in a thread of the test process, so a sender in a subprocess (kill
+tests) talks to it like to any server.  Every accepted message is logged with
+its envelope, Message-ID and raw bytes (`received`); refused, dropped or
+stalled messages are not, because the server did not take them.
+
+Faults, per recipient, optionally only for the first N times:
+- `Fault(reply="450 ...")`: that reply to RCPT TO (stage "rcpt") or to the end
+  of DATA (stage "data");
+- `Fault(action="drop")`: close the connection after the message content
+  arrived, without a reply (a crash or network cut mid-DATA);
+- `Fault(action="stall")`: wait `stall_seconds` without replying (set it past
+  the client's timeout), then drop the connection;
+and per server: `close_after=N` answers the (N+1)-th MAIL on a connection
+with 421 and closes it (a per-connection message limit); `idle_timeout`
+closes connections idle that long.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+import ssl
+import tempfile
+import threading
+from dataclasses import dataclass
+from email.message import EmailMessage
+from email.parser import BytesHeaderParser
+from email.policy import SMTP, SMTPUTF8
+from email.utils import make_msgid
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import trustme
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import SMTP as SMTPServerProtocol
+from aiosmtpd.smtp import AuthResult, Envelope, LoginPassword, Session
+
+from mailer.config import SmtpSettings
+from mailer.models import Draft
+
+# aiosmtpd 1.4 logs a warning about its own legacy attribute on every successful AUTH
+logging.getLogger("mail.log").addFilter(
+    lambda record: "login_data is deprecated" not in record.getMessage()
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Received:
+    mail_from: str
+    rcpt_tos: tuple[str, ...]
+    message_id: str | None
+    data: bytes
+    connection: int  # which connection carried it (1, 2, ...)
+
+
+@dataclass(slots=True)
+class Fault:
+    reply: str = "451 4.3.0 Temporary failure, try again later"
+    stage: str = "rcpt"  # "rcpt" or "data"
+    action: str = "reply"  # "reply", "drop" or "stall"
+    times: int | None = None  # only the first N times; None = always
+
+
+class FaultHandler:
+    """aiosmtpd handler: accepts and logs, unless a fault says otherwise."""
+
+    def __init__(self, close_after: int | None, stall_seconds: float) -> None:
+        self.close_after = close_after
+        self.stall_seconds = stall_seconds
+        self.faults: dict[str, Fault] = {}
+        self.received: list[Received] = []
+        self.connections = 0
+        self.logins = 0
+        self.lock = threading.Lock()
+
+    def take(self, address: str, stage: str) -> Fault | None:
+        with self.lock:
+            fault = self.faults.get(address)
+            if fault is None or fault.stage != stage or fault.times == 0:
+                return None
+            if fault.times is not None:
+                fault.times -= 1
+            return fault
+
+    async def handle_MAIL(self, server: SMTPServerProtocol, session: Session, envelope: Envelope,
+                          address: str, mail_options: list[str]) -> str:
+        if not hasattr(session, "number"):
+            with self.lock:
+                self.connections += 1
+                session.number = self.connections  # type: ignore[attr-defined]
+                session.messages = 0  # type: ignore[attr-defined]
+        if self.close_after is not None and session.messages >= self.close_after:  # type: ignore[attr-defined]
+            asyncio.get_running_loop().call_soon(server.transport.close)  # after the reply
+            return "421 4.7.0 Too many messages on this connection, closing"
+        envelope.mail_from = address
+        envelope.mail_options.extend(mail_options)
+        return "250 OK"
+
+    async def handle_RCPT(self, server: SMTPServerProtocol, session: Session, envelope: Envelope,
+                          address: str, rcpt_options: list[str]) -> str:
+        fault = self.take(address, "rcpt")
+        if fault is not None:
+            return fault.reply
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(self, server: SMTPServerProtocol, session: Session,
+                          envelope: Envelope) -> str:
+        for address in envelope.rcpt_tos:
+            fault = self.take(address, "data")
+            if fault is None:
+                continue
+            if fault.action == "stall":
+                await asyncio.sleep(self.stall_seconds)
+            if fault.action in ("stall", "drop"):
+                server.transport.close()
+                return "451 never seen: the connection is gone"
+            return fault.reply
+        data = envelope.original_content or b""
+        headers = BytesHeaderParser().parsebytes(data)
+        with self.lock:
+            self.received.append(Received(
+                envelope.mail_from or "", tuple(envelope.rcpt_tos), headers.get("Message-ID"),
+                data, session.number,  # type: ignore[attr-defined]
+            ))
+            session.messages += 1  # type: ignore[attr-defined]
+        return "250 2.0.0 OK queued"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class SmtpServer:
+    def __init__(
+        self,
+        *,
+        starttls: bool = False,
+        auth: tuple[str, str] | None = None,
+        smtputf8: bool = True,
+        close_after: int | None = None,
+        idle_timeout: float = 300.0,
+        stall_seconds: float = 3.0,
+    ) -> None:
+        self.handler = FaultHandler(close_after, stall_seconds)
+        self.auth = auth
+        self.starttls = starttls
+        self._tmp = tempfile.TemporaryDirectory(prefix="smtpd-")
+        self.ca_file = Path(self._tmp.name) / "ca.pem"
+        kwargs: dict[str, Any] = {"enable_SMTPUTF8": smtputf8, "timeout": idle_timeout}
+        if starttls:
+            self.ca = trustme.CA()
+            self.ca.cert_pem.write_to_path(str(self.ca_file))
+            server_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+            self.ca.issue_cert("127.0.0.1", "localhost").configure_cert(server_ctx)
+            kwargs.update(tls_context=server_ctx, require_starttls=True)
+        if auth is not None:
+            kwargs.update(authenticator=self._authenticate, auth_required=True,
+                          auth_require_tls=starttls)
+        self.host = "127.0.0.1"
+        self.port = free_port()
+        self._controller = Controller(self.handler, hostname=self.host, port=self.port,
+                                      server_kwargs=kwargs)
+
+    def _authenticate(self, server: SMTPServerProtocol, session: Session, envelope: Envelope,
+                      mechanism: str, auth_data: Any) -> AuthResult:
+        assert self.auth is not None and isinstance(auth_data, LoginPassword)
+        ok = (auth_data.login.decode(), auth_data.password.decode()) == self.auth
+        if ok:
+            with self.handler.lock:
+                self.handler.logins += 1
+        return AuthResult(success=ok)
+
+    def __enter__(self) -> SmtpServer:
+        self._controller.start()
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self._controller.stop()
+        self._tmp.cleanup()
+
+    # -- configuration for clients -------------------------------------------
+
+    def fault(self, address: str, fault: Fault) -> None:
+        with self.handler.lock:
+            self.handler.faults[address] = fault
+
+    def settings(self, *, timeout: float = 5.0, password: str | None = None) -> SmtpSettings:
+        user, secret = self.auth or ("", "")
+        return SmtpSettings(
+            host=self.host, port=self.port, security="starttls" if self.starttls else "none",
+            username=user, password=secret if password is None else password, timeout=timeout,
+        )
+
+    def client_tls(self) -> ssl.SSLContext:
+        """A client context trusting only this server's test CA."""
+        ctx = ssl.create_default_context()
+        if self.starttls:
+            self.ca.configure_trust(ctx)
+        return ctx
+
+    def env(self) -> dict[str, str]:
+        """MAILER_SMTP_* (and SSL_CERT_FILE) for a mailer subprocess."""
+        s = self.settings()
+        env = {"MAILER_SMTP_HOST": s.host, "MAILER_SMTP_PORT": str(s.port),
+               "MAILER_SMTP_SECURITY": s.security, "MAILER_SMTP_USERNAME": s.username,
+               "MAILER_SMTP_PASSWORD": s.password, "MAILER_SMTP_TIMEOUT": str(s.timeout)}
+        if self.starttls:
+            env["SSL_CERT_FILE"] = str(self.ca_file)
+        return env
+
+    # -- what arrived -----------------------------------------------------------
+
+    @property
+    def received(self) -> list[Received]:
+        with self.handler.lock:
+            return list(self.handler.received)
+
+    def recipients(self) -> list[str]:
+        """Every envelope recipient of every accepted message, repeats included."""
+        return [r for m in self.received for r in m.rcpt_tos]
+
+    @property
+    def connections(self) -> int:
+        return self.handler.connections
+
+    @property
+    def logins(self) -> int:
+        return self.handler.logins
+
+
+def make_draft(recipient: str, *, sender: str = "me@example.org", subject: str = "Hello") -> Draft:
+    """A valid one-recipient Draft built directly (no Composer): the payload is
+    an EmailMessage without Date, as message.Composer produces it."""
+    msg = EmailMessage()
+    msg["From"] = sender
+    msg["To"] = recipient
+    msg["Subject"] = subject
+    msg["Message-ID"] = make_msgid(domain=sender.rpartition("@")[2])
+    msg.set_content(f"Hello {recipient},\nhere are my channels.\n")
+    smtputf8 = not recipient.isascii()
+    policy = SMTPUTF8 if smtputf8 else SMTP
+    return Draft(recipient=recipient, sender=sender, message_id=msg["Message-ID"], lang="en",
+                 subject=subject, text=msg.get_content(), html="",
+                 payload=msg.as_bytes(policy=policy), smtputf8=smtputf8)
