@@ -1,1 +1,125 @@
-"""Commands: message (being built)."""
+"""Commands: `card` (print the sender's vCard) and `preview` (the dry run)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from .. import campaign, config
+from ..errors import ConfigError
+from ..journal import Journal
+from ..message import Composer
+from ..preview import PreviewSummary, write_preview
+from ..profile import VCARD_VERSIONS, load_profile
+from .app import handle_errors, main, paths_argument
+
+profile_option = click.option(
+    "--profile",
+    "profile_path",
+    required=True,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Your profile.toml (see profile.example.toml).",
+)
+
+
+@main.command()
+@profile_option
+@click.option(
+    "--version",
+    "version",
+    type=click.Choice(VCARD_VERSIONS),
+    default="3.0",
+    show_default=True,
+    help="vCard version: 3.0 is what most address books import.",
+)
+@handle_errors
+def card(profile_path: Path, version: str) -> None:
+    """Print your vCard, as the mail attaches it."""
+    click.echo(load_profile(profile_path).vcard(version), nl=False)
+
+
+@main.command()
+@paths_argument
+@profile_option
+@click.option(
+    "--out",
+    required=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Folder for the .eml files and index.html.",
+)
+@click.option(
+    "--templates",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    help="Your own templates: one folder per language with subject.txt.j2, body.txt.j2, "
+    "body.html.j2.",
+)
+@click.option("--lang", help="Write every mail in this language (e.g. de, en).")
+@click.option("--campaign", "campaign_name", help="Campaign name (shown with the plan).")
+@click.option("--again", is_flag=True, help="Include people mailed in an earlier campaign.")
+@click.option(
+    "--map",
+    "mappings",
+    multiple=True,
+    metavar="COL=FIELD",
+    help="Read CSV column COL as FIELD (e.g. --map 'E-Mail-Adresse=email'); repeatable.",
+)
+@handle_errors
+def preview(
+    paths: tuple[Path, ...],
+    profile_path: Path,
+    out: Path,
+    templates: Path | None,
+    lang: str | None,
+    campaign_name: str | None,
+    again: bool,
+    mappings: tuple[str, ...],
+) -> None:
+    """Write the mails a send would send as .eml files plus index.html; send nothing."""
+    from ..contacts import load_contacts  # here, so `mailer card` skips the importers' start-up
+
+    profile = load_profile(profile_path)
+    composer = Composer(profile, templates=templates, lang=lang)
+    result = load_contacts(list(paths), mapping=_mapping(mappings), region=profile.region)
+    journal = _open_journal()
+    try:
+        summary = write_preview(campaign.plan(result, composer, journal, again=again), out)
+    finally:
+        if journal is not None:
+            journal.close()
+    _print_summary(summary, campaign_name)
+
+
+def _mapping(pairs: tuple[str, ...]) -> dict[str, str] | None:
+    mapping = {}
+    for pair in pairs:
+        column, sep, field = pair.partition("=")
+        if not sep or not column.strip() or not field.strip():
+            raise ConfigError(f"--map {pair!r}: write it as COLUMN=FIELD, e.g. 'Mail=email'.")
+        mapping[column.strip()] = field.strip()
+    return mapping or None
+
+
+def _open_journal() -> Journal | None:
+    """The journal, if a send has ever run here (a preview never creates one)."""
+    path = config.state_dir(config.environment()) / "journal.sqlite3"
+    return Journal(path) if path.exists() else None
+
+
+def _print_summary(summary: PreviewSummary, campaign_name: str | None) -> None:
+    console = Console()
+    title = f"Preview of campaign {campaign_name!r}" if campaign_name else "Preview"
+    table = Table(title=f"{title}: nothing was sent")
+    for column in ("#", "status", "address", "lang", "from", "note"):
+        table.add_column(column, overflow="fold")
+    for number, item in enumerate(summary.items, 1):
+        cells = (item.email or "-", item.draft.lang if item.draft else "", item.source, item.reason)
+        # Text(), not str: a "[bold]" in a contact's field is data, not rich markup
+        table.add_row(str(number), item.status.value, *(Text(cell) for cell in cells))
+    console.print(table)
+    counts = ", ".join(f"{count} {status.value}" for status, count in summary.counts.items())
+    console.print(f"{summary.total} entries: {counts}. {summary.messages} messages written.")
+    console.print(f"Open {summary.index}", soft_wrap=True, markup=False, highlight=False)

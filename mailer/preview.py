@@ -1,0 +1,142 @@
+"""The dry run: a plan written as one `.eml` per message plus an `index.html`.
+
+The index shows, per entry read, what a send would do with it (new, already
+mailed, duplicate, rejected, suppressed, ...), the language, and the message
+as the recipient would see it (the HTML in a sandboxed frame) beside its
+plain-text part.  Nothing is sent and nothing is recorded in the journal.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+from jinja2 import Environment
+
+from .campaign import PlanItem, Status
+from .errors import ConfigError
+
+
+@dataclass(frozen=True, slots=True)
+class PreviewSummary:
+    index: Path  # the index.html to open
+    messages: int  # .eml files written
+    counts: Mapping[Status, int]  # entries per status, in Status order
+    items: tuple[PlanItem, ...]
+
+    @property
+    def total(self) -> int:
+        return len(self.items)
+
+
+def write_preview(
+    items: Iterable[PlanItem], out: Path, *, date: datetime | None = None
+) -> PreviewSummary:
+    """Write `NNNN-address.eml` for every item with a draft, and `out/index.html`.
+    Messages from an earlier preview in `out` are removed first, so the folder
+    always shows one plan.  `date` is the Date the .eml files carry (default:
+    now; a real send stamps its own)."""
+    when = date if date is not None else datetime.now().astimezone()
+    plan = tuple(items)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        for old in out.glob("[0-9][0-9][0-9][0-9]-*.eml"):
+            old.unlink()
+        rows = []
+        for number, item in enumerate(plan, 1):
+            eml = ""
+            if item.draft is not None:
+                eml = f"{number:04d}-{_file_part(item.email)}.eml"
+                (out / eml).write_bytes(item.draft.wire(when))
+            rows.append({"number": number, "item": item, "eml": eml})
+        counted = Counter(item.status for item in plan)
+        counts = {status: counted[status] for status in Status if counted[status]}
+        index = out / "index.html"
+        index.write_text(
+            _INDEX.render(rows=rows, counts=counts, date=when.strftime("%Y-%m-%d %H:%M %Z")),
+            encoding="utf-8",
+        )
+    except OSError as err:
+        raise ConfigError(f"Cannot write the preview to {out}: {err.strerror}") from None
+    return PreviewSummary(
+        index=index,
+        messages=sum(1 for row in rows if row["eml"]),
+        counts=counts,
+        items=plan,
+    )
+
+
+def _file_part(email: str) -> str:
+    return re.sub(r"[^A-Za-z0-9@._-]+", "_", email)[:80] or "message"
+
+
+# The page shows strangers' data: autoescaped, and a CSP that allows no script, no remote
+# resource; each message's HTML sits in a sandboxed srcdoc frame, which inherits that CSP.
+_INDEX = Environment(autoescape=True, trim_blocks=True, lstrip_blocks=True).from_string(
+    """<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta http-equiv="Content-Security-Policy" content="default-src 'none'; style-src 'unsafe-inline'">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>mailer preview: {{ rows | length }} entries</title>
+<style>
+body { font-family: system-ui, sans-serif; margin: 1.5rem; color: #222; background: #fafafa; }
+table.summary td, table.summary th { padding: .2rem .8rem; text-align: left; }
+section { background: #fff; border: 1px solid #ddd; border-radius: 6px; margin: 1rem 0;
+          padding: .8rem 1rem; }
+h2 { font-size: 1.05rem; margin: 0 0 .4rem; }
+.meta { color: #555; font-size: .9rem; margin: 0 0 .6rem; }
+.status { display: inline-block; padding: 0 .5rem; border-radius: 4px; font-size: .85rem; }
+.s-new { background: #d8f5dd; } .s-already-mailed, .s-duplicate { background: #eee; }
+.s-rejected, .s-render-error { background: #fbd9d9; }
+.s-suppressed { background: #fde8c8; } .s-needs-review { background: #fff3b0; }
+.side { display: flex; flex-wrap: wrap; gap: 1rem; }
+.side > * { flex: 1 1 420px; min-width: 0; }
+iframe { width: 100%; height: 640px; border: 1px solid #ccc; background: #fff; }
+pre { white-space: pre-wrap; overflow-wrap: anywhere; margin: 0; padding: .6rem;
+      border: 1px solid #ccc; background: #fff; font-size: .85rem; }
+</style>
+</head>
+<body>
+<h1>Preview: what a send would do</h1>
+<p class="meta">Written {{ date }}. Nothing was sent.</p>
+<table class="summary">
+<tr><th>status</th><th>entries</th></tr>
+{% for status, count in counts.items() %}
+<tr><td><span class="status s-{{ status.value | replace(' ', '-') }}">{{ status.value }}</span></td>
+<td>{{ count }}</td></tr>
+{% endfor %}
+<tr><th>total</th><th>{{ rows | length }}</th></tr>
+</table>
+{% for row in rows %}
+{% set item = row.item %}
+<section id="entry-{{ row.number }}">
+<h2>{{ row.number }}.
+{% if item.contact and item.contact.name %}{{ item.contact.name }} {% endif %}
+{% if item.email %}&lt;{{ item.email }}&gt;{% else %}(no address){% endif %}
+<span class="status s-{{ item.status.value | replace(' ', '-') }}">{{ item.status.value }}</span>
+</h2>
+<p class="meta">from {{ item.source }}
+{% if item.draft %}
+ &middot; language {{ item.draft.lang }} &middot; <a href="{{ row.eml }}">{{ row.eml }}</a>
+{% endif %}
+{% if item.reason %} &middot; {{ item.reason }}{% endif %}
+</p>
+{% if item.draft %}
+<p class="meta">Subject: <strong>{{ item.draft.subject }}</strong></p>
+<div class="side">
+<iframe sandbox="" title="HTML part for {{ item.email }}" srcdoc="{{ item.draft.html }}"></iframe>
+<pre>{{ item.draft.text }}</pre>
+</div>
+{% endif %}
+</section>
+{% endfor %}
+</body>
+</html>
+"""
+)
