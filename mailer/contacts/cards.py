@@ -1,0 +1,431 @@
+"""Card images and PDF scans -> contacts: the OCR engine, its cache and its worker pool.
+
+RapidOCR (ONNX models shipped inside the `rapidocr` wheel, so nothing is
+downloaded at run time) reads each card; `extract.py` turns the text lines into
+fields.  The engine is the optional extra `mailer[ocr]`, imported only when a
+card is actually read.  OCR results (the lines, not the fields) are cached by
+the file's SHA-256 and the engine version, so a rerun is instant and a better
+extractor still applies to cached cards.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sys
+import tempfile
+from collections.abc import Iterable, Iterator, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from importlib import metadata
+from multiprocessing import get_context
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .. import config
+from ..errors import OcrUnavailable
+from ..models import Contact, Rejected
+from .extract import CardFields, OcrLine, extract, split_name
+
+if TYPE_CHECKING:
+    from PIL import Image
+
+INSTALL_HINT = "pip install 'mailer[ocr]'"
+CARD_SUFFIXES = frozenset(
+    (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif", ".heic", ".heif", ".pdf")
+)
+MAX_SIDE = 2000  # px; RapidOCR scales larger images down to this anyway
+PDF_DPI = 300
+_PREPROCESSING = 1  # bump when page loading changes, so old cache entries are not reused
+
+REVIEW_COLUMNS = (
+    "file",
+    "status",
+    "name",
+    "name_confidence",
+    "title",
+    "title_confidence",
+    "company",
+    "company_confidence",
+    "email",
+    "email_confidence",
+    "other_emails",
+    "phone",
+    "mobile",
+    "fax",
+    "other_phones",
+    "phone_confidence",
+    "website",
+    "website_confidence",
+    "raw_text",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    """One card: an image file, or one page of a PDF scan."""
+
+    path: Path
+    index: int = 0  # 0-based page number
+
+    @property
+    def source(self) -> str:
+        return f"{self.path}#{self.index + 1}"
+
+
+@dataclass(frozen=True, slots=True)
+class CardScan:
+    """The OCR lines of one card, or why it could not be read."""
+
+    source: str
+    lines: tuple[OcrLine, ...] = ()
+    error: str = ""
+
+
+def require_ocr() -> None:
+    """Fail with the install command when the optional OCR engine is missing."""
+    missing = []
+    for module in ("rapidocr", "onnxruntime", "PIL", "pypdfium2"):
+        try:
+            __import__(module)
+        except ImportError:
+            missing.append(module)
+    if missing:
+        raise OcrUnavailable(
+            f"Reading business-card images needs the optional OCR engine "
+            f"(missing: {', '.join(missing)}). Install it with: {INSTALL_HINT}"
+        )
+
+
+def engine_version() -> str:
+    """Names the cache generation: a new engine or model release reads the cards again."""
+    rapid, ort = metadata.version("rapidocr"), metadata.version("onnxruntime")
+    return f"rapidocr-{rapid}_ort-{ort}_prep-{_PREPROCESSING}"
+
+
+def is_card_file(path: Path) -> bool:
+    return path.suffix.lower() in CARD_SUFFIXES
+
+
+def card_pages(paths: Iterable[Path]) -> list[Page]:
+    """One page per image; one per page of a PDF (an unreadable PDF still gets one page,
+    which then reports the error)."""
+    import pypdfium2
+
+    pages: list[Page] = []
+    for path in paths:
+        if path.suffix.lower() != ".pdf":
+            pages.append(Page(path))
+            continue
+        try:
+            document = pypdfium2.PdfDocument(path)
+        except (OSError, pypdfium2.PdfiumError):
+            pages.append(Page(path))
+            continue
+        with document:
+            pages.extend(Page(path, i) for i in range(max(len(document), 1)))
+    return pages
+
+
+def load_page(page: Page) -> Image.Image:
+    """The card as an upright RGB image, at most MAX_SIDE pixels on its long side."""
+    from PIL import Image, ImageOps
+
+    if page.path.suffix.lower() == ".pdf":
+        import pypdfium2
+
+        with pypdfium2.PdfDocument(page.path) as document:
+            pdf_page = document[page.index]
+            width, height = pdf_page.get_size()  # points
+            scale = min(PDF_DPI / 72, MAX_SIDE / max(width, height, 1))
+            image = pdf_page.render(scale=scale).to_pil()
+    else:
+        _register_heif()
+        with Image.open(page.path) as opened:
+            opened.draft("RGB", (MAX_SIDE, MAX_SIDE))  # JPEG: decode at a reduced size, fast
+            image = ImageOps.exif_transpose(opened).convert("RGB")
+    image.thumbnail((MAX_SIDE, MAX_SIDE))
+    return image
+
+
+def _register_heif() -> None:
+    """HEIC photos (iPhone) are readable when the optional pillow-heif is installed."""
+    try:
+        from pillow_heif import register_heif_opener
+    except ImportError:
+        return
+    register_heif_opener()
+
+
+# ---------------------------------------------------------------------- the engine
+
+_engine: Any = None  # one RapidOCR per process: loading the models takes ~1 s
+
+
+def _init_engine(threads: int) -> None:
+    global _engine
+    from rapidocr import RapidOCR
+
+    _engine = RapidOCR(
+        params={
+            "Global.log_level": "error",
+            "EngineConfig.onnxruntime.intra_op_num_threads": threads,
+            "EngineConfig.onnxruntime.inter_op_num_threads": 1,
+        }
+    )
+
+
+def _ocr(page: Page) -> tuple[list[tuple[str, list[list[float]], float]] | None, str]:
+    """Run in a worker: (lines as plain data, "") or (None, why the card is unreadable)."""
+    import pypdfium2
+    from PIL import Image
+
+    try:
+        image = load_page(page)
+    except (OSError, ValueError, Image.DecompressionBombError, pypdfium2.PdfiumError) as err:
+        return None, f"cannot read the image: {err}"
+    result = _engine(image)
+    if result.boxes is None:
+        return [], ""
+    return [
+        (str(text), [[float(x), float(y)] for x, y in box], float(score))
+        for box, text, score in zip(result.boxes, result.txts, result.scores, strict=True)
+    ], ""
+
+
+# ----------------------------------------------------------------------- the cache
+
+
+def _file_digest(path: Path) -> str | None:
+    try:
+        with path.open("rb") as handle:
+            return hashlib.file_digest(handle, "sha256").hexdigest()
+    except OSError:
+        return None
+
+
+def _cache_read(path: Path) -> list[Any] | None:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))["lines"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None  # absent or damaged: read the card again
+
+
+def _cache_write(path: Path, lines: list[Any]) -> None:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(
+            "w", encoding="utf-8", dir=path.parent, delete=False, suffix=".tmp"
+        ) as handle:
+            json.dump({"lines": lines}, handle)
+        os.replace(handle.name, path)
+    except OSError:
+        pass  # a cache that cannot be written only costs time
+
+
+def _as_lines(data: list[Any]) -> tuple[OcrLine, ...]:
+    return tuple(
+        OcrLine(text, tuple((float(x), float(y)) for x, y in box), float(score))
+        for text, box, score in data
+    )
+
+
+# --------------------------------------------------------------------- the pipeline
+
+
+def default_cache_dir() -> Path:
+    return config.state_dir(config.environment()) / "ocr-cache"
+
+
+def scan_cards(
+    paths: Sequence[Path],
+    *,
+    cache_dir: Path | None = None,
+    workers: int | None = None,
+    progress: bool | None = None,
+) -> Iterator[CardScan]:
+    """OCR every card (image or PDF page) in input order; cached cards are not read again.
+
+    Uncached cards are spread over `workers` processes (default: one per core, at most
+    one per card), each with a single-threaded engine so that they do not fight for
+    the cores.  A single card is read in this process with all cores."""
+    require_ocr()
+    cache_root = (cache_dir if cache_dir is not None else default_cache_dir()) / engine_version()
+    pages = card_pages(paths)
+    digests = {path: _file_digest(path) for path in {page.path for page in pages}}
+
+    def cache_file(page: Page) -> Path | None:
+        digest = digests[page.path]
+        return cache_root / f"{digest}-{page.index + 1}.json" if digest else None
+
+    cached: dict[Page, list[Any]] = {}
+    for page in pages:
+        file = cache_file(page)
+        data = _cache_read(file) if file is not None else None
+        if data is not None:
+            cached[page] = data
+    todo = [page for page in pages if page not in cached]
+    count = min(workers or os.cpu_count() or 1, len(todo))
+    show = sys.stderr.isatty() if progress is None else progress
+
+    with _Progress(len(todo), show) as bar, _executor(count) as pool:
+        results = pool.map(_ocr, todo) if pool is not None else map(_ocr, todo)
+        for page in pages:
+            if page in cached:
+                yield CardScan(page.source, _as_lines(cached[page]))
+                continue
+            data, error = next(results)
+            bar.advance()
+            if data is None:
+                yield CardScan(page.source, error=error)
+                continue
+            file = cache_file(page)
+            if file is not None:
+                _cache_write(file, data)
+            yield CardScan(page.source, _as_lines(data))
+
+
+class _executor:
+    """A process pool for two or more workers; None (read in this process) for one."""
+
+    def __init__(self, count: int) -> None:
+        self.count = count
+        self.pool: ProcessPoolExecutor | None = None
+
+    def __enter__(self) -> ProcessPoolExecutor | None:
+        if self.count >= 2:
+            # spawn, not fork: the parent may run threads (progress bar, onnxruntime)
+            self.pool = ProcessPoolExecutor(
+                self.count, mp_context=get_context("spawn"), initializer=_init_engine, initargs=(1,)
+            )
+        elif self.count == 1 and _engine is None:
+            _init_engine(os.cpu_count() or 1)
+        return self.pool
+
+    def __exit__(self, *exc: object) -> None:
+        if self.pool is not None:
+            self.pool.shutdown(cancel_futures=True)
+
+
+class _Progress:
+    """A rich progress bar on stderr, only for a person watching a terminal."""
+
+    def __init__(self, total: int, show: bool) -> None:
+        self.total, self.show, self.bar = total, show and total > 0, None
+        self.task: Any = None
+
+    def __enter__(self) -> _Progress:
+        if self.show:
+            from rich.console import Console
+            from rich.progress import Progress
+
+            self.bar = Progress(console=Console(stderr=True), transient=True)
+            self.bar.start()
+            self.task = self.bar.add_task("Reading cards", total=self.total)
+        return self
+
+    def advance(self) -> None:
+        if self.bar is not None:
+            self.bar.advance(self.task)
+
+    def __exit__(self, *exc: object) -> None:
+        if self.bar is not None:
+            self.bar.stop()
+
+
+# ----------------------------------------------------------------- fields -> contact
+
+
+def review_row(source: str, fields: CardFields | None, error: str = "") -> dict[str, str]:
+    """One row of the review CSV (REVIEW_COLUMNS), as the user will correct it."""
+    row = dict.fromkeys(REVIEW_COLUMNS, "")
+    row["file"] = source
+    if fields is None:
+        row["status"] = error
+        return row
+    phones = {
+        kind: [p for p in fields.phones if p.kind == kind] for kind in ("phone", "mobile", "fax")
+    }
+    firsts = [found[0] for found in phones.values() if found]
+    row.update(
+        status="no e-mail found"
+        if not fields.emails
+        else ("needs review" if fields.needs_review else "ok"),
+        name=fields.name.value,
+        name_confidence=_percent(fields.name.confidence, fields.name.value),
+        title=fields.title.value,
+        title_confidence=_percent(fields.title.confidence, fields.title.value),
+        company=fields.company.value,
+        company_confidence=_percent(fields.company.confidence, fields.company.value),
+        email=fields.email.value,
+        email_confidence=_percent(fields.email.confidence, fields.email.value),
+        other_emails=" ".join(e.value for e in fields.emails[1:]),
+        phone=phones["phone"][0].number if phones["phone"] else "",
+        mobile=phones["mobile"][0].number if phones["mobile"] else "",
+        fax=phones["fax"][0].number if phones["fax"] else "",
+        other_phones=" ".join(p.number for p in fields.phones if p not in firsts),
+        phone_confidence=_percent(min((p.confidence for p in firsts), default=0.0), bool(firsts)),
+        website=fields.website.value,
+        website_confidence=_percent(fields.website.confidence, fields.website.value),
+        raw_text=fields.raw_text,
+    )
+    return row
+
+
+def _percent(confidence: float, present: object) -> str:
+    return f"{confidence:.2f}" if present else ""
+
+
+def to_contact(source: str, fields: CardFields) -> Contact | Rejected:
+    """A contact when the card has a valid e-mail; it needs review when that e-mail is a guess."""
+    if not fields.emails:
+        row = review_row(source, fields)
+        kept = {k: v for k, v in row.items() if v and k not in ("file", "status")}
+        return Rejected(source, "no e-mail address found on the card", kept)
+    given, family = split_name(fields.name.value)
+    ordered = sorted(
+        (p for p in fields.phones if p.kind != "fax"), key=lambda p: p.kind != "mobile"
+    )
+    return Contact(
+        email=fields.email.value,
+        name=fields.name.value,
+        given=given,
+        family=family,
+        emails=tuple(e.value for e in fields.emails),
+        org=fields.company.value,
+        title=fields.title.value,
+        phones=tuple(p.number for p in ordered),
+        website=fields.website.value,
+        source=source,
+        needs_review=fields.needs_review,
+    )
+
+
+def read_cards(
+    paths: Sequence[Path],
+    *,
+    region: str = "DE",
+    cache_dir: Path | None = None,
+    workers: int | None = None,
+) -> Iterator[tuple[str, CardFields | None, str]]:
+    """(source, fields, "") per card, or (source, None, why unreadable)."""
+    for scan in scan_cards(paths, cache_dir=cache_dir, workers=workers):
+        if scan.error:
+            yield scan.source, None, scan.error
+        else:
+            yield scan.source, extract(scan.lines, region=region), ""
+
+
+def iter_cards(
+    paths: Sequence[Path],
+    *,
+    region: str = "DE",
+    cache_dir: Path | None = None,
+    workers: int | None = None,
+) -> Iterator[Contact | Rejected]:
+    """One Contact or Rejected per card, in input order (the contacts dispatcher's entry)."""
+    for source, fields, error in read_cards(
+        paths, region=region, cache_dir=cache_dir, workers=workers
+    ):
+        yield to_contact(source, fields) if fields is not None else Rejected(source, error)

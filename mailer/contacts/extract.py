@@ -1,0 +1,511 @@
+"""Business-card fields from OCR text lines: pure functions, no OCR engine needed.
+
+Input is what an OCR engine returns for one card: text lines with their boxes
+and recognition scores.  Output is a `CardFields` with a confidence per field
+in 0..1, so that the caller can hold back a guess the user has not seen.
+
+The rules come from the typical ways OCR misreads cards ("@" read as "©" or
+"(a", a dot lost before the domain ending) and from how cards are laid out
+(the name is printed large, next to the title, and usually agrees with the
+e-mail's local part; the company carries a legal suffix or the e-mail domain).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import unicodedata
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import phonenumbers
+from email_validator import EmailNotValidError, validate_email
+
+# An e-mail read with less confidence than this is held back until reviewed.
+EMAIL_REVIEW_THRESHOLD = 0.9
+
+# Confidence multipliers for each repair: a repaired address is a guess.
+_REPAIR_AT = 0.8
+_REPAIR_DOT = 0.8
+_REPAIR_DOMAIN = 0.85
+_REPAIR_SPACES = 0.95
+
+
+@dataclass(frozen=True, slots=True)
+class OcrLine:
+    """One recognised text line; `box` holds four (x, y) corners, clockwise from top-left."""
+
+    text: str
+    box: tuple[tuple[float, float], ...]
+    score: float
+
+    @property
+    def height(self) -> float:
+        (x0, y0), (x1, y1), (x2, y2), (x3, y3) = self.box[:4]
+        return (math.dist((x0, y0), (x3, y3)) + math.dist((x1, y1), (x2, y2))) / 2
+
+    @property
+    def center(self) -> tuple[float, float]:
+        return (
+            sum(x for x, _ in self.box) / len(self.box),
+            sum(y for _, y in self.box) / len(self.box),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Field:
+    value: str = ""
+    confidence: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class Phone:
+    number: str  # E.164
+    kind: str  # "mobile", "phone" or "fax"
+    confidence: float
+
+
+@dataclass(frozen=True, slots=True)
+class CardFields:
+    name: Field
+    title: Field
+    company: Field
+    emails: tuple[Field, ...]  # valid addresses, in reading order
+    phones: tuple[Phone, ...]
+    website: Field
+    raw_text: str  # every line, top to bottom, " | " between lines
+
+    @property
+    def email(self) -> Field:
+        return self.emails[0] if self.emails else Field()
+
+    @property
+    def needs_review(self) -> bool:
+        return self.email.confidence < EMAIL_REVIEW_THRESHOLD
+
+
+def clean_text(text: str) -> str:
+    """Drop control/format/separator characters and encoded-word markers; squeeze spaces."""
+    kept = "".join(
+        " " if unicodedata.category(ch) in ("Cc", "Zl", "Zp") else ch
+        for ch in text
+        if unicodedata.category(ch) != "Cf"
+    )
+    return " ".join(kept.replace("=?", "").split())
+
+
+def transliterate(text: str) -> str:
+    """Lower-case ASCII for comparing a name with an address: ü -> ue, é -> e, ß -> ss."""
+    text = text.lower()
+    for umlaut, ascii_ in (("ä", "ae"), ("ö", "oe"), ("ü", "ue"), ("ß", "ss")):
+        text = text.replace(umlaut, ascii_)
+    decomposed = unicodedata.normalize("NFKD", text)
+    return "".join(ch for ch in decomposed if not unicodedata.combining(ch))
+
+
+def _letters(text: str) -> str:
+    return re.sub(r"[^a-z0-9]", "", transliterate(text))
+
+
+# ---------------------------------------------------------------- e-mail and web
+
+# OCR readings of "@" (the copyright sign, "(a)", "(a") and spelled-out forms.
+_AT_LOOKALIKES = re.compile(r"\s*(?:©|®|\(a\)|\(a|\[at\]|\(at\))\s*", re.IGNORECASE)
+_EMAIL = re.compile(r"[A-Za-z0-9][A-Za-z0-9._%+'-]*@[A-Za-z0-9][A-Za-z0-9.-]*[A-Za-z0-9]")
+_EMAIL_LABEL = re.compile(r"^\s*(?:e-?mail|mail|e)\s*[:.]?\s*", re.IGNORECASE)
+
+
+def _wordset(words: str) -> frozenset[str]:
+    return frozenset(words.split())
+
+
+_TLDS = _wordset(
+    "com net org de at ch eu uk io co info biz br fr it es nl be pl us ca au in jp cn ru se "
+    "no dk fi cz pt ar mx tr app dev ai me tv gov edu online shop tech berlin"
+)
+# Second-level endings under a country code, as in "beltis.com.br" or "acme.co.uk".
+_SECOND_LEVEL = ("com", "co", "org", "net", "gov", "edu")
+_TLD_MISREADS = {"corn": "com", "c0m": "com", "cam": "com", "ccm": "com", "dc": "de"}
+_WEBSITE = re.compile(
+    r"(?<![@\w.])((?:https?://)?(?:www\.)?[a-z0-9][a-z0-9-]*(?:\.[a-z0-9-]+)*"
+    r"\.([a-z]{2,})(?:/[^\s]*)?)(?![\w@])",
+    re.IGNORECASE,
+)
+
+
+def _domain_of(website: str) -> str:
+    host = re.sub(r"^https?://", "", website.lower()).split("/")[0]
+    return host.removeprefix("www.")
+
+
+def find_website(lines: Sequence[OcrLine]) -> Field:
+    """The first web address: "www."/"http" forms beat bare domains."""
+    best = Field()
+    for line in lines:
+        if "@" in line.text:
+            continue
+        for match in _WEBSITE.finditer(line.text):
+            if match.group(2).lower() not in _TLDS:
+                continue
+            url = match.group(1).rstrip(".,;").lower()
+            explicit = url.startswith(("www.", "http"))
+            confidence = line.score * (0.95 if explicit else 0.75)
+            if confidence > best.confidence:
+                best = Field(url, round(confidence, 3))
+    return best
+
+
+def _restore_dot(domain: str) -> tuple[str, bool]:
+    """Put back a dot the OCR lost before the domain ending ("contosocom" -> "contoso.com")."""
+    labels = domain.split(".")
+    if labels[-1] in _TLD_MISREADS:
+        labels[-1] = _TLD_MISREADS[labels[-1]]
+        return ".".join(labels), True
+    if len(labels) == 1:
+        for tld in sorted(_TLDS, key=len, reverse=True):
+            if domain.endswith(tld) and len(domain) - len(tld) >= 2:
+                return f"{domain[: -len(tld)]}.{tld}", True
+        return domain, False
+    if len(labels[-1]) == 2 and labels[-2] not in _SECOND_LEVEL:
+        for ending in _SECOND_LEVEL:
+            stem = labels[-2]
+            if stem.endswith(ending) and len(stem) - len(ending) >= 2:
+                labels[-2:] = [stem[: -len(ending)], ending, labels[-1]]
+                return ".".join(labels), True
+    return domain, False
+
+
+def _edit_distance(a: str, b: str) -> int:
+    previous = list(range(len(b) + 1))
+    for i, ca in enumerate(a, 1):
+        current = [i]
+        for j, cb in enumerate(b, 1):
+            current.append(min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (ca != cb)))
+        previous = current
+    return previous[-1]
+
+
+def _repair_email(candidate: str, site_domain: str) -> tuple[str, float]:
+    """Fix the domain against the card's web site and common OCR slips; return (address, factor)."""
+    local, _, domain = candidate.rpartition("@")
+    domain = domain.lower().rstrip(".")
+    factor = 1.0
+    if site_domain and domain != site_domain:
+        if domain.replace(".", "") == site_domain.replace(".", ""):
+            return f"{local}@{site_domain}", _REPAIR_DOT * 1.15  # confirmed by the web site
+        if len(site_domain) >= 6 and _edit_distance(domain, site_domain) <= 2:
+            return f"{local}@{site_domain}", _REPAIR_DOMAIN
+    if "." not in domain or domain.split(".")[-1] not in _TLDS:
+        domain, repaired = _restore_dot(domain)
+        if repaired:
+            factor *= _REPAIR_DOT
+    return f"{local}@{domain}", factor
+
+
+def _validated(address: str) -> str | None:
+    try:
+        return validate_email(address, check_deliverability=False).normalized
+    except EmailNotValidError:
+        return None
+
+
+def find_emails(lines: Sequence[OcrLine], website: Field) -> tuple[Field, ...]:
+    """Every valid address on the card, repaired where OCR slipped, in reading order."""
+    site_domain = _domain_of(website.value) if website.value else ""
+    found: dict[str, Field] = {}
+    for line in lines:
+        text = _EMAIL_LABEL.sub("", line.text)
+        factor = 1.0
+        if "@" not in text:
+            repaired = _AT_LOOKALIKES.sub("@", text)
+            if repaired == text or not _EMAIL.search(repaired):
+                continue
+            text, factor = repaired, _REPAIR_AT
+        squeezed = re.sub(r"\s*([@.])\s*", r"\1", text)
+        if squeezed != text and not _EMAIL.search(text):
+            text, factor = squeezed, factor * _REPAIR_SPACES
+        for match in _EMAIL.finditer(text):
+            address, repair = _repair_email(match.group(0).rstrip("."), site_domain)
+            valid = _validated(address)
+            if valid is None:
+                continue
+            confidence = min(1.0, line.score * factor * repair)
+            if valid not in found or found[valid].confidence < confidence:
+                found[valid] = Field(valid, round(confidence, 3))
+    return tuple(found.values())
+
+
+# ------------------------------------------------------------------------ phones
+
+_LABEL = re.compile(
+    r"(?P<mobile>mobil\w*|mob|handy|cell\w*|cel|m)|(?P<fax>fax|telefax|f)"
+    r"|(?P<phone>tel\w*|phone|fon|fone|t|p|office|büro)",
+    re.IGNORECASE,
+)
+
+
+def _label_kind(prefix: str) -> str | None:
+    """The kind named by the labels just before a number ("Tel./Fax" counts as a phone)."""
+    kinds = [
+        next(k for k, v in m.groupdict().items() if v)
+        for m in re.finditer(rf"(?<![^\W\d_])(?:{_LABEL.pattern})(?![^\W\d_])", prefix, re.I)
+    ]
+    if not kinds:
+        return None
+    if "phone" in kinds and "fax" in kinds:
+        return "phone"
+    return kinds[-1]
+
+
+_POSTCODE_LABEL = re.compile(r"(?:cep|plz|zip|postcode)\W*$", re.IGNORECASE)
+
+
+def find_phones(lines: Sequence[OcrLine], region: str) -> tuple[Phone, ...]:
+    """Numbers in E.164 with their kind, from the label or else the numbering plan.
+    Numbers that are possible but not valid (fictitious, or an outdated plan) are kept
+    with a lower confidence when they carry an area code: the card printed them as such."""
+    phones: dict[str, Phone] = {}
+    for line in lines:
+        if "@" in line.text or re.search(r"www\.|https?://", line.text, re.I):
+            continue
+        start = 0
+        matches = phonenumbers.PhoneNumberMatcher(
+            line.text, region, leniency=phonenumbers.Leniency.POSSIBLE
+        )
+        for match in matches:
+            prefix, start = line.text[start : match.start], match.end
+            if _POSTCODE_LABEL.search(prefix):
+                continue
+            kind = _label_kind(prefix)
+            valid = phonenumbers.is_valid_number(match.number)
+            digits = sum(ch.isdigit() for ch in match.raw_string)
+            if not valid and not (match.raw_string[0] in "+(0" or digits >= 10):
+                continue  # a local number without its area code: no E.164 form to give
+            confidence = line.score * (1.0 if kind else 0.9) * (1.0 if valid else 0.7)
+            if kind is None:
+                mobile = (
+                    phonenumbers.number_type(match.number) == phonenumbers.PhoneNumberType.MOBILE
+                )
+                kind = "mobile" if mobile else "phone"
+            number = phonenumbers.format_number(match.number, phonenumbers.PhoneNumberFormat.E164)
+            if number not in phones:
+                phones[number] = Phone(number, kind, round(confidence, 3))
+    return tuple(phones.values())
+
+
+# ------------------------------------------------------------- name, title, company
+
+_LEGAL_SUFFIX = re.compile(
+    r"(?<!\w)(?:GmbH|mbH|AG|KG|KGaA|OHG|UG|GbR|SE|e\.\s?V\.|e\.\s?K\.|Ltd\.?|Limited|Inc\.?"
+    r"|LLC|LLP|plc|Corp\.?|Co\.|S\.A\.|SA|S\.L\.|Ltda\.?|S/A|EIRELI|B\.V\.|N\.V\.|Oy|AB|ApS"
+    r"|S\.r\.l\.|S\.p\.A\.|SARL|SAS|Pty)(?!\w)"
+)
+_TITLE_WORDS = _wordset(
+    "manager managerin director head lead engineer developer researcher scientist consultant "
+    "advisor officer ceo cto cfo coo cmo founder co-founder owner partner president vp "
+    "architect designer analyst specialist assistant professor student intern sales account "
+    "geschäftsführer geschäftsführerin leiter leiterin berater beraterin entwickler "
+    "entwicklerin ingenieur ingenieurin inhaber inhaberin vertrieb referent referentin "
+    "projektleiter projektleiterin vorstand prokurist sachbearbeiter diretor diretora gerente "
+    "consultor consultora analista coordenador coordenadora sócio sócia vendedor "
+    "representante directeur directrice responsable jefe"
+)
+_NOT_NAME_WORDS = _wordset(
+    "solutions solution services service consulting security systems software technologies "
+    "technology group holding department abteilung gmbh street straße strasse str weg platz "
+    "allee road avenue lane rua avenida av department team office büro the und and"
+)
+_NAME_PREFIXES = _wordset("dr dr. prof prof. mr mr. mrs mrs. ms ms. dipl.-ing. ing.")
+_PARTICLES = _wordset("von van der de da do dos das di du del la le zu")
+_FREEMAIL = _wordset(
+    "gmail googlemail hotmail outlook live yahoo gmx web t-online icloud me mail aol posteo "
+    "freenet proton protonmail terra uol bol r7 ig example"
+)
+
+
+def _has_title_word(text: str) -> bool:
+    words = re.findall(r"[^\W\d_][\w-]*", text.lower())
+    return any(word in _TITLE_WORDS for word in words)
+
+
+def _name_shape(text: str) -> bool:
+    """Two to four capitalised words of letters, optionally after "Dr."/"Prof."."""
+    words = text.split()
+    while words and words[0].lower() in _NAME_PREFIXES:
+        words = words[1:]
+    if not 2 <= len(words) <= 4 or words[0].lower() in _PARTICLES:
+        return False
+    if words[-1].lower() in _PARTICLES:
+        return False
+    for word in words:
+        if word.lower() in _PARTICLES:
+            continue
+        if not re.fullmatch(r"[^\W\d_]+(?:[-'][^\W\d_]+)*\.?", word) or not word[0].isupper():
+            return False
+        if word.lower().rstrip(".") in _NOT_NAME_WORDS:
+            return False
+    return not _has_title_word(text)
+
+
+def split_name(name: str) -> tuple[str, str]:
+    """(given, family) of a printed name, without "Dr."/"Prof."; the last word is the family."""
+    words = [w for w in name.split() if w.lower() not in _NAME_PREFIXES]
+    if len(words) < 2:
+        return "", ""
+    return " ".join(words[:-1]), words[-1]
+
+
+def name_agreement(name: str, local_part: str) -> int:
+    """How many words of the name (transliterated, three letters or more) the address contains."""
+    local = transliterate(local_part)
+    words = [transliterate(w).strip(".") for w in name.split() if w.lower() not in _NAME_PREFIXES]
+    return sum(1 for w in words if len(w) >= 3 and w in local)
+
+
+def _company_like(line: OcrLine, domains: Sequence[str]) -> bool:
+    """The line spells (part of) the e-mail or web domain, as a logo usually does."""
+    letters = _letters(line.text)
+    return len(letters) >= 3 and any(letters in d or d in letters for d in domains if d)
+
+
+def _domain_labels(emails: Sequence[Field], website: Field) -> list[str]:
+    """Letters of the domains' main labels ("contoso" for www.contoso.com), freemail left out."""
+    labels = []
+    hosts = [e.value.rpartition("@")[2] for e in emails]
+    if website.value:
+        hosts.append(_domain_of(website.value))
+    for host in hosts:
+        parts = [p for p in host.split(".") if p not in _TLDS and p not in _SECOND_LEVEL]
+        if parts and parts[-1] not in _FREEMAIL:
+            labels.append(_letters(parts[-1]))
+    return labels
+
+
+def _is_other_field(line: OcrLine, region: str) -> bool:
+    text = line.text
+    return (
+        "@" in text
+        or bool(_WEBSITE.search(text) and re.search(r"www|http|\.(com|de|net|org)\b", text, re.I))
+        or any(True for _ in phonenumbers.PhoneNumberMatcher(text, region))
+        or sum(ch.isdigit() for ch in text) >= 4
+    )
+
+
+def find_name(
+    lines: Sequence[OcrLine], emails: Sequence[Field], website: Field, region: str
+) -> tuple[Field, OcrLine | None]:
+    """The person's name: a name-shaped line, scored by size, agreement with the e-mail's
+    local part, a job title beside it and the contact block below it."""
+    if not lines:
+        return Field(), None
+    domains = _domain_labels(emails, website)
+    locals_ = [e.value.rpartition("@")[0] for e in emails]
+    plain = [ln for ln in lines if not _company_like(ln, [*domains, *map(_letters, locals_)])]
+    tallest = max((ln.height for ln in plain), default=max(ln.height for ln in lines))
+    best, best_score = None, 0.0
+    for line in lines:
+        if (
+            not _name_shape(line.text)
+            or _company_like(line, domains)
+            or _LEGAL_SUFFIX.search(line.text)
+        ):
+            continue
+        score = min(1.0, line.height / tallest)
+        agreement = max((name_agreement(line.text, local) for local in locals_), default=0)
+        score += 2.0 * min(agreement, 1) + 0.5 * max(agreement - 1, 0)
+        neighbours = sorted(
+            (ln for ln in lines if ln is not line),
+            key=lambda ln: (
+                abs(ln.center[1] - line.center[1]) + abs(ln.center[0] - line.center[0]) / 4
+            ),
+        )[:2]
+        if any(_has_title_word(ln.text) for ln in neighbours):
+            score += 0.6
+        if any(_is_other_field(ln, region) for ln in neighbours[:1]):
+            score += 0.5
+        if line.text.isupper():
+            score -= 0.3
+        if score > best_score:
+            best, best_score = line, score
+    if best is None or best_score < 1.0:
+        return Field(), None
+    confidence = 0.95 if best_score >= 2.0 else 0.5 + 0.2 * min(best_score - 1.0, 1.0)
+    return Field(best.text, round(confidence * best.score, 3)), best
+
+
+def find_title(lines: Sequence[OcrLine], name_line: OcrLine | None, region: str) -> Field:
+    """The job title: the line nearest the name, or failing a name a line with a title word."""
+    candidates = [
+        ln
+        for ln in lines
+        if ln is not name_line
+        and not _is_other_field(ln, region)
+        and not _LEGAL_SUFFIX.search(ln.text)
+        and re.search(r"[^\W\d_]{2}", ln.text)
+    ]
+    if name_line is None:
+        titled = [ln for ln in candidates if _has_title_word(ln.text)]
+        return Field(titled[0].text, round(0.6 * titled[0].score, 3)) if titled else Field()
+    nx, ny = name_line.center
+
+    def distance(line: OcrLine) -> float:
+        return abs(line.center[1] - ny) + abs(line.center[0] - nx) / 4
+
+    near = [ln for ln in candidates if distance(ln) <= 2.5 * name_line.height]
+    if not near:
+        return Field()
+    titled = [ln for ln in near if _has_title_word(ln.text)]
+    line = min(titled or near, key=distance)
+    return Field(line.text, round((0.9 if titled else 0.6) * line.score, 3))
+
+
+def find_company(lines: Sequence[OcrLine], emails: Sequence[Field], website: Field) -> Field:
+    """A line with a legal suffix, else the line(s) spelling the domain (a logo split over
+    consecutive lines is joined), else the e-mail domain itself."""
+    for line in lines:
+        if _LEGAL_SUFFIX.search(line.text) and "@" not in line.text:
+            return Field(line.text, round(0.9 * line.score, 3))
+    domains = _domain_labels(emails, website)
+    spelled = [
+        i
+        for i, ln in enumerate(lines)
+        if _company_like(ln, domains) and not _is_other_field(ln, "DE")
+    ]
+    if spelled:
+
+        def overlap(i: int) -> int:
+            letters = _letters(lines[i].text)
+            return max(min(len(letters), len(d)) for d in domains if letters in d or d in letters)
+
+        best = max(spelled, key=lambda i: (overlap(i), lines[i].height))
+        run = [best]
+        while run[-1] + 1 in spelled:
+            run.append(run[-1] + 1)
+        while run[0] - 1 in spelled:
+            run.insert(0, run[0] - 1)
+        text = " ".join(lines[i].text for i in run)
+        return Field(text, round(0.7 * min(lines[i].score for i in run), 3))
+    email_domains = _domain_labels(emails, Field())
+    if email_domains:
+        return Field(email_domains[0].capitalize(), 0.4)
+    return Field()
+
+
+def extract(lines: Sequence[OcrLine], *, region: str = "DE") -> CardFields:
+    """All fields of one card from its OCR lines (any order; sorted top to bottom here)."""
+    ordered = sorted(
+        (OcrLine(clean_text(ln.text), ln.box, ln.score) for ln in lines if clean_text(ln.text)),
+        key=lambda ln: (ln.center[1], ln.center[0]),
+    )
+    website = find_website(ordered)
+    emails = find_emails(ordered, website)
+    name, name_line = find_name(ordered, emails, website, region)
+    return CardFields(
+        name=name,
+        title=find_title(ordered, name_line, region),
+        company=find_company(ordered, emails, website),
+        emails=emails,
+        phones=find_phones(ordered, region),
+        website=website,
+        raw_text=" | ".join(ln.text for ln in ordered),
+    )
