@@ -313,8 +313,11 @@ def systemd_units(job: Job) -> dict[str, str]:
         if job.mailer_home
         else ""
     )
-    # ExecStart expands $VAR, so a literal $ is doubled there
-    exec_start = " ".join(_systemd_quote(arg.replace("$", "$$")) for arg in job.command)
+    # ExecStart expands $VAR in the arguments (not in the program path): $$ is a literal $
+    program, *args = job.command
+    exec_start = " ".join(
+        [_systemd_quote(program), *(_systemd_quote(arg.replace("$", "$$")) for arg in args)]
+    )
     service = (
         "[Unit]\n"
         "Description=mailer: send scheduled campaigns and retry deferred recipients\n\n"
@@ -324,11 +327,12 @@ def systemd_units(job: Job) -> dict[str, str]:
         f"{environment}"
         f"ExecStart={exec_start}\n"
     )
+    on_calendar = "*:00" if job.every_minutes == 60 else f"*:0/{job.every_minutes}"
     timer = (
         "[Unit]\n"
         f"Description=Run mailer run-due every {job.every_minutes} minutes\n\n"
         "[Timer]\n"
-        f"OnCalendar=*:0/{job.every_minutes}\n"
+        f"OnCalendar={on_calendar}\n"
         "Persistent=true\n\n"
         "[Install]\n"
         "WantedBy=timers.target\n"
@@ -395,14 +399,15 @@ def remove(kind: Kind, tools: Tools) -> Outcome:
     if not any(path.exists() for path in paths):
         return Outcome(f"There is no {UNIT} timer in {tools.unit_dir}; nothing to remove.")
     why, manual = _systemctl(tools, ["disable", "--now", f"{UNIT}.timer"])
-    if manual:  # deleting the files first would leave systemd with an unknown, enabled timer
-        delete = shlex.join(["rm", "-f", *map(str, paths)])
-        return Outcome(
-            f"Could not stop the timer: {why} Nothing was deleted.",
-            (*manual, delete, "systemctl --user daemon-reload"),
-        )
+    if manual:  # systemd unreachable: undo `enable` ourselves, as disable would have
+        (tools.unit_dir / "timers.target.wants" / f"{UNIT}.timer").unlink(missing_ok=True)
     for path in paths:
         path.unlink(missing_ok=True)
+    if manual:
+        return Outcome(
+            f"Deleted the {UNIT} unit files, but could not tell systemd: {why}",
+            (f"systemctl --user stop {UNIT}.timer", "systemctl --user daemon-reload"),
+        )
     _, manual = _systemctl(tools, ["daemon-reload"])
     return Outcome(f"Stopped the timer and deleted the {UNIT} unit files.", manual)
 
@@ -466,7 +471,8 @@ def _systemctl(tools: Tools, *steps: list[str]) -> tuple[str, tuple[str, ...]]:
         else:
             if result.returncode == 0:
                 continue
-            why = f"`{shlex.join(command)}` failed: {result.stderr.strip() or result.returncode}"
+            detail = "; ".join(result.stderr.split("\n")).strip("; ") or f"exit {result.returncode}"
+            why = f"`{shlex.join(command)}` failed: {detail}"
         return why, tuple(shlex.join(["systemctl", "--user", *s]) for s in steps[done:])
     return "", ()
 
