@@ -167,17 +167,12 @@ class Profile:
             )
             adr.type_param = "work" if v4 else "WORK"
         if self.photo is not None:
-            encoded = base64.b64encode(self.photo.data).decode("ascii")
             if v4:
+                encoded = base64.b64encode(self.photo.data).decode("ascii")
                 card.add("photo").value = f"data:{self.photo.mime};base64,{encoded}"
-            else:
-                _add(
-                    card,
-                    "photo",
-                    encoded,
-                    encoding_param="b",
-                    type_param=self.photo.mime[6:].upper(),
-                )
+            else:  # vobject base64-encodes the bytes itself
+                mime_type = self.photo.mime.removeprefix("image/").upper()
+                _add(card, "photo", self.photo.data, encoding_param="b", type_param=mime_type)
         item = 0
         for channel in self.channels:
             network = NETWORKS[channel.network]
@@ -195,7 +190,7 @@ class Profile:
         return card.serialize()
 
 
-def _add(card: Any, name: str, value: str, **params: str | list[str]) -> None:
+def _add(card: Any, name: str, value: str | bytes, **params: str | list[str]) -> None:
     prop = card.add(name)
     prop.value = value
     for key, param in params.items():
