@@ -93,9 +93,14 @@ class Connection:
                 f"STARTTLS with {where} failed: {cause}. Check MAILER_SMTP_SECURITY and "
                 f"MAILER_SMTP_PORT (starttls is usually port 587, tls port 465)."
             ) from None
+        try:
+            await self._greet(smtp)  # EHLO (again, after STARTTLS): extensions and AUTH methods
+        except (aiosmtplib.SMTPException, OSError) as err:
+            smtp.close()
+            raise ConnectError(f"{where} does not accept EHLO or HELO: {err}") from None
         if s.username:
             try:
-                await smtp.login(s.username, s.password)
+                await self._login(smtp)
             except aiosmtplib.SMTPAuthenticationError as err:
                 smtp.close()
                 raise AuthError(
@@ -108,6 +113,25 @@ class Connection:
                 raise AuthError(f"Cannot log in to {where}: {err}") from None
         self._smtp = smtp
         self.logins += 1
+
+    @staticmethod
+    async def _greet(smtp: aiosmtplib.SMTP) -> None:
+        if smtp.is_ehlo_or_helo_needed:
+            try:
+                await smtp.ehlo()
+            except aiosmtplib.SMTPHeloError:
+                await smtp.helo()
+
+    async def _login(self, smtp: aiosmtplib.SMTP) -> None:
+        """One AUTH attempt, PLAIN when offered: trying every mechanism with a
+        wrong password only adds failed logins to the account's record."""
+        methods = smtp.server_auth_methods
+        if "plain" in methods:
+            await smtp.auth_plain(self.settings.username, self.settings.password)
+        elif "login" in methods:
+            await smtp.auth_login(self.settings.username, self.settings.password)
+        else:
+            await smtp.login(self.settings.username, self.settings.password)
 
     async def send(self, sender: str, recipient: str, message: bytes, *, smtputf8: bool) -> Reply:
         """One transaction.  Returns the final 250, or the first reply that is

@@ -19,7 +19,8 @@ Faults, per recipient, optionally only for the first N times:
   the client's timeout), then drop the connection;
 and per server: `close_after=N` answers the (N+1)-th MAIL on a connection
 with 421 and closes it (a per-connection message limit); `idle_timeout`
-closes connections idle that long.
+closes connections idle that long; `data_delay` makes every end-of-DATA reply
+wait (so that transactions are in flight when a test interrupts the sender).
 """
 
 from __future__ import annotations
@@ -73,9 +74,10 @@ class Fault:
 class FaultHandler:
     """aiosmtpd handler: accepts and logs, unless a fault says otherwise."""
 
-    def __init__(self, close_after: int | None, stall_seconds: float) -> None:
+    def __init__(self, close_after: int | None, stall_seconds: float, data_delay: float) -> None:
         self.close_after = close_after
         self.stall_seconds = stall_seconds
+        self.data_delay = data_delay
         self.faults: dict[str, Fault] = {}
         self.received: list[Received] = []
         self.connections = 0
@@ -115,6 +117,8 @@ class FaultHandler:
 
     async def handle_DATA(self, server: SMTPServerProtocol, session: Session,
                           envelope: Envelope) -> str:
+        if self.data_delay:
+            await asyncio.sleep(self.data_delay)
         for address in envelope.rcpt_tos:
             fault = self.take(address, "data")
             if fault is None:
@@ -152,8 +156,9 @@ class SmtpServer:
         close_after: int | None = None,
         idle_timeout: float = 300.0,
         stall_seconds: float = 3.0,
+        data_delay: float = 0.0,
     ) -> None:
-        self.handler = FaultHandler(close_after, stall_seconds)
+        self.handler = FaultHandler(close_after, stall_seconds, data_delay)
         self.auth = auth
         self.starttls = starttls
         self._tmp = tempfile.TemporaryDirectory(prefix="smtpd-")
@@ -171,7 +176,7 @@ class SmtpServer:
         self.host = "127.0.0.1"
         self.port = free_port()
         self._controller = Controller(self.handler, hostname=self.host, port=self.port,
-                                      server_kwargs=kwargs)
+                                      **kwargs)
 
     def _authenticate(self, server: SMTPServerProtocol, session: Session, envelope: Envelope,
                       mechanism: str, auth_data: Any) -> AuthResult:
@@ -180,7 +185,7 @@ class SmtpServer:
         if ok:
             with self.handler.lock:
                 self.handler.logins += 1
-        return AuthResult(success=ok)
+        return AuthResult(success=ok, handled=False)  # handled=False: aiosmtpd sends the 535
 
     def __enter__(self) -> SmtpServer:
         self._controller.start()

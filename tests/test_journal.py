@@ -1,0 +1,184 @@
+"""The journal on real SQLite files: dedupe, suppression, claims, crash recovery."""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from mailer.errors import JournalError
+from mailer.journal import Journal, address_key
+from mailer.models import State
+from tests.smtpd import make_draft
+
+PROJECT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def journal(tmp_path: Path) -> Journal:
+    with Journal(tmp_path / "journal.sqlite3") as j:
+        yield j
+
+
+def drafts(*names: str) -> list:
+    return [make_draft(f"{n}@example.com") for n in names]
+
+
+def test_wal_mode_and_schema_on_disk(tmp_path: Path) -> None:
+    Journal(tmp_path / "j.sqlite3").close()
+    db = sqlite3.connect(tmp_path / "j.sqlite3")
+    assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+def test_address_key_folds_the_domain_only() -> None:
+    assert address_key("Anna.B@Example.COM") == "Anna.B@example.com"
+    assert address_key("anna.b@example.com") != address_key("Anna.B@example.com")
+
+
+def test_enqueue_dedupes_per_campaign_and_keeps_the_payload(journal: Journal) -> None:
+    first = drafts("a", "b")
+    assert journal.enqueue("c1", first) == 2
+    again = [*drafts("a"), make_draft("b@EXAMPLE.com"), *drafts("c")]
+    assert journal.enqueue("c1", again) == 1  # only c is new
+    assert journal.enqueue("c2", drafts("a")) == 1  # another campaign is another queue
+    row = journal.claim("c1")
+    assert row is not None
+    assert row.payload == first[0].payload and row.message_id == first[0].message_id
+    assert row.wire().startswith(b"Date: ") and row.wire().endswith(first[0].payload)
+    assert journal.counts("c1")[State.QUEUED] == 2
+
+
+def test_enqueue_streams_more_than_one_batch(journal: Journal) -> None:
+    gen = (make_draft(f"p{i}@example.org") for i in range(1203))
+    assert journal.enqueue("big", gen) == 1203
+    assert journal.counts("big")[State.QUEUED] == 1203
+
+
+def test_mailed_before_counts_only_sent_and_ignores_domain_case(journal: Journal) -> None:
+    journal.enqueue("spring", drafts("a", "b"))
+    a = journal.claim("spring")
+    b = journal.claim("spring")
+    assert a is not None and b is not None
+    journal.mark(a.id, State.SENT, 250, "ok")
+    journal.mark(b.id, State.FAILED, 550, "no such user")
+    assert journal.mailed_before("a@EXAMPLE.COM") == "spring"
+    assert journal.mailed_before("b@example.com") is None
+    assert journal.mailed_before("nobody@example.com") is None
+
+
+def test_suppression_blocks_queueing_and_cancels_queued_rows(journal: Journal) -> None:
+    journal.enqueue("c1", drafts("a", "b"))
+    assert journal.suppress_add("a@Example.COM", "asked to stop")
+    assert not journal.suppress_add("a@example.com")  # already there
+    assert journal.is_suppressed("a@EXAMPLE.com")
+    assert journal.counts("c1")[State.CANCELLED] == 1
+    assert journal.enqueue("c2", drafts("a", "c")) == 1
+    assert [r.recipient for r in journal.rows("c2")] == ["c@example.com"]
+    assert [(a, r) for a, r, _ in journal.suppress_list()] == [("a@example.com", "asked to stop")]
+    assert journal.suppress_remove("a@example.com")
+    assert not journal.suppress_remove("a@example.com")
+    assert not journal.is_suppressed("a@example.com")
+
+
+def test_claim_takes_each_row_once_and_respects_retry_time(journal: Journal) -> None:
+    journal.enqueue("c1", drafts("a", "b"))
+    a = journal.claim("c1")
+    assert a is not None and a.recipient == "a@example.com" and a.attempts == 1
+    journal.mark(a.id, State.QUEUED, 451, "later", retry_at=time.time() + 60)
+    b = journal.claim("c1")
+    assert b is not None and b.recipient == "b@example.com"
+    assert journal.claim("c1") is None  # a is not due yet
+    assert journal.next_due("c1") == pytest.approx(time.time() + 60, abs=5)
+    again = journal.claim("c1", now=time.time() + 61)
+    assert again is not None and again.id == a.id and again.attempts == 2
+    assert [r.last_reply for r in journal.rows("c1", [State.CLAIMED])] == ["later", ""]
+
+
+def test_release_gives_the_claim_back_uncounted(journal: Journal) -> None:
+    journal.enqueue("c1", drafts("a"))
+    row = journal.claim("c1")
+    assert row is not None
+    journal.release(row.id)
+    again = journal.claim("c1")
+    assert again is not None and again.attempts == 1
+
+
+def _claim_all(path: str) -> list[int]:
+    journal = Journal(Path(path))
+    ids = []
+    while (row := journal.claim("race")) is not None:
+        ids.append(row.id)
+    journal.close()
+    return ids
+
+
+def test_two_processes_never_claim_the_same_row(tmp_path: Path) -> None:
+    path = tmp_path / "journal.sqlite3"
+    with Journal(path) as j:
+        j.enqueue("race", (make_draft(f"r{i}@example.net") for i in range(300)))
+    with multiprocessing.get_context("fork").Pool(2) as pool:
+        a, b = pool.map(_claim_all, [str(path), str(path)])
+    assert not set(a) & set(b)
+    assert len(a) + len(b) == 300
+
+
+def test_claims_of_a_dead_process_become_unknown_not_resent(tmp_path: Path) -> None:
+    path = tmp_path / "journal.sqlite3"
+    with Journal(path) as j:
+        j.enqueue("c1", drafts("a", "b", "c"))
+    script = (
+        "import os, sys; from pathlib import Path; from mailer.journal import Journal\n"
+        "j = Journal(Path(sys.argv[1])); j.claim('c1'); j.claim('c1'); os._exit(0)\n"
+    )
+    subprocess.run([sys.executable, "-c", script, str(path)], check=True, cwd=PROJECT,
+                   env={**os.environ, "PYTHONPATH": str(PROJECT)})
+    with Journal(path) as j:
+        live = Journal(path)  # a live run in this process: its claim must survive
+        held = live.claim("c1")
+        assert held is not None and held.recipient == "c@example.com"
+        assert j.recover() == 2
+        counts = j.counts("c1")
+        assert (counts[State.UNKNOWN], counts[State.CLAIMED]) == (2, 1)
+        assert j.claim("c1") is None  # unknown rows are not resent on their own
+        live.close()
+        assert j.requeue("c1", [State.UNKNOWN]) == 2
+        assert j.claim("c1") is not None
+
+
+def test_requeue_refuses_sent_rows(journal: Journal) -> None:
+    with pytest.raises(JournalError):
+        journal.requeue("c1", [State.SENT])
+
+
+def test_staged_block_commits_or_discards(journal: Journal, tmp_path: Path) -> None:
+    with journal.staged() as staging:
+        journal.enqueue("c1", drafts("a"))
+        staging.discard()
+    assert journal.counts("c1")[State.QUEUED] == 0
+    with journal.staged():
+        journal.enqueue("c1", drafts("a"))
+    other = Journal(tmp_path / "journal.sqlite3")
+    assert other.counts("c1")[State.QUEUED] == 1
+    other.close()
+
+
+def test_sent_since_lists_send_times(journal: Journal) -> None:
+    journal.enqueue("c1", drafts("a", "b"))
+    row = journal.claim("c1")
+    assert row is not None
+    journal.mark(row.id, State.SENT, 250, "ok")
+    assert len(journal.sent_since(time.time() - 10)) == 1
+    assert journal.sent_since(time.time() + 10) == []
+
+
+def test_unusable_file_is_a_journal_error(tmp_path: Path) -> None:
+    bad = tmp_path / "journal.sqlite3"
+    bad.write_bytes(b"this is not a database" * 100)
+    with pytest.raises(JournalError, match="Cannot open the journal"):
+        Journal(bad)
