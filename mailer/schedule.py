@@ -26,6 +26,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import Literal
 
+import tzlocal
+
 from .errors import ConfigError
 
 Kind = Literal["cron", "systemd"]
@@ -59,8 +61,6 @@ _RELATIVE = re.compile(r"in(\s*\d+\s*[^\W\d_]+\.?)+", re.IGNORECASE)
 def local_now() -> datetime:
     """The current time in the machine's named zone (a ZoneInfo, so that wall
     times on the other side of a DST change get the right offset)."""
-    import tzlocal  # comes with dateparser
-
     return datetime.now(tzlocal.get_localzone())
 
 
@@ -72,9 +72,11 @@ def parse_when(text: str, now: datetime) -> datetime:
     words = text.strip().lower().replace(",", " ").split()
     if words == ["now"]:
         return now
-    when = _parse_iso(text.strip(), now.tzinfo) or _parse_relative(words, now)
-    if when is None:
-        when = _parse_day_and_time(words, now)
+    when = (
+        _parse_iso(text.strip(), now.tzinfo)
+        or _parse_relative(words, now)
+        or _parse_day_and_time(words, now, now.tzinfo)
+    )
     if when is None:
         raise ConfigError(f"Cannot understand the time {text!r}. Accepted forms:\n{ACCEPTED_FORMS}")
     if when < now:
@@ -109,12 +111,12 @@ def _parse_relative(words: list[str], now: datetime) -> datetime | None:
         languages=["en", "de"],
         settings={"RELATIVE_BASE": base, "TIMEZONE": "UTC", "RETURN_AS_TIMEZONE_AWARE": False},
     )
-    if later is None or later < base:
+    if later is None:
         return None
     return (now.astimezone(UTC) + (later - base)).astimezone(now.tzinfo)
 
 
-def _parse_day_and_time(words: list[str], now: datetime) -> datetime | None:
+def _parse_day_and_time(words: list[str], now: datetime, zone: tzinfo) -> datetime | None:
     if len(words) != 2:
         return None
     day_word, time_word = words[0].rstrip("."), words[1]
@@ -122,8 +124,6 @@ def _parse_day_and_time(words: list[str], now: datetime) -> datetime | None:
         at = datetime.strptime(time_word, "%H:%M").time()
     except ValueError:
         return None
-    zone = now.tzinfo
-    assert zone is not None  # checked by parse_when
     today = now.date()
     if day_word in _DAY_OFFSETS:
         return _wall_time(today + timedelta(days=_DAY_OFFSETS[day_word]), at, zone)
@@ -195,7 +195,10 @@ class RunLock:
         self._fd: int | None = None
 
     def __enter__(self) -> RunLock:
-        self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        except OSError as err:
+            raise ConfigError(f"Cannot open the lock file {self.path}: {err.strerror}") from None
         try:
             fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

@@ -9,7 +9,7 @@ import shutil
 import signal
 import subprocess
 import sys
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -74,13 +74,18 @@ def test_weekday_names_english_and_german(text: str) -> None:
 
 
 @pytest.mark.parametrize(
-    ("text", "day"),
-    [("di 9:00", 1), ("mi 9:00", 2), ("do 9:00", 3), ("sa 9:00", 28), ("so 9:00", 29)],
+    ("text", "expected"),
+    [
+        ("sa 9:00", date(2026, 11, 28)),
+        ("so 9:00", date(2026, 11, 29)),
+        ("di 9:00", date(2026, 12, 1)),
+        ("mi 9:00", date(2026, 12, 2)),
+        ("do 9:00", date(2026, 12, 3)),
+        ("fr 9:00", date(2026, 12, 4)),  # Friday 09:00 has passed this Friday evening
+    ],
 )
-def test_two_letter_german_weekdays(text: str, day: int) -> None:
-    # di/mi/do are the days of the week after the coming Monday (Dec 1-3)
-    month = 11 if day > 3 else 12
-    assert parse_when(text, FRIDAY_EVENING) == berlin(2026, month, day, 9, 0)
+def test_two_letter_german_weekdays(text: str, expected: date) -> None:
+    assert parse_when(text, FRIDAY_EVENING) == berlin(*expected.timetuple()[:3], 9, 0)
 
 
 def test_weekday_of_today_is_today_until_its_time_has_passed() -> None:
@@ -307,6 +312,11 @@ def test_a_killed_holder_leaves_no_stale_lock(state: Path) -> None:
     with RunLock(state) as lock:
         assert lock.acquired
         assert (state / "run-due.lock").read_text().strip() == str(os.getpid())
+
+
+def test_an_unusable_state_dir_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="Cannot open the lock file"), RunLock(tmp_path / "gone"):
+        pass
 
 
 def test_two_locks_in_one_process_exclude_each_other_too(state: Path) -> None:
