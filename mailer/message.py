@@ -280,8 +280,15 @@ def _header_text(text: str) -> str:
 
 def _mailbox(name: str, addr_spec: str) -> str:
     """`Name <addr>` for From/To, from a checked `Address`; the name quoted or RFC 2047 encoded."""
+    local, _, domain = addr_spec.rpartition("@")
     try:
-        address = Address(display_name=name, addr_spec=addr_spec)
+        if local.isascii():
+            address = Address(display_name=name, addr_spec=addr_spec)
+        elif sanitize(local) == local and " " not in local and domain:
+            # RFC 6532 local part (sent with SMTPUTF8): the stdlib parser refuses it
+            address = Address(display_name=name, username=local, domain=domain)
+        else:
+            raise ValueError("not a single address")
     except (HeaderParseError, ValueError, IndexError) as err:
         raise TemplateError(f"{addr_spec!r} is not an address a header can carry: {err}") from None
     if not address.display_name:
