@@ -1,0 +1,65 @@
+"""The demo: the whole path on the bundled example data, through a local capture server.
+
+Import contacts.csv.example, render with profile.example.toml and the default
+templates, write the preview, queue, and send every message over real SMTP to
+the capture server, which stores them in a Maildir.  No account, no network.
+Each run starts afresh in its folder, so it can be run any number of times.
+"""
+
+from __future__ import annotations
+
+import importlib.resources
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+from . import campaign
+from .capture import CaptureServer
+from .config import SmtpSettings
+from .contacts import load_contacts
+from .journal import Journal
+from .message import Composer
+from .preview import PreviewSummary, write_preview
+from .profile import load_profile
+from .ratelimit import RateLimiter
+from .sender import SendSummary, send_campaign_sync
+
+CAMPAIGN = "demo"
+
+
+@dataclass(frozen=True, slots=True)
+class DemoReport:
+    preview: PreviewSummary
+    send: SendSummary
+    maildir: Path
+    journal: Path
+
+
+def example_file(name: str) -> Path:
+    """A bundled example file: packaged in the wheel, else the checkout's copy."""
+    packaged = importlib.resources.files("mailer") / "_data" / name
+    if packaged.is_file():
+        return Path(str(packaged))
+    return Path(__file__).resolve().parent.parent / name
+
+
+def run_demo(workdir: Path) -> DemoReport:
+    for stale in ("Maildir", "preview", "state"):
+        shutil.rmtree(workdir / stale, ignore_errors=True)
+    profile = load_profile(example_file("profile.example.toml"))
+    contacts = load_contacts([example_file("contacts.csv.example")], region=profile.region)
+    composer = Composer(profile)
+    journal_path = workdir / "state" / "journal.sqlite3"
+    with Journal(journal_path) as journal:
+        items = list(campaign.plan(contacts, composer, journal))
+        preview = write_preview(items, workdir / "preview")
+        journal.enqueue(
+            CAMPAIGN, (i.draft for i in items if i.status is campaign.Status.NEW and i.draft)
+        )
+        maildir = workdir / "Maildir"
+        with CaptureServer(maildir) as server:
+            settings = SmtpSettings(host=server.host, port=server.port, security="none")
+            summary = send_campaign_sync(
+                journal, CAMPAIGN, settings, limiter=RateLimiter(()), concurrency=2
+            )
+    return DemoReport(preview=preview, send=summary, maildir=maildir, journal=journal_path)
