@@ -114,7 +114,7 @@ def _print_summary(summary: PreviewSummary, campaign_name: str | None) -> None:
     title = f"Preview of campaign {campaign_name!r}" if campaign_name else "Preview"
     table = Table(title=f"{title}: nothing was sent")
     for column in ("#", "status", "address", "lang", "from", "note"):
-        table.add_column(column, overflow="fold")
+        table.add_column(column, overflow="fold", no_wrap=column in ("status", "address"))
     for number, item in enumerate(summary.items, 1):
         cells = (item.email or "-", item.draft.lang if item.draft else "", item.source, item.reason)
         # Text(), not str: a "[bold]" in a contact's field is data, not rich markup

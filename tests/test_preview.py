@@ -1,0 +1,211 @@
+"""Preview: .eml files and index.html for a plan, in a real browser, and the CLI."""
+
+from __future__ import annotations
+
+import email
+import shutil
+import subprocess
+from datetime import UTC, datetime
+from email.policy import default as default_policy
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from mailer import campaign, config
+from mailer.campaign import PlanItem, Status
+from mailer.cli import main
+from mailer.journal import Journal
+from mailer.message import Composer
+from mailer.models import Contact, Duplicate, ImportResult, Rejected
+from mailer.preview import write_preview
+from mailer.profile import load_profile
+
+DATE = datetime(2026, 2, 2, 9, 30, tzinfo=UTC)
+CHROMIUM = Path("/usr/bin/chromium")
+NASTY = '<script>alert("x")</script> {{ 7 * 7 }}'
+
+
+@pytest.fixture
+def composer(project_root: Path) -> Composer:
+    return Composer(load_profile(project_root / "profile.example.toml"))
+
+
+@pytest.fixture
+def result() -> ImportResult:
+    return ImportResult(
+        contacts=[
+            Contact(email="ada@example.com", name="Ada Lovelace", lang="en", source="c.csv:2"),
+            Contact(email="juergen@example.org", name="Jürgen Müller", lang="de", source="c.csv:3"),
+            Contact(email="quiet@example.net", name="Quiet Person", source="c.csv:4"),
+            Contact(email="nasty@example.com", name=NASTY, source="c.csv:5"),
+            Contact(
+                email="card@example.de", name="Card Reader", needs_review=True, source="c.jpg#1"
+            ),
+        ],
+        duplicates=[Duplicate(source="c.csv:6", kept="c.csv:2", email="ada@example.com")],
+        rejected=[Rejected(source="c.csv:7", reason="no e-mail address", fields={"Name": "X"})],
+    )
+
+
+@pytest.fixture
+def plan(tmp_path: Path, composer: Composer, result: ImportResult) -> list[PlanItem]:
+    with Journal(tmp_path / "journal.sqlite3") as journal:
+        journal.suppress_add("quiet@example.net", "asked")
+        return list(campaign.plan(result, composer, journal))
+
+
+def test_writes_one_eml_per_draft_and_an_index(tmp_path: Path, plan: list[PlanItem]) -> None:
+    out = tmp_path / "preview"
+    summary = write_preview(plan, out, date=DATE)
+    statuses = {item.email: item.status for item in plan if item.email}
+    assert statuses["quiet@example.net"] is Status.SUPPRESSED
+    assert statuses["card@example.de"] is Status.REVIEW
+    assert summary.counts == {
+        Status.NEW: 3,
+        Status.DUPLICATE: 1,
+        Status.REJECTED: 1,
+        Status.SUPPRESSED: 1,
+        Status.REVIEW: 1,
+    }
+    assert summary.total == 7
+    emls = sorted(out.glob("*.eml"))
+    assert summary.messages == len(emls) == 5  # every contact with a draft, whatever its status
+    for path in emls:
+        msg = email.message_from_bytes(path.read_bytes(), policy=default_policy)
+        assert msg["Date"].datetime == DATE
+        assert msg.defects == []
+    index = summary.index.read_text(encoding="utf-8")
+    assert summary.index == out / "index.html"
+    for item in plan:
+        assert item.source in index
+        assert f">{item.status.value}</span>" in index
+        if item.email:
+            assert f"&lt;{item.email}&gt;" in index
+    assert "language de" in index and "language en" in index
+    assert "no e-mail address" in index and "same address as c.csv:2" in index
+    assert "Content-Security-Policy" in index
+    assert "<script>" not in index  # the nasty name is shown escaped, in the page and the frame
+    assert "{{ 7 * 7 }}" in index
+
+
+def test_a_new_preview_replaces_the_old_messages(tmp_path: Path, plan: list[PlanItem]) -> None:
+    out = tmp_path / "preview"
+    write_preview(plan, out, date=DATE)
+    (out / "notes.txt").write_text("mine", encoding="utf-8")
+    summary = write_preview(plan[:1], out, date=DATE)
+    assert summary.messages == 1
+    assert [p.name for p in out.glob("*.eml")] == ["0001-ada@example.com.eml"]
+    assert (out / "notes.txt").read_text(encoding="utf-8") == "mine"
+
+
+@pytest.mark.skipif(
+    not CHROMIUM.exists(), reason="/usr/bin/chromium not installed (Debian's chromium)"
+)
+def test_index_shows_every_recipient_in_headless_chromium(
+    tmp_path: Path, plan: list[PlanItem]
+) -> None:
+    summary = write_preview(plan, tmp_path / "preview", date=DATE)
+    done = subprocess.run(
+        [
+            str(CHROMIUM),
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--no-first-run",
+            f"--user-data-dir={tmp_path / 'chromium'}",
+            "--dump-dom",
+            summary.index.as_uri(),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    dom = done.stdout
+    assert "<section" in dom
+    for item in plan:
+        if item.email:
+            assert item.email in dom
+        assert item.source in dom
+    assert dom.count("<iframe") == summary.messages
+    assert "Hallo Jürgen Müller" in dom
+
+
+def test_preview_command(
+    project_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("COLUMNS", "200")  # rich folds long cells in a narrow terminal
+    state = config.state_dir(config.environment())
+    with Journal(state / "journal.sqlite3") as journal:
+        journal.suppress_add("grace@example.net")
+    out = tmp_path / "preview"
+    result = CliRunner().invoke(
+        main,
+        [
+            "preview",
+            str(project_root / "contacts.csv.example"),
+            "--profile",
+            str(project_root / "profile.example.toml"),
+            "--out",
+            str(out),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    assert "grace@example.net" in result.output and "suppressed" in result.output
+    assert str(out / "index.html") in result.output.replace("\n", "")
+    index = (out / "index.html").read_text(encoding="utf-8")
+    for address in (
+        "ada.lovelace@example.com",
+        "juergen.mueller@example.org",
+        "kim.lee@example.org",
+    ):
+        assert address in index
+    assert len(list(out.glob("*.eml"))) == 5
+
+
+def test_preview_command_reports_bad_map_without_traceback(
+    project_root: Path, tmp_path: Path
+) -> None:
+    result = CliRunner().invoke(
+        main,
+        [
+            "preview",
+            str(project_root / "contacts.csv.example"),
+            "--profile",
+            str(project_root / "profile.example.toml"),
+            "--out",
+            str(tmp_path),
+            "--map",
+            "Mail",
+        ],
+    )
+    assert result.exit_code == 2
+    assert "--map 'Mail': write it as COLUMN=FIELD" in result.output
+
+
+def test_preview_command_reports_template_errors(project_root: Path, tmp_path: Path) -> None:
+    templates = tmp_path / "templates" / "en"
+    templates.mkdir(parents=True)
+    for name, body in (("subject.txt.j2", "Hi"), ("body.txt.j2", "{% if %}"), ("body.html.j2", "")):
+        (templates / name).write_text(body, encoding="utf-8")
+    shutil.copy(project_root / "profile.example.toml", tmp_path / "profile.toml")
+    result = CliRunner().invoke(
+        main,
+        [
+            "preview",
+            str(project_root / "contacts.csv.example"),
+            "--profile",
+            str(tmp_path / "profile.toml"),
+            "--out",
+            str(tmp_path / "out"),
+            "--templates",
+            str(tmp_path / "templates"),
+        ],
+    )
+    assert result.exit_code == 2
+    assert "en/body.txt.j2, line 1" in result.output
+    assert "Traceback" not in result.output
