@@ -1,1 +1,107 @@
-"""Commands: contacts (being built)."""
+"""Command: mailer contacts PATH... - import contacts and show what a send would use."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from ..contacts import load_contacts
+from ..contacts.csvfile import FIELDS, write_rejects
+from ..errors import ConfigError
+from ..models import ImportResult
+from .app import handle_errors, main, paths_argument
+
+TABLE_LIMIT = 200  # beyond that a terminal table helps nobody; --json has everything
+
+
+@main.command()
+@paths_argument
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of tables.")
+@click.option(
+    "--map",
+    "mappings",
+    multiple=True,
+    metavar="COLUMN=FIELD",
+    help=f"Use CSV column COLUMN as FIELD ({', '.join(FIELDS)}); repeatable.",
+)
+@click.option(
+    "--rejects",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write the rejected entries to this CSV, to fix and import again.",
+)
+@click.option(
+    "--region",
+    default="DE",
+    show_default=True,
+    help="Country for phone numbers written without +country code.",
+)
+@handle_errors
+def contacts(
+    paths: tuple[Path, ...], as_json: bool, mappings: tuple[str, ...], rejects: Path | None,
+    region: str,
+) -> None:  # fmt: skip
+    """Read contacts from vCard/CSV files, card images or folders; list what was
+    accepted, merged and rejected (and why)."""
+    result = load_contacts(list(paths), mapping=parse_mappings(mappings), region=region)
+    if rejects is not None:
+        write_rejects(rejects, result.rejected)
+    if as_json:
+        click.echo(json.dumps(result.to_json(), ensure_ascii=False))
+        return
+    show(result, Console(highlight=False, soft_wrap=False))
+    if rejects is not None:
+        click.echo(f"rejected entries written to {rejects}")
+    click.echo(counts_line(result))
+
+
+def parse_mappings(mappings: tuple[str, ...]) -> dict[str, str]:
+    pairs: dict[str, str] = {}
+    for item in mappings:
+        column, sep, target = item.rpartition("=")
+        if not sep or not column.strip() or not target.strip():
+            raise ConfigError(f"--map {item!r}: write it as COLUMN=FIELD, e.g. --map 'Mail=email'.")
+        pairs[column.strip()] = target.strip()
+    return pairs
+
+
+def counts_line(result: ImportResult) -> str:
+    return (
+        f"read {result.read} = accepted {len(result.contacts)} + duplicates "
+        f"{len(result.duplicates)} + rejected {len(result.rejected)}"
+    )
+
+
+def show(result: ImportResult, console: Console) -> None:
+    """Tables of accepted, merged and rejected entries.  Every value is wrapped in
+    Text so contact data can never be read as rich markup."""
+    accepted = _table("Accepted", "source", "name", "e-mail", "organisation")
+    for contact in result.contacts[:TABLE_LIMIT]:
+        more = len(contact.emails) - 1
+        emails = contact.email + (f" (+{more})" if more else "")
+        accepted.add_row(Text(contact.source), Text(contact.name), Text(emails), Text(contact.org))
+    console.print(accepted)
+    if len(result.contacts) > TABLE_LIMIT:
+        console.print(f"... and {len(result.contacts) - TABLE_LIMIT} more (--json lists all)")
+    if result.duplicates:
+        merged = _table("Duplicates (merged)", "source", "merged into", "shared address")
+        for dup in result.duplicates:
+            merged.add_row(Text(dup.source), Text(dup.kept), Text(dup.email))
+        console.print(merged)
+    if result.rejected:
+        rejected = _table("Rejected", "source", "reason")
+        for item in result.rejected:
+            rejected.add_row(Text(item.source), Text(item.reason))
+        console.print(rejected)
+
+
+def _table(title: str, *columns: str) -> Table:
+    """Long sources and addresses fold instead of being cut: the line number is at the end."""
+    table = Table(title=title)
+    for column in columns:
+        table.add_column(column, overflow="fold")
+    return table

@@ -1,0 +1,99 @@
+"""Contact import: vCard and CSV files, card images, folders of them.
+
+    load_contacts(paths, mapping=None, region="DE") -> ImportResult   (deduplicated)
+    iter_contacts(paths, mapping=None, region="DE") -> Contact | Rejected, streaming
+
+Each path is read by the reader for its kind (`vcard.py`, `csvfile.py`, and
+`cards.py` for images and PDFs); `normalize.py` turns what was read into a
+validated, sanitised `Contact` or a `Rejected` with the reason.  A folder
+stands for the supported files directly inside it (sorted by name, not
+recursive).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from itertools import groupby
+from pathlib import Path
+
+from ..errors import InputError
+from ..models import Contact, ImportResult, Rejected
+from . import normalize
+from .csvfile import check_mapping, read_csv
+from .normalize import Entry
+from .vcard import read_vcards
+
+__all__ = ["iter_contacts", "load_contacts"]
+
+IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".tif", ".tiff", ".heic", ".heif",
+                            ".pdf"})  # fmt: skip
+VCARD_SUFFIXES = frozenset({".vcf", ".vcard"})
+CSV_SUFFIXES = frozenset({".csv", ".tsv"})
+TEXT_SUFFIXES = frozenset({".txt"})  # Thunderbird's tab-separated export, or a vCard
+SUPPORTED_SUFFIXES = IMAGE_SUFFIXES | VCARD_SUFFIXES | CSV_SUFFIXES | TEXT_SUFFIXES
+
+
+def load_contacts(
+    paths: Sequence[Path], *, mapping: Mapping[str, str] | None = None, region: str = "DE"
+) -> ImportResult:
+    """Every entry of every file, with contacts sharing an address merged."""
+    return normalize.deduplicate(iter_contacts(paths, mapping=mapping, region=region))
+
+
+def iter_contacts(
+    paths: Sequence[Path], *, mapping: Mapping[str, str] | None = None, region: str = "DE"
+) -> Iterator[Contact | Rejected]:
+    """Validated, sanitised contacts and rejected entries in file order, not deduplicated.
+    Raises InputError for a file that cannot be used at all (before or while streaming)."""
+    columns = check_mapping(mapping)
+    phone_region = normalize.check_region(region)
+    files = [f for path in paths for f in _expand(path)]
+    for is_image, group in groupby(files, key=lambda f: f.suffix.lower() in IMAGE_SUFFIXES):
+        if is_image:
+            from .cards import iter_cards  # the OCR engine is optional and slow to import
+
+            for item in iter_cards(list(group), region=phone_region):
+                yield normalize.sanitise_contact(item) if isinstance(item, Contact) else item
+            continue
+        for path in group:
+            for entry in _entries(path, columns):
+                yield normalize.check(entry, phone_region)
+
+
+def _expand(path: Path) -> list[Path]:
+    if not path.is_dir():
+        return [path]
+    found = sorted(
+        p for p in path.iterdir()
+        if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in SUPPORTED_SUFFIXES
+    )  # fmt: skip
+    if not found:
+        raise InputError(
+            f"{path}: no contacts files in this folder (looked for "
+            f"{', '.join(sorted(SUPPORTED_SUFFIXES))}; sub-folders are not searched)."
+        )
+    return found
+
+
+def _entries(path: Path, columns: Mapping[str, str]) -> Iterator[Entry]:
+    label = str(path)
+    if not path.exists():
+        raise InputError(f"{label}: no such file.")
+    if _is_vcard(path):
+        return read_vcards(path, label)
+    return read_csv(path, label, columns)
+
+
+def _is_vcard(path: Path) -> bool:
+    """By suffix; other files (.txt, no suffix) by whether a card begins near the top."""
+    suffix = path.suffix.lower()
+    if suffix in VCARD_SUFFIXES or suffix in CSV_SUFFIXES:
+        return suffix in VCARD_SUFFIXES
+    try:
+        with path.open("rb") as fh:
+            head = fh.read(4096)
+    except OSError as err:
+        raise InputError(f"{path}: cannot read the file ({err.strerror or err}).") from None
+    codec = normalize.unicode_encoding(head) or "latin-1"
+    text = head.decode(codec.replace("-sig", ""), errors="replace").replace("\x00", "")
+    return "BEGIN:VCARD" in text.upper()

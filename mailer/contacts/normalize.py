@@ -1,0 +1,300 @@
+"""From what a reader read (`Entry`) to a `Contact` or a `Rejected`; duplicate merging.
+
+Everything that decides what a contact *is* lives here, so the vCard and CSV
+readers only have to report what the file says:
+
+- sanitising: every text field loses control/format characters (Cc, Cf, Zl,
+  Zp) and the encoded-word marker "=?", whitespace is collapsed and trimmed;
+  contact data ends up in headers and greetings and must never smuggle in
+  header breaks, bidi tricks or RFC 2047 words;
+- addresses: email-validator (syntax and IDN, no DNS), domain lower-cased;
+- phones: E.164 via phonenumbers when the number parses, else as read;
+- duplicates: same address (case-insensitive) -> merged into the earlier
+  record, keeping the richer values.
+"""
+
+from __future__ import annotations
+
+import codecs
+import unicodedata
+from collections.abc import Iterable
+from dataclasses import dataclass, fields, replace
+
+import phonenumbers
+from email_validator import SPECIAL_USE_DOMAIN_NAMES, EmailNotValidError, validate_email
+
+from ..errors import ConfigError
+from ..models import Contact, Duplicate, ImportResult, Rejected
+
+_UNSAFE_CATEGORIES = frozenset({"Cc", "Cf", "Zl", "Zp"})
+_LANGUAGE_NAMES = {
+    "english": "en", "englisch": "en", "german": "de", "deutsch": "de",
+    "french": "fr", "französisch": "fr", "francais": "fr", "français": "fr",
+    "spanish": "es", "spanisch": "es", "español": "es", "italian": "it",
+    "italienisch": "it", "dutch": "nl", "niederländisch": "nl",
+}  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """One vCard or CSV record exactly as read (decoded and unescaped, not yet checked).
+    `emails` is in file order with preferred addresses first; `problem` is set when
+    the record itself could not be read completely."""
+
+    source: str
+    name: str = ""
+    given: str = ""
+    family: str = ""
+    emails: tuple[str, ...] = ()
+    org: str = ""
+    title: str = ""
+    phones: tuple[str, ...] = ()
+    website: str = ""
+    lang: str = ""
+    problem: str = ""
+
+    def as_fields(self) -> dict[str, str]:
+        """The non-empty values under the column names the CSV reader maps back
+        (`email`, `email2`, ...), so a rejects file can be fixed and re-imported."""
+        out: dict[str, str] = {}
+        for key in ("name", "given", "family"):
+            out[key] = getattr(self, key)
+        for i, value in enumerate(self.emails, 1):
+            out["email" if i == 1 else f"email{i}"] = value
+        out["org"], out["title"] = self.org, self.title
+        for i, value in enumerate(self.phones, 1):
+            out["phone" if i == 1 else f"phone{i}"] = value
+        out["website"], out["lang"] = self.website, self.lang
+        return {k: clean(v) for k, v in out.items() if clean(v)}
+
+
+def clean(text: str) -> str:
+    """Sanitise one text value (see the module docstring)."""
+    if text.isprintable() and "=?" not in text:  # fast path: nothing to strip
+        return " ".join(text.split())
+    text = "".join(
+        " " if ch.isspace() else ch
+        for ch in text
+        if ch.isspace() or unicodedata.category(ch) not in _UNSAFE_CATEGORIES
+    )
+    while "=?" in text:  # removing one marker can join "=" and "?" into a new one
+        text = text.replace("=?", "")
+    return " ".join(text.split())
+
+
+def unicode_encoding(head: bytes) -> str | None:
+    """The codec a byte-order mark announces, or UTF-16 sniffed from NUL bytes
+    (Apple writes UTF-16BE vCards without a BOM: 00 42 00 45 = "BE"); else None."""
+    for bom, codec in (
+        (codecs.BOM_UTF8, "utf-8-sig"),
+        (codecs.BOM_UTF32_LE, "utf-32"),
+        (codecs.BOM_UTF32_BE, "utf-32"),
+        (codecs.BOM_UTF16_LE, "utf-16"),
+        (codecs.BOM_UTF16_BE, "utf-16"),
+    ):
+        if head.startswith(bom):
+            return codec
+    if len(head) >= 4 and head[0] == 0 and head[2] == 0 and head[1] and head[3]:
+        return "utf-16-be"
+    if len(head) >= 4 and head[1] == 0 and head[3] == 0 and head[0] and head[2]:
+        return "utf-16-le"
+    return None
+
+
+def check_region(region: str) -> str:
+    """The phone region as phonenumbers wants it ("DE"), or a ConfigError."""
+    code = region.strip().upper()
+    if code not in phonenumbers.SUPPORTED_REGIONS:
+        raise ConfigError(
+            f"--region {region!r} is not a known country code; use a two-letter code "
+            f"such as DE, AT, CH, GB or US."
+        )
+    return code
+
+
+class InvalidAddress(ValueError):
+    """An e-mail value that is not a usable address; str() says why."""
+
+
+def normalize_address(raw: str) -> str:
+    """A validated address, trimmed, domain lower-cased (IDN in Unicode form).
+
+    Special-use domains (".invalid", "@invalid", ".test", ...) are syntactically
+    fine, and exporters write them for placeholder contacts; email-validator
+    refuses them by policy, so they are validated with a neutral stand-in
+    domain and kept: the user sees them in the import and decides."""
+    text = clean(raw)
+    if text[:7].lower() == "mailto:":
+        text = text[7:].strip()
+    if not text:
+        raise InvalidAddress("empty")
+    local, at, domain = text.rpartition("@")
+    special = bool(at) and _is_special_use(domain)
+    candidate = f"{local}@{domain}.example.com" if special else text
+    try:
+        result = validate_email(
+            candidate, check_deliverability=False, allow_smtputf8=True, globally_deliverable=False
+        )
+    except EmailNotValidError as err:
+        raise InvalidAddress(str(err)) from None
+    if special:
+        return f"{result.local_part}@{result.domain.removesuffix('.example.com')}"
+    return result.normalized
+
+
+def _is_special_use(domain: str) -> bool:
+    name = domain.strip().rstrip(".").lower()
+    return any(name == d or name.endswith("." + d) for d in SPECIAL_USE_DOMAIN_NAMES)
+
+
+def split_addresses(values: Iterable[str]) -> tuple[list[str], list[tuple[str, str]]]:
+    """(valid normalised addresses without repeats, [(invalid value, why)])."""
+    valid: list[str] = []
+    seen: set[str] = set()
+    invalid: list[tuple[str, str]] = []
+    for raw in values:
+        if not clean(raw):
+            continue
+        try:
+            address = normalize_address(raw)
+        except InvalidAddress as err:
+            invalid.append((clean(raw), str(err)))
+            continue
+        if address.casefold() not in seen:
+            seen.add(address.casefold())
+            valid.append(address)
+    return valid, invalid
+
+
+def normalize_phone(raw: str, region: str) -> str:
+    """E.164 when the number parses as a possible number for `region`, else as read."""
+    text = clean(raw)
+    if not text:
+        return ""
+    try:
+        number = phonenumbers.parse(text, region)
+    except phonenumbers.NumberParseException:
+        return text
+    if not phonenumbers.is_possible_number(number):
+        return text
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+def normalize_lang(raw: str) -> str:
+    """"de", "en", ... from "de-DE", "Deutsch", "English"; "" when unclear."""
+    text = clean(raw).casefold()
+    if text in _LANGUAGE_NAMES:
+        return _LANGUAGE_NAMES[text]
+    primary = text.replace("_", "-").split("-")[0]
+    return primary if primary.isascii() and primary.isalpha() and len(primary) in (2, 3) else ""
+
+
+def _not_local_part(name: str, addresses: list[str], *, nor_address: bool = False) -> str:
+    """"" when the name is an address's local part (or, for the display name, one of
+    the contact's own addresses): exporters fill that in when they know no name."""
+    folded = name.casefold()
+    for address in addresses:
+        if folded == address.rpartition("@")[0].casefold():
+            return ""
+        if nor_address and folded == address.casefold():
+            return ""
+    return name
+
+
+def check(entry: Entry, region: str) -> Contact | Rejected:
+    """Validate and sanitise one entry: a Contact, or a Rejected saying why not."""
+    if entry.problem:
+        return Rejected(entry.source, clean(entry.problem), entry.as_fields())
+    valid, invalid = split_addresses(entry.emails)
+    if not valid:
+        if invalid:
+            value, why = invalid[0]
+            reason = f"invalid e-mail address {value!r}: {why}"
+        else:
+            reason = "no e-mail address"
+        return Rejected(entry.source, reason, entry.as_fields())
+    phones: list[str] = []
+    for raw in entry.phones:
+        phone = normalize_phone(raw, region)
+        if phone and phone not in phones:
+            phones.append(phone)
+    return Contact(
+        email=valid[0],
+        name=_not_local_part(clean(entry.name), valid, nor_address=True),
+        given=_not_local_part(clean(entry.given), valid),
+        family=_not_local_part(clean(entry.family), valid),
+        emails=tuple(valid),
+        org=clean(entry.org),
+        title=clean(entry.title),
+        phones=tuple(phones),
+        website=clean(entry.website),
+        lang=normalize_lang(entry.lang),
+        source=clean(entry.source),
+    )
+
+
+def sanitise_contact(contact: Contact) -> Contact:
+    """Apply `clean` to every text field of a contact made elsewhere (card reader)."""
+    changes: dict[str, object] = {}
+    for f in fields(contact):
+        value = getattr(contact, f.name)
+        if isinstance(value, str):
+            changes[f.name] = clean(value)
+        elif isinstance(value, tuple):
+            changes[f.name] = tuple(c for c in (clean(v) for v in value) if c)
+    return replace(contact, **changes)
+
+
+def _richness(contact: Contact) -> tuple[bool, int]:
+    """Confirmed records first, then the one with more values."""
+    return not contact.needs_review, sum(
+        bool(v)
+        for v in (contact.name, contact.given, contact.family, contact.org, contact.title,
+                  contact.website, contact.lang)
+    ) + len(contact.phones) + len(contact.emails)  # fmt: skip
+
+
+def merge(kept: Contact, other: Contact) -> Contact:
+    """One record from two with a shared address: the richer one's values, gaps
+    filled from the other, all addresses and phones; position and source of `kept`."""
+    base, extra = (other, kept) if _richness(other) > _richness(kept) else (kept, other)
+    emails = list(kept.emails)
+    emails += [e for e in other.emails if e.casefold() not in {x.casefold() for x in emails}]
+    phones = list(base.phones) + [p for p in extra.phones if p not in base.phones]
+    filled = {
+        name: getattr(base, name) or getattr(extra, name)
+        for name in ("name", "given", "family", "org", "title", "website", "lang")
+    }
+    return replace(
+        base,
+        **filled,
+        email=emails[0],
+        emails=tuple(emails),
+        phones=tuple(phones),
+        source=kept.source,
+        needs_review=base.needs_review,
+    )
+
+
+def deduplicate(items: Iterable[Contact | Rejected]) -> ImportResult:
+    """Collect a stream into an ImportResult, merging contacts that share an address."""
+    result = ImportResult()
+    by_address: dict[str, int] = {}
+    for item in items:
+        if isinstance(item, Rejected):
+            result.rejected.append(item)
+            continue
+        index = next(
+            (by_address[a.casefold()] for a in item.emails if a.casefold() in by_address), None
+        )
+        if index is None:
+            index = len(result.contacts)
+            result.contacts.append(item)
+        else:
+            kept = result.contacts[index]
+            shared = next(a for a in item.emails if by_address.get(a.casefold()) == index)
+            result.duplicates.append(Duplicate(item.source, kept.source, shared))
+            result.contacts[index] = merge(kept, item)
+        for address in result.contacts[index].emails:
+            by_address.setdefault(address.casefold(), index)
+    return result

@@ -1,0 +1,292 @@
+"""vCard 2.1 / 3.0 / 4.0 files -> `Entry` records, streamed one card at a time.
+
+vobject does the parsing: `parseLine` splits each content line into group,
+name, parameters and value, `stringToTextValues` splits structured values and
+undoes backslash escapes.  vobject's component reader (`readComponents`) is
+not used, because real exports break it in ways that can only be repaired on
+the raw bytes of a card *before* anything is decoded (it unescapes before it
+decodes charsets, needs one text encoding per file, and stops at the first
+broken card).  Every such repair is in this module, each with its reason:
+
+file level (`_utf8_chunks`, `_lines`)
+  - UTF-8 BOM, UTF-16/32 with BOM, UTF-16BE *without* BOM (Apple): transcoded
+    to UTF-8 bytes as the file streams in;
+  - line ends CRLF, LF, CR CR LF (iOS 5) or bare CR only (classic Mac, Palm):
+    lines are split on LF, or on CR when the file has no LF at all, so a stray
+    CR inside a value (Thunderbird 4.0 X-CUSTOM3) does not break a card;
+card level (`_cards`)
+  - lower-case "begin:vcard", blank lines and stray text between cards
+    ("ENCODING:UTF-8" before the first card, Mac);
+  - a 2.1 AGENT card embedded on the following lines is skipped as a unit; a
+    one-line 3.0 AGENT:BEGIN:VCARD\\n... value is just a value;
+  - a card that never reaches END:VCARD is reported, not merged into the next;
+line level (`_logical_lines`)
+  - folding with space or tab, unfolded *as bytes* so a fold inside a
+    multi-byte UTF-8 sequence (ownCloud folds at 75 octets) decodes whole;
+  - quoted-printable soft line breaks, also when the continuation lines are
+    not indented (Outlook, Android) and when an empty line follows (Android);
+  - PHOTO/KEY/SOUND and other unused properties, their base64 continuation
+    lines and lines without a colon ("21255 Bad Vilbel" under a broken LABEL)
+    are skipped without being decoded: photos cost nothing;
+value level (`_value`)
+  - ENCODING=QUOTED-PRINTABLE (also bare 2.1 "QUOTED-PRINTABLE") decoded on bytes;
+  - CHARSET= (Shift_JIS, ISO-8859-1, windows-1252, ...) decoded *before*
+    backslash unescaping: a Shift_JIS trail byte 0x5C is not an escape;
+  - no or a wrong CHARSET: UTF-8, else windows-1252, else Latin-1 (raw Latin-1
+    in 3.0 cards, raw UTF-8 in 2.1 cards, The Bat!'s undeclared 8-bit QP);
+  - 2.1 bare type parameters (EMAIL;PREF;INTERNET), TYPE=pref, PREF=1: the
+    preferred address becomes the primary one, all are kept.
+"""
+
+from __future__ import annotations
+
+import binascii
+import codecs
+from collections.abc import Iterable, Iterator
+from functools import partial
+from itertools import chain
+from pathlib import Path
+from typing import BinaryIO
+
+from vobject.base import ParseError, parseLine
+from vobject.icalendar import stringToTextValues
+
+from ..errors import InputError
+from .normalize import Entry, unicode_encoding
+
+_CHUNK = 1 << 16
+_WANTED = frozenset({b"FN", b"N", b"EMAIL", b"ORG", b"TITLE", b"TEL", b"URL", b"LANG"})
+_ESCAPABLE = '\\;,:nN"'  # vobject's list plus ":" (Apple writes "http\://")
+_CHARSET_ALIASES = {"shift_jis": "cp932", "sjis": "cp932", "x-sjis": "cp932"}  # phones write cp932
+
+_INCOMPLETE = "incomplete card: no END:VCARD before the next card or the end of the file"
+
+Params = dict[str, list[str]]
+
+
+def read_vcards(path: Path, label: str) -> Iterator[Entry]:
+    """One Entry per top-level card, in file order; source "label:LINE of BEGIN:VCARD".
+    Raises InputError when the file cannot be read or holds no card at all."""
+    cards = 0
+    try:
+        with path.open("rb") as fh:
+            for start, body, complete in _cards(_lines(_utf8_chunks(fh))):
+                cards += 1
+                yield _entry(f"{label}:{start}", body, complete)
+    except OSError as err:
+        raise InputError(f"{label}: cannot read the file ({err.strerror or err}).") from None
+    if not cards:
+        raise InputError(
+            f"{label}: no vCard found (no BEGIN:VCARD ... END:VCARD). Export the contacts "
+            f"as vCard (.vcf) or CSV and try again."
+        )
+
+
+def _utf8_chunks(fh: BinaryIO) -> Iterator[bytes]:
+    head = fh.read(_CHUNK)
+    rest = iter(partial(fh.read, _CHUNK), b"")
+    codec = unicode_encoding(head)
+    if codec is None:
+        yield head
+        yield from rest
+    elif codec == "utf-8-sig":
+        yield head[len(codecs.BOM_UTF8) :]
+        yield from rest
+    else:
+        decoder = codecs.getincrementaldecoder(codec)(errors="replace")
+        for chunk in chain([head], rest):
+            yield decoder.decode(chunk).encode("utf-8")
+        yield decoder.decode(b"", final=True).encode("utf-8")
+
+
+def _lines(chunks: Iterable[bytes]) -> Iterator[bytes]:
+    """Physical lines without their line ends (see the module docstring)."""
+    sep = b""
+    pending: list[bytes] = []
+    for chunk in chunks:
+        if not sep:
+            if not chunk:
+                continue
+            sep = b"\r" if b"\r" in chunk and b"\n" not in chunk else b"\n"
+        *complete, tail = chunk.split(sep)
+        if complete:
+            complete[0] = b"".join((*pending, complete[0]))
+            pending.clear()
+            for line in complete:
+                yield line.rstrip(b"\r")
+        pending.append(tail)
+    last = b"".join(pending)
+    if last:
+        yield last.rstrip(b"\r")
+
+
+def _tag(line: bytes) -> bytes:
+    return line.strip().upper() if len(line) < 40 else b""
+
+
+def _opens_agent(line: bytes) -> bool:
+    """A 2.1 "AGENT:" line whose value is the card on the following lines."""
+    return line.upper().startswith(b"AGENT") and line.rstrip()[-1:] == b":"
+
+
+def _cards(lines: Iterable[bytes]) -> Iterator[tuple[int, list[bytes], bool]]:
+    """(line number of BEGIN:VCARD, body lines, reached END:VCARD) per top-level card."""
+    body: list[bytes] | None = None
+    start = depth = 0  # depth > 0: inside a 2.1 AGENT card embedded in this one
+    previous = b""
+    for number, line in enumerate(lines, 1):
+        tag = _tag(line)
+        if tag == b"BEGIN:VCARD":
+            if body is not None and _opens_agent(previous):
+                depth += 1
+                continue
+            if body is not None:
+                yield start, body, False
+            body, start, depth, previous = [], number, 0, b""
+        elif tag == b"END:VCARD" and body is not None:
+            if depth:
+                depth -= 1
+                continue
+            yield start, body, True
+            body = None
+        elif body is not None and not depth:
+            body.append(line)
+            if line.strip():
+                previous = line
+    if body is not None:
+        yield start, body, False
+
+
+def _logical_lines(body: Iterable[bytes]) -> Iterator[bytes]:
+    """Unfolded content lines of the wanted properties, still as bytes."""
+    current: list[bytes] = []
+    opened = wanted = qp = soft_break = False
+    for line in body:
+        if soft_break and line.strip():
+            piece = line  # QP continuation: taken as is, indented or not
+        elif opened and line[:1] in (b" ", b"\t"):
+            piece = line[1:]
+        else:
+            if wanted and current:
+                yield b"".join(current)
+            current = []
+            opened = bool(line.strip())
+            wanted = qp = soft_break = False
+            if not opened:
+                continue
+            head = line.split(b":", 1)[0]
+            name = head.split(b";", 1)[0].rsplit(b".", 1)[-1].strip().upper()
+            wanted = name in _WANTED
+            qp = b"QUOTED-PRINTABLE" in head.upper()
+            piece = line
+        soft_break = qp and piece.endswith(b"=")
+        if wanted:
+            current.append(piece[:-1] if soft_break else piece)
+    if wanted and current:
+        yield b"".join(current)
+
+
+def _parse(logical: bytes) -> tuple[str, Params, set[str], str] | None:
+    """(NAME, parameters, bare 2.1 parameters, value decoded and unescaped) or None."""
+    text = logical.decode("latin-1")  # lossless: charsets are decoded per value below
+    try:
+        name, param_list, value, _group = parseLine(text)
+    except ParseError:
+        # A broken parameter list (Outlook's "LABEL,TYPE=HOME:") must not lose the
+        # value: parse the line again with its parameters dropped.
+        head, colon, value = text.partition(":")
+        if not colon:
+            return None
+        try:
+            name, param_list, value, _group = parseLine(
+                head.replace(",", ";").split(";")[0] + ":" + value
+            )
+        except ParseError:
+            return None
+    params: Params = {}
+    bare: set[str] = set()
+    for item in param_list:
+        if len(item) == 1:
+            bare.add(item[0].upper())
+        else:
+            params.setdefault(item[0].upper(), []).extend(
+                v for values in item[1:] for v in values.split(",")
+            )
+    return name.upper(), params, bare, _value(value, params, bare)
+
+
+def _value(value: str, params: Params, bare: set[str]) -> str:
+    raw = value.encode("latin-1")
+    encoding = {e.upper() for e in params.get("ENCODING", [])} | bare
+    if "QUOTED-PRINTABLE" in encoding:
+        raw = binascii.a2b_qp(raw)
+    if raw.isascii():
+        return raw.decode("ascii")
+    declared = [c.strip().lower() for c in params.get("CHARSET", [])[:1]]
+    for charset in (*(_CHARSET_ALIASES.get(c, c) for c in declared), "utf-8", "cp1252"):
+        try:
+            return raw.decode(charset)
+        except (UnicodeDecodeError, LookupError):
+            continue
+    return raw.decode("latin-1")
+
+
+def _unescape(text: str) -> str:
+    if "\\" not in text:
+        return text
+    return stringToTextValues(text, listSeparator=None, charList=_ESCAPABLE)[0]
+
+
+def _components(text: str) -> list[str]:
+    """Split a structured value (N, ORG) on unescaped ";" only: commas stay text
+    (Outlook writes "Company, The;Department" unescaped)."""
+    return [_unescape(c) for c in stringToTextValues(text, listSeparator=";", charList=";")]
+
+
+def _is_preferred(params: Params, bare: set[str]) -> bool:
+    types = {t.strip().upper() for t in params.get("TYPE", [])}
+    return "PREF" in bare or "PREF" in params or "PREF" in types
+
+
+def _entry(source: str, body: list[bytes], complete: bool) -> Entry:
+    first: dict[str, str] = {}
+    names: list[str] = []
+    preferred: list[str] = []
+    others: list[str] = []
+    phones: list[str] = []
+    problem = "" if complete else _INCOMPLETE
+    for logical in _logical_lines(body):
+        try:
+            parsed = _parse(logical)
+        except (ValueError, ParseError) as err:  # binascii and codec errors are ValueErrors
+            problem = f"unreadable line in the card ({err})"
+            continue
+        if parsed is None:
+            continue
+        name, params, bare, value = parsed
+        if name == "EMAIL":
+            (preferred if _is_preferred(params, bare) else others).append(_unescape(value).strip())
+        elif name == "TEL":
+            phones.append(_unescape(value))
+        elif name in ("N", "ORG") and name not in first:
+            parts = _components(value)
+            if name == "N":
+                names = parts
+            first[name] = parts[0]
+        elif name not in first:
+            first[name] = _unescape(value)
+    family, given, additional, prefix, suffix = (*names, "", "", "", "", "")[:5]
+    built = " ".join(p.strip() for p in (prefix, given, additional, family, suffix) if p.strip())
+    return Entry(
+        source=source,
+        name=first.get("FN", "").strip() or built,
+        given=given.strip(),
+        family=family.strip(),
+        emails=tuple(e for e in (*preferred, *others) if e),
+        org=first.get("ORG", "").strip(),
+        title=first.get("TITLE", "").strip(),
+        phones=tuple(phones),
+        website=first.get("URL", "").strip(),
+        lang=first.get("LANG", "").strip(),
+        problem=problem,
+    )
