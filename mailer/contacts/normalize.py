@@ -190,11 +190,13 @@ def normalize_lang(raw: str) -> str:
 
 
 def _not_local_part(name: str, addresses: list[str], *, nor_address: bool = False) -> str:
-    """"" when the name is an address's local part (or, for the display name, one of
-    the contact's own addresses): exporters fill that in when they know no name."""
+    """"" when the name is what an exporter copied from an address: a local part such
+    as "john.doe" or "jdoe84" (a plain word like "Lars" may well be the real name), or,
+    for the display name, one of the contact's own addresses."""
     folded = name.casefold()
     for address in addresses:
-        if folded == address.rpartition("@")[0].casefold():
+        local = address.rpartition("@")[0].casefold()
+        if folded == local and not local.isalpha():
             return ""
         if nor_address and folded == address.casefold():
             return ""
