@@ -1,0 +1,90 @@
+"""Per-message compose cost: `Composer.render` (templates + headers + MIME bytes)
+against the stdlib baseline of building the same message as an `EmailMessage`
+(text + HTML alternative + vCard attachment) and serialising it, in one run.
+
+    /work/venv/bin/python bench/bench_compose.py [-n 2000] [--runs 5]
+
+The baseline gets the already rendered text and HTML, so it measures only the
+message building that `Composer` replaces; the Composer figure includes its
+own Jinja2 rendering.  Ratio = baseline / Composer (higher is better).
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from collections.abc import Callable
+from email.message import EmailMessage
+from email.policy import SMTP
+from pathlib import Path
+
+from mailer.message import Composer, vcard_filename
+from mailer.models import Contact, Draft
+from mailer.profile import Profile, load_profile
+
+ROOT = Path(__file__).resolve().parent.parent
+NAMES = ["Ada Lovelace", "Jürgen Müller", "Zoë Ünal", "Grace Hopper", "", "Kim Lee"]
+
+
+def contacts(n: int) -> list[Contact]:
+    return [
+        Contact(email=f"person{i}@example.{('com', 'org', 'de')[i % 3]}", name=NAMES[i % 6])
+        for i in range(n)
+    ]
+
+
+def baseline(profile: Profile, vcard: bytes) -> Callable[[Draft, str], bytes]:
+    def build(draft: Draft, name: str) -> bytes:
+        msg = EmailMessage()
+        msg["From"] = f"{profile.name} <{profile.email}>"
+        msg["To"] = f"{name} <{draft.recipient}>" if name else draft.recipient
+        msg["Subject"] = draft.subject
+        msg["Message-ID"] = draft.message_id
+        msg["List-Unsubscribe"] = f"<mailto:{profile.email}?subject=unsubscribe>"
+        msg.set_content(draft.text)
+        msg.add_alternative(draft.html, subtype="html")
+        msg.add_attachment(
+            vcard, maintype="text", subtype="vcard", filename=vcard_filename(profile.name)
+        )
+        return msg.as_bytes(policy=SMTP)
+
+    return build
+
+
+def per_message_us(run: Callable[[], object], n: int, runs: int) -> float:
+    timings = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        run()
+        timings.append((time.perf_counter() - start) / n * 1e6)
+    return statistics.median(timings)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("-n", type=int, default=2000, help="messages per run")
+    parser.add_argument("--runs", type=int, default=5)
+    args = parser.parse_args()
+
+    profile = load_profile(ROOT / "profile.example.toml")
+    composer = Composer(profile)
+    people = contacts(args.n)
+    drafts = [composer.render(c) for c in people]  # warm-up, and the baseline's input
+    build = baseline(profile, profile.vcard().encode())
+
+    ours = per_message_us(lambda: [composer.render(c) for c in people], args.n, args.runs)
+    theirs = per_message_us(
+        lambda: [build(d, c.name) for d, c in zip(drafts, people, strict=True)],
+        args.n,
+        args.runs,
+    )
+    size = statistics.mean(len(d.payload) for d in drafts)
+    print(f"messages per run: {args.n}, runs: {args.runs} (median), mean size {size:.0f} B")
+    print(f"Composer.render (render + build):       {ours:8.1f} us/message")
+    print(f"EmailMessage build + as_bytes (baseline): {theirs:8.1f} us/message")
+    print(f"ratio baseline / Composer:              {theirs / ours:8.2f}x")
+
+
+if __name__ == "__main__":
+    main()
