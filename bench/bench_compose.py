@@ -1,8 +1,9 @@
 """Per-message compose cost: `Composer.render` (templates + headers + MIME bytes)
 against the stdlib baseline of building the same message as an `EmailMessage`
-(text + HTML alternative + vCard attachment) and serialising it, in one run.
+(text + HTML alternative + vCard attachment) and serialising it, in one run
+(from a checkout; after `pip install -e .` the PYTHONPATH is not needed).
 
-    /work/venv/bin/python bench/bench_compose.py [-n 2000] [--runs 5]
+    PYTHONPATH=. /work/venv/bin/python bench/bench_compose.py [-n 2000] [--runs 5]
 
 The baseline gets the already rendered text and HTML, so it measures only the
 message building that `Composer` replaces; the Composer figure includes its
