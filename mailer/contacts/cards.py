@@ -35,9 +35,12 @@ INSTALL_HINT = "pip install 'mailer[ocr]'"
 CARD_SUFFIXES = frozenset(
     (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif", ".heic", ".heif", ".pdf")
 )
-MAX_SIDE = 2000  # px; RapidOCR scales larger images down to this anyway
+# Every card is scaled to this long side (RapidOCR's own limit): phone photos of
+# 1280 px read better enlarged, and one scale keeps the results consistent.
+LONG_SIDE = 2000
+MAX_UPSCALE = 2.0  # a thumbnail does not gain detail from being blown up further
 PDF_DPI = 300
-_PREPROCESSING = 1  # bump when page loading changes, so old cache entries are not reused
+_PREPROCESSING = 2  # bump when page loading changes, so old cache entries are not reused
 
 REVIEW_COLUMNS = (
     "file",
@@ -129,7 +132,7 @@ def card_pages(paths: Iterable[Path]) -> list[Page]:
 
 
 def load_page(page: Page) -> Image.Image:
-    """The card as an upright RGB image, at most MAX_SIDE pixels on its long side."""
+    """The card as an upright RGB image, scaled to LONG_SIDE pixels on its long side."""
     from PIL import Image, ImageOps
 
     if page.path.suffix.lower() == ".pdf":
@@ -138,14 +141,17 @@ def load_page(page: Page) -> Image.Image:
         with pypdfium2.PdfDocument(page.path) as document:
             pdf_page = document[page.index]
             width, height = pdf_page.get_size()  # points
-            scale = min(PDF_DPI / 72, MAX_SIDE / max(width, height, 1))
+            scale = min(PDF_DPI / 72, LONG_SIDE / max(width, height, 1))
             image = pdf_page.render(scale=scale).to_pil()
     else:
         _register_heif()
         with Image.open(page.path) as opened:
-            opened.draft("RGB", (MAX_SIDE, MAX_SIDE))  # JPEG: decode at a reduced size, fast
+            opened.draft("RGB", (LONG_SIDE, LONG_SIDE))  # JPEG: decode at a reduced size, fast
             image = ImageOps.exif_transpose(opened).convert("RGB")
-    image.thumbnail((MAX_SIDE, MAX_SIDE))
+    scale = min(LONG_SIDE / max(image.size), MAX_UPSCALE)
+    if abs(scale - 1) > 0.01:
+        size = (round(image.width * scale), round(image.height * scale))
+        image = image.resize(size, Image.Resampling.LANCZOS)
     return image
 
 

@@ -362,10 +362,13 @@ def name_agreement(name: str, local_part: str) -> int:
     return sum(1 for w in words if len(w) >= 3 and w in local)
 
 
-def _company_like(line: OcrLine, domains: Sequence[str]) -> bool:
-    """The line spells (part of) the e-mail or web domain, as a logo usually does."""
+def _company_like(line: OcrLine, domains: Sequence[str], *, containing: bool = True) -> bool:
+    """The line spells (part of) the e-mail or web domain, as a logo usually does;
+    `containing=False` leaves out lines that merely contain it ("Lena Krämer" for kraemer)."""
     letters = _letters(line.text)
-    return len(letters) >= 3 and any(letters in d or d in letters for d in domains if d)
+    return len(letters) >= 3 and any(
+        letters in d or (containing and d in letters) for d in domains if d
+    )
 
 
 def _domain_labels(emails: Sequence[Field], website: Field) -> list[str]:
@@ -400,13 +403,17 @@ def find_name(
         return Field(), None
     domains = _domain_labels(emails, website)
     locals_ = [e.value.rpartition("@")[0] for e in emails]
-    plain = [ln for ln in lines if not _company_like(ln, [*domains, *map(_letters, locals_)])]
+    plain = [
+        ln
+        for ln in lines
+        if not _company_like(ln, [*domains, *map(_letters, locals_)], containing=False)
+    ]
     tallest = max((ln.height for ln in plain), default=max(ln.height for ln in lines))
     best, best_score = None, 0.0
     for line in lines:
         if (
             not _name_shape(line.text)
-            or _company_like(line, domains)
+            or _company_like(line, domains, containing=False)
             or _LEGAL_SUFFIX.search(line.text)
         ):
             continue
