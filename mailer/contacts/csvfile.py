@@ -67,14 +67,14 @@ _EMAIL = re.compile(
     r"e?mail\d*(address|adresse|addr|value|wert)?\d*(privat|geschäftlich|home|work)?"
 )
 _EMAIL_TYPE = re.compile(r"e?mail(\d+)(type|label)")  # Google: "* Home" marks the primary one
-_PHONE = re.compile(r".*(phone|telefon|mobil|handy).*|(tel|cell)\w*")
+_PHONE = re.compile(r".*(phone|telefon|mobil|handy).*|(tel|cell)\w*|\w*(tel|cell)\d*")
 _NOT_PHONE = re.compile(r".*(fax|type|typ|label|pager).*")
 _WEBSITE = re.compile(r"\w*url|web(site|page|seite|adresse)?\d*(value)?|homepage\d*|internet")
 _GOOGLE_SEPARATOR = " ::: "  # Google joins several values in one cell with it
 
 
 def compact(header: str) -> str:
-    """"E-Mail 2: Adresse" -> "email2adresse": what header synonyms are compared on."""
+    """ "E-Mail 2: Adresse" -> "email2adresse": what header synonyms are compared on."""
     return "".join(ch for ch in header.casefold() if ch.isalnum())
 
 
