@@ -85,9 +85,11 @@ ENQUEUE_BATCH = 500  # rows per executemany: bounded memory, few statements
 
 
 def address_key(email: str) -> str:
-    """The dedupe key: the local part as written, the domain case-insensitive."""
-    local, at, domain = email.strip().rpartition("@")
-    return f"{local}{at}{domain.lower()}" if at else email.strip()
+    """The key for dedupe, "mailed before" and suppression: the whole address,
+    case-folded.  RFC 5321 lets a server treat local parts case-sensitively, but
+    mail providers do not, and erring this way never mails anyone twice and
+    never mails a suppressed "Ben@" as "ben@"."""
+    return email.strip().lower()
 
 
 @dataclass(frozen=True, slots=True)
@@ -212,9 +214,12 @@ class Journal:
     # -- queries used by the plan -------------------------------------------
 
     def mailed_before(self, email: str) -> str | None:
+        """The campaign that mailed this address, if any.  An `unknown` outcome
+        counts too: that message may have arrived, and a second campaign must
+        not resend it behind the user's back."""
         row = self._db.execute(
-            "SELECT campaign FROM messages WHERE address = ? AND state = 'sent' "
-            "ORDER BY finished_at LIMIT 1",
+            "SELECT campaign FROM messages WHERE address = ? AND state IN ('sent', 'unknown') "
+            "ORDER BY state = 'sent' DESC, finished_at LIMIT 1",
             (address_key(email),),
         ).fetchone()
         return row[0] if row else None

@@ -1,1 +1,325 @@
-"""Commands: send (being built)."""
+"""Commands: `send`, `status` and `suppress add|remove|list`.
+
+`send` plans (the same plan as `preview`), queues the new messages in the
+journal, asks, then sends.  Queuing and asking share one journal transaction:
+answering no leaves the journal as it was.
+
+The campaign name defaults to the first contacts file's name without its
+extension (`contacts.csv` -> "contacts"), so running the same command again
+resumes the same campaign instead of starting a new one.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import sys
+from collections import Counter
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import datetime
+from pathlib import Path
+
+import click
+from email_validator import EmailNotValidError, validate_email
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+from rich.text import Text
+
+from .. import config
+from ..errors import ConfigError
+from ..journal import Journal
+from ..models import Draft, State
+from ..ratelimit import PRESETS, Rate, describe, parse_rates
+from ..sender import Progress as SendProgress
+from ..sender import SendSummary, make_limiter, send_campaign_sync
+from .app import handle_errors, main, paths_argument
+
+EXIT_INTERRUPTED = 130
+PROBLEM_STATES = (State.FAILED, State.DEFERRED, State.UNKNOWN)
+
+
+def open_journal(*, create: bool = True) -> Journal | None:
+    path = config.state_dir(config.environment()) / "journal.sqlite3"
+    return Journal(path) if create or path.exists() else None
+
+
+def parse_mappings(pairs: tuple[str, ...]) -> dict[str, str] | None:
+    mapping = {}
+    for pair in pairs:
+        column, sep, field = pair.partition("=")
+        if not sep or not column.strip() or not field.strip():
+            raise ConfigError(f"--map {pair!r}: write it as COLUMN=FIELD, e.g. 'Mail=email'.")
+        mapping[column.strip()] = field.strip()
+    return mapping or None
+
+
+def choose_rates(rates: tuple[str, ...], provider: str | None) -> tuple[Rate, ...]:
+    """--rate wins over --provider; with neither, the cautious generic preset."""
+    return parse_rates(rates) if rates else PRESETS[provider or "generic"]
+
+
+@main.command()
+@paths_argument
+@click.option("--profile", "profile_path", required=True,
+              type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Your profile.toml (see profile.example.toml).")
+@click.option("--campaign", "campaign_name",
+              help="Campaign name [default: the first contacts file's name].")
+@click.option("--rate", "rates", multiple=True, metavar="N/UNIT",
+              help="Sending limit, e.g. 30/min or 2000/day; repeat or comma-join for "
+                   "several; 'none' for no limit. Overrides --provider.")
+@click.option("--provider", type=click.Choice(sorted(PRESETS)),
+              help="Use this provider's published limits [default: generic, 20/min and "
+                   "1000/day].")
+@click.option("--concurrency", default=1, show_default=True, type=click.IntRange(1, 32),
+              help="SMTP connections in parallel, each logged in once.")
+@click.option("--again", is_flag=True,
+              help="Also mail people who got this mail in an earlier campaign.")
+@click.option("--yes", "-y", "assume_yes", is_flag=True,
+              help="Do not ask; needed when there is no terminal.")
+@click.option("--templates", type=click.Path(exists=True, file_okay=False, path_type=Path),
+              help="Your own templates folder (one subfolder per language).")
+@click.option("--lang", help="Write every mail in this language (e.g. de, en).")
+@click.option("--map", "mappings", multiple=True, metavar="COL=FIELD",
+              help="Read CSV column COL as FIELD; repeatable.")
+@handle_errors
+def send(paths: tuple[Path, ...], profile_path: Path, campaign_name: str | None,
+         rates: tuple[str, ...], provider: str | None, concurrency: int, again: bool,
+         assume_yes: bool, templates: Path | None, lang: str | None,
+         mappings: tuple[str, ...]) -> None:
+    """Queue one mail per new contact and send them, rate-limited, resumable."""
+    from ..campaign import Status, plan
+    from ..contacts import load_contacts
+    from ..message import Composer
+    from ..profile import load_profile
+
+    if not assume_yes and not sys.stdin.isatty():
+        raise ConfigError("No terminal to confirm on: check with `mailer preview`, then pass "
+                          "--yes to send without asking.")
+    env = config.environment()
+    settings = config.smtp_settings(env)
+    limits = choose_rates(rates, provider)
+    campaign = campaign_name or paths[0].stem
+    profile = load_profile(profile_path)
+    composer = Composer(profile, templates=templates, lang=lang)
+    result = load_contacts(list(paths), mapping=parse_mappings(mappings), region=profile.region)
+    out = Console(highlight=False)
+    with Journal(config.state_dir(env) / "journal.sqlite3") as journal:
+        statuses: Counter[str] = Counter()
+        notes: list[tuple[str, str, str]] = []
+
+        def new_drafts() -> Iterator[Draft]:
+            for item in plan(result, composer, journal, again=again):
+                statuses[item.status.value] += 1
+                if item.status is Status.NEW and item.draft is not None:
+                    yield item.draft
+                elif item.status in (Status.REJECTED, Status.ERROR, Status.REVIEW):
+                    notes.append((item.source, item.email, item.reason))
+
+        with journal.staged() as staging:
+            added = journal.enqueue(campaign, new_drafts())
+            queued = journal.counts(campaign)[State.QUEUED]
+            show_plan(out, statuses, notes, added, queued, campaign)
+            if queued and not assume_yes:
+                out.print(f"SMTP server {settings.host}:{settings.port} ({settings.security}"
+                          f"{', as ' + settings.username if settings.username else ''}), "
+                          f"rate {describe(limits)}, {concurrency} connection(s).")
+                if not click.confirm(f"Send {queued} message(s) now?", default=False):
+                    staging.discard()
+                    click.echo("Nothing queued, nothing sent.")
+                    return
+        if not queued:
+            click.echo("Nothing to send.")
+            return
+        limiter = make_limiter(journal, limits)
+        with progress_display(queued) as update:
+            summary = send_campaign_sync(journal, campaign, settings, limiter=limiter,
+                                         concurrency=concurrency, progress=update,
+                                         handle_sigint=True)
+        show_summary(out, summary)
+        report = write_problems(journal, campaign)
+    if report is not None:
+        click.echo(f"Failed, deferred or unknown recipients with the server's replies: {report}")
+    finish(summary)
+
+
+def show_plan(out: Console, statuses: Counter[str], notes: list[tuple[str, str, str]],
+              added: int, queued: int, campaign: str) -> None:
+    for source, email, reason in notes:
+        out.print(Text(f"  {source}: {email or '-'}: {reason}"))
+    counts = ", ".join(f"{n} {status}" for status, n in statuses.items()) or "no entries"
+    out.print(Text(f"Read: {counts}."))
+    out.print(Text(f"Campaign {campaign!r}: {added} newly queued, {queued} to send."))
+
+
+@contextmanager
+def progress_display(total: int) -> Iterator[Callable[[SendProgress], None] | None]:
+    """A rich progress bar on stderr, only when stderr is a terminal."""
+    if not sys.stderr.isatty():
+        yield None
+        return
+    columns = (TextColumn("[bold]sending"), BarColumn(), TextColumn("{task.description}"),
+               TimeRemainingColumn())
+    with Progress(*columns, console=Console(stderr=True), transient=True) as bar:
+        task = bar.add_task("", total=total)
+
+        def update(p: SendProgress) -> None:
+            bar.update(task, completed=total - p.remaining, description=(
+                f"sent {p.sent}  deferred {p.deferred}  failed {p.failed}  "
+                f"left {p.remaining}  held to {p.rate}"))
+
+        yield update
+
+
+def show_summary(out: Console, summary: SendSummary) -> None:
+    table = Table(title=f"Campaign {summary.campaign!r}")
+    table.add_column("state")
+    table.add_column("recipients", justify="right")
+    for state, count in summary.counts.items():
+        if count:
+            table.add_row(str(state), str(count))
+    out.print(table)
+    out.print(f"This run: {summary.sent} sent, {summary.deferred} deferred, {summary.failed} "
+              f"failed in {summary.elapsed:.1f} s over {summary.logins} login(s).")
+    if summary.recovered_unknown:
+        out.print(f"{summary.recovered_unknown} message(s) from an interrupted run are "
+                  f"'unknown': they may or may not have been delivered, so they were not sent "
+                  f"again. `mailer resend --unknown` sends them anyway.")
+
+
+def write_problems(journal: Journal, campaign: str) -> Path | None:
+    rows = list(journal.rows(campaign, PROBLEM_STATES))
+    if not rows:
+        return None
+    path = Path.cwd() / f"mailer-problems-{safe_name(campaign)}.csv"
+    with path.open("w", newline="", encoding="utf-8") as f:
+        writer = csv.writer(f)
+        writer.writerow(["recipient", "state", "code", "reply", "attempts", "message_id"])
+        for r in rows:
+            writer.writerow([r.recipient, r.state, r.last_code or "", r.last_reply, r.attempts,
+                             r.message_id])
+    return path
+
+
+def safe_name(name: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in name)
+
+
+def finish(summary: SendSummary) -> None:
+    left = summary.counts[State.QUEUED]
+    if summary.stopped == "interrupted":
+        click.echo(f"Interrupted: the messages in flight were finished and recorded; {left} "
+                   f"still queued. Run the same command again to resume campaign "
+                   f"{summary.campaign!r}.", err=True)
+        sys.exit(EXIT_INTERRUPTED)
+    if summary.stopped:
+        click.echo(f"Stopped: {summary.stopped}. {left} still queued.", err=True)
+        sys.exit(1)
+    if summary.counts[State.DEFERRED]:
+        click.echo(f"{summary.counts[State.DEFERRED]} deferred after several tries: "
+                   f"`mailer resend --campaign {summary.campaign}` tries them again.", err=True)
+    sys.exit(0 if summary.complete else 1)
+
+
+@main.command()
+@click.option("--campaign", "campaign_name", help="Campaign [default: the latest].")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@handle_errors
+def status(campaign_name: str | None, as_json: bool) -> None:
+    """Show a campaign's counts and every recipient's state from the journal."""
+    journal = open_journal(create=False)
+    known: set[str] = set()
+    campaign = None
+    if journal is not None:
+        with journal:
+            known = {c.name for c in journal.campaigns()}
+            campaign = campaign_name or journal.latest_campaign()
+            if campaign in known:
+                counts = journal.counts(campaign)
+                rows = list(journal.rows(campaign))
+    if campaign_name and campaign_name not in known:
+        raise ConfigError(f"No campaign {campaign_name!r}; known: "
+                          f"{', '.join(sorted(known)) or 'none'}.")
+    if campaign is None:
+        if as_json:
+            click.echo(json.dumps({"campaign": None, "counts": {}, "recipients": []}))
+        else:
+            click.echo("No campaigns yet: nothing was sent from here.")
+        return
+    if as_json:
+        click.echo(json.dumps({
+            "campaign": campaign,
+            "counts": {str(s): n for s, n in counts.items()},
+            "recipients": [r.to_json() for r in rows],
+        }, ensure_ascii=False))
+        return
+    out = Console(highlight=False)
+    table = Table(title=f"Campaign {campaign!r}: " + ", ".join(
+        f"{n} {s}" for s, n in counts.items() if n))
+    for column in ("recipient", "state", "attempts", "last reply", "when"):
+        table.add_column(column, overflow="fold")
+    for r in rows:
+        when = datetime.fromtimestamp(r.finished_at or r.queued_at).strftime("%Y-%m-%d %H:%M")
+        reply = f"{r.last_code} {r.last_reply}" if r.last_code else r.last_reply
+        table.add_row(Text(r.recipient), str(r.state), str(r.attempts), Text(reply), when)
+    out.print(table)
+
+
+@main.group()
+def suppress() -> None:
+    """The do-not-mail list: addresses here are never mailed."""
+
+
+def checked_address(email: str) -> str:
+    try:
+        return validate_email(email, check_deliverability=False).normalized
+    except EmailNotValidError as err:
+        raise ConfigError(f"{email!r} is not an e-mail address: {err}") from None
+
+
+@suppress.command("add")
+@click.argument("emails", nargs=-1, required=True)
+@click.option("--reason", default="", help="Why, for your own records.")
+@handle_errors
+def suppress_add(emails: tuple[str, ...], reason: str) -> None:
+    """Never mail these addresses (queued messages to them are cancelled)."""
+    addresses = [checked_address(e) for e in emails]
+    with Journal(config.state_dir(config.environment()) / "journal.sqlite3") as journal:
+        for address in addresses:
+            added = journal.suppress_add(address, reason)
+            click.echo(f"{address}: {'suppressed' if added else 'already suppressed'}")
+
+
+@suppress.command("remove")
+@click.argument("emails", nargs=-1, required=True)
+@handle_errors
+def suppress_remove(emails: tuple[str, ...]) -> None:
+    """Allow these addresses again."""
+    journal = open_journal(create=False)
+    for email in emails:
+        removed = journal is not None and journal.suppress_remove(email)
+        click.echo(f"{email}: {'removed' if removed else 'was not on the list'}")
+    if journal is not None:
+        journal.close()
+
+
+@suppress.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@handle_errors
+def suppress_list(as_json: bool) -> None:
+    """Print the do-not-mail list."""
+    journal = open_journal(create=False)
+    entries = [] if journal is None else journal.suppress_list()
+    if journal is not None:
+        journal.close()
+    if as_json:
+        click.echo(json.dumps([{"address": a, "reason": r, "added_at": t} for a, r, t in entries],
+                              ensure_ascii=False))
+        return
+    for address, reason, added in entries:
+        day = datetime.fromtimestamp(added).strftime("%Y-%m-%d")
+        click.echo(f"{address}\t{day}\t{reason}")
+    if not entries:
+        click.echo("The do-not-mail list is empty.")

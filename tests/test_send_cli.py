@@ -1,0 +1,195 @@
+"""`mailer send`, `status` and `suppress` end to end: real CSV, profile, journal and
+aiosmtpd with STARTTLS and AUTH."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import pty
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner, Result
+
+import mailer.cli.send  # registers the commands
+from mailer.cli.app import main
+from tests.smtpd import Fault, SmtpServer
+
+PROJECT = Path(__file__).resolve().parents[1]
+PEOPLE = ["anna@example.com", "ben@example.org", "chloe@example.net"]
+CLI = "from mailer.cli.app import main; import mailer.cli.send; main()"
+
+
+@pytest.fixture
+def server(monkeypatch: pytest.MonkeyPatch) -> Iterator[SmtpServer]:
+    with SmtpServer(starttls=True, auth=("alex@example.com", "app-password")) as srv:
+        for name, value in srv.env().items():
+            monkeypatch.setenv(name, value)
+        yield srv
+
+
+@pytest.fixture
+def work(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A folder with contacts.csv (three people and one bad row) and a profile."""
+    monkeypatch.chdir(tmp_path)
+    rows = [f"{e.split('@')[0].title()},{e}" for e in PEOPLE]
+    (tmp_path / "contacts.csv").write_text("Name,Email\n" + "\n".join(rows) +
+                                           "\nNo Address,not-an-address\n", encoding="utf-8")
+    shutil.copy(PROJECT / "profile.example.toml", tmp_path / "profile.toml")
+    return tmp_path
+
+
+def mailer(*args: str) -> Result:
+    return CliRunner().invoke(main, list(args), catch_exceptions=False)
+
+
+def send(*extra: str) -> Result:
+    return mailer("send", "contacts.csv", "--profile", "profile.toml", "--rate", "none", *extra)
+
+
+def status() -> dict:
+    result = mailer("status", "--json")
+    assert result.exit_code == 0, result.output
+    return json.loads(result.output)
+
+
+def test_send_with_yes_mails_everyone_and_reports_the_bad_row(work: Path,
+                                                              server: SmtpServer) -> None:
+    result = send("--yes", "--concurrency", "2")
+    assert result.exit_code == 0, result.output
+    assert sorted(server.recipients()) == sorted(PEOPLE)
+    assert "contacts.csv:5" in result.output  # the rejected row, with file and line
+    assert "Campaign 'contacts': 3 newly queued, 3 to send." in result.output
+    assert status()["counts"]["sent"] == 3
+    assert server.logins == 2
+
+
+def test_rerun_sends_nothing_twice(work: Path, server: SmtpServer) -> None:
+    assert send("--yes").exit_code == 0
+    again = send("--yes")
+    assert again.exit_code == 0, again.output
+    assert "3 already mailed" in again.output and "Nothing to send." in again.output
+    other = send("--yes", "--campaign", "next-event")  # across campaigns too
+    assert other.exit_code == 0 and "Nothing to send." in other.output
+    assert sorted(server.recipients()) == sorted(PEOPLE)
+    forced = send("--yes", "--campaign", "next-event", "--again")
+    assert forced.exit_code == 0, forced.output
+    assert len(server.recipients()) == 6
+
+
+def test_without_a_terminal_it_refuses_unless_yes(work: Path, server: SmtpServer) -> None:
+    result = send()
+    assert result.exit_code == 2
+    assert "--yes" in result.output
+    assert server.received == []
+    assert status()["counts"] == {}
+
+
+def test_failed_recipient_exits_1_with_a_problems_csv(work: Path, server: SmtpServer) -> None:
+    server.fault("ben@example.org", Fault(reply="550 5.1.1 No such user here"))
+    result = send("--yes")
+    assert result.exit_code == 1, result.output
+    report = work / "mailer-problems-contacts.csv"
+    rows = list(csv.DictReader(report.open(encoding="utf-8")))
+    assert [(r["recipient"], r["state"], r["code"], r["reply"]) for r in rows] == [
+        ("ben@example.org", "failed", "550", "5.1.1 No such user here")]
+    recipients = {r["recipient"]: r["state"] for r in status()["recipients"]}
+    assert recipients == {"anna@example.com": "sent", "ben@example.org": "failed",
+                          "chloe@example.net": "sent"}
+
+
+def test_suppressed_addresses_are_never_mailed(work: Path, server: SmtpServer) -> None:
+    assert mailer("suppress", "add", "Ben@EXAMPLE.org", "--reason", "asked").exit_code == 0
+    listed = mailer("suppress", "list", "--json")
+    assert [e["address"] for e in json.loads(listed.output)] == ["ben@example.org"]
+    result = send("--yes")
+    assert result.exit_code == 0, result.output
+    assert "1 suppressed" in result.output
+    assert sorted(server.recipients()) == ["anna@example.com", "chloe@example.net"]
+    assert mailer("suppress", "remove", "Ben@example.org").output.endswith("removed\n")
+    assert mailer("suppress", "add", "not an address").exit_code == 2
+
+
+def test_auth_failure_exits_2_and_marks_nobody(work: Path, server: SmtpServer,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MAILER_SMTP_PASSWORD", "wrong")
+    result = send("--yes")
+    assert result.exit_code == 2
+    assert "refused the login" in result.output and "wrong" not in result.output
+    assert server.received == []
+    assert status()["counts"]["queued"] == 3 and status()["counts"]["failed"] == 0
+
+
+def test_bad_rate_is_a_usage_error(work: Path, server: SmtpServer) -> None:
+    result = mailer("send", "contacts.csv", "--profile", "profile.toml", "--yes",
+                    "--rate", "lots/min")
+    assert result.exit_code == 2 and "--rate" in result.output
+
+
+def test_status_without_any_send(work: Path) -> None:
+    result = mailer("status")
+    assert result.exit_code == 0 and "No campaigns yet" in result.output
+    assert mailer("status", "--campaign", "nope").exit_code == 2
+
+
+def run_on_a_terminal(work: Path, server: SmtpServer, answer: bytes) -> tuple[int, str]:
+    """The CLI with stdin on a pseudo-terminal, answering the confirmation."""
+    leader, follower = pty.openpty()
+    env = {**os.environ, **server.env(), "PYTHONPATH": str(PROJECT)}
+    proc = subprocess.Popen(
+        [sys.executable, "-c", CLI, "send", "contacts.csv", "--profile", "profile.toml",
+         "--rate", "none"], cwd=work, env=env, stdin=follower,
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    os.close(follower)
+    os.write(leader, answer)
+    out, _ = proc.communicate(timeout=60)
+    os.close(leader)
+    return proc.returncode, out.decode()
+
+
+@pytest.mark.slow
+def test_confirmation_on_a_terminal(work: Path, server: SmtpServer) -> None:
+    code, out = run_on_a_terminal(work, server, b"n\n")
+    assert code == 0 and "Nothing queued, nothing sent." in out
+    assert f"SMTP server 127.0.0.1:{server.port} (starttls, as alex@example.com)" in out
+    assert server.received == [] and status()["counts"] == {}
+    code, out = run_on_a_terminal(work, server, b"y\n")
+    assert code == 0, out
+    assert sorted(server.recipients()) == sorted(PEOPLE)
+
+
+@pytest.mark.slow
+def test_ctrl_c_prints_a_resume_hint_and_the_rerun_finishes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    people = [f"p{i:02d}@example.com" for i in range(40)]
+    (tmp_path / "contacts.csv").write_text(
+        "Name,Email\n" + "\n".join(f"P {i},{e}" for i, e in enumerate(people)) + "\n")
+    shutil.copy(PROJECT / "profile.example.toml", tmp_path / "profile.toml")
+    with SmtpServer(data_delay=0.2) as srv:
+        env = {**os.environ, **srv.env(), "PYTHONPATH": str(PROJECT)}
+        cmd = [sys.executable, "-c", CLI, "send", "contacts.csv", "--profile", "profile.toml",
+               "--rate", "none", "--concurrency", "2", "--yes"]
+        proc = subprocess.Popen(cmd, cwd=tmp_path, env=env, text=True,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        deadline = time.monotonic() + 60
+        while len(srv.received) < 3 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=30)
+        assert proc.returncode == 130, err
+        assert "Run the same command again to resume campaign 'contacts'" in err
+        first = len(srv.received)
+        assert 3 <= first < 40
+        rerun = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True,
+                               timeout=120)
+        assert rerun.returncode == 0, rerun.stderr
+        assert sorted(srv.recipients()) == people
