@@ -169,7 +169,10 @@ class Profile:
         if self.photo is not None:
             if v4:
                 encoded = base64.b64encode(self.photo.data).decode("ascii")
-                card.add("photo").value = f"data:{self.photo.mime};base64,{encoded}"
+                photo = card.add("photo")
+                photo.value = f"data:{self.photo.mime};base64,{encoded}"
+                # a URI, not text: escaped as "\;" and "\," it would be broken for URI readers
+                photo.encoded = True
             else:  # vobject base64-encodes the bytes itself
                 mime_type = self.photo.mime.removeprefix("image/").upper()
                 _add(card, "photo", self.photo.data, encoding_param="b", type_param=mime_type)
@@ -423,10 +426,13 @@ def _is_https(url: str) -> bool:
 def _link(key: str, value: str, network: Network, phone: Any) -> tuple[str, str]:
     """(link, shown text) of a channel value; ValueError when it does not fit the network."""
     if value.startswith(("https://", "http://")):
-        host = (urlsplit(value).hostname or "").removeprefix("www.")
-        if " " in value or not host or (network.domains and not host.endswith(network.domains)):
+        host = urlsplit(value).hostname or ""
+        on_network = any(host == d or host.endswith(f".{d}") for d in network.domains)
+        if " " in value or not host or (network.domains and not on_network):
             raise ValueError(value)
-        return value, value
+        # "," and ";" are separators in a vCard line, and readers disagree on escaping them
+        url = value.replace(",", "%2C").replace(";", "%3B")
+        return url, url
     if network.kind == "url":
         raise ValueError(value)  # web, blog, calendar and other links must be URLs
     if key == "mastodon":

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import shutil
 import subprocess
@@ -44,7 +45,7 @@ CHANNELS = [
     ("web", "https://alex.example.com/", "https://alex.example.com/", None),
     ("blog", "https://blog.example.com/", "https://blog.example.com/", None),
     ("calendar", "https://cal.example.com/alex", "https://cal.example.com/alex", None),
-    ("other", "https://podcast.example.net/", "https://podcast.example.net/", None),
+    ("other", "https://podcast.example.net/a,b;c", "https://podcast.example.net/a%2Cb%3Bc", None),
 ]
 
 
@@ -124,6 +125,11 @@ def test_labels_follow_the_template_language(tmp_path: Path) -> None:
         (
             'name = "A"\nemail = "a@example.com"\n[[channels]]\nnetwork = "linkedin"\n'
             'value = "https://evil.example.net/in/alex"\n',
+            "line 5: channels[1].value:",
+        ),
+        (
+            'name = "A"\nemail = "a@example.com"\n[[channels]]\nnetwork = "linkedin"\n'
+            'value = "https://evillinkedin.com/in/alex"\n',
             "line 5: channels[1].value:",
         ),
         (
@@ -248,6 +254,27 @@ def test_ical_js_reads_every_channel(tmp_path: Path, ical_js: Path, version: str
     assert ("email", "zoe@example.com") in props
     seen = {(name.upper(), value) for name, value in props}
     assert _expected_channels() <= seen
+
+
+def test_ical_js_reads_the_photo(tmp_path: Path, ical_js: Path) -> None:
+    jpeg = b"\xff\xd8\xff\xe0" + bytes(range(256)) * 4
+    (tmp_path / "me.jpg").write_bytes(jpeg)
+    path = write_profile(tmp_path, 'name = "A B"\nemail = "a@example.com"\nphoto = "me.jpg"\n')
+    profile = load_profile(path)
+    photos = {}
+    for version in ("3.0", "4.0"):
+        card = tmp_path / f"card-{version}.vcf"
+        card.write_text(profile.vcard(version), encoding="utf-8")
+        out = subprocess.run(
+            ["node", "read.mjs", str(card)],
+            cwd=ical_js,
+            capture_output=True,
+            check=True,
+            timeout=60,
+        )
+        photos[version] = dict(json.loads(out.stdout))["photo"]
+    assert base64.b64decode(photos["3.0"]) == jpeg  # ENCODING=b
+    assert photos["4.0"] == "data:image/jpeg;base64," + base64.b64encode(jpeg).decode()
 
 
 def test_card_command_prints_the_vcard(project_root: Path) -> None:
