@@ -46,6 +46,7 @@ TEMPLATE_FILES = ("subject.txt.j2", "body.txt.j2", "body.html.j2")
 # language is unknown and templates for it exist).
 TLD_LANGS = {"de": "de", "at": "de", "ch": "de", "li": "de", "uk": "en", "ie": "en"}
 CRLF = b"\r\n"
+MAX_LINE = 998  # octets per line, RFC 5322 2.1.1
 
 
 def default_templates() -> Path:
@@ -274,8 +275,12 @@ def _qp(text: str) -> bytes:
 
 def _header_text(text: str) -> str:
     """Unstructured header text, RFC 2047 encoded when not ASCII, folded below 78 columns."""
-    charset = "us-ascii" if text.isascii() else "utf-8"
-    return Header(text, charset, header_name="Subject").encode(linesep="\r\n")
+    if text.isascii():
+        folded = Header(text, "us-ascii", header_name="Subject").encode(linesep="\r\n")
+        if max(map(len, folded.split("\r\n"))) <= MAX_LINE - len("Subject: "):
+            return folded
+    # ASCII is folded only at spaces; encoded words can be split anywhere
+    return Header(text, "utf-8", header_name="Subject").encode(linesep="\r\n")
 
 
 def _mailbox(name: str, addr_spec: str) -> str:
@@ -293,7 +298,7 @@ def _mailbox(name: str, addr_spec: str) -> str:
         raise TemplateError(f"{addr_spec!r} is not an address a header can carry: {err}") from None
     if not address.display_name:
         return address.addr_spec
-    if address.display_name.isascii():
+    if address.display_name.isascii() and len(address.display_name) < MAX_LINE // 2:
         return formataddr((address.display_name, address.addr_spec))
     phrase = Header(address.display_name, "utf-8", header_name="From").encode(linesep="\r\n")
     return f"{phrase} <{address.addr_spec}>"

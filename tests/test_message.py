@@ -32,6 +32,8 @@ INJECTIONS = [
     "{{ ''.__class__.__mro__[1].__subclasses__() }}",
     '<script>alert(1)</script> "quoted" \\ , ; <x@example.net>',
     "Jürgen Müller-Lüdenscheidt " * 20,
+    "A" * 2000,  # no space to fold at: still no line over 998 octets
+    "word " * 400,
 ]
 
 
@@ -209,6 +211,7 @@ def test_injection_through_every_field_is_a_harmless_literal(
         assert "49" not in draft.text and "looploop" not in draft.text
         assert "<script>" not in draft.html
         assert sanitize(attack) in draft.text  # printed as it was written, never run
+        assert max(map(len, raw.split(b"\r\n"))) <= 998
     result = mailcheck(shared_dir, out)
     assert result.returncode == 0, result.stdout
 
