@@ -419,8 +419,9 @@ class _Reader:
 
 
 def _is_https(url: str) -> bool:
+    """An https URL that fits in List-Unsubscribe's <...>, comma-separated list."""
     parts = urlsplit(url)
-    return parts.scheme == "https" and bool(parts.hostname) and " " not in url
+    return parts.scheme == "https" and bool(parts.hostname) and not re.search(r'[\s<>",]', url)
 
 
 def _link(key: str, value: str, network: Network, phone: Any) -> tuple[str, str]:

@@ -113,6 +113,10 @@ def test_labels_follow_the_template_language(tmp_path: Path) -> None:
             "line 3: unsubscribe_url: must be an https:// URL",
         ),
         (
+            'name = "A"\nemail = "a@example.com"\nunsubscribe_url = "https://e.example/u>, <x"\n',
+            "line 3: unsubscribe_url: must be an https:// URL",
+        ),
+        (
             'name = "A"\nemail = "a@example.com"\n[[channels]]\nnetwork = "web"\nvalue = "https://a.example.com"\n'
             '[[channels]]\nnetwork = "linkdin"\nvalue = "alex"\n',
             "line 7: channels[2].network: 'linkdin' is not a known network",
