@@ -91,7 +91,8 @@ section { background: #fff; border: 1px solid #ddd; border-radius: 6px; margin: 
           padding: .8rem 1rem; }
 h2 { font-size: 1.05rem; margin: 0 0 .4rem; }
 .meta { color: #555; font-size: .9rem; margin: 0 0 .6rem; }
-.status { display: inline-block; padding: 0 .5rem; border-radius: 4px; font-size: .85rem; }
+.status { display: inline-block; margin-left: .4rem; padding: 0 .5rem; border-radius: 4px;
+          font-size: .85rem; }
 .s-new { background: #d8f5dd; } .s-already-mailed, .s-duplicate { background: #eee; }
 .s-rejected, .s-render-error { background: #fbd9d9; }
 .s-suppressed { background: #fde8c8; } .s-needs-review { background: #fff3b0; }
