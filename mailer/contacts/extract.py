@@ -19,7 +19,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import phonenumbers
-from email_validator import EmailNotValidError, validate_email
+
+from .normalize import InvalidAddress, clean, normalize_address
 
 # An e-mail read with less confidence than this is held back until reviewed.
 EMAIL_REVIEW_THRESHOLD = 0.9
@@ -84,16 +85,6 @@ class CardFields:
         return self.email.confidence < EMAIL_REVIEW_THRESHOLD
 
 
-def clean_text(text: str) -> str:
-    """Drop control/format/separator characters and encoded-word markers; squeeze spaces."""
-    kept = "".join(
-        " " if unicodedata.category(ch) in ("Cc", "Zl", "Zp") else ch
-        for ch in text
-        if unicodedata.category(ch) != "Cf"
-    )
-    return " ".join(kept.replace("=?", "").split())
-
-
 def transliterate(text: str) -> str:
     """Lower-case ASCII for comparing a name with an address: ü -> ue, é -> e, ß -> ss."""
     text = text.lower()
@@ -110,8 +101,10 @@ def _letters(text: str) -> str:
 # ---------------------------------------------------------------- e-mail and web
 
 # OCR readings of "@" (the copyright sign, "(a)", "(a") and spelled-out forms.
-_AT_LOOKALIKES = re.compile(r"\s*(?:©|®|\(a\)|\(a|\[at\]|\(at\))\s*", re.IGNORECASE)
-_EMAIL = re.compile(r"[A-Za-z0-9][A-Za-z0-9._%+'-]*@[A-Za-z0-9][A-Za-z0-9.-]*[A-Za-z0-9]")
+_AT_LOOKALIKES = re.compile(r"\s*(?:\(at\)|\[at\]|\(a\)|\(a|©|®)\s*", re.IGNORECASE)
+_EMAIL = re.compile(
+    r"(?<![\w.+'-])[A-Za-z0-9][A-Za-z0-9._%+'-]*@[A-Za-z0-9][A-Za-z0-9.-]*[A-Za-z0-9](?!\w)"
+)
 _EMAIL_LABEL = re.compile(r"^\s*(?:e-?mail|mail|e)\s*[:.]?\s*", re.IGNORECASE)
 
 
@@ -142,8 +135,8 @@ def find_website(lines: Sequence[OcrLine]) -> Field:
     """The first web address: "www."/"http" forms beat bare domains."""
     best = Field()
     for line in lines:
-        if "@" in line.text:
-            continue
+        if "@" in line.text or _AT_LOOKALIKES.search(line.text):
+            continue  # an address, perhaps misread: its domain is no web site
         for match in _WEBSITE.finditer(line.text):
             if match.group(2).lower() not in _TLDS:
                 continue
@@ -204,8 +197,8 @@ def _repair_email(candidate: str, site_domain: str) -> tuple[str, float]:
 
 def _validated(address: str) -> str | None:
     try:
-        return validate_email(address, check_deliverability=False).normalized
-    except EmailNotValidError:
+        return normalize_address(address)
+    except InvalidAddress:
         return None
 
 
@@ -227,8 +220,8 @@ def find_emails(lines: Sequence[OcrLine], website: Field) -> tuple[Field, ...]:
         for match in _EMAIL.finditer(text):
             address, repair = _repair_email(match.group(0).rstrip("."), site_domain)
             valid = _validated(address)
-            if valid is None:
-                continue
+            if valid is None or "." not in valid.rpartition("@")[2]:
+                continue  # a social-media handle ("@Name") or an unrepairable domain
             confidence = min(1.0, line.score * factor * repair)
             if valid not in found or found[valid].confidence < confidence:
                 found[valid] = Field(valid, round(confidence, 3))
@@ -372,13 +365,16 @@ def _company_like(line: OcrLine, domains: Sequence[str], *, containing: bool = T
 
 
 def _domain_labels(emails: Sequence[Field], website: Field) -> list[str]:
-    """Letters of the domains' main labels ("contoso" for www.contoso.com), freemail left out."""
+    """Letters of the domains' main labels ("contoso" for www.contoso.com), freemail left out.
+    Under the reserved example.com/.org/.net the label before "example" counts."""
     labels = []
     hosts = [e.value.rpartition("@")[2] for e in emails]
     if website.value:
         hosts.append(_domain_of(website.value))
     for host in hosts:
         parts = [p for p in host.split(".") if p not in _TLDS and p not in _SECOND_LEVEL]
+        if len(parts) >= 2 and parts[-1] == "example":
+            parts.pop()
         if parts and parts[-1] not in _FREEMAIL:
             labels.append(_letters(parts[-1]))
     return labels
@@ -409,6 +405,7 @@ def find_name(
         if not _company_like(ln, [*domains, *map(_letters, locals_)], containing=False)
     ]
     tallest = max((ln.height for ln in plain), default=max(ln.height for ln in lines))
+    median_height = sorted(ln.height for ln in lines)[len(lines) // 2]
     best, best_score = None, 0.0
     for line in lines:
         if (
@@ -417,7 +414,9 @@ def find_name(
             or _LEGAL_SUFFIX.search(line.text)
         ):
             continue
-        score = min(1.0, line.height / tallest)
+        # large on the card, and larger than the body text
+        score = 0.5 * min(1.0, line.height / tallest)
+        score += 0.5 * min(1.0, max(0.0, (line.height / median_height - 1) / 0.5))
         agreement = max((name_agreement(line.text, local) for local in locals_), default=0)
         score += 2.0 * min(agreement, 1) + 0.5 * max(agreement - 1, 0)
         neighbours = sorted(
@@ -429,8 +428,10 @@ def find_name(
         if any(_has_title_word(ln.text) for ln in neighbours):
             score += 0.6
         if any(_is_other_field(ln, region) for ln in neighbours[:1]):
-            score += 0.5
+            score += 0.7  # right above the phone/e-mail block
         if line.text.isupper():
+            if line.height >= 1.5 * median_height:
+                continue  # big capitals: a logo, not a person
             score -= 0.3
         if score > best_score:
             best, best_score = line, score
@@ -501,7 +502,7 @@ def find_company(lines: Sequence[OcrLine], emails: Sequence[Field], website: Fie
 def extract(lines: Sequence[OcrLine], *, region: str = "DE") -> CardFields:
     """All fields of one card from its OCR lines (any order; sorted top to bottom here)."""
     ordered = sorted(
-        (OcrLine(clean_text(ln.text), ln.box, ln.score) for ln in lines if clean_text(ln.text)),
+        (OcrLine(clean(ln.text), ln.box, ln.score) for ln in lines if clean(ln.text)),
         key=lambda ln: (ln.center[1], ln.center[0]),
     )
     website = find_website(ordered)
