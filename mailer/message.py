@@ -99,12 +99,15 @@ class Composer:
                 f"{self.folder} holds no templates: expected one folder per language, e.g. "
                 f"en/ with {', '.join(TEMPLATE_FILES)}."
             )
-        for wanted, what in ((lang, "--lang"), (profile.lang, "the profile's lang")):
-            if wanted is not None and wanted not in self.languages:
-                raise ConfigError(
-                    f"{what} is {wanted!r}, but {self.folder} has templates only for "
-                    f"{', '.join(self.languages)}."
-                )
+        # the fallback language must exist: --lang when given, else the profile's
+        wanted, what = (
+            (lang, "--lang") if lang is not None else (profile.lang, "The profile's lang")
+        )
+        if wanted not in self.languages:
+            raise ConfigError(
+                f"{what} is {wanted!r}, but {self.folder} has templates only for "
+                f"{', '.join(self.languages)}."
+            )
         self.lang = lang
         self._message_id = message_id or self._random_message_id
         env = SandboxedEnvironment(

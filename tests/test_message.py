@@ -168,16 +168,20 @@ def test_language_choice(
     assert composer(profile, lang=override).render(contact).lang == expected
 
 
-def test_unknown_lang_is_refused(profile: Profile) -> None:
-    with pytest.raises(ConfigError, match=r"'fr'.*only for de, en"):
+def test_unknown_lang_is_refused(profile: Profile, tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"--lang is 'fr'.*only for de, en"):
         Composer(profile, lang="fr")
+    german_only = write_templates(tmp_path, "Hallo", "Text\n", "<p>Text</p>", lang="de")
+    with pytest.raises(ConfigError, match=r"The profile's lang is 'en'.*only for de\."):
+        Composer(profile, templates=german_only)
+    assert Composer(profile, templates=german_only, lang="de").languages == ("de",)
 
 
-def write_templates(folder: Path, subject: str, text: str, html: str) -> Path:
-    (folder / "en").mkdir(parents=True)
-    (folder / "en" / "subject.txt.j2").write_text(subject, encoding="utf-8")
-    (folder / "en" / "body.txt.j2").write_text(text, encoding="utf-8")
-    (folder / "en" / "body.html.j2").write_text(html, encoding="utf-8")
+def write_templates(folder: Path, subject: str, text: str, html: str, lang: str = "en") -> Path:
+    (folder / lang).mkdir(parents=True)
+    (folder / lang / "subject.txt.j2").write_text(subject, encoding="utf-8")
+    (folder / lang / "body.txt.j2").write_text(text, encoding="utf-8")
+    (folder / lang / "body.html.j2").write_text(html, encoding="utf-8")
     return folder
 
 
