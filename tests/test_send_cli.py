@@ -193,3 +193,12 @@ def test_ctrl_c_prints_a_resume_hint_and_the_rerun_finishes(
                                timeout=120)
         assert rerun.returncode == 0, rerun.stderr
         assert sorted(srv.recipients()) == people
+
+
+def test_an_address_listed_twice_is_mailed_once(work: Path, server: SmtpServer) -> None:
+    with (work / "contacts.csv").open("a", encoding="utf-8") as f:
+        f.write("Anna Again,ANNA@example.com\n")
+    result = send("--yes")
+    assert result.exit_code == 0, result.output
+    assert "3 newly queued (1 already queued or listed twice), 3 to send." in result.output
+    assert sorted(server.recipients()) == sorted(PEOPLE)

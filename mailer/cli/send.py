@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 from email_validator import EmailNotValidError, validate_email
@@ -30,13 +31,18 @@ from rich.text import Text
 from .. import config
 from ..errors import ConfigError
 from ..journal import Journal
-from ..models import Draft, State
+from ..models import Contact, Draft, ImportResult, State
 from ..ratelimit import PRESETS, Rate, describe, parse_rates
 from ..sender import Progress as SendProgress
 from ..sender import SendSummary, make_limiter, send_campaign_sync
 from .app import handle_errors, main, paths_argument
 
+if TYPE_CHECKING:
+    from ..campaign import PlanItem
+    from ..message import Composer
+
 EXIT_INTERRUPTED = 130
+PLAN_CHUNK = 500  # contacts planned (rendered) and queued at a time
 PROBLEM_STATES = (State.FAILED, State.DEFERRED, State.UNKNOWN)
 
 
@@ -90,8 +96,7 @@ def send(paths: tuple[Path, ...], profile_path: Path, campaign_name: str | None,
          assume_yes: bool, templates: Path | None, lang: str | None,
          mappings: tuple[str, ...]) -> None:
     """Queue one mail per new contact and send them, rate-limited, resumable."""
-    from ..campaign import Status, plan
-    from ..contacts import load_contacts
+    from ..campaign import Status
     from ..message import Composer
     from ..profile import load_profile
 
@@ -104,14 +109,15 @@ def send(paths: tuple[Path, ...], profile_path: Path, campaign_name: str | None,
     campaign = campaign_name or paths[0].stem
     profile = load_profile(profile_path)
     composer = Composer(profile, templates=templates, lang=lang)
-    result = load_contacts(list(paths), mapping=parse_mappings(mappings), region=profile.region)
+    mapping = parse_mappings(mappings)
     out = Console(highlight=False)
     with Journal(config.state_dir(env) / "journal.sqlite3") as journal:
         statuses: Counter[str] = Counter()
         notes: list[tuple[str, str, str]] = []
 
         def new_drafts() -> Iterator[Draft]:
-            for item in plan(result, composer, journal, again=again):
+            items = streamed_plan(paths, mapping, profile.region, composer, journal, again)
+            for item in items:
                 statuses[item.status.value] += 1
                 if item.status is Status.NEW and item.draft is not None:
                     yield item.draft
@@ -145,13 +151,32 @@ def send(paths: tuple[Path, ...], profile_path: Path, campaign_name: str | None,
     finish(summary)
 
 
+def streamed_plan(paths: tuple[Path, ...], mapping: dict[str, str] | None, region: str,
+                  composer: Composer, journal: Journal, again: bool) -> Iterator[PlanItem]:
+    """The campaign plan over contacts streamed in chunks, so memory stays flat
+    however long the list: an address listed twice is caught by the journal
+    (one row per campaign and address) instead of an in-memory merge."""
+    from ..campaign import plan
+    from ..contacts import iter_contacts
+
+    chunk = ImportResult()
+    for entry in iter_contacts(list(paths), mapping=mapping, region=region):
+        (chunk.contacts if isinstance(entry, Contact) else chunk.rejected).append(entry)
+        if len(chunk.contacts) + len(chunk.rejected) >= PLAN_CHUNK:
+            yield from plan(chunk, composer, journal, again=again)
+            chunk = ImportResult()
+    yield from plan(chunk, composer, journal, again=again)
+
+
 def show_plan(out: Console, statuses: Counter[str], notes: list[tuple[str, str, str]],
               added: int, queued: int, campaign: str) -> None:
     for source, email, reason in notes:
         out.print(Text(f"  {source}: {email or '-'}: {reason}"))
     counts = ", ".join(f"{n} {status}" for status, n in statuses.items()) or "no entries"
     out.print(Text(f"Read: {counts}."))
-    out.print(Text(f"Campaign {campaign!r}: {added} newly queued, {queued} to send."))
+    repeated = statuses["new"] - added
+    again = f" ({repeated} already queued or listed twice)" if repeated else ""
+    out.print(Text(f"Campaign {campaign!r}: {added} newly queued{again}, {queued} to send."))
 
 
 @contextmanager

@@ -1,0 +1,127 @@
+#!/usr/bin/env python3
+"""Sending throughput and memory of `mailer send`, as ratios against baselines
+measured in the same run by the shared harness (../shared/bench/baselines.py).
+
+Scenarios (the issue's floors in brackets):
+  tls       STARTTLS + AUTH + 20 ms per reply, N=200: mailer --concurrency 8 vs
+            mailmerge [>= 10x] and one reused smtplib connection [>= 3x]
+  loopback  bare loopback, N=10,000: mailer --concurrency 8 vs mailmerge [>= 2x]
+  memory    mailer alone at N=1,000 and N=100,000: peak RSS ratio [<= 1.2]
+
+Set up the interpreter as ../shared/bench/README.md says, plus this project:
+
+    python3 -m venv /tmp/benchenv
+    /tmp/benchenv/bin/pip install aiosmtpd aiosmtplib mailmerge jinja2
+    /tmp/benchenv/bin/pip install -e .
+    /tmp/benchenv/bin/python bench/bench_send.py tls loopback memory
+
+Each scenario writes the harness's raw JSON next to its table in --workdir.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shlex
+import statistics
+import subprocess
+import sys
+from pathlib import Path
+
+PROJECT = Path(__file__).resolve().parents[1]
+HARNESS = PROJECT.parent / "shared" / "bench" / "baselines.py"
+PROFILE = PROJECT / "profile.example.toml"
+
+
+def mailer_cmd(mailer: str, *, tls: bool) -> str:
+    """The SENDER_CMD the harness runs; {placeholders} are filled in by it."""
+    security = ("MAILER_SMTP_SECURITY=starttls MAILER_SMTP_USERNAME=bench "
+                "MAILER_SMTP_PASSWORD=bench" if tls else "MAILER_SMTP_SECURITY=none")
+    return (f'MAILER_HOME="$(mktemp -d)" MAILER_SMTP_HOST={{host}} MAILER_SMTP_PORT={{port}} '
+            f"{security} {shlex.quote(mailer)} send {{csv}} --profile {shlex.quote(str(PROFILE))} "
+            f"--yes --rate none --concurrency 8")
+
+
+SCENARIOS: dict[str, dict[str, object]] = {
+    "tls": {
+        "args": ["-n", "200", "--only", "mailer,mailmerge,smtplib-reuse", "--with-baselines",
+                 "--sink-args", "--starttls --auth --reply-delay-ms 20"],
+        "tls": True,
+        "floors": [("mailer", "mailmerge", 200, 10.0), ("mailer", "smtplib-reuse", 200, 3.0)],
+    },
+    "loopback": {
+        "args": ["-n", "10000", "--only", "mailer,mailmerge", "--with-baselines"],
+        "tls": False,
+        "floors": [("mailer", "mailmerge", 10000, 2.0)],
+    },
+    "memory": {
+        "args": ["-n", "1000", "-n", "100000", "--only", "mailer", "--runs", "1"],
+        "tls": False,
+        "floors": [],
+    },
+}
+
+
+def median(runs: list[dict], key: str) -> float:
+    return statistics.median(r[key] for r in runs)
+
+
+def run(name: str, a: argparse.Namespace) -> list[str]:
+    spec = SCENARIOS[name]
+    out = Path(a.workdir) / f"bench-send-{name}.json"
+    args = [str(x) for x in spec["args"]]  # type: ignore[attr-defined]
+    if "--runs" not in args:
+        args += ["--runs", str(a.runs)]
+    cmd = [a.python, str(HARNESS), "--label", "mailer", "--json", str(out),
+           "--workdir", a.workdir, "--quiet-wait", str(a.quiet_wait), *args]
+    env = dict(os.environ, SENDER_CMD=mailer_cmd(a.mailer, tls=bool(spec["tls"])))
+    subprocess.run(cmd, env=env, check=True)
+    results: dict[tuple[str, int], list[dict]] = {}
+    for r in json.loads(out.read_text()):
+        results.setdefault((r["label"], r["n"]), []).append(r)
+    lines = [f"### {name}", "", "| case | N | msg/s (median) | peak RSS MB | all ok |",
+             "|---|---|---|---|---|"]
+    for (label, n), runs in results.items():
+        lines.append(f"| {label} | {n} | {median(runs, 'msg_s'):.1f} | "
+                     f"{median(runs, 'sender_rss_mb'):.1f} | {all(r['ok'] for r in runs)} |")
+    lines.append("")
+    for label, base, n, floor in spec["floors"]:  # type: ignore[attr-defined]
+        ratio = median(results[(label, n)], "msg_s") / median(results[(base, n)], "msg_s")
+        verdict = "holds" if ratio >= floor else "MISSED"
+        lines.append(f"- {label} / {base} at N={n}: **{ratio:.1f}x** (floor {floor:g}x: {verdict})")
+    if name == "memory":
+        small, big = (median(results[("mailer", n)], "sender_rss_mb") for n in (1000, 100000))
+        verdict = "holds" if big <= 1.2 * small else "MISSED"
+        lines.append(f"- peak RSS at N=100,000 / N=1,000: **{big / small:.2f}** "
+                     f"({big:.1f} / {small:.1f} MB; floor 1.2: {verdict})")
+    return lines
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("scenarios", nargs="*", metavar="SCENARIO",
+                    help=f"any of {', '.join(SCENARIOS)} [default: all]")
+    ap.add_argument("--python", default="/tmp/benchenv/bin/python",
+                    help="interpreter with aiosmtpd, mailmerge and this project installed")
+    ap.add_argument("--mailer", default="", help="the mailer command [default: next to --python]")
+    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--quiet-wait", type=float, default=0,
+                    help="wait up to S s for a quiet machine before each run")
+    ap.add_argument("--workdir", default="/tmp/smtp-bench")
+    a = ap.parse_args()
+    a.scenarios = a.scenarios or list(SCENARIOS)
+    if unknown := set(a.scenarios) - set(SCENARIOS):
+        ap.error(f"unknown scenario(s): {', '.join(sorted(unknown))}")
+    a.mailer = a.mailer or str(Path(a.python).with_name("mailer"))
+    Path(a.workdir).mkdir(parents=True, exist_ok=True)
+    report = []
+    for name in a.scenarios:
+        report += [*run(name, a), ""]
+    text = "\n".join(report)
+    (Path(a.workdir) / "bench-send.md").write_text(text)
+    print(text)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
