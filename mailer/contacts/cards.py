@@ -23,6 +23,8 @@ from multiprocessing import get_context
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import phonenumbers
+
 from .. import config
 from ..errors import OcrUnavailable
 from ..models import Contact, Rejected
@@ -42,6 +44,9 @@ MAX_UPSCALE = 2.0  # a thumbnail does not gain detail from being blown up furthe
 PDF_DPI = 300
 _PREPROCESSING = 2  # bump when page loading changes, so old cache entries are not reused
 
+# Plain English headers that the CSV importer maps (name, title, company, email, email2,
+# phone, mobile, website); the others are for the reviewer and ignored on import, so no
+# header may look like a phone or e-mail column ("number_confidence", not "phone_...").
 REVIEW_COLUMNS = (
     "file",
     "status",
@@ -53,12 +58,12 @@ REVIEW_COLUMNS = (
     "company_confidence",
     "email",
     "email_confidence",
-    "other_emails",
+    "email2",
     "phone",
     "mobile",
     "fax",
-    "other_phones",
-    "phone_confidence",
+    "more_numbers",
+    "number_confidence",
     "website",
     "website_confidence",
     "raw_text",
@@ -366,17 +371,23 @@ def review_row(source: str, fields: CardFields | None, error: str = "") -> dict[
         company_confidence=_percent(fields.company.confidence, fields.company.value),
         email=fields.email.value,
         email_confidence=_percent(fields.email.confidence, fields.email.value),
-        other_emails=" ".join(e.value for e in fields.emails[1:]),
-        phone=phones["phone"][0].number if phones["phone"] else "",
-        mobile=phones["mobile"][0].number if phones["mobile"] else "",
-        fax=phones["fax"][0].number if phones["fax"] else "",
-        other_phones=" ".join(p.number for p in fields.phones if p not in firsts),
-        phone_confidence=_percent(min((p.confidence for p in firsts), default=0.0), bool(firsts)),
+        email2=fields.emails[1].value if len(fields.emails) > 1 else "",
+        phone=_readable(phones["phone"][0].number) if phones["phone"] else "",
+        mobile=_readable(phones["mobile"][0].number) if phones["mobile"] else "",
+        fax=_readable(phones["fax"][0].number) if phones["fax"] else "",
+        more_numbers=", ".join(_readable(p.number) for p in fields.phones if p not in firsts),
+        number_confidence=_percent(min((p.confidence for p in firsts), default=0.0), bool(firsts)),
         website=fields.website.value,
         website_confidence=_percent(fields.website.confidence, fields.website.value),
         raw_text=fields.raw_text,
     )
     return row
+
+
+def _readable(e164: str) -> str:
+    """ "+49 30 1234567": spaces keep spreadsheets from turning the number into 4.93E+10."""
+    number = phonenumbers.parse(e164)
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.INTERNATIONAL)
 
 
 def _percent(confidence: float, present: object) -> str:
