@@ -110,7 +110,7 @@ def send(paths: tuple[Path, ...], profile_path: Path, campaign_name: str | None,
     profile = load_profile(profile_path)
     composer = Composer(profile, templates=templates, lang=lang)
     mapping = parse_mappings(mappings)
-    out = Console(highlight=False)
+    out = Console(highlight=False, soft_wrap=True)  # long reasons stay one greppable line
     with Journal(config.state_dir(env) / "journal.sqlite3") as journal:
         statuses: Counter[str] = Counter()
         notes: list[tuple[str, str, str]] = []
