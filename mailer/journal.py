@@ -65,7 +65,7 @@ CREATE TABLE IF NOT EXISTS messages (
     last_code       INTEGER,
     last_reply      TEXT NOT NULL DEFAULT '',
     queued_at       REAL NOT NULL,
-    next_attempt_at REAL,                -- not before this (retry back-off)
+    next_attempt_at REAL NOT NULL DEFAULT 0,  -- not before this (retry back-off)
     claimed_at      REAL,
     claimed_by      TEXT,                -- run id holding the claim
     finished_at     REAL,
@@ -367,14 +367,16 @@ class Journal:
         return unknown
 
     def claim(self, campaign: str, now: float | None = None) -> Claimed | None:
-        """Atomically claim the next due `queued` row of the campaign."""
+        """Atomically claim the next due `queued` row of the campaign: rows never
+        tried first (in queue order), then retries by due time.  The order matches
+        the `messages_work` index, so a claim is one index probe, not a sort."""
         when = time.time() if now is None else now
         with self._write() as db:
             row = db.execute(
                 "UPDATE messages SET state = 'claimed', claimed_by = ?, claimed_at = ?, "
                 "attempts = attempts + 1 "
                 "WHERE id = (SELECT id FROM messages WHERE campaign = ? AND state = 'queued' "
-                "  AND (next_attempt_at IS NULL OR next_attempt_at <= ?) ORDER BY id LIMIT 1) "
+                "  AND next_attempt_at <= ? ORDER BY next_attempt_at, id LIMIT 1) "
                 "  AND state = 'queued' "
                 "RETURNING id, campaign, recipient, sender, message_id, smtputf8, payload, "
                 "attempts",
@@ -387,7 +389,7 @@ class Journal:
     def next_due(self, campaign: str) -> float | None:
         """When the earliest queued row becomes due (None: nothing queued)."""
         row = self._db.execute(
-            "SELECT MIN(COALESCE(next_attempt_at, 0)) FROM messages "
+            "SELECT MIN(next_attempt_at) FROM messages "
             "WHERE campaign = ? AND state = 'queued'",
             (campaign,),
         ).fetchone()
@@ -430,7 +432,7 @@ class Journal:
         marks = ",".join("?" * len(wanted))
         with self._write() as db:
             cur = db.execute(
-                f"UPDATE messages SET state = 'queued', next_attempt_at = NULL, "
+                f"UPDATE messages SET state = 'queued', next_attempt_at = 0, "
                 f"finished_at = NULL WHERE campaign = ? AND state IN ({marks}) "
                 f"AND NOT EXISTS (SELECT 1 FROM suppressed s WHERE s.address = messages.address)",
                 (campaign, *wanted),
