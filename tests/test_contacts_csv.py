@@ -192,3 +192,12 @@ def test_a_folder_stands_for_its_files_in_name_order(tmp_path: Path) -> None:
                                                    else "abbyy.csv")).read_bytes())  # fmt: skip
     items = contacts_of(tmp_path)
     assert [c.source for c in items] == [f"{tmp_path / 'a.csv'}:2", f"{tmp_path / 'b.vcf'}:1"]
+
+
+def test_address_cells_with_a_display_name_or_mailto(tmp_path: Path) -> None:
+    path = tmp_path / "outlook-ish.csv"
+    path.write_text(
+        'Name,E-Mail\nAda,"Ada Lovelace <ada@Example.COM>"\nGrace,mailto:grace@example.net\n',
+        encoding="utf-8",
+    )
+    assert [c.email for c in contacts_of(path)] == ["ada@example.com", "grace@example.net"]

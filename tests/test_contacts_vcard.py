@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from mailer.contacts import iter_contacts, load_contacts
+from mailer.contacts.normalize import sanitise
 from mailer.errors import InputError
 from mailer.models import Contact, Rejected
 
@@ -146,3 +147,13 @@ def test_file_without_any_card_is_an_input_error(tmp_path: Path) -> None:
 def test_vcard_in_a_txt_file_is_recognised(tmp_path: Path) -> None:
     path = write(tmp_path, "export.txt", (FIXTURES / "apple_3.0_groups.vcf").read_bytes())
     assert [c.email for c in contacts_of(path)] == ["ada@example.com"]
+
+
+def test_entries_from_the_card_reader_are_sanitised_too() -> None:
+    ocr = Contact(email="ada@example.com", name="Ada\u202e Lovelace\n", phones=("+44\x00 20",),
+                  source="cards/a.jpg#1", needs_review=True)  # fmt: skip
+    clean = sanitise(ocr)
+    assert isinstance(clean, Contact)
+    assert (clean.name, clean.phones, clean.needs_review) == ("Ada Lovelace", ("+44 20",), True)
+    rejected = sanitise(Rejected("cards/b.jpg#2", "no e-mail address", {"name": "Eve\x1b[31m"}))
+    assert isinstance(rejected, Rejected) and rejected.fields == {"name": "Eve[31m"}

@@ -53,7 +53,7 @@ def iter_contacts(
             from .cards import iter_cards  # the OCR engine is optional and slow to import
 
             for item in iter_cards(list(group), region=phone_region):
-                yield normalize.sanitise_contact(item) if isinstance(item, Contact) else item
+                yield normalize.sanitise(item)
             continue
         for path in group:
             for entry in _entries(path, columns):

@@ -133,7 +133,11 @@ def normalize_address(raw: str) -> str:
     candidate = f"{local}@{domain}.example.com" if special else text
     try:
         result = validate_email(
-            candidate, check_deliverability=False, allow_smtputf8=True, globally_deliverable=False
+            candidate,
+            check_deliverability=False,
+            allow_smtputf8=True,
+            allow_display_name=True,  # "Ada Lovelace <ada@example.com>" in one cell
+            globally_deliverable=False,
         )
     except EmailNotValidError as err:
         raise InvalidAddress(str(err)) from None
@@ -181,7 +185,7 @@ def normalize_phone(raw: str, region: str) -> str:
 
 
 def normalize_lang(raw: str) -> str:
-    """"de", "en", ... from "de-DE", "Deutsch", "English"; "" when unclear."""
+    """ "de", "en", ... from "de-DE", "Deutsch", "English"; "" when unclear."""
     text = clean(raw).casefold()
     if text in _LANGUAGE_NAMES:
         return _LANGUAGE_NAMES[text]
@@ -190,7 +194,7 @@ def normalize_lang(raw: str) -> str:
 
 
 def _not_local_part(name: str, addresses: list[str], *, nor_address: bool = False) -> str:
-    """"" when the name is what an exporter copied from an address: a local part such
+    """ "" when the name is what an exporter copied from an address: a local part such
     as "john.doe" or "jdoe84" (a plain word like "Lars" may well be the real name), or,
     for the display name, one of the contact's own addresses."""
     folded = name.casefold()
@@ -235,8 +239,15 @@ def check(entry: Entry, region: str) -> Contact | Rejected:
     )
 
 
-def sanitise_contact(contact: Contact) -> Contact:
-    """Apply `clean` to every text field of a contact made elsewhere (card reader)."""
+def sanitise(item: Contact | Rejected) -> Contact | Rejected:
+    """Apply `clean` to every text field of an entry made elsewhere (card reader)."""
+    if isinstance(item, Rejected):
+        fields_read = {clean(k): clean(v) for k, v in item.fields.items() if clean(v)}
+        return Rejected(clean(item.source), clean(item.reason), fields_read)
+    return _sanitise_contact(item)
+
+
+def _sanitise_contact(contact: Contact) -> Contact:
     changes: dict[str, object] = {}
     for f in fields(contact):
         value = getattr(contact, f.name)
