@@ -30,6 +30,7 @@ import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import partial
+from itertools import chain
 from pathlib import Path
 
 import charset_normalizer
@@ -264,7 +265,7 @@ def _encoding(path: Path) -> str:
             return announced
         decoder = codecs.getincrementaldecoder("utf-8")()
         try:
-            for chunk in (head, *iter(partial(fh.read, _SAMPLE), b"")):
+            for chunk in chain([head], iter(partial(fh.read, _SAMPLE), b"")):
                 decoder.decode(chunk)
             decoder.decode(b"", final=True)
         except UnicodeDecodeError:
