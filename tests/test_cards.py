@@ -179,3 +179,13 @@ def test_missing_engine_names_the_install_command(monkeypatch: pytest.MonkeyPatc
     monkeypatch.setitem(sys.modules, "rapidocr", None)  # what an absent package looks like
     with pytest.raises(OcrUnavailable, match=r"pip install 'mailer\[ocr\]'"):
         require_ocr()
+
+
+def test_heic_photos_are_read(synthetic: list[tuple[Path, CardTruth]], tmp_path: Path) -> None:
+    pillow_heif = pytest.importorskip("pillow_heif", reason="HEIC needs pillow-heif")
+    pillow_heif.register_heif_opener()
+    path, truth = synthetic[3]
+    heic = tmp_path / "IMG_0001.HEIC"
+    Image.open(path).save(heic, format="HEIF")
+    (contact,) = iter_cards([heic], region="DE", cache_dir=tmp_path / "cache")
+    assert isinstance(contact, Contact) and contact.email == truth.email
