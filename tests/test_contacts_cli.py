@@ -14,8 +14,8 @@ FIXTURES = Path(__file__).parent / "fixtures" / "contacts"
 EXAMPLE = Path(__file__).resolve().parents[1] / "contacts.csv.example"
 
 
-def run(*args: str) -> Result:
-    return CliRunner().invoke(main, ["contacts", *args])
+def run(*args: str, width: int = 80) -> Result:
+    return CliRunner().invoke(main, ["contacts", *args], env={"COLUMNS": str(width)})
 
 
 def test_json_is_one_object_whose_counts_add_up() -> None:
@@ -86,3 +86,12 @@ def test_phone_region_option(tmp_path: Path) -> None:
     path.write_text("Name,Email,Phone\nHeidi,heidi@example.ch,044 668 18 00\n", encoding="utf-8")
     data = json.loads(run(str(path), "--region", "CH", "--json").stdout)
     assert data["contacts"][0]["phones"] == ["+41446681800"]
+
+
+def test_contacts_kept_without_an_invalid_value_are_listed(tmp_path: Path) -> None:
+    path = tmp_path / "two.csv"
+    path.write_text("Name,Email,Email 2\nAda,ada@example.com,not an address\n", encoding="utf-8")
+    result = run(str(path), width=200)
+    assert "Accepted, invalid values dropped" in result.stdout
+    assert "invalid e-mail value(s) dropped, contact kept: 'not an address'" in result.stdout
+    assert result.stdout.splitlines()[-1] == "read 1 = accepted 1 + duplicates 0 + rejected 0"

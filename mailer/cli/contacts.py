@@ -13,7 +13,7 @@ from rich.text import Text
 from ..contacts import load_contacts
 from ..contacts.csvfile import FIELDS, write_rejects
 from ..errors import ConfigError
-from ..models import ImportResult
+from ..models import ImportResult, Rejected
 from .app import handle_errors, main, paths_argument
 
 TABLE_LIMIT = 200  # beyond that a terminal table helps nobody; --json has everything
@@ -47,13 +47,16 @@ def contacts(
 ) -> None:  # fmt: skip
     """Read contacts from vCard/CSV files, card images or folders; list what was
     accepted, merged and rejected (and why)."""
-    result = load_contacts(list(paths), mapping=parse_mappings(mappings), region=region)
+    flagged: list[Rejected] = []
+    result = load_contacts(
+        list(paths), mapping=parse_mappings(mappings), region=region, on_flag=flagged.append
+    )
     if rejects is not None:
         write_rejects(rejects, result.rejected)
     if as_json:
         click.echo(json.dumps(result.to_json(), ensure_ascii=False))
         return
-    show(result, Console(highlight=False, soft_wrap=False))
+    show(result, flagged, Console(highlight=False, soft_wrap=False))
     if rejects is not None:
         click.echo(f"rejected entries written to {rejects}")
     click.echo(counts_line(result))
@@ -76,9 +79,10 @@ def counts_line(result: ImportResult) -> str:
     )
 
 
-def show(result: ImportResult, console: Console) -> None:
-    """Tables of accepted, merged and rejected entries.  Every value is wrapped in
-    Text so contact data can never be read as rich markup."""
+def show(result: ImportResult, flagged: list[Rejected], console: Console) -> None:
+    """Tables of accepted, merged and rejected entries, and of contacts kept without
+    some invalid value.  Every value is wrapped in Text so contact data can never
+    be read as rich markup."""
     accepted = _table("Accepted", "source", "name", "e-mail", "organisation")
     for contact in result.contacts[:TABLE_LIMIT]:
         more = len(contact.emails) - 1
@@ -92,6 +96,11 @@ def show(result: ImportResult, console: Console) -> None:
         for dup in result.duplicates:
             merged.add_row(Text(dup.source), Text(dup.kept), Text(dup.email))
         console.print(merged)
+    if flagged:
+        notes = _table("Accepted, invalid values dropped", "source", "note")
+        for item in flagged:
+            notes.add_row(Text(item.source), Text(item.reason))
+        console.print(notes)
     if result.rejected:
         rejected = _table("Rejected", "source", "reason")
         for item in result.rejected:

@@ -20,7 +20,7 @@ from ..errors import InputError
 from ..models import Contact, ImportResult, Rejected
 from . import normalize
 from .csvfile import check_mapping, read_csv
-from .normalize import Entry
+from .normalize import Entry, Flag
 from .vcard import read_vcards
 
 __all__ = ["iter_contacts", "load_contacts"]
@@ -34,16 +34,26 @@ SUPPORTED_SUFFIXES = IMAGE_SUFFIXES | VCARD_SUFFIXES | CSV_SUFFIXES | TEXT_SUFFI
 
 
 def load_contacts(
-    paths: Sequence[Path], *, mapping: Mapping[str, str] | None = None, region: str = "DE"
+    paths: Sequence[Path],
+    *,
+    mapping: Mapping[str, str] | None = None,
+    region: str = "DE",
+    on_flag: Flag | None = None,
 ) -> ImportResult:
     """Every entry of every file, with contacts sharing an address merged."""
-    return normalize.deduplicate(iter_contacts(paths, mapping=mapping, region=region))
+    items = iter_contacts(paths, mapping=mapping, region=region, on_flag=on_flag)
+    return normalize.deduplicate(items)
 
 
 def iter_contacts(
-    paths: Sequence[Path], *, mapping: Mapping[str, str] | None = None, region: str = "DE"
+    paths: Sequence[Path],
+    *,
+    mapping: Mapping[str, str] | None = None,
+    region: str = "DE",
+    on_flag: Flag | None = None,
 ) -> Iterator[Contact | Rejected]:
     """Validated, sanitised contacts and rejected entries in file order, not deduplicated.
+    `on_flag` hears of contacts kept although invalid e-mail values were dropped.
     Raises InputError for a file that cannot be used at all (before or while streaming)."""
     columns = check_mapping(mapping)
     phone_region = normalize.check_region(region)
@@ -57,7 +67,7 @@ def iter_contacts(
             continue
         for path in group:
             for entry in _entries(path, columns):
-                yield normalize.check(entry, phone_region)
+                yield normalize.check(entry, phone_region, on_flag)
 
 
 def _expand(path: Path) -> list[Path]:

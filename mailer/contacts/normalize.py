@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import codecs
 import unicodedata
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, fields, replace
 
 import phonenumbers
@@ -207,8 +207,13 @@ def _not_local_part(name: str, addresses: list[str], *, nor_address: bool = Fals
     return name
 
 
-def check(entry: Entry, region: str) -> Contact | Rejected:
-    """Validate and sanitise one entry: a Contact, or a Rejected saying why not."""
+Flag = Callable[[Rejected], None]
+
+
+def check(entry: Entry, region: str, on_flag: Flag | None = None) -> Contact | Rejected:
+    """Validate and sanitise one entry: a Contact, or a Rejected saying why not.
+    A contact kept although some of its e-mail values were invalid is also passed
+    to `on_flag` (as a Rejected-shaped note; it is not an entry of its own)."""
     if entry.problem:
         return Rejected(entry.source, clean(entry.problem), entry.as_fields())
     valid, invalid = split_addresses(entry.emails)
@@ -219,6 +224,10 @@ def check(entry: Entry, region: str) -> Contact | Rejected:
         else:
             reason = "no e-mail address"
         return Rejected(entry.source, reason, entry.as_fields())
+    if invalid and on_flag is not None:
+        values = ", ".join(repr(value) for value, _why in invalid)
+        reason = f"invalid e-mail value(s) dropped, contact kept: {values}"
+        on_flag(Rejected(clean(entry.source), reason, entry.as_fields()))
     phones: list[str] = []
     for raw in entry.phones:
         phone = normalize_phone(raw, region)
