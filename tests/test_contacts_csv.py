@@ -201,3 +201,14 @@ def test_address_cells_with_a_display_name_or_mailto(tmp_path: Path) -> None:
         encoding="utf-8",
     )
     assert [c.email for c in contacts_of(path)] == ["ada@example.com", "grace@example.net"]
+
+
+def test_spreadsheets_and_binary_files_get_a_hint_not_garbage(tmp_path: Path) -> None:
+    sheet = tmp_path / "Kontakte.xlsx"
+    sheet.write_bytes(b"PK\x03\x04\x14\x00\x06\x00")
+    with pytest.raises(InputError, match="save the sheet as CSV"):
+        list(iter_contacts([sheet]))
+    binary = tmp_path / "photo.csv"
+    binary.write_bytes(b"\xff\xd8\xff\xe0\x00\x10JFIF\x00\x01")
+    with pytest.raises(InputError, match="not a text file"):
+        list(iter_contacts([binary]))

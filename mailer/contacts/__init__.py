@@ -30,6 +30,7 @@ IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".tif", ".tiff", "
 VCARD_SUFFIXES = frozenset({".vcf", ".vcard"})
 CSV_SUFFIXES = frozenset({".csv", ".tsv"})
 TEXT_SUFFIXES = frozenset({".txt"})  # Thunderbird's tab-separated export, or a vCard
+SPREADSHEET_SUFFIXES = frozenset({".xlsx", ".xlsm", ".xls", ".ods", ".numbers"})
 SUPPORTED_SUFFIXES = IMAGE_SUFFIXES | VCARD_SUFFIXES | CSV_SUFFIXES | TEXT_SUFFIXES
 
 
@@ -89,6 +90,11 @@ def _entries(path: Path, columns: Mapping[str, str]) -> Iterator[Entry]:
     label = str(path)
     if not path.exists():
         raise InputError(f"{label}: no such file.")
+    if path.suffix.lower() in SPREADSHEET_SUFFIXES:
+        raise InputError(
+            f"{label}: spreadsheet files cannot be read directly; save the sheet as CSV "
+            f"(UTF-8) in your spreadsheet program and import that file."
+        )
     if _is_vcard(path):
         return read_vcards(path, label)
     return read_csv(path, label, columns)

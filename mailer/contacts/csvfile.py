@@ -191,6 +191,11 @@ def read_csv(path: Path, label: str, mapping: Mapping[str, str]) -> Iterator[Ent
         encoding = _encoding(path)
         with path.open(encoding=encoding, errors="replace", newline="") as fh:
             sample = fh.read(_SAMPLE)
+        if "\x00" in sample.split("\n", 1)[0]:  # images, zip files: NUL in the "header"
+            raise InputError(
+                f"{label}: this is not a text file, so neither CSV nor vCard. Export the "
+                f"contacts as CSV or vCard (.vcf) and import that file."
+            )
         newline = "\r" if "\r" in sample and "\n" not in sample else "\n"
         delimiter, skip, layout = _find_layout(sample, newline, mapping, label)
         with path.open(encoding=encoding, errors="replace", newline=newline) as fh:
