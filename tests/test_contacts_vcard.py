@@ -157,3 +157,15 @@ def test_entries_from_the_card_reader_are_sanitised_too() -> None:
     assert (clean.name, clean.phones, clean.needs_review) == ("Ada Lovelace", ("+44 20",), True)
     rejected = sanitise(Rejected("cards/b.jpg#2", "no e-mail address", {"name": "Eve\x1b[31m"}))
     assert isinstance(rejected, Rejected) and rejected.fields == {"name": "Eve[31m"}
+
+
+def test_embedded_21_agent_card_is_part_of_its_card(tmp_path: Path) -> None:
+    data = (
+        b"BEGIN:VCARD\r\nVERSION:2.1\r\nFN:Boss\r\nEMAIL:boss@example.com\r\nAGENT:\r\n"
+        b"BEGIN:VCARD\r\nVERSION:2.1\r\nFN:Assistant\r\nEMAIL:assistant@example.com\r\n"
+        b"END:VCARD\r\nTITLE:Chief\r\nEND:VCARD\r\n"
+        b"begin:vcard\r\nversion:2.1\r\nfn:Next\r\nemail:next@example.com\r\nend:vcard\r\n"
+    )
+    boss, nxt = contacts_of(write(tmp_path, "agent.vcf", data))
+    assert (boss.name, boss.emails, boss.title) == ("Boss", ("boss@example.com",), "Chief")
+    assert (nxt.name, nxt.source) == ("Next", f"{tmp_path / 'agent.vcf'}:12")

@@ -37,6 +37,7 @@ TABLE_LIMIT = 200  # beyond that a terminal table helps nobody; --json has every
 @click.option(
     "--region",
     default="DE",
+    metavar="CC",
     show_default=True,
     help="Country for phone numbers written without +country code.",
 )
@@ -45,8 +46,9 @@ def contacts(
     paths: tuple[Path, ...], as_json: bool, mappings: tuple[str, ...], rejects: Path | None,
     region: str,
 ) -> None:  # fmt: skip
-    """Read contacts from vCard/CSV files, card images or folders; list what was
-    accepted, merged and rejected (and why)."""
+    """Read contacts from vCard/CSV files, card images or folders (the supported
+    files directly inside, not sub-folders); list what was accepted, merged and
+    rejected, and why.  Ends with: read N = accepted + duplicates + rejected."""
     flagged: list[Rejected] = []
     result = load_contacts(
         list(paths), mapping=parse_mappings(mappings), region=region, on_flag=flagged.append
