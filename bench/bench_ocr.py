@@ -91,8 +91,9 @@ def main() -> None:
             ("synthetic clean", args.clean, False, 101),
             ("synthetic photo", args.photo, True, 202),
         ):
-            cards = make_cards(work / label.replace(" ", "-"), count, photo=photo, seed=seed)
-            sets[label] = [Truth(p, t.name, (t.email,), "DE") for p, t in cards]
+            if count:
+                cards = make_cards(work / label.replace(" ", "-"), count, photo=photo, seed=seed)
+                sets[label] = [Truth(p, t.name, (t.email,), "DE") for p, t in cards]
         if (args.shared / "MANIFEST.json").is_file():
             sets["real photos"] = shared_truths(args.shared)
         everything = [t for truths in sets.values() for t in truths]

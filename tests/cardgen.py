@@ -2,8 +2,9 @@
 
 A card is drawn with Pillow in Debian's DejaVu or Liberation fonts at 300 dpi
 (1050 x 600 px).  `photo=True` then treats it like a phone picture: the card lies
-rotated on a table, slightly out of focus, with sensor noise, uneven light and
-JPEG compression.  Every address is under example.com/.org/.net.
+on a table, seen at a slant and rotated, smaller in the frame, slightly out of
+focus, with sensor noise, uneven light and JPEG compression.  Every address is under
+example.com/.org/.net.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import random
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy
 import phonenumbers
 from PIL import Image, ImageDraw, ImageFilter, ImageFont
 
@@ -195,14 +197,34 @@ def render(truth: CardTruth, fonts: tuple[Path, Path], rng: random.Random) -> Im
     return card
 
 
+def _perspective(image: Image.Image, rng: random.Random, tilt: float) -> Image.Image:
+    """The image seen at a slant: each corner moved by up to `tilt` of the size."""
+    w, h = image.size
+    corners = [(0, 0), (w, 0), (w, h), (0, h)]
+    seen = [
+        (x + rng.uniform(-tilt, tilt) * w, y + rng.uniform(-tilt, tilt) * h) for x, y in corners
+    ]
+    # PERSPECTIVE maps output (x, y) to input ((ax+by+c)/(gx+hy+1), (dx+ey+f)/(gx+hy+1))
+    rows, rhs = [], []
+    for (x, y), (u, v) in zip(seen, corners, strict=True):
+        rows.append([x, y, 1, 0, 0, 0, -u * x, -u * y])
+        rows.append([0, 0, 0, x, y, 1, -v * x, -v * y])
+        rhs += [u, v]
+    coeffs = numpy.linalg.solve(numpy.array(rows, float), numpy.array(rhs, float))
+    return image.transform(image.size, Image.PERSPECTIVE, tuple(coeffs), Image.BICUBIC)
+
+
 def photograph(card: Image.Image, rng: random.Random) -> Image.Image:
-    """The card as a phone photo: on a table, rotated, soft focus, noise, light falloff, JPEG."""
+    """The card as a phone photo: on a table at a slant and an angle, at a distance, soft
+    focus, sensor noise, light falloff (then saved as JPEG)."""
     table = Image.new("RGB", (1400, 1000), tuple(rng.randint(60, 140) for _ in range(3)))
-    card = card.resize((round(card.width * 0.9), round(card.height * 0.9)))
-    rotated = card.convert("RGBA").rotate(rng.uniform(-10, 10), expand=True, resample=Image.BICUBIC)
-    table.paste(
-        rotated, (rng.randint(10, 1400 - rotated.width - 10), rng.randint(20, 150)), rotated
-    )
+    scale = rng.uniform(0.65, 0.95)
+    card = card.resize((round(card.width * scale), round(card.height * scale)))
+    card = _perspective(card.convert("RGBA"), rng, 0.04)
+    rotated = card.rotate(rng.uniform(-12, 12), expand=True, resample=Image.BICUBIC)
+    x = rng.randint(10, 1400 - rotated.width - 10)
+    y = rng.randint(10, max(11, 1000 - rotated.height - 10))
+    table.paste(rotated, (x, y), rotated)
     table = table.filter(ImageFilter.GaussianBlur(rng.uniform(0.8, 1.6)))
     noise = Image.effect_noise(table.size, rng.uniform(8, 16)).convert("RGB")
     table = Image.blend(table, noise, 0.12)

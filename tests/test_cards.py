@@ -102,7 +102,7 @@ def test_contacts_rejections_and_the_cache(
         False,
     )
     assert isinstance(unreadable, Rejected) and unreadable.source == f"{broken}#1"
-    assert "cannot read" in unreadable.reason
+    assert "cannot read the file" in unreadable.reason
     assert isinstance(empty, Rejected) and "no e-mail" in empty.reason
 
     # The lines are cached by file hash and engine version in the state directory:

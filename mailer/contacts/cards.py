@@ -17,6 +17,7 @@ import sys
 import tempfile
 from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from importlib import metadata
 from multiprocessing import get_context
@@ -26,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 import phonenumbers
 
 from .. import config
-from ..errors import OcrUnavailable
+from ..errors import InputError, OcrUnavailable
 from ..models import Contact, Rejected
 from .extract import CardFields, OcrLine, extract, split_name
 
@@ -195,8 +196,11 @@ def _ocr(page: Page) -> tuple[list[tuple[str, list[list[float]], float]] | None,
     try:
         image = load_page(page)
     except (OSError, ValueError, Image.DecompressionBombError, pypdfium2.PdfiumError) as err:
-        return None, f"cannot read the image: {err}"
-    result = _engine(image)
+        return None, f"cannot read the file: {err}"
+    try:
+        result = _engine(image)
+    except Exception as err:  # one card the engine chokes on must not end the whole batch
+        return None, f"the OCR engine failed on this card: {err}"
     if result.boxes is None:
         return [], ""
     return [
@@ -286,7 +290,13 @@ def scan_cards(
             if page in cached:
                 yield CardScan(page.source, _as_lines(cached[page]))
                 continue
-            data, error = next(results)
+            try:
+                data, error = next(results)
+            except BrokenProcessPool:
+                raise InputError(
+                    "An OCR worker process died (out of memory?). Cards read so far are "
+                    "cached; run again, or with fewer files at a time."
+                ) from None
             bar.advance()
             if data is None:
                 yield CardScan(page.source, error=error)
