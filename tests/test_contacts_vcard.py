@@ -168,4 +168,4 @@ def test_embedded_21_agent_card_is_part_of_its_card(tmp_path: Path) -> None:
     )
     boss, nxt = contacts_of(write(tmp_path, "agent.vcf", data))
     assert (boss.name, boss.emails, boss.title) == ("Boss", ("boss@example.com",), "Chief")
-    assert (nxt.name, nxt.source) == ("Next", f"{tmp_path / 'agent.vcf'}:12")
+    assert (nxt.name, nxt.source) == ("Next", f"{tmp_path / 'agent.vcf'}:13")
