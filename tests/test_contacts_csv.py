@@ -212,3 +212,19 @@ def test_spreadsheets_and_binary_files_get_a_hint_not_garbage(tmp_path: Path) ->
     binary.write_bytes(b"\xff\xd8\xff\xe0\x00\x10JFIF\x00\x01")
     with pytest.raises(InputError, match="not a text file"):
         list(iter_contacts([binary]))
+
+
+def test_idn_and_smtputf8_addresses_are_valid_and_compared_case_insensitively(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "idn.csv"
+    path.write_text(
+        "Name,E-Mail\nBuchladen,info@BÜCHER.example\nJürgen,jürgen@example.de\n"
+        "Again,INFO@bücher.example\nPunycode,x@xn--bcher-kva.example\n",
+        encoding="utf-8",
+    )
+    result = load_contacts([path])
+    assert [c.email for c in result.contacts] == [
+        "info@bücher.example", "jürgen@example.de", "x@bücher.example",
+    ]  # fmt: skip
+    assert [(d.source, d.kept) for d in result.duplicates] == [(f"{path}:4", f"{path}:2")]
