@@ -15,9 +15,10 @@ import json
 import os
 import sys
 import tempfile
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
+from contextlib import contextmanager
 from dataclasses import dataclass
 from importlib import metadata
 from multiprocessing import get_context
@@ -111,10 +112,6 @@ def engine_version() -> str:
     """Names the cache generation: a new engine or model release reads the cards again."""
     rapid, ort = metadata.version("rapidocr"), metadata.version("onnxruntime")
     return f"rapidocr-{rapid}_ort-{ort}_prep-{_PREPROCESSING}"
-
-
-def is_card_file(path: Path) -> bool:
-    return path.suffix.lower() in CARD_SUFFIXES
 
 
 def card_pages(paths: Iterable[Path]) -> list[Page]:
@@ -284,7 +281,7 @@ def scan_cards(
     count = min(workers or os.cpu_count() or 1, len(todo))
     show = sys.stderr.isatty() if progress is None else progress
 
-    with _Progress(len(todo), show) as bar, _executor(count) as pool:
+    with _progress(len(todo), show) as advance, _pool(count) as pool:
         results = pool.map(_ocr, todo) if pool is not None else map(_ocr, todo)
         for page in pages:
             if page in cached:
@@ -297,7 +294,7 @@ def scan_cards(
                     "An OCR worker process died (out of memory?). Cards read so far are "
                     "cached; run again, or with fewer files at a time."
                 ) from None
-            bar.advance()
+            advance()
             if data is None:
                 yield CardScan(page.source, error=error)
                 continue
@@ -307,52 +304,37 @@ def scan_cards(
             yield CardScan(page.source, _as_lines(data))
 
 
-class _executor:
-    """A process pool for two or more workers; None (read in this process) for one."""
-
-    def __init__(self, count: int) -> None:
-        self.count = count
-        self.pool: ProcessPoolExecutor | None = None
-
-    def __enter__(self) -> ProcessPoolExecutor | None:
-        if self.count >= 2:
-            # spawn, not fork: the parent may run threads (progress bar, onnxruntime)
-            self.pool = ProcessPoolExecutor(
-                self.count, mp_context=get_context("spawn"), initializer=_init_engine, initargs=(1,)
-            )
-        elif self.count == 1 and _engine is None:
+@contextmanager
+def _pool(count: int) -> Iterator[ProcessPoolExecutor | None]:
+    """A process pool of single-threaded engines for two or more workers; for one card,
+    None: it is read in this process by an engine using every core."""
+    if count < 2:
+        if count == 1 and _engine is None:
             _init_engine(os.cpu_count() or 1)
-        return self.pool
+        yield None
+        return
+    # spawn, not fork: the parent may already run threads (progress bar, onnxruntime)
+    pool = ProcessPoolExecutor(
+        count, mp_context=get_context("spawn"), initializer=_init_engine, initargs=(1,)
+    )
+    try:
+        yield pool
+    finally:
+        pool.shutdown(cancel_futures=True)
 
-    def __exit__(self, *exc: object) -> None:
-        if self.pool is not None:
-            self.pool.shutdown(cancel_futures=True)
 
+@contextmanager
+def _progress(total: int, show: bool) -> Iterator[Callable[[], None]]:
+    """A rich progress bar on stderr, for a person watching a terminal; yields `advance`."""
+    if not show or total == 0:
+        yield lambda: None
+        return
+    from rich.console import Console
+    from rich.progress import Progress
 
-class _Progress:
-    """A rich progress bar on stderr, only for a person watching a terminal."""
-
-    def __init__(self, total: int, show: bool) -> None:
-        self.total, self.show, self.bar = total, show and total > 0, None
-        self.task: Any = None
-
-    def __enter__(self) -> _Progress:
-        if self.show:
-            from rich.console import Console
-            from rich.progress import Progress
-
-            self.bar = Progress(console=Console(stderr=True), transient=True)
-            self.bar.start()
-            self.task = self.bar.add_task("Reading cards", total=self.total)
-        return self
-
-    def advance(self) -> None:
-        if self.bar is not None:
-            self.bar.advance(self.task)
-
-    def __exit__(self, *exc: object) -> None:
-        if self.bar is not None:
-            self.bar.stop()
+    with Progress(console=Console(stderr=True), transient=True) as bar:
+        task = bar.add_task("Reading cards", total=total)
+        yield lambda: bar.advance(task)
 
 
 # ----------------------------------------------------------------- fields -> contact
