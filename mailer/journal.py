@@ -38,7 +38,6 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from email.utils import format_datetime
-from itertools import islice
 from pathlib import Path
 
 from .errors import JournalError
@@ -59,7 +58,6 @@ CREATE TABLE IF NOT EXISTS messages (
     sender          TEXT NOT NULL,
     message_id      TEXT NOT NULL,
     smtputf8        INTEGER NOT NULL DEFAULT 0,
-    payload         BLOB NOT NULL,       -- rendered message without Date
     state           TEXT NOT NULL DEFAULT 'queued',
     attempts        INTEGER NOT NULL DEFAULT 0,
     last_code       INTEGER,
@@ -71,17 +69,23 @@ CREATE TABLE IF NOT EXISTS messages (
     finished_at     REAL,
     UNIQUE (campaign, address)
 );
-CREATE INDEX IF NOT EXISTS messages_work ON messages (campaign, state, next_attempt_at);
-CREATE INDEX IF NOT EXISTS messages_address ON messages (address, state);
-CREATE INDEX IF NOT EXISTS messages_sent ON messages (finished_at) WHERE state = 'sent';
+-- Only queued rows are indexed for the claim: a claim takes a row out of this
+-- index and its outcome never touches it (index churn is what a commit costs).
+CREATE INDEX IF NOT EXISTS messages_due ON messages (campaign, next_attempt_at)
+    WHERE state = 'queued';
+CREATE INDEX IF NOT EXISTS messages_address ON messages (address);
+-- The rendered message (without Date), apart from the row: SQLite rewrites a
+-- whole row on every UPDATE, and a state change must not rewrite 5 kB.
+CREATE TABLE IF NOT EXISTS payloads (
+    id    INTEGER PRIMARY KEY REFERENCES messages(id),
+    data  BLOB NOT NULL
+);
 CREATE TABLE IF NOT EXISTS suppressed (
     address   TEXT PRIMARY KEY,
     reason    TEXT NOT NULL DEFAULT '',
     added_at  REAL NOT NULL
 );
 """
-
-ENQUEUE_BATCH = 500  # rows per executemany: bounded memory, few statements
 
 
 def address_key(email: str) -> str:
@@ -108,6 +112,17 @@ class Claimed:
     def wire(self, date: datetime | None = None) -> bytes:
         when = date if date is not None else datetime.now().astimezone()
         return b"Date: " + format_datetime(when).encode("ascii") + b"\r\n" + self.payload
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What became of one claimed row."""
+
+    row_id: int
+    state: State
+    code: int | None
+    reply: str
+    retry_at: float | None = None  # queued again, not before this time (a 4xx retry)
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,6 +170,8 @@ class Journal:
             self._db = sqlite3.connect(path, isolation_level=None, timeout=30.0)
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
+            # checkpoint (the one step that fsyncs) every ~40 MB of WAL, not every 4 MB
+            self._db.execute("PRAGMA wal_autocheckpoint=10000")
             self._db.execute("PRAGMA foreign_keys=ON")
             self._db.executescript(SCHEMA)
         except sqlite3.Error as err:
@@ -267,33 +284,23 @@ class Journal:
         with self._write() as db:
             db.execute(
                 "INSERT INTO campaigns (name, created_at, scheduled_at) VALUES (?, ?, ?) "
-                "ON CONFLICT (name) DO UPDATE SET scheduled_at = excluded.scheduled_at",
+                "ON CONFLICT (name) DO UPDATE "
+                "SET scheduled_at = COALESCE(excluded.scheduled_at, scheduled_at)",
                 (campaign, now, scheduled_at),
             )
-            it = iter(drafts)
-            while batch := list(islice(it, ENQUEUE_BATCH)):
-                before = db.total_changes
-                db.executemany(
+            for d in drafts:
+                key = address_key(d.recipient)
+                cur = db.execute(
                     "INSERT OR IGNORE INTO messages (campaign, address, recipient, sender, "
-                    "message_id, smtputf8, payload, queued_at) "
-                    "SELECT ?, ?, ?, ?, ?, ?, ?, ? "
+                    "message_id, smtputf8, queued_at) SELECT ?, ?, ?, ?, ?, ?, ? "
                     "WHERE NOT EXISTS (SELECT 1 FROM suppressed WHERE address = ?)",
-                    [
-                        (
-                            campaign,
-                            key := address_key(d.recipient),
-                            d.recipient,
-                            d.sender,
-                            d.message_id,
-                            int(d.smtputf8),
-                            d.payload,
-                            now,
-                            key,
-                        )
-                        for d in batch
-                    ],
+                    (campaign, key, d.recipient, d.sender, d.message_id, int(d.smtputf8), now,
+                     key),
                 )
-                added += db.total_changes - before
+                if cur.rowcount:
+                    db.execute("INSERT INTO payloads (id, data) VALUES (?, ?)",
+                               (cur.lastrowid, d.payload))
+                    added += 1
         return added
 
     def campaigns(self) -> list[Campaign]:
@@ -366,25 +373,33 @@ class Journal:
                 unknown += cur.rowcount
         return unknown
 
-    def claim(self, campaign: str, now: float | None = None) -> Claimed | None:
+    def claim(self, campaign: str, now: float | None = None, *,
+              record: Outcome | None = None) -> Claimed | None:
         """Atomically claim the next due `queued` row of the campaign: rows never
         tried first (in queue order), then retries by due time.  The order matches
-        the `messages_work` index, so a claim is one index probe, not a sort."""
+        the `messages_due` index, so a claim is one index probe, not a sort.
+
+        `record`: the outcome of the worker's previous message, written in the
+        same transaction (one commit per message instead of two; the outcome is
+        just as durable as with `mark`, since nothing awaits in between)."""
         when = time.time() if now is None else now
         with self._write() as db:
+            if record is not None:
+                self._record(db, record)
             row = db.execute(
                 "UPDATE messages SET state = 'claimed', claimed_by = ?, claimed_at = ?, "
                 "attempts = attempts + 1 "
                 "WHERE id = (SELECT id FROM messages WHERE campaign = ? AND state = 'queued' "
                 "  AND next_attempt_at <= ? ORDER BY next_attempt_at, id LIMIT 1) "
                 "  AND state = 'queued' "
-                "RETURNING id, campaign, recipient, sender, message_id, smtputf8, payload, "
-                "attempts",
+                "RETURNING id, campaign, recipient, sender, message_id, smtputf8, attempts",
                 (self.run_id, when, campaign, when),
             ).fetchone()
         if row is None:
             return None
-        return Claimed(row[0], row[1], row[2], row[3], row[4], bool(row[5]), row[6], row[7])
+        payload = self._db.execute("SELECT data FROM payloads WHERE id = ?", (row[0],))
+        return Claimed(row[0], row[1], row[2], row[3], row[4], bool(row[5]),
+                       payload.fetchone()[0], row[6])
 
     def next_due(self, campaign: str) -> float | None:
         """When the earliest queued row becomes due (None: nothing queued)."""
@@ -399,20 +414,26 @@ class Journal:
              *, retry_at: float | None = None) -> None:
         """Record an outcome.  With `retry_at` the row goes back to `queued`
         (not before that time) and keeps the reply that deferred it."""
-        now = time.time()
+        self.record(Outcome(row_id, state, code, reply, retry_at))
+
+    def record(self, outcome: Outcome) -> None:
         with self._write() as db:
-            if retry_at is not None:
-                db.execute(
-                    "UPDATE messages SET state = 'queued', claimed_by = NULL, last_code = ?, "
-                    "last_reply = ?, next_attempt_at = ? WHERE id = ?",
-                    (code, reply, retry_at, row_id),
-                )
-            else:
-                db.execute(
-                    "UPDATE messages SET state = ?, claimed_by = NULL, last_code = ?, "
-                    "last_reply = ?, finished_at = ? WHERE id = ?",
-                    (str(state), code, reply, now, row_id),
-                )
+            self._record(db, outcome)
+
+    @staticmethod
+    def _record(db: sqlite3.Connection, o: Outcome) -> None:
+        if o.retry_at is not None:
+            db.execute(
+                "UPDATE messages SET state = 'queued', claimed_by = NULL, last_code = ?, "
+                "last_reply = ?, next_attempt_at = ? WHERE id = ?",
+                (o.code, o.reply, o.retry_at, o.row_id),
+            )
+        else:
+            db.execute(
+                "UPDATE messages SET state = ?, claimed_by = NULL, last_code = ?, "
+                "last_reply = ?, finished_at = ? WHERE id = ?",
+                (str(o.state), o.code, o.reply, time.time(), o.row_id),
+            )
 
     def release(self, row_id: int) -> None:
         """Give a claim back untouched (nothing was sent): queued again, the

@@ -30,15 +30,15 @@ import signal
 import socket
 import ssl
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 from .config import SmtpSettings
 from .errors import AuthError, SmtpError
-from .journal import Claimed, Journal
-from .models import State
+from .journal import Claimed, Journal, Outcome
+from .models import Draft, State
 from .ratelimit import Rate, RateLimiter
-from .transport import Connection, Lost, Reply
+from .transport import Connection, Lost
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,6 +75,7 @@ class SendSummary:
     elapsed: float
     stopped: str = ""  # "" ran to the end; otherwise why it stopped early
     logins: int = 0
+    fed: int = 0  # rows the feed queued during the run
 
     @property
     def complete(self) -> bool:
@@ -100,6 +101,9 @@ class _Run:
     failed: int = 0
     consecutive_failures: int = 0
     tries: dict[int, int] = field(default_factory=dict)  # row id -> tries in this run
+    feeding: bool = False  # a feed is still queueing drafts
+    fed_rows: int = 0
+    fed: asyncio.Event = field(default_factory=asyncio.Event)
 
     def halt(self, reason: str) -> None:
         if not self.stopped:
@@ -122,82 +126,125 @@ class _Run:
             )
 
     async def worker(self, conn: Connection) -> None:
+        """Claim, send, repeat.  A message's outcome is written in the same
+        transaction as the next claim when nothing is awaited in between, and on
+        its own otherwise (before a connect, a rate-limit wait, or the end)."""
+        pending: Outcome | None = None
         try:
             while not self.stop.is_set():
-                if not conn.connected:
-                    await conn.connect()
-                if self.limiter.wait_time() > 0:
+                if not conn.connected or self.limiter.wait_time() > 0:
+                    pending = self.flush(pending)
+                    if not conn.connected:
+                        await conn.connect()
                     if not await self.until_stopped(self.limiter.acquire()):
                         return
                 else:
-                    await self.limiter.acquire()
-                row = self.journal.claim(self.campaign)
+                    await self.limiter.acquire()  # free: returns without suspending
+                row = self.journal.claim(self.campaign, record=pending)
+                pending = None
                 if row is None:
                     self.limiter.refund()
-                    due = self.journal.next_due(self.campaign)
-                    if due is None:
+                    if not await self.wait_for_work():
                         return
-                    await self.until_stopped(asyncio.sleep(max(0.0, due - time.time())))
                     continue
-                await self.transact(conn, row)
+                pending = await self.transact(conn, row)
+                if pending.code == 421:  # the server is shedding load: give it a rest
+                    pending = self.flush(pending)
+                    await self.until_stopped(asyncio.sleep(self.retry.delay(1)))
         except SmtpError as err:
             self.halt(str(err))  # the other workers stop after their transaction
             raise
         finally:
+            self.flush(pending)
             await conn.quit()
 
-    async def transact(self, conn: Connection, row: Claimed) -> None:
+    def flush(self, pending: Outcome | None) -> None:
+        if pending is not None:
+            self.journal.record(pending)
+
+    async def wait_for_work(self) -> bool:
+        """Nothing due right now: wait for the feed or a retry; False when done."""
+        if self.feeding:
+            self.fed.clear()
+            await self.until_stopped(self.fed.wait())
+            return True
+        due = self.journal.next_due(self.campaign)
+        if due is None:
+            return False
+        await self.until_stopped(asyncio.sleep(max(0.0, due - time.time())))
+        return True
+
+    async def transact(self, conn: Connection, row: Claimed) -> Outcome:
+        """One SMTP transaction; returns its outcome, to be recorded by the caller."""
         try:
             reply = await conn.send(row.sender, row.recipient, row.wire(), smtputf8=row.smtputf8)
         except Lost as err:
-            self.defer(row, None, str(err))
-            return
+            return self.defer(row, None, str(err))
         except SmtpError:
             self.journal.release(row.id)  # nothing went out with it
             raise
         except asyncio.CancelledError:
             self.journal.mark(row.id, State.UNKNOWN, None, "interrupted during the transaction")
             raise
-        if 200 <= reply.code < 300:
-            self.journal.mark(row.id, State.SENT, reply.code, reply.text)
-            self.sent += 1
-            self.remaining -= 1
-            self.consecutive_failures = 0
-            self.tries.pop(row.id, None)
-        elif reply.code == 530:  # "authentication required": the account, not the recipient
+        if reply.code == 530:  # "authentication required": the account, not the recipient
             self.journal.release(row.id)
             raise AuthError(f"The server wants a login before sending: {reply}. "
                             f"Set MAILER_SMTP_USERNAME and MAILER_SMTP_PASSWORD.")
-        elif 400 <= reply.code < 500:
-            self.defer(row, reply.code, reply.text)
-            if reply.code == 421:  # the server is shedding load: give it a rest
-                await self.until_stopped(asyncio.sleep(self.retry.delay(1)))
-        else:
-            self.journal.mark(row.id, State.FAILED, reply.code, reply.text)
-            self.failed += 1
-            self.remaining -= 1
-            self.tries.pop(row.id, None)
-            self.consecutive_failures += 1
-            if self.consecutive_failures >= self.error_budget:
-                self.halt(
-                    f"paused after {self.consecutive_failures} failures in a row "
-                    f"(last: {Reply(reply.code, reply.text)}); check the replies "
-                    f"(`mailer status`), then run the same command again"
-                )
+        if 400 <= reply.code < 500:
+            return self.defer(row, reply.code, reply.text)
+        self.tries.pop(row.id, None)
+        self.remaining -= 1
+        if 200 <= reply.code < 300:
+            self.sent += 1
+            self.consecutive_failures = 0
+            self.report()
+            return Outcome(row.id, State.SENT, reply.code, reply.text)
+        self.failed += 1
+        self.consecutive_failures += 1
+        if self.consecutive_failures >= self.error_budget:
+            self.halt(
+                f"paused after {self.consecutive_failures} failures in a row "
+                f"(last: {reply}); check the replies (`mailer status`), then run the "
+                f"same command again"
+            )
         self.report()
+        return Outcome(row.id, State.FAILED, reply.code, reply.text)
 
-    def defer(self, row: Claimed, code: int | None, reply: str) -> None:
+    def defer(self, row: Claimed, code: int | None, reply: str) -> Outcome:
         tries = self.tries.get(row.id, 0) + 1
         if tries < self.retry.attempts:
             self.tries[row.id] = tries
-            retry_at = time.time() + self.retry.delay(tries)
-            self.journal.mark(row.id, State.QUEUED, code, reply, retry_at=retry_at)
+            outcome = Outcome(row.id, State.QUEUED, code, reply,
+                              retry_at=time.time() + self.retry.delay(tries))
         else:
-            self.journal.mark(row.id, State.DEFERRED, code, reply)
             self.tries.pop(row.id, None)
             self.deferred += 1
             self.remaining -= 1
+            outcome = Outcome(row.id, State.DEFERRED, code, reply)
         self.report()
+        return outcome
+
+    def enqueue(self, batch: Sequence[Draft]) -> None:
+        added = self.journal.enqueue(self.campaign, batch)
+        self.fed_rows += added
+        self.remaining += added
+
+    async def feed_from(self, batches: Iterator[Sequence[Draft]]) -> None:
+        """Queue drafts while the workers send: rendering the next messages
+        overlaps with waiting for the server's replies."""
+        try:
+            for batch in batches:
+                self.enqueue(batch)
+                self.fed.set()
+                await asyncio.sleep(0)  # let the workers take the replies that came in
+                if self.stop.is_set():
+                    return
+        except Exception:
+            self.halt("stopped while reading the contacts")  # finish what is in flight
+            raise
+        finally:
+            self.feeding = False
+            self.fed.set()
 
 
 def make_limiter(journal: Journal, rates: tuple[Rate, ...], **kwargs: object) -> RateLimiter:
@@ -220,8 +267,10 @@ async def send_campaign(
     error_budget: int = 10,
     tls_context: ssl.SSLContext | None = None,
     handle_sigint: bool = False,
+    feed: Iterable[Sequence[Draft]] | None = None,
 ) -> SendSummary:
     """Send every due queued message of `campaign`; returns the summary.
+    `feed`: batches of drafts to queue while sending (see `_Run.feed_from`).
     Raises `SmtpError` when the server cannot be used (nobody is marked)."""
     settings.check_safe()
     started = time.monotonic()
@@ -229,8 +278,14 @@ async def send_campaign(
     counts = journal.counts(campaign)
     run = _Run(journal, campaign, limiter, retry or RetryPolicy(), max(1, error_budget),
                progress, remaining=counts[State.QUEUED])
+    batches = iter(feed if feed is not None else ())
+    while not run.remaining:  # queue until there is something to send: else never log in
+        batch = next(batches, None)
+        if batch is None:
+            break
+        run.enqueue(batch)
     local_hostname = await asyncio.to_thread(socket.getfqdn)  # once, not per connection
-    k = max(1, min(concurrency, counts[State.QUEUED]))
+    k = max(1, concurrency if feed is not None else min(concurrency, run.remaining))
     conns = [Connection(settings, tls_context=tls_context, local_hostname=local_hostname)
              for _ in range(k)]
     loop = asyncio.get_running_loop()
@@ -246,9 +301,12 @@ async def send_campaign(
         loop.add_signal_handler(signal.SIGINT, interrupt)
     results: list[object] = []
     try:
-        if counts[State.QUEUED]:
+        if run.remaining:
             await conns[0].connect()  # one login first: a bad password stops here, once
+            run.feeding = feed is not None
             tasks.extend(asyncio.create_task(run.worker(c)) for c in conns)
+            if feed is not None:
+                tasks.append(asyncio.create_task(run.feed_from(batches)))
             results = await asyncio.gather(*tasks, return_exceptions=True)
     finally:
         if handle_sigint:
@@ -273,6 +331,7 @@ async def send_campaign(
         elapsed=time.monotonic() - started,
         stopped=run.stopped,
         logins=sum(c.logins for c in conns),
+        fed=run.fed_rows,
     )
 
 

@@ -2,7 +2,8 @@
 
 `send` plans (the same plan as `preview`), queues the new messages in the
 journal, asks, then sends.  Queuing and asking share one journal transaction:
-answering no leaves the journal as it was.
+answering no leaves the journal as it was.  With --yes there is nothing to ask,
+so messages are rendered and queued while the first ones are being sent.
 
 The campaign name defaults to the first contacts file's name without its
 extension (`contacts.csv` -> "contacts"), so running the same command again
@@ -18,6 +19,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
+from itertools import islice
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -42,7 +44,8 @@ if TYPE_CHECKING:
     from ..message import Composer
 
 EXIT_INTERRUPTED = 130
-PLAN_CHUNK = 500  # contacts planned (rendered) and queued at a time
+PLAN_CHUNK = 500  # contacts read and planned at a time
+FEED_BATCH = 16  # drafts rendered and queued between turns of the send loop
 PROBLEM_STATES = (State.FAILED, State.DEFERRED, State.UNKNOWN)
 
 
@@ -124,11 +127,18 @@ def send(paths: tuple[Path, ...], profile_path: Path, campaign_name: str | None,
                 elif item.status in (Status.REJECTED, Status.ERROR, Status.REVIEW):
                     notes.append((item.source, item.email, item.reason))
 
-        with journal.staged() as staging:
-            added = journal.enqueue(campaign, new_drafts())
-            queued = journal.counts(campaign)[State.QUEUED]
-            show_plan(out, statuses, notes, added, queued, campaign)
-            if queued and not assume_yes:
+        limiter = make_limiter(journal, limits)
+        feed = None
+        if assume_yes:  # queue while sending: rendering overlaps with the server's replies
+            feed = batched(new_drafts(), FEED_BATCH)
+        else:
+            with journal.staged() as staging:
+                added = journal.enqueue(campaign, new_drafts())
+                queued = journal.counts(campaign)[State.QUEUED]
+                show_plan(out, statuses, notes, added, campaign, queued)
+                if not queued:
+                    click.echo("Nothing to send.")
+                    return
                 out.print(f"SMTP server {settings.host}:{settings.port} ({settings.security}"
                           f"{', as ' + settings.username if settings.username else ''}), "
                           f"rate {describe(limits)}, {concurrency} connection(s).")
@@ -136,14 +146,15 @@ def send(paths: tuple[Path, ...], profile_path: Path, campaign_name: str | None,
                     staging.discard()
                     click.echo("Nothing queued, nothing sent.")
                     return
-        if not queued:
-            click.echo("Nothing to send.")
-            return
-        limiter = make_limiter(journal, limits)
-        with progress_display(queued) as update:
+        with progress_display() as update:
             summary = send_campaign_sync(journal, campaign, settings, limiter=limiter,
                                          concurrency=concurrency, progress=update,
-                                         handle_sigint=True)
+                                         handle_sigint=True, feed=feed)
+        if assume_yes:
+            show_plan(out, statuses, notes, summary.fed, campaign)
+        if summary.logins == 0 and not summary.counts[State.QUEUED]:
+            click.echo("Nothing to send.")
+            return
         show_summary(out, summary)
         report = write_problems(journal, campaign)
     if report is not None:
@@ -169,18 +180,25 @@ def streamed_plan(paths: tuple[Path, ...], mapping: dict[str, str] | None, regio
 
 
 def show_plan(out: Console, statuses: Counter[str], notes: list[tuple[str, str, str]],
-              added: int, queued: int, campaign: str) -> None:
+              added: int, campaign: str, queued: int | None = None) -> None:
     for source, email, reason in notes:
         out.print(Text(f"  {source}: {email or '-'}: {reason}"))
     counts = ", ".join(f"{n} {status}" for status, n in statuses.items()) or "no entries"
     out.print(Text(f"Read: {counts}."))
     repeated = statuses["new"] - added
-    again = f" ({repeated} already queued or listed twice)" if repeated else ""
-    out.print(Text(f"Campaign {campaign!r}: {added} newly queued{again}, {queued} to send."))
+    line = f"Campaign {campaign!r}: {added} newly queued"
+    if repeated:
+        line += f" ({repeated} already queued or listed twice)"
+    out.print(Text(line + (f", {queued} to send." if queued is not None else ".")))
+
+
+def batched(items: Iterator[Draft], size: int) -> Iterator[list[Draft]]:
+    while batch := list(islice(items, size)):
+        yield batch
 
 
 @contextmanager
-def progress_display(total: int) -> Iterator[Callable[[SendProgress], None] | None]:
+def progress_display() -> Iterator[Callable[[SendProgress], None] | None]:
     """A rich progress bar on stderr, only when stderr is a terminal."""
     if not sys.stderr.isatty():
         yield None
@@ -188,10 +206,11 @@ def progress_display(total: int) -> Iterator[Callable[[SendProgress], None] | No
     columns = (TextColumn("[bold]sending"), BarColumn(), TextColumn("{task.description}"),
                TimeRemainingColumn())
     with Progress(*columns, console=Console(stderr=True), transient=True) as bar:
-        task = bar.add_task("", total=total)
+        task = bar.add_task("", total=None)
 
         def update(p: SendProgress) -> None:
-            bar.update(task, completed=total - p.remaining, description=(
+            done = p.sent + p.deferred + p.failed
+            bar.update(task, completed=done, total=done + p.remaining, description=(
                 f"sent {p.sent}  deferred {p.deferred}  failed {p.failed}  "
                 f"left {p.remaining}  held to {p.rate}"))
 
