@@ -285,6 +285,8 @@ async def send_campaign(
             break
         run.enqueue(batch)
     local_hostname = await asyncio.to_thread(socket.getfqdn)  # once, not per connection
+    if tls_context is None and settings.security != "none":
+        tls_context = ssl.create_default_context()  # one for all connections: loading CAs is slow
     k = max(1, concurrency if feed is not None else min(concurrency, run.remaining))
     conns = [Connection(settings, tls_context=tls_context, local_hostname=local_hostname)
              for _ in range(k)]

@@ -53,7 +53,7 @@ class Connection:
         local_hostname: str = "localhost",
     ) -> None:
         self.settings = settings
-        self._tls = tls_context if tls_context is not None else ssl.create_default_context()
+        self._tls = tls_context
         self._local_hostname = local_hostname
         self._smtp: aiosmtplib.SMTP | None = None
         self.logins = 0  # connections opened (each with one login): for reports and tests
@@ -65,6 +65,8 @@ class Connection:
     async def connect(self) -> None:
         """Open, secure and log in; raises ConnectError, TlsError or AuthError."""
         s = self.settings
+        if self._tls is None and s.security != "none":
+            self._tls = ssl.create_default_context()  # verifies the server's certificate
         smtp = aiosmtplib.SMTP(
             hostname=s.host,
             port=s.port,
