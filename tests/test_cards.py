@@ -9,7 +9,9 @@ import dataclasses
 import hashlib
 import json
 import random
+import shutil
 import sys
+from email import message_from_bytes, policy
 from pathlib import Path
 
 import pytest
@@ -31,11 +33,13 @@ from mailer.contacts.cards import (
 from mailer.contacts.extract import extract
 from mailer.errors import OcrUnavailable
 from mailer.models import Contact, Rejected
+from tests.smtpd import SmtpServer
 
 sys.path.insert(0, str(Path(__file__).parent))
 from cardgen import CardTruth, find_fonts, make_cards, photograph, render
 
-SHARED_CARDS = Path(__file__).resolve().parents[1].parent / "shared" / "cards"
+PROJECT = Path(__file__).resolve().parents[1]
+SHARED_CARDS = PROJECT.parent / "shared" / "cards"
 
 pytestmark = pytest.mark.slow
 
@@ -127,44 +131,87 @@ def test_pdf_pages_are_cards(synthetic: list[tuple[Path, CardTruth]], tmp_path: 
     ]
 
 
-def test_review_csv_round_trip(fonts: list[tuple[Path, Path]], tmp_path: Path) -> None:
-    """Photos -> review CSV -> the user corrects one field -> contacts ready to send."""
+ANNA = "anna.koch@nordlicht.example.com"
+LENA = "lena.braun@nordlicht.example.com"
+
+
+@pytest.fixture
+def photos(fonts: list[tuple[Path, Path]], tmp_path: Path) -> Path:
+    """Two phone photos: one read with confidence, one whose address needed a repair."""
     rng = random.Random(5)
     folder = tmp_path / "photos"
     folder.mkdir()
-    sure = CardTruth("Anna Koch", "Projektleiterin", "Nordlicht Software GmbH",
-                     "anna.koch@nordlicht.example.com", "+49301234567", "+491712345678",
-                     "www.nordlicht.example.com")  # fmt: skip
+    sure = CardTruth("Anna Koch", "Projektleiterin", "Nordlicht Software GmbH", ANNA,
+                     "+49301234567", "+491712345678", "www.nordlicht.example.com")  # fmt: skip
     # "©" for "@" is how a worn card prints or an OCR reads it: repaired, held for review
-    unsure = dataclasses.replace(sure, name="Lena Braun", email="lena.braun©nordlicht.example.com")
+    unsure = dataclasses.replace(sure, name="Lena Braun", email=LENA.replace("@", "©"))
     photograph(render(sure, fonts[0], rng), rng).save(folder / "a.jpg", quality=80)
     photograph(render(unsure, fonts[0], rng), rng).save(folder / "b.jpg", quality=80)
-    (folder / "notes.txt").write_text("not a card", encoding="utf-8")
+    return folder
 
-    out = tmp_path / "reviewed.csv"
+
+def review(folder: Path, out: Path) -> list[dict[str, str]]:
     result = CliRunner().invoke(main, ["cards", "review", str(folder), "--out", str(out)])
     assert result.exit_code == 0, result.output
     with out.open(encoding="utf-8-sig", newline="") as handle:
-        rows = list(csv.DictReader(handle))
-    assert tuple(rows[0]) == REVIEW_COLUMNS
-    assert [r["status"] for r in rows] == ["ok", "needs review"]
-    assert rows[1]["email"] == "lena.braun@nordlicht.example.com"
-    assert rows[0]["mobile"] == "+49 171 2345678" and "Projektleiterin" in rows[0]["raw_text"]
+        return list(csv.DictReader(handle))
 
-    before = {c.email: c for c in load_contacts([folder / "a.jpg", folder / "b.jpg"]).contacts}
-    assert before["lena.braun@nordlicht.example.com"].needs_review
 
-    rows[1]["name"] = "Lena Braun-Weber"  # the user's one correction in the spreadsheet
+def correct(out: Path, rows: list[dict[str, str]], **change: str) -> None:
+    """What the user does in a spreadsheet: change a cell of the second row, save as CSV."""
+    rows[1].update(change)
     with out.open("w", encoding="utf-8", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=REVIEW_COLUMNS)
         writer.writeheader()
         writer.writerows(rows)
+
+
+def test_review_csv_round_trip(photos: Path, tmp_path: Path) -> None:
+    """Photos -> review CSV -> the user corrects one field -> contacts ready to send."""
+    (photos / "notes.txt").write_text("not a card", encoding="utf-8")  # skipped in a folder
+    out = tmp_path / "reviewed.csv"
+    rows = review(photos, out)
+    assert tuple(rows[0]) == REVIEW_COLUMNS
+    assert [r["status"] for r in rows] == ["ok", "needs review"]
+    assert [r["email"] for r in rows] == [ANNA, LENA]
+    assert rows[0]["mobile"] == "+49 171 2345678" and "Projektleiterin" in rows[0]["raw_text"]
+
+    before = {c.email: c for c in load_contacts([photos / "a.jpg", photos / "b.jpg"]).contacts}
+    assert before[LENA].needs_review and not before[ANNA].needs_review
+
+    correct(out, rows, name="Lena Braun-Weber")
     reviewed = load_contacts([out])
     assert not reviewed.rejected
     by_email = {c.email: c for c in reviewed.contacts}
-    assert by_email["lena.braun@nordlicht.example.com"].name == "Lena Braun-Weber"
+    assert by_email[LENA].name == "Lena Braun-Weber"
     assert not any(c.needs_review for c in reviewed.contacts)
-    assert "+491712345678" in by_email["anna.koch@nordlicht.example.com"].phones
+    assert "+491712345678" in by_email[ANNA].phones
+
+
+def test_photos_reach_a_send_only_after_review(
+    photos: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The issue's end: photos -> send (the guess is held) -> review with one correction
+    -> send again (the reviewed card goes out, nobody twice)."""
+    monkeypatch.chdir(tmp_path)
+    shutil.copy(PROJECT / "profile.example.toml", tmp_path / "profile.toml")
+    cards = [str(photos / "a.jpg"), str(photos / "b.jpg")]
+    send = ["send", "--profile", "profile.toml", "--rate", "none", "--yes"]
+    with SmtpServer() as server:
+        for name, value in server.env().items():
+            monkeypatch.setenv(name, value)
+        first = CliRunner().invoke(main, [*send[:1], *cards, *send[1:]])
+        assert first.exit_code == 0, first.output
+        assert server.recipients() == [ANNA]
+        assert "needs review" in first.output
+
+        out = tmp_path / "reviewed.csv"
+        correct(out, review(photos, out), name="Lena Braun-Weber")
+        second = CliRunner().invoke(main, [*send[:1], str(out), *send[1:]])
+        assert second.exit_code == 0, second.output
+        assert server.recipients() == [ANNA, LENA]
+        to = message_from_bytes(server.received[-1].data, policy=policy.default)["To"]
+        assert to.addresses[0].display_name == "Lena Braun-Weber"  # the corrected field
 
 
 def test_review_refuses_what_is_not_a_card(tmp_path: Path) -> None:
