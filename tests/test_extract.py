@@ -83,6 +83,13 @@ def test_domain_is_checked_against_the_printed_web_site() -> None:
     assert misread.needs_review
 
 
+def test_web_site_and_address_on_one_line() -> None:
+    fields = extract(card("www.nordlicht.example.com | info@nordlicht.example.com"))
+    assert fields.website.value == "www.nordlicht.example.com"
+    assert fields.email.value == "info@nordlicht.example.com"
+    assert extract(card("E-Mail anna@example.com, info@example.org")).website.value == ""
+
+
 def test_a_handle_is_not_an_address() -> None:
     fields = extract(card("f @EspaçoVillimpenta", "Twitter: @nordlicht"))
     assert fields.emails == ()

@@ -135,9 +135,10 @@ def find_website(lines: Sequence[OcrLine]) -> Field:
     """The first web address: "www."/"http" forms beat bare domains."""
     best = Field()
     for line in lines:
-        if "@" in line.text or _AT_LOOKALIKES.search(line.text):
-            continue  # an address, perhaps misread: its domain is no web site
-        for match in _WEBSITE.finditer(line.text):
+        # an address, perhaps misread, is no web site: leave out every word with an "@"
+        words = _AT_LOOKALIKES.sub("@", line.text).split()
+        text = " ".join(word for word in words if "@" not in word)
+        for match in _WEBSITE.finditer(text):
             if match.group(2).lower() not in _TLDS:
                 continue
             url = match.group(1).rstrip(".,;").lower()
