@@ -28,6 +28,7 @@ EMAIL_REVIEW_THRESHOLD = 0.9
 # Confidence multipliers for each repair: a repaired address is a guess.
 _REPAIR_AT = 0.8
 _REPAIR_DOT = 0.8
+_REPAIR_DOT_CONFIRMED = 0.92  # the web site printed on the card spells the same domain
 _REPAIR_DOMAIN = 0.85
 _REPAIR_SPACES = 0.95
 
@@ -118,7 +119,7 @@ _TLDS = _wordset(
 )
 # Second-level endings under a country code, as in "beltis.com.br" or "acme.co.uk".
 _SECOND_LEVEL = ("com", "co", "org", "net", "gov", "edu")
-_TLD_MISREADS = {"corn": "com", "c0m": "com", "cam": "com", "ccm": "com", "dc": "de"}
+_TLD_MISREADS = {"corn": "com", "c0m": "com", "ccm": "com", "dc": "de"}
 _WEBSITE = re.compile(
     r"(?<![@\w.])((?:https?://)?(?:www\.)?[a-z0-9][a-z0-9-]*(?:\.[a-z0-9-]+)*"
     r"\.([a-z]{2,})(?:/[^\s]*)?)(?![\w@])",
@@ -186,7 +187,7 @@ def _repair_email(candidate: str, site_domain: str) -> tuple[str, float]:
     factor = 1.0
     if site_domain and domain != site_domain:
         if domain.replace(".", "") == site_domain.replace(".", ""):
-            return f"{local}@{site_domain}", _REPAIR_DOT * 1.15  # confirmed by the web site
+            return f"{local}@{site_domain}", _REPAIR_DOT_CONFIRMED
         if len(site_domain) >= 6 and _edit_distance(domain, site_domain) <= 2:
             return f"{local}@{site_domain}", _REPAIR_DOMAIN
     if "." not in domain or domain.split(".")[-1] not in _TLDS:
@@ -231,19 +232,17 @@ def find_emails(lines: Sequence[OcrLine], website: Field) -> tuple[Field, ...]:
 
 # ------------------------------------------------------------------------ phones
 
+# A label is a whole word ("M:" but not the "m" of "Mitte"), letters only around it.
 _LABEL = re.compile(
-    r"(?P<mobile>mobil\w*|mob|handy|cell\w*|cel|m)|(?P<fax>fax|telefax|f)"
-    r"|(?P<phone>tel\w*|phone|fon|fone|t|p|office|büro)",
+    r"(?<![^\W\d_])(?:(?P<mobile>mobil\w*|mob|handy|cell\w*|cel|m)|(?P<fax>fax|telefax|f)"
+    r"|(?P<phone>tel\w*|phone|fon|fone|t|p|office|büro))(?![^\W\d_])",
     re.IGNORECASE,
 )
 
 
 def _label_kind(prefix: str) -> str | None:
     """The kind named by the labels just before a number ("Tel./Fax" counts as a phone)."""
-    kinds = [
-        next(k for k, v in m.groupdict().items() if v)
-        for m in re.finditer(rf"(?<![^\W\d_])(?:{_LABEL.pattern})(?![^\W\d_])", prefix, re.I)
-    ]
+    kinds = [match.lastgroup for match in _LABEL.finditer(prefix)]
     if not kinds:
         return None
     if "phone" in kinds and "fax" in kinds:
@@ -314,7 +313,7 @@ _PARTICLES = _wordset("von van der de da do dos das di du del la le zu")
 _FREEMAIL = _wordset(
     "gmail googlemail hotmail outlook live yahoo gmx web t-online icloud me mail aol posteo "
     "freenet proton protonmail terra uol bol r7 ig example"
-)
+)  # plain example.com names no company either
 
 
 def _has_title_word(text: str) -> bool:
@@ -382,6 +381,7 @@ def _domain_labels(emails: Sequence[Field], website: Field) -> list[str]:
 
 
 def _is_other_field(line: OcrLine, region: str) -> bool:
+    """A phone, e-mail, web or street-address line: neither a name nor a title."""
     text = line.text
     return (
         "@" in text
@@ -468,7 +468,9 @@ def find_title(lines: Sequence[OcrLine], name_line: OcrLine | None, region: str)
     return Field(line.text, round((0.9 if titled else 0.6) * line.score, 3))
 
 
-def find_company(lines: Sequence[OcrLine], emails: Sequence[Field], website: Field) -> Field:
+def find_company(
+    lines: Sequence[OcrLine], emails: Sequence[Field], website: Field, region: str
+) -> Field:
     """A line with a legal suffix, else the line(s) spelling the domain (a logo split over
     consecutive lines is joined), else the e-mail domain itself."""
     for line in lines:
@@ -478,7 +480,7 @@ def find_company(lines: Sequence[OcrLine], emails: Sequence[Field], website: Fie
     spelled = [
         i
         for i, ln in enumerate(lines)
-        if _company_like(ln, domains) and not _is_other_field(ln, "DE")
+        if _company_like(ln, domains) and not _is_other_field(ln, region)
     ]
     if spelled:
 
@@ -512,7 +514,7 @@ def extract(lines: Sequence[OcrLine], *, region: str = "DE") -> CardFields:
     return CardFields(
         name=name,
         title=find_title(ordered, name_line, region),
-        company=find_company(ordered, emails, website),
+        company=find_company(ordered, emails, website, region),
         emails=emails,
         phones=find_phones(ordered, region),
         website=website,
