@@ -10,6 +10,7 @@ import hashlib
 import json
 import random
 import shutil
+import socket
 import sys
 from email import message_from_bytes, policy
 from pathlib import Path
@@ -21,6 +22,7 @@ pytest.importorskip("rapidocr", reason="the OCR extra is not installed: pip inst
 from click.testing import CliRunner
 from PIL import Image
 
+import mailer.contacts.cards as cards_module
 from mailer.cli import main
 from mailer.contacts import load_contacts
 from mailer.contacts.cards import (
@@ -236,3 +238,19 @@ def test_heic_photos_are_read(synthetic: list[tuple[Path, CardTruth]], tmp_path:
     Image.open(path).save(heic, format="HEIF")
     (contact,) = iter_cards([heic], region="DE", cache_dir=tmp_path / "cache")
     assert isinstance(contact, Contact) and contact.email == truth.email
+
+
+def test_engine_loads_and_reads_without_network(
+    synthetic: list[tuple[Path, CardTruth]], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The models ship inside the wheel: no download, now or on first use."""
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise OSError("this test allows no network connection")
+
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    monkeypatch.setattr(socket, "create_connection", refuse)
+    monkeypatch.setattr(cards_module, "_engine", None)  # load the models afresh, here
+    path, truth = synthetic[1]
+    (scan,) = scan_cards([path], cache_dir=tmp_path, workers=1)
+    assert any(truth.email in line.text for line in scan.lines)
