@@ -1,3 +1,5 @@
 from .cli import main
 
-main()
+# The guard matters: card OCR workers are spawned processes that re-import this module.
+if __name__ == "__main__":
+    main()

@@ -19,14 +19,14 @@ from pathlib import Path
 from ..errors import InputError
 from ..models import Contact, ImportResult, Rejected
 from . import normalize
+from .cards import CARD_SUFFIXES
 from .csvfile import check_mapping, read_csv
 from .normalize import Entry, Flag
 from .vcard import read_vcards
 
 __all__ = ["iter_contacts", "load_contacts"]
 
-IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".tif", ".tiff", ".heic", ".heif",
-                            ".pdf"})  # fmt: skip
+IMAGE_SUFFIXES = CARD_SUFFIXES  # cards.py loads no OCR code until a card is read
 VCARD_SUFFIXES = frozenset({".vcf", ".vcard"})
 CSV_SUFFIXES = frozenset({".csv", ".tsv"})
 TEXT_SUFFIXES = frozenset({".txt"})  # Thunderbird's tab-separated export, or a vCard
