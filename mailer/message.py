@@ -40,6 +40,7 @@ from jinja2.sandbox import SandboxedEnvironment
 from .errors import ConfigError, TemplateError
 from .models import Contact, Draft
 from .profile import Profile
+from .sanitize import clean as sanitize
 
 TEMPLATE_FILES = ("subject.txt.j2", "body.txt.j2", "body.html.j2")
 # Country domains whose people most likely read this language (used only when the contact's
@@ -55,25 +56,6 @@ def default_templates() -> Path:
     if packaged.is_dir():
         return Path(str(packaged))
     return Path(__file__).resolve().parent.parent / "templates"
-
-
-def sanitize(text: str) -> str:
-    """One clean line: control and line-break characters become spaces, format
-    characters (zero-width, bidi overrides) go, and so do encoded-word markers
-    ("=?"), so that no field can smuggle a header line or a MIME word."""
-    if text.isprintable() and "=?" not in text:
-        return text.strip()
-    kept = []
-    for ch in text:
-        category = unicodedata.category(ch)
-        if category in ("Cc", "Zl", "Zp"):
-            kept.append(" ")
-        elif category != "Cf":
-            kept.append(ch)
-    clean = " ".join("".join(kept).split())
-    while "=?" in clean:  # "==??" would become "=?" again after one pass
-        clean = clean.replace("=?", "")
-    return clean
 
 
 class Composer:

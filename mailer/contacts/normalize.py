@@ -3,10 +3,7 @@
 Everything that decides what a contact *is* lives here, so the vCard and CSV
 readers only have to report what the file says:
 
-- sanitising: every text field loses control/format characters (Cc, Cf, Zl,
-  Zp) and the encoded-word marker "=?", whitespace is collapsed and trimmed;
-  contact data ends up in headers and greetings and must never smuggle in
-  header breaks, bidi tricks or RFC 2047 words;
+- sanitising: every text field goes through `sanitize.clean`;
 - addresses: email-validator (syntax and IDN, no DNS), domain lower-cased;
 - phones: E.164 via phonenumbers when the number parses, else as read;
 - duplicates: same address (case-insensitive) -> merged into the earlier
@@ -16,7 +13,6 @@ readers only have to report what the file says:
 from __future__ import annotations
 
 import codecs
-import unicodedata
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, fields, replace
 
@@ -25,8 +21,8 @@ from email_validator import SPECIAL_USE_DOMAIN_NAMES, EmailNotValidError, valida
 
 from ..errors import ConfigError
 from ..models import Contact, Duplicate, ImportResult, Rejected
+from ..sanitize import clean
 
-_UNSAFE_CATEGORIES = frozenset({"Cc", "Cf", "Zl", "Zp"})
 _LANGUAGE_NAMES = {
     "english": "en", "englisch": "en", "german": "de", "deutsch": "de",
     "french": "fr", "französisch": "fr", "francais": "fr", "français": "fr",
@@ -66,20 +62,6 @@ class Entry:
             out["phone" if i == 1 else f"phone{i}"] = value
         out["website"], out["lang"] = self.website, self.lang
         return {k: clean(v) for k, v in out.items() if clean(v)}
-
-
-def clean(text: str) -> str:
-    """Sanitise one text value (see the module docstring)."""
-    if text.isprintable() and "=?" not in text:  # fast path: nothing to strip
-        return " ".join(text.split())
-    text = "".join(
-        " " if ch.isspace() else ch
-        for ch in text
-        if ch.isspace() or unicodedata.category(ch) not in _UNSAFE_CATEGORIES
-    )
-    while "=?" in text:  # removing one marker can join "=" and "?" into a new one
-        text = text.replace("=?", "")
-    return " ".join(text.split())
 
 
 def unicode_encoding(head: bytes) -> str | None:
