@@ -70,7 +70,7 @@ def test_kill_9_then_rerun_delivers_everyone_once(tmp_path: Path, kill_after: in
         proc.send_signal(signal.SIGKILL)
         proc.communicate()
         rerun = start(server, path, n)
-        out, err = rerun.communicate(timeout=120)
+        _, err = rerun.communicate(timeout=120)
         assert rerun.returncode == 0, err
         delivered = Counter(server.recipients())
     assert max(delivered.values()) == 1
