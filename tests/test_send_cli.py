@@ -139,13 +139,14 @@ def test_status_without_any_send(work: Path) -> None:
     assert mailer("status", "--campaign", "nope").exit_code == 2
 
 
-def run_on_a_terminal(work: Path, server: SmtpServer, answer: bytes) -> tuple[int, str]:
+def run_on_a_terminal(work: Path, server: SmtpServer, answer: bytes,
+                      *options: str) -> tuple[int, str]:
     """The CLI with stdin on a pseudo-terminal, answering the confirmation."""
     leader, follower = pty.openpty()
     env = {**os.environ, **server.env(), "PYTHONPATH": str(PROJECT)}
     proc = subprocess.Popen(
         [sys.executable, "-c", CLI, "send", "contacts.csv", "--profile", "profile.toml",
-         "--rate", "none"], cwd=work, env=env, stdin=follower,
+         *(options or ("--rate", "none"))], cwd=work, env=env, stdin=follower,
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     os.close(follower)
     os.write(leader, answer)
@@ -158,8 +159,11 @@ def run_on_a_terminal(work: Path, server: SmtpServer, answer: bytes) -> tuple[in
 def test_confirmation_on_a_terminal(work: Path, server: SmtpServer) -> None:
     code, out = run_on_a_terminal(work, server, b"n\n")
     assert code == 0 and "Nothing queued, nothing sent." in out
-    assert f"SMTP server 127.0.0.1:{server.port} (starttls, as alex@example.com)" in out
+    assert (f"SMTP server 127.0.0.1:{server.port} (starttls, as alex@example.com), "
+            f"rate no limit, 1 connection(s).") in out
     assert server.received == [] and status()["counts"] == {}
+    code, out = run_on_a_terminal(work, server, b"n\n", "--provider", "m365")
+    assert "rate 30/min, 10000/day, 1 connection(s)." in out
     code, out = run_on_a_terminal(work, server, b"y\n")
     assert code == 0, out
     assert sorted(server.recipients()) == sorted(PEOPLE)

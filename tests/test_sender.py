@@ -152,3 +152,14 @@ def test_nothing_queued_does_not_connect(journal: Journal) -> None:
         summary = run(journal, server)
         assert server.connections == 0
     assert summary.sent == 0 and summary.complete
+
+
+def test_the_journal_never_holds_the_password(journal: Journal, tmp_path: Path) -> None:
+    secret = "pw-Secret-7f3a"
+    journal.enqueue("c1", [make_draft(a) for a in people(3)])
+    with SmtpServer(starttls=True, auth=("me@example.org", secret)) as server:
+        summary = run(journal, server)
+    assert summary.sent == 3
+    for path in tmp_path.glob("journal.sqlite3*"):
+        if path.is_file():
+            assert secret.encode() not in path.read_bytes()
