@@ -2,9 +2,10 @@
 
 Each worker repeats: take a rate-limit slot, claim the next due row in the
 journal (committed before the SMTP transaction starts), run the transaction,
-record the outcome (committed right after the reply).  The queue is the journal
-itself, streamed one row at a time, so memory does not grow with the campaign.
-After a crash at most K rows are left `claimed`, one per worker; the next run
+record the outcome (committed right after the reply, together with the next
+claim when the worker goes straight on).  The queue is the journal itself,
+streamed one row at a time, so memory does not grow with the campaign.  After
+a crash at most K rows are left `claimed`, one per worker; the next run
 reports them as `unknown` (see journal.py).
 
 Outcomes by reply class:
@@ -13,8 +14,8 @@ Outcomes by reply class:
   exponential back-off with jitter, up to `RetryPolicy.attempts` tries, then
   left `deferred` for `mailer resend`.  421 also closes the connection and
   makes that worker wait before reconnecting.
-- 5xx: failed, with the server's reply kept.  `ErrorBudget` consecutive
-  failures pause the run: something is wrong with the account or the message.
+- 5xx: failed, with the server's reply kept.  `error_budget` failures in a
+  row pause the run: something is wrong with the account or the message.
 - Authentication or TLS failures are `SmtpError`s: the run stops at once,
   and the claimed row is given back, so nobody is marked.
 
@@ -133,10 +134,14 @@ class _Run:
         try:
             while not self.stop.is_set():
                 if not conn.connected or self.limiter.wait_time() > 0:
-                    pending = self.flush(pending)
+                    self.flush(pending)
+                    pending = None
                     if not conn.connected:
                         await conn.connect()
                     if not await self.until_stopped(self.limiter.acquire()):
+                        return
+                    if self.stop.is_set():  # stopped while the slot was granted
+                        self.limiter.refund()
                         return
                 else:
                     await self.limiter.acquire()  # free: returns without suspending
@@ -149,7 +154,8 @@ class _Run:
                     continue
                 pending = await self.transact(conn, row)
                 if pending.code == 421:  # the server is shedding load: give it a rest
-                    pending = self.flush(pending)
+                    self.flush(pending)
+                    pending = None
                     await self.until_stopped(asyncio.sleep(self.retry.delay(1)))
         except SmtpError as err:
             self.halt(str(err))  # the other workers stop after their transaction
