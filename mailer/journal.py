@@ -33,7 +33,7 @@ import os
 import sqlite3
 import time
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
@@ -199,16 +199,8 @@ class Journal:
         if self._staged:
             yield self._db
             return
-        try:
-            self._db.execute("BEGIN IMMEDIATE")
-        except sqlite3.OperationalError as err:
-            raise JournalError(f"The journal {self.path} is busy or unusable: {err}") from None
-        try:
+        with self._transaction():
             yield self._db
-        except BaseException:
-            self._db.execute("ROLLBACK")
-            raise
-        self._db.execute("COMMIT")
 
     @contextmanager
     def staged(self) -> Iterator[Staging]:
@@ -216,17 +208,33 @@ class Journal:
         without calling `discard()` (used to queue, then ask, then commit)."""
         if self._staged:
             raise JournalError("Nested staged transactions are not supported.")
-        self._db.execute("BEGIN IMMEDIATE")
         staging = Staging()
         self._staged = True
         try:
-            yield staging
-        except BaseException:
-            self._db.execute("ROLLBACK")
-            raise
+            with self._transaction(keep=lambda: not staging.discarded):
+                yield staging
         finally:
             self._staged = False
-        self._db.execute("ROLLBACK" if staging.discarded else "COMMIT")
+
+    @contextmanager
+    def _transaction(self, keep: Callable[[], bool] = lambda: True) -> Iterator[None]:
+        """BEGIN IMMEDIATE ... COMMIT (or ROLLBACK on error or when `keep()` says
+        no); SQLite errors (locked, disk full) become a JournalError."""
+        try:
+            self._db.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error as err:
+            raise JournalError(f"The journal {self.path} is busy or unusable: {err}") from None
+        try:
+            yield
+        except BaseException as err:
+            self._db.execute("ROLLBACK")
+            if isinstance(err, sqlite3.Error):
+                raise JournalError(f"Writing the journal {self.path} failed: {err}") from None
+            raise
+        try:
+            self._db.execute("COMMIT" if keep() else "ROLLBACK")
+        except sqlite3.Error as err:
+            raise JournalError(f"Writing the journal {self.path} failed: {err}") from None
 
     # -- queries used by the plan -------------------------------------------
 
