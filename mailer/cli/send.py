@@ -136,25 +136,23 @@ def send(paths: tuple[Path, ...], profile_path: Path, campaign_name: str | None,
                 added = journal.enqueue(campaign, new_drafts())
                 queued = journal.counts(campaign)[State.QUEUED]
                 show_plan(out, statuses, notes, added, campaign, queued)
-                if not queued:
-                    click.echo("Nothing to send.")
-                    return
-                out.print(f"SMTP server {settings.host}:{settings.port} ({settings.security}"
-                          f"{', as ' + settings.username if settings.username else ''}), "
-                          f"rate {describe(limits)}, {concurrency} connection(s).")
-                if not click.confirm(f"Send {queued} message(s) now?", default=False):
-                    staging.discard()
-                    click.echo("Nothing queued, nothing sent.")
-                    return
+                if queued:
+                    out.print(f"SMTP server {settings.host}:{settings.port} "
+                              f"({settings.security}"
+                              f"{', as ' + settings.username if settings.username else ''}), "
+                              f"rate {describe(limits)}, {concurrency} connection(s).")
+                    if not click.confirm(f"Send {queued} message(s) now?", default=False):
+                        staging.discard()
+                        click.echo("Nothing queued, nothing sent.")
+                        return
         with progress_display() as update:
             summary = send_campaign_sync(journal, campaign, settings, limiter=limiter,
                                          concurrency=concurrency, progress=update,
                                          handle_sigint=True, feed=feed)
         if assume_yes:
             show_plan(out, statuses, notes, summary.fed, campaign)
-        if summary.logins == 0 and not summary.counts[State.QUEUED]:
+        if summary.logins == 0:
             click.echo("Nothing to send.")
-            return
         show_summary(out, summary)
         report = write_problems(journal, campaign)
     if report is not None:
