@@ -19,14 +19,14 @@ from pathlib import Path
 from ..errors import InputError
 from ..models import Contact, ImportResult, Rejected
 from . import normalize
-from .cards import CARD_SUFFIXES
+from .cards import CARD_SUFFIXES, iter_cards
 from .csvfile import check_mapping, read_csv
 from .normalize import Entry, Flag
 from .vcard import read_vcards
 
 __all__ = ["iter_contacts", "load_contacts"]
 
-IMAGE_SUFFIXES = CARD_SUFFIXES  # cards.py loads no OCR code until a card is read
+IMAGE_SUFFIXES = CARD_SUFFIXES  # cards.py imports the OCR engine only when a card is read
 VCARD_SUFFIXES = frozenset({".vcf", ".vcard"})
 CSV_SUFFIXES = frozenset({".csv", ".tsv"})
 TEXT_SUFFIXES = frozenset({".txt"})  # Thunderbird's tab-separated export, or a vCard
@@ -61,8 +61,6 @@ def iter_contacts(
     files = [f for path in paths for f in _expand(path)]
     for is_image, group in groupby(files, key=lambda f: f.suffix.lower() in IMAGE_SUFFIXES):
         if is_image:
-            from .cards import iter_cards  # the OCR engine is optional and slow to import
-
             for item in iter_cards(list(group), region=phone_region):
                 yield normalize.sanitise(item)
             continue
