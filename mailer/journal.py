@@ -12,6 +12,11 @@ connection.  The next run turns those into `unknown` and never resends them on
 its own: the message may or may not have left, and a duplicate is worse than
 a question.  `requeue()` (used by `mailer resend`) puts chosen states back.
 
+Scheduling (`mailer send --at`, `mailer run-due`): a campaign's `scheduled_at`
+is UTC epoch seconds and is compared with the current epoch seconds, so a DST
+change can neither repeat nor skip a send.  `run-due` also puts `deferred` rows
+back in the queue once their back-off (`DeferredRetry`) has elapsed.
+
 Which process owns a claim is decided by an advisory lock: every run holds an
 exclusive `flock` on `<journal>.runs/<run id>.lock`; the kernel drops it when
 the process dies, even on `kill -9`, so a claim whose lock can be taken is
@@ -67,6 +72,7 @@ CREATE TABLE IF NOT EXISTS messages (
     claimed_at      REAL,
     claimed_by      TEXT,                -- run id holding the claim
     finished_at     REAL,
+    source          TEXT NOT NULL DEFAULT '',  -- the contact's "file:line", for resend
     UNIQUE (campaign, address)
 );
 -- Only queued rows are indexed for the claim: a claim takes a row out of this
@@ -94,6 +100,22 @@ def address_key(email: str) -> str:
     mail providers do not, and erring this way never mails anyone twice and
     never mails a suppressed "Ben@" as "ben@"."""
     return email.strip().lower()
+
+
+@dataclass(frozen=True, slots=True)
+class DeferredRetry:
+    """When `run-due` tries a `deferred` recipient again: `first` after its
+    first attempt, doubling with every attempt, at most `cap` apart (15 min,
+    30 min, 1 h, 2 h, 4 h, then every 6 h).  A row deferred after
+    `max_attempts` attempts in total stays deferred until `mailer resend`."""
+
+    first: float = 15 * 60
+    cap: float = 6 * 3600
+    max_attempts: int = 10
+
+    def delay(self, attempts: int) -> float:
+        """Seconds to wait after the row's `attempts`-th attempt."""
+        return min(self.cap, self.first * 2 ** min(max(0, attempts - 1), 30))
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,6 +160,7 @@ class Row:
     last_reply: str
     queued_at: float
     finished_at: float | None
+    source: str = ""
 
     def to_json(self) -> dict[str, object]:
         return {
@@ -150,6 +173,7 @@ class Row:
             "last_reply": self.last_reply,
             "queued_at": self.queued_at,
             "finished_at": self.finished_at,
+            "source": self.source,
         }
 
 
@@ -174,6 +198,7 @@ class Journal:
             self._db.execute("PRAGMA wal_autocheckpoint=10000")
             self._db.execute("PRAGMA foreign_keys=ON")
             self._db.executescript(SCHEMA)
+            self._add_missing_columns()
         except sqlite3.Error as err:
             raise JournalError(f"Cannot open the journal {path}: {err}") from None
         self._staged = False
@@ -181,6 +206,12 @@ class Journal:
         self._run_lock: int | None = None
 
     # -- housekeeping -------------------------------------------------------
+
+    def _add_missing_columns(self) -> None:
+        """A journal written by an older mailer lacks `messages.source`."""
+        columns = {row[1] for row in self._db.execute("PRAGMA table_info(messages)")}
+        if "source" not in columns:
+            self._db.execute("ALTER TABLE messages ADD COLUMN source TEXT NOT NULL DEFAULT ''")
 
     def close(self) -> None:
         self.end_run()
@@ -300,10 +331,10 @@ class Journal:
                 key = address_key(d.recipient)
                 cur = db.execute(
                     "INSERT OR IGNORE INTO messages (campaign, address, recipient, sender, "
-                    "message_id, smtputf8, queued_at) SELECT ?, ?, ?, ?, ?, ?, ? "
+                    "message_id, smtputf8, queued_at, source) SELECT ?, ?, ?, ?, ?, ?, ?, ? "
                     "WHERE NOT EXISTS (SELECT 1 FROM suppressed WHERE address = ?)",
                     (campaign, key, d.recipient, d.sender, d.message_id, int(d.smtputf8), now,
-                     key),
+                     d.source, key),
                 )
                 if cur.rowcount:
                     db.execute("INSERT INTO payloads (id, data) VALUES (?, ?)",
@@ -315,6 +346,71 @@ class Journal:
         sql = ("SELECT name, created_at, scheduled_at, cancelled_at FROM campaigns "
                "ORDER BY created_at")
         return [Campaign(*row) for row in self._db.execute(sql)]
+
+    def campaign(self, name: str) -> Campaign | None:
+        row = self._db.execute(
+            "SELECT name, created_at, scheduled_at, cancelled_at FROM campaigns WHERE name = ?",
+            (name,),
+        ).fetchone()
+        return Campaign(*row) if row else None
+
+    def set_schedule(self, campaign: str, scheduled_at: float | None) -> None:
+        """Create the campaign if needed and set when it is due (None: now)."""
+        with self._write() as db:
+            db.execute(
+                "INSERT INTO campaigns (name, created_at, scheduled_at) VALUES (?, ?, ?) "
+                "ON CONFLICT (name) DO UPDATE SET scheduled_at = excluded.scheduled_at",
+                (campaign, time.time(), scheduled_at),
+            )
+
+    def cancel(self, campaign: str, now: float | None = None) -> int:
+        """Cancel what the campaign has not sent yet (queued and deferred rows)
+        and mark it cancelled; sent, failed and unknown rows stay as they are.
+        Returns how many rows were cancelled."""
+        when = time.time() if now is None else now
+        with self._write() as db:
+            db.execute(
+                "UPDATE campaigns SET cancelled_at = COALESCE(cancelled_at, ?) WHERE name = ?",
+                (when, campaign),
+            )
+            cur = db.execute(
+                "UPDATE messages SET state = 'cancelled', last_reply = 'cancelled', "
+                "finished_at = ? WHERE campaign = ? AND state IN ('queued', 'deferred')",
+                (when, campaign),
+            )
+        return cur.rowcount
+
+    def due_campaigns(self, now: float) -> list[str]:
+        """Campaigns, oldest first, that are not cancelled, whose time has come
+        (`scheduled_at` unset or <= `now`, both UTC epoch seconds) and that have
+        queued rows due by `now`."""
+        sql = ("SELECT c.name FROM campaigns c WHERE c.cancelled_at IS NULL "
+               "AND (c.scheduled_at IS NULL OR c.scheduled_at <= ?) "
+               "AND EXISTS (SELECT 1 FROM messages m WHERE m.campaign = c.name "
+               "  AND m.state = 'queued' AND m.next_attempt_at <= ?) "
+               "ORDER BY c.created_at, c.rowid")
+        return [row[0] for row in self._db.execute(sql, (now, now))]
+
+    def retry_deferred(self, now: float, policy: DeferredRetry = DeferredRetry()) -> int:
+        """Queue again the `deferred` rows of campaigns not cancelled whose
+        back-off has elapsed by `now`; returns how many."""
+        rows = self._db.execute(
+            "SELECT m.id, m.attempts, m.finished_at FROM messages m "
+            "JOIN campaigns c ON c.name = m.campaign "
+            "WHERE m.state = 'deferred' AND c.cancelled_at IS NULL AND m.attempts < ?",
+            (policy.max_attempts,),
+        ).fetchall()
+        due = [(row_id,) for row_id, attempts, finished in rows
+               if (finished or 0.0) + policy.delay(attempts) <= now]
+        if not due:
+            return 0
+        with self._write() as db:
+            db.executemany(
+                "UPDATE messages SET state = 'queued', next_attempt_at = 0, finished_at = NULL "
+                "WHERE id = ? AND state = 'deferred'",
+                due,
+            )
+        return len(due)
 
     def latest_campaign(self) -> str | None:
         row = self._db.execute(
@@ -453,20 +549,60 @@ class Journal:
                 (row_id,),
             )
 
-    def requeue(self, campaign: str, states: Iterable[State]) -> int:
-        """Put rows in the given states (e.g. deferred, unknown) back in the queue."""
+    def requeue(self, campaign: str, states: Iterable[State],
+                addresses: Iterable[str] | None = None) -> int:
+        """Put rows in the given states (e.g. deferred, unknown) back in the
+        queue; with `addresses`, only those recipients."""
         wanted = [str(s) for s in states]
         if str(State.SENT) in wanted or str(State.CLAIMED) in wanted:
             raise JournalError("Sent or in-flight messages cannot be queued again.")
         marks = ",".join("?" * len(wanted))
+        sql = (f"UPDATE messages SET state = 'queued', next_attempt_at = 0, "
+               f"finished_at = NULL WHERE campaign = ? AND state IN ({marks}) "
+               f"AND NOT EXISTS (SELECT 1 FROM suppressed s WHERE s.address = messages.address)")
+        args: list[object] = [campaign, *wanted]
+        if addresses is not None:
+            keys = [address_key(a) for a in addresses]
+            sql += f" AND address IN ({','.join('?' * len(keys))})"
+            args += keys
         with self._write() as db:
-            cur = db.execute(
-                f"UPDATE messages SET state = 'queued', next_attempt_at = 0, "
-                f"finished_at = NULL WHERE campaign = ? AND state IN ({marks}) "
-                f"AND NOT EXISTS (SELECT 1 FROM suppressed s WHERE s.address = messages.address)",
-                (campaign, *wanted),
-            )
+            cur = db.execute(sql, args)
         return cur.rowcount
+
+    def replace_recipient(self, campaign: str, old: str, draft: Draft) -> bool:
+        """Give a row that was never sent (`failed`, `deferred` or `queued`) a
+        corrected recipient: the row is updated in place and queued afresh, its
+        reply saying which address it replaced.  False when the new address is
+        already in the campaign or suppressed, or no such row exists."""
+        key = address_key(draft.recipient)
+        if self.is_suppressed(key):
+            return False
+        with self._write() as db:
+            taken = db.execute("SELECT 1 FROM messages WHERE campaign = ? AND address = ?",
+                               (campaign, key)).fetchone()
+            if taken:
+                return False
+            row = db.execute(
+                "UPDATE messages SET address = ?, recipient = ?, sender = ?, message_id = ?, "
+                "smtputf8 = ?, source = ?, state = 'queued', attempts = 0, last_code = NULL, "
+                "last_reply = ?, next_attempt_at = 0, finished_at = NULL, queued_at = ? "
+                "WHERE campaign = ? AND address = ? "
+                "AND state IN ('failed', 'deferred', 'queued') RETURNING id",
+                (key, draft.recipient, draft.sender, draft.message_id, int(draft.smtputf8),
+                 draft.source, f"replaces {old}", time.time(), campaign, address_key(old)),
+            ).fetchone()
+            if row is not None:
+                db.execute("UPDATE payloads SET data = ? WHERE id = ?", (draft.payload, row[0]))
+        return row is not None
+
+    def payload(self, campaign: str, address: str) -> bytes | None:
+        """The queued message for a recipient (headers and body, no Date)."""
+        row = self._db.execute(
+            "SELECT p.data FROM messages m JOIN payloads p ON p.id = m.id "
+            "WHERE m.campaign = ? AND m.address = ?",
+            (campaign, address_key(address)),
+        ).fetchone()
+        return row[0] if row else None
 
     def sent_since(self, since: float) -> list[float]:
         """Times of messages sent since `since`, oldest first (seeds the rate limiter,
@@ -486,14 +622,14 @@ class Journal:
 
     def rows(self, campaign: str, states: Iterable[State] | None = None) -> Iterator[Row]:
         sql = ("SELECT campaign, recipient, state, message_id, attempts, last_code, last_reply, "
-               "queued_at, finished_at FROM messages WHERE campaign = ?")
+               "queued_at, finished_at, source FROM messages WHERE campaign = ?")
         args: list[object] = [campaign]
         if states is not None:
             wanted = [str(s) for s in states]
             sql += f" AND state IN ({','.join('?' * len(wanted))})"
             args += wanted
         for r in self._db.execute(sql + " ORDER BY id", args):
-            yield Row(r[0], r[1], State(r[2]), r[3], r[4], r[5], r[6], r[7], r[8])
+            yield Row(r[0], r[1], State(r[2]), r[3], r[4], r[5], r[6], r[7], r[8], r[9])
 
 
 class Staging:

@@ -104,6 +104,7 @@ class Draft:
     html: str
     payload: bytes
     smtputf8: bool = False  # the recipient address needs SMTPUTF8
+    source: str = ""  # the contact's "file:line", kept by the journal for `resend`
 
     def wire(self, date: datetime | None = None) -> bytes:
         when = date if date is not None else datetime.now().astimezone()

@@ -64,6 +64,21 @@ def local_now() -> datetime:
     return datetime.now(tzlocal.get_localzone())
 
 
+def now_from(text: str | None) -> datetime:
+    """`local_now()`, or the ISO time of a hidden `--now` option (tests and
+    dry runs), seen in the local zone; a time without offset is local."""
+    if text is None:
+        return local_now()
+    zone = tzlocal.get_localzone()
+    try:
+        parsed = datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise ConfigError(f"--now {text!r} is not an ISO 8601 time.") from None
+    if parsed.tzinfo is None:
+        return _wall_time(parsed.date(), parsed.timetz(), zone)
+    return parsed.astimezone(zone)
+
+
 def parse_when(text: str, now: datetime) -> datetime:
     """Parse `--at WHEN` into an aware datetime, in `now`'s zone unless the text
     names an offset.  Raises ConfigError when unreadable or in the past."""

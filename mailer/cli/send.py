@@ -8,11 +8,17 @@ so messages are rendered and queued while the first ones are being sent.
 The campaign name defaults to the first contacts file's name without its
 extension (`contacts.csv` -> "contacts"), so running the same command again
 resumes the same campaign instead of starting a new one.
+
+`send --at WHEN` plans, asks and queues exactly the same way, records the time
+(UTC epoch seconds) on the campaign and returns: `mailer run-due` sends it when
+due.  A plain `send` of a campaign scheduled for later refuses rather than
+sending early (`--at now` sends it now); a cancelled campaign refuses too.
 """
 
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 import sys
 from collections import Counter
@@ -30,7 +36,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 from rich.text import Text
 
-from .. import config
+from .. import config, schedule
 from ..errors import ConfigError
 from ..journal import Journal
 from ..models import Contact, Draft, ImportResult, State
@@ -93,12 +99,16 @@ def choose_rates(rates: tuple[str, ...], provider: str | None) -> tuple[Rate, ..
 @click.option("--lang", help="Write every mail in this language (e.g. de, en).")
 @click.option("--map", "mappings", multiple=True, metavar="COL=FIELD",
               help="Read CSV column COL as FIELD; repeatable.")
+@click.option("--at", "at", metavar="WHEN",
+              help="Queue now, send later from `mailer run-due`: 'mon 09:00', "
+                   "'tomorrow 9:00', 'in 2h', '2026-11-30T09:00' (local time), 'now'.")
+@click.option("--now", "now_text", hidden=True, help="Pretend it is this ISO time (tests).")
 @handle_errors
 def send(paths: tuple[Path, ...], profile_path: Path, campaign_name: str | None,
          rates: tuple[str, ...], provider: str | None, concurrency: int, again: bool,
          assume_yes: bool, templates: Path | None, lang: str | None,
-         mappings: tuple[str, ...]) -> None:
-    """Queue one mail per new contact and send them, rate-limited, resumable."""
+         mappings: tuple[str, ...], at: str | None, now_text: str | None) -> None:
+    """Queue one mail per new contact and send them (or, with --at, schedule them)."""
     from ..campaign import Status
     from ..message import Composer
     from ..profile import load_profile
@@ -110,6 +120,11 @@ def send(paths: tuple[Path, ...], profile_path: Path, campaign_name: str | None,
     settings = config.smtp_settings(env)
     limits = choose_rates(rates, provider)
     campaign = campaign_name or paths[0].stem
+    now = schedule.now_from(now_text)
+    when = schedule.parse_when(at, now) if at else None
+    later = when is not None and when > now
+    if when is not None and later:  # before anything is read or recorded
+        click.echo(f"Scheduled for {schedule.format_when(when, now)}.")
     profile = load_profile(profile_path)
     composer = Composer(profile, templates=templates, lang=lang)
     mapping = parse_mappings(mappings)
@@ -123,16 +138,26 @@ def send(paths: tuple[Path, ...], profile_path: Path, campaign_name: str | None,
             for item in items:
                 statuses[item.status.value] += 1
                 if item.status is Status.NEW and item.draft is not None:
-                    yield item.draft
+                    yield dataclasses.replace(item.draft, source=item.source)
                 elif item.status in (Status.REJECTED, Status.ERROR, Status.REVIEW):
                     notes.append((item.source, item.email, item.reason))
 
+        check_not_held(journal, campaign, now, at_given=when is not None)
+        if when is not None and later:
+            schedule_later(out, journal, campaign, when, now, new_drafts, assume_yes,
+                           lambda added, queued: show_plan(out, statuses, notes, added, campaign,
+                                                           queued))
+            return
         limiter = make_limiter(journal, limits)
         feed = None
         if assume_yes:  # queue while sending: rendering overlaps with the server's replies
+            if when is not None:  # --at now: whatever the campaign's schedule was
+                journal.set_schedule(campaign, when.timestamp())
             feed = batched(new_drafts(), FEED_BATCH)
         else:
             with journal.staged() as staging:
+                if when is not None:
+                    journal.set_schedule(campaign, when.timestamp())
                 added = journal.enqueue(campaign, new_drafts())
                 queued = journal.counts(campaign)[State.QUEUED]
                 show_plan(out, statuses, notes, added, campaign, queued)
@@ -158,6 +183,49 @@ def send(paths: tuple[Path, ...], profile_path: Path, campaign_name: str | None,
     if report is not None:
         click.echo(f"Failed, deferred or unknown recipients with the server's replies: {report}")
     finish(summary)
+
+
+def check_not_held(journal: Journal, campaign: str, now: datetime, *, at_given: bool) -> None:
+    """Refuse to add to a cancelled campaign, and to send early one scheduled
+    for later (unless --at says when)."""
+    held = journal.campaign(campaign)
+    if held is None:
+        return
+    if held.cancelled_at is not None:
+        raise ConfigError(f"Campaign {campaign!r} was cancelled; pass --campaign with a new "
+                          f"name to start another one.")
+    if not at_given and held.scheduled_at is not None and held.scheduled_at > now.timestamp():
+        due = datetime.fromtimestamp(held.scheduled_at, now.tzinfo)
+        raise ConfigError(
+            f"Campaign {campaign!r} is scheduled for {schedule.format_when(due, now)}: "
+            f"`mailer run-due` sends it then. To send it right away, add --at now; to "
+            f"change the time, --at WHEN.")
+
+
+def schedule_later(out: Console, journal: Journal, campaign: str, when: datetime,
+                   now: datetime, drafts: Callable[[], Iterator[Draft]], assume_yes: bool,
+                   show: Callable[[int, int], None]) -> None:
+    """`send --at` in the future: plan, ask, queue with the campaign's time, and stop."""
+    at = f"{when.astimezone(now.tzinfo):%a %Y-%m-%d %H:%M %Z}"
+    with journal.staged() as staging:
+        added = journal.enqueue(campaign, drafts(), scheduled_at=when.timestamp())
+        queued = journal.counts(campaign)[State.QUEUED]
+        show(added, queued)
+        if not queued:
+            staging.discard()
+            click.echo("Nothing to schedule.")
+            return
+        if not assume_yes and not click.confirm(f"Queue {queued} message(s) for {at}?",
+                                                default=False):
+            staging.discard()
+            click.echo("Nothing queued, nothing scheduled.")
+            return
+    out.print(Text(
+        f"Queued {queued} message(s) of campaign {campaign!r} for {at}; nothing sent now.\n"
+        f"`mailer run-due` sends them once due: let cron or a systemd timer start it every "
+        f"5 minutes with `mailer schedule install` (from this folder, so it reads the same "
+        f".env), or run `mailer run-due` yourself after that time.\n"
+        f"`mailer campaigns` shows the schedule; `mailer cancel {campaign}` drops it."))
 
 
 def streamed_plan(paths: tuple[Path, ...], mapping: dict[str, str] | None, region: str,
