@@ -1,18 +1,72 @@
-"""Commands: schedule install|remove|show (cron line or systemd user timer for run-due)."""
+"""Commands for campaigns over time: run-due, campaigns, cancel, resend, and
+schedule install|remove|show (the cron line or systemd user timer for run-due).
+
+`run-due` is what cron or the timer starts every few minutes.  It sends every
+campaign that is due (not cancelled, scheduled time reached or none) and gives
+deferred recipients another try once their back-off has elapsed
+(`journal.DeferredRetry`).  Within one run-due a 4xx reply defers the
+recipient at once (no in-process waiting): the journal's back-off takes over.
+A run with nothing to do prints nothing, so cron logs stay empty.
+
+`resend` is the manual counterpart: it queues chosen recipients again (never
+a `sent` one) and sends them now, unless the campaign is scheduled for later.
+Given the contacts files again (PATH... --profile), it first swaps corrected
+addresses into their journal rows (matched by the contact's "file:line", else
+by name; the row is updated in place, its reply noting the address it
+replaced) and queues contacts that are new in the files.
+"""
 
 from __future__ import annotations
 
+import json
 import shutil
-from collections.abc import Callable
+import sys
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, replace
+from datetime import datetime
+from email.parser import BytesHeaderParser
+from email.policy import default as default_policy
 from pathlib import Path
 from typing import Any, TypeVar
 
 import click
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
 
 from .. import config, schedule
+from ..errors import ConfigError
+from ..journal import Journal, Row, address_key
+from ..models import Draft, State
+from ..ratelimit import PRESETS
+from ..sender import RetryPolicy, SendSummary, make_limiter, send_campaign_sync
 from .app import handle_errors, main
+from .send import (
+    choose_rates,
+    finish,
+    open_journal,
+    parse_mappings,
+    progress_display,
+    show_summary,
+    streamed_plan,
+    write_problems,
+)
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+
+def sending_options(func: F) -> F:
+    """--rate, --provider and --concurrency, as `send` has them."""
+    func = click.option(
+        "--concurrency", default=1, show_default=True, type=click.IntRange(1, 32),
+        help="SMTP connections in parallel.")(func)
+    func = click.option(
+        "--provider", type=click.Choice(sorted(PRESETS)),
+        help="Use this provider's published limits [default: generic].")(func)
+    return click.option(
+        "--rate", "rates", multiple=True, metavar="N/UNIT",
+        help="Sending limit, e.g. 30/min or 2000/day; 'none' for no limit.")(func)
 
 
 def kind_option(func: F) -> F:
@@ -105,3 +159,335 @@ def report(outcome: schedule.Outcome) -> None:
 
 def _has_crontab(tools: schedule.Tools) -> bool:
     return shutil.which(tools.crontab) is not None
+
+
+# --- run-due ---------------------------------------------------------------
+
+
+@main.command("run-due")
+@sending_options
+@click.option("--now", "now_text", hidden=True, help="Pretend it is this ISO time (tests).")
+@handle_errors
+def run_due(rates: tuple[str, ...], provider: str | None, concurrency: int,
+            now_text: str | None) -> None:
+    """Send what is due: scheduled campaigns whose time has come and deferred
+    recipients whose back-off has elapsed. Prints nothing when nothing is due;
+    exits at once when another run-due is still busy. For cron / systemd."""
+    env = config.environment()
+    state = config.state_dir(env)
+    now = schedule.now_from(now_text)
+    limits = choose_rates(rates, provider)
+    path = state / "journal.sqlite3"
+    summaries: list[SendSummary] = []
+    with schedule.RunLock(state) as lock:
+        if not lock.acquired or not path.exists():
+            return
+        with Journal(path) as journal:
+            journal.retry_deferred(now.timestamp())
+            due = journal.due_campaigns(now.timestamp())
+            if not due:
+                return
+            settings = config.smtp_settings(env)
+            for campaign in due:
+                summary = send_campaign_sync(
+                    journal, campaign, settings, limiter=make_limiter(journal, limits),
+                    concurrency=concurrency, retry=RetryPolicy(attempts=1), handle_sigint=True)
+                click.echo(f"{now:%Y-%m-%d %H:%M %Z} {run_line(summary)}")
+                summaries.append(summary)
+                if summary.stopped:
+                    break
+    if any(s.stopped == "interrupted" for s in summaries):
+        sys.exit(130)
+    sys.exit(0 if all(s.complete for s in summaries) else 1)
+
+
+def run_line(summary: SendSummary) -> str:
+    totals = ", ".join(f"{n} {s}" for s, n in summary.counts.items() if n)
+    line = (f"campaign {summary.campaign!r}: {summary.sent} sent, {summary.deferred} deferred, "
+            f"{summary.failed} failed (in all: {totals})")
+    return line + (f"; stopped: {summary.stopped}" if summary.stopped else "")
+
+
+# --- campaigns and cancel ----------------------------------------------------
+
+
+@main.command("campaigns")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON list.")
+@handle_errors
+def campaigns_command(as_json: bool) -> None:
+    """List the campaigns with their schedule, whether cancelled, and counts per state."""
+    journal = open_journal(create=False)
+    listed: list[dict[str, Any]] = []
+    if journal is not None:
+        with journal:
+            for c in journal.campaigns():
+                counts = journal.counts(c.name)
+                listed.append({
+                    "name": c.name,
+                    "created_at": c.created_at,
+                    "scheduled_at": c.scheduled_at,
+                    "cancelled_at": c.cancelled_at,
+                    "counts": {str(s): n for s, n in counts.items()},
+                })
+    if as_json:
+        click.echo(json.dumps(listed, ensure_ascii=False))
+        return
+    if not listed:
+        click.echo("No campaigns yet.")
+        return
+    now = schedule.local_now()
+    table = Table()
+    for column in ("campaign", "scheduled", "cancelled", "recipients"):
+        table.add_column(column, overflow="fold")
+    for c in listed:
+        at = c["scheduled_at"]
+        when = schedule.format_when(datetime.fromtimestamp(at, now.tzinfo), now) if at else "-"
+        cancelled = (f"{datetime.fromtimestamp(c['cancelled_at'], now.tzinfo):%Y-%m-%d %H:%M}"
+                     if c["cancelled_at"] else "")
+        counts = ", ".join(f"{n} {s}" for s, n in c["counts"].items() if n) or "none"
+        table.add_row(Text(c["name"]), when, cancelled, counts)
+    Console(highlight=False, width=200).print(table)
+
+
+def known_campaign(journal: Journal | None, name: str | None) -> tuple[Journal, str]:
+    """The open journal and the named (default: latest) campaign, or an error
+    listing the known campaigns."""
+    known = [c.name for c in journal.campaigns()] if journal is not None else []
+    chosen = name if name is not None else (known[-1] if known else None)
+    if journal is None or chosen not in known:
+        if journal is not None:
+            journal.close()
+        what = f"No campaign {name!r}" if name is not None else "No campaigns yet"
+        raise ConfigError(f"{what}; known: {', '.join(known) or 'none'}.")
+    return journal, chosen
+
+
+def confirm_or_stop(question: str, assume_yes: bool) -> bool:
+    """True to go ahead; refuses (exit 2) when asking is needed but impossible."""
+    if assume_yes:
+        return True
+    if not sys.stdin.isatty():
+        raise ConfigError("No terminal to confirm on: pass --yes to go ahead without asking.")
+    return click.confirm(question, default=False)
+
+
+@main.command("cancel")
+@click.argument("name")
+@click.option("--yes", "-y", "assume_yes", is_flag=True, help="Do not ask.")
+@handle_errors
+def cancel(name: str, assume_yes: bool) -> None:
+    """Cancel what campaign NAME has not sent yet (queued and deferred
+    recipients); sent, failed and unknown ones stay in the journal."""
+    journal, campaign = known_campaign(open_journal(create=False), name)
+    with journal:
+        counts = journal.counts(campaign)
+        dropping = counts[State.QUEUED] + counts[State.DEFERRED]
+        held = journal.campaign(campaign)
+        if held is not None and held.cancelled_at is not None and not dropping:
+            click.echo(f"Campaign {campaign!r} is already cancelled; nothing left to drop.")
+            return
+        kept = ", ".join(f"{counts[s]} {s}" for s in (State.SENT, State.FAILED, State.UNKNOWN))
+        click.echo(f"Campaign {campaign!r}: {counts[State.QUEUED]} queued and "
+                   f"{counts[State.DEFERRED]} deferred message(s) will not be sent; "
+                   f"kept as they are: {kept}.")
+        if counts[State.CLAIMED]:
+            click.echo(f"{counts[State.CLAIMED]} message(s) being sent right now are finished "
+                       f"by the run sending them.")
+        if not confirm_or_stop(f"Cancel campaign {campaign!r}?", assume_yes):
+            click.echo("Nothing changed.")
+            return
+        removed = journal.cancel(campaign)
+    click.echo(f"Campaign {campaign!r} cancelled: {removed} message(s) will not be sent.")
+
+
+# --- resend ------------------------------------------------------------------
+
+RESENDABLE = (State.FAILED, State.DEFERRED, State.UNKNOWN)
+
+
+@dataclass(frozen=True, slots=True)
+class ResendPlan:
+    again: list[Row]  # rows queued again as they are
+    corrected: list[tuple[Row, Draft]]  # rows that get the corrected contact's draft
+    added: list[Draft]  # contacts new in the files
+    refused: list[str]  # why some --only addresses are not resent
+
+
+def chosen_states(failed: bool, unknown: bool, deferred: bool, only: bool,
+                  with_files: bool) -> tuple[State, ...]:
+    """The flags given; without any: deferred (plus failed when contacts files
+    come with corrections), or every resendable state for --only."""
+    flagged = tuple(s for s, on in zip(RESENDABLE, (failed, deferred, unknown), strict=True)
+                    if on)
+    if flagged:
+        return flagged
+    if only:
+        return RESENDABLE
+    return (State.FAILED, State.DEFERRED) if with_files else (State.DEFERRED,)
+
+
+def plan_resend(journal: Journal, campaign: str, states: Iterable[State], only: tuple[str, ...],
+                new_drafts: list[tuple[str, Draft]] | None) -> ResendPlan:
+    """What resend will do.  `new_drafts`: (source, draft) of every contact in
+    the files that is new for the journal (None: no files given)."""
+    rows = list(journal.rows(campaign, states))
+    refused: list[str] = []
+    if only:
+        wanted = {address_key(a) for a in only}
+        rows = [r for r in rows if address_key(r.recipient) in wanted]
+        found = {address_key(r.recipient) for r in rows}
+        states_of = {address_key(r.recipient): r.state for r in journal.rows(campaign)}
+        for address in only:
+            key = address_key(address)
+            if key not in found:
+                refused.append(f"{address}: " + (f"is {states_of[key]}, not resent"
+                                                 if key in states_of else "not in this campaign"))
+    if new_drafts is None:
+        return ResendPlan(rows, [], [], refused)
+    in_campaign = {address_key(r.recipient) for r in journal.rows(campaign)}
+    in_files = {address_key(d.recipient) for _, d in new_drafts}
+    # rows whose address the files no longer hold: corrected (or removed) since
+    stale = [r for r in rows if address_key(r.recipient) not in in_files]
+    corrected: list[tuple[Row, Draft]] = []
+    added: list[Draft] = []
+    for source, draft in new_drafts:
+        if address_key(draft.recipient) in in_campaign:
+            continue
+        match = same_contact(journal, campaign, stale, source, draft)
+        if match is not None:
+            stale.remove(match)
+            corrected.append((match, draft))
+        elif not only:
+            added.append(draft)
+    fixed = {id(r) for r, _ in corrected}
+    return ResendPlan([r for r in rows if id(r) not in fixed], corrected, added, refused)
+
+
+def same_contact(journal: Journal, campaign: str, rows: list[Row], source: str,
+                 draft: Draft) -> Row | None:
+    """The journal row of this contact before its address was corrected: the
+    same "file:line", else the only row with the same display name."""
+    for row in rows:
+        if row.source and row.source == source:
+            return row
+    name = display_name(draft.payload)
+    if not name:
+        return None
+    named = [r for r in rows
+             if display_name(journal.payload(campaign, r.recipient) or b"") == name]
+    return named[0] if len(named) == 1 else None
+
+
+def display_name(payload: bytes) -> str:
+    """The recipient's name in the message's To header, case-folded."""
+    to = BytesHeaderParser(policy=default_policy).parsebytes(payload).get("To")
+    addresses = getattr(to, "addresses", ())
+    return addresses[0].display_name.casefold().strip() if addresses else ""
+
+
+@main.command("resend")
+@click.argument("paths", nargs=-1, type=click.Path(exists=True, path_type=Path))
+@click.option("--campaign", "campaign_name", help="Campaign [default: the latest].")
+@click.option("--failed", is_flag=True, help="Failed recipients (5xx replies).")
+@click.option("--unknown", is_flag=True,
+              help="Recipients whose delivery is unknown (may get the mail twice).")
+@click.option("--deferred", is_flag=True, help="Deferred recipients (the default).")
+@click.option("--only", multiple=True, metavar="ADDRESS", help="Only this recipient; repeatable.")
+@click.option("--profile", "profile_path",
+              type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Your profile.toml; needed with PATH.")
+@click.option("--templates", type=click.Path(exists=True, file_okay=False, path_type=Path),
+              help="Your own templates folder, as for send.")
+@click.option("--lang", help="Write every new mail in this language.")
+@click.option("--map", "mappings", multiple=True, metavar="COL=FIELD",
+              help="Read CSV column COL as FIELD; repeatable.")
+@sending_options
+@click.option("--yes", "-y", "assume_yes", is_flag=True, help="Do not ask.")
+@handle_errors
+def resend(paths: tuple[Path, ...], campaign_name: str | None, failed: bool, unknown: bool,
+           deferred: bool, only: tuple[str, ...], profile_path: Path | None,
+           templates: Path | None, lang: str | None, mappings: tuple[str, ...],
+           rates: tuple[str, ...], provider: str | None, concurrency: int,
+           assume_yes: bool) -> None:
+    """Queue chosen recipients again and send them (never one already sent).
+
+    Without flags: the deferred ones. With PATH... --profile (the corrected
+    contacts files): corrected addresses replace their failed or deferred
+    rows, and contacts new in the files are queued; nobody mailed is mailed again."""
+    if paths and profile_path is None:
+        raise ConfigError("Resending from contacts files needs --profile to render the mails.")
+    env = config.environment()
+    journal, campaign = known_campaign(open_journal(create=False), campaign_name)
+    with journal:
+        held = journal.campaign(campaign)
+        if held is not None and held.cancelled_at is not None:
+            raise ConfigError(f"Campaign {campaign!r} was cancelled; nothing is resent from it.")
+        states = chosen_states(failed, unknown, deferred, bool(only), bool(paths))
+        drafts = (contact_drafts(journal, paths, profile_path, templates, lang, mappings)
+                  if paths and profile_path is not None else None)
+        plan = plan_resend(journal, campaign, states, only, drafts)
+        show_resend(campaign, states, plan)
+        if not (plan.again or plan.corrected or plan.added):
+            click.echo("Nothing to resend.")
+            return
+        if not confirm_or_stop("Queue and send them?", assume_yes):
+            click.echo("Nothing changed.")
+            return
+        queued = apply_resend(journal, campaign, states, plan)
+        if held is not None and (held.scheduled_at or 0.0) > time.time():
+            click.echo(f"Queued {queued}; the campaign is scheduled for later, so "
+                       f"`mailer run-due` sends them then.")
+            return
+        settings = config.smtp_settings(env)
+        limiter = make_limiter(journal, choose_rates(rates, provider))
+        with progress_display() as update:
+            summary = send_campaign_sync(journal, campaign, settings, limiter=limiter,
+                                         concurrency=concurrency, progress=update,
+                                         handle_sigint=True)
+        show_summary(Console(highlight=False, soft_wrap=True), summary)
+        report = write_problems(journal, campaign)
+    if report is not None:
+        click.echo(f"Failed, deferred or unknown recipients with the server's replies: {report}")
+    finish(summary)
+
+
+def contact_drafts(journal: Journal, paths: tuple[Path, ...], profile_path: Path,
+                   templates: Path | None, lang: str | None,
+                   mappings: tuple[str, ...]) -> list[tuple[str, Draft]]:
+    """(source, draft) for every contact of the files that a send would mail."""
+    from ..campaign import Status
+    from ..message import Composer
+    from ..profile import load_profile
+
+    profile = load_profile(profile_path)
+    composer = Composer(profile, templates=templates, lang=lang)
+    return [(item.source, replace(item.draft, source=item.source))
+            for item in streamed_plan(paths, parse_mappings(mappings), profile.region, composer,
+                                      journal, False)
+            if item.status is Status.NEW and item.draft is not None]
+
+
+def show_resend(campaign: str, states: tuple[State, ...], plan: ResendPlan) -> None:
+    out = Console(highlight=False, soft_wrap=True)
+    out.print(Text(f"Campaign {campaign!r}, resending {'/'.join(map(str, states))} recipients:"))
+    for row in plan.again:
+        out.print(Text(f"  again     {row.recipient} (was {row.state}: {row.last_reply})"))
+    for row, draft in plan.corrected:
+        out.print(Text(f"  corrected {row.recipient} -> {draft.recipient} ({draft.source})"))
+    for draft in plan.added:
+        out.print(Text(f"  new       {draft.recipient} ({draft.source})"))
+    for why in plan.refused:
+        out.print(Text(f"  skipped   {why}"))
+
+
+def apply_resend(journal: Journal, campaign: str, states: tuple[State, ...],
+                 plan: ResendPlan) -> int:
+    """Queue what the plan says; returns how many rows were queued."""
+    queued = 0
+    if plan.again:
+        queued += journal.requeue(campaign, states, [r.recipient for r in plan.again])
+    for row, draft in plan.corrected:
+        queued += journal.replace_recipient(campaign, row.recipient, draft)
+    if plan.added:
+        queued += journal.enqueue(campaign, plan.added)
+    return queued
