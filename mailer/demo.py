@@ -1,9 +1,10 @@
 """The demo: the whole path on the bundled example data, through a local capture server.
 
-Import contacts.csv.example, render with profile.example.toml and the default
-templates, write the preview, queue, and send every message over real SMTP to
-the capture server, which stores them in a Maildir.  No account, no network.
-Each run starts afresh in its folder, so it can be run any number of times.
+Copy contacts.csv.example and profile.example.toml into the demo folder,
+import and render them with the default templates, write the preview, queue,
+and send every message over real SMTP to the capture server, which stores
+them in a Maildir.  No account, no network.  Each run starts afresh in its
+folder, so it can be run any number of times.
 """
 
 from __future__ import annotations
@@ -46,8 +47,14 @@ def example_file(name: str) -> Path:
 def run_demo(workdir: Path) -> DemoReport:
     for stale in ("Maildir", "preview", "state"):
         shutil.rmtree(workdir / stale, ignore_errors=True)
-    profile = load_profile(example_file("profile.example.toml"))
-    contacts = load_contacts([example_file("contacts.csv.example")], region=profile.region)
+    # Copies beside the results, so the user can read, edit and reuse the inputs.
+    workdir.mkdir(parents=True, exist_ok=True)
+    inputs = {}
+    for name in ("contacts.csv.example", "profile.example.toml"):
+        inputs[name] = workdir / name
+        shutil.copyfile(example_file(name), inputs[name])
+    profile = load_profile(inputs["profile.example.toml"])
+    contacts = load_contacts([inputs["contacts.csv.example"]], region=profile.region)
     composer = Composer(profile)
     journal_path = workdir / "state" / "journal.sqlite3"
     with Journal(journal_path) as journal:

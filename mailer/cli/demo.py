@@ -27,7 +27,7 @@ def demo(workdir: Path) -> None:
     stores every message it receives in a Maildir."""
     from ..demo import run_demo  # the importers and the engine load only when needed
 
-    report = run_demo(workdir.resolve())
+    report = run_demo(workdir)
     counts = report.preview.counts
     click.echo("Plan: " + ", ".join(f"{n} {status.value}" for status, n in counts.items()))
     for item in report.preview.items:
@@ -38,6 +38,10 @@ def demo(workdir: Path) -> None:
     for item in report.preview.items:
         if item.draft is not None and item.status.value == "new":
             click.echo(f"  {item.email:<32} [{item.draft.lang}] {item.draft.subject}")
+    click.echo(
+        f"Inputs:             {workdir / 'contacts.csv.example'}, "
+        f"{workdir / 'profile.example.toml'}"
+    )
     click.echo(f"Messages (Maildir): {report.maildir}")
     click.echo(f"Preview page:       {report.preview.index}")
     click.echo(f"Journal:            {report.journal}")
