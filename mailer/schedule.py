@@ -171,7 +171,8 @@ def _exists(when: datetime) -> bool:
 def format_when(when: datetime, now: datetime) -> str:
     """'Mon 2026-11-30 09:00 CET (in 2 days 22 h)', in `now`'s zone."""
     local = when.astimezone(now.tzinfo)
-    return f"{local:%a %Y-%m-%d %H:%M %Z} ({_relative(when - now)})"
+    # in UTC: with one shared tzinfo Python subtracts wall times, off by an hour across DST
+    return f"{local:%a %Y-%m-%d %H:%M %Z} ({_relative(when.astimezone(UTC) - now.astimezone(UTC))})"
 
 
 def _relative(delta: timedelta) -> str:

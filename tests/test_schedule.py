@@ -250,6 +250,13 @@ def test_the_echo_of_the_fall_back_repeat_shows_which_02_30() -> None:
     assert format_when(second, now).startswith("Sun 2026-10-25 02:30 CET")
 
 
+def test_the_echo_counts_real_hours_across_a_dst_change() -> None:
+    """Saturday noon to Sunday 09:00 is 22 real hours at fall-back, 20 at spring-forward."""
+    fall_back = format_when(berlin(2026, 10, 25, 9, 0), berlin(2026, 10, 24, 12, 0))
+    spring_forward = format_when(berlin(2026, 3, 29, 9, 0), berlin(2026, 3, 28, 12, 0))
+    assert fall_back.endswith("(in 22 h)") and spring_forward.endswith("(in 20 h)")
+
+
 # --- RunLock: two real processes ----------------------------------------------
 
 HOLDER = """
