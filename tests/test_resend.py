@@ -1,0 +1,145 @@
+"""`mailer resend`: chosen states only, never `sent`; corrected contacts files;
+contacts added to the file later.  Real aiosmtpd, real journal, real CSV."""
+
+# ruff: noqa: F811  (the fixtures `server` and `work` are imported from test_run_due)
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from mailer.journal import Journal
+from mailer.models import State
+from tests.smtpd import Fault, SmtpServer, make_draft
+from tests.test_run_due import (  # noqa: F401  (server, work: fixtures)
+    PEOPLE,
+    mailer,
+    send,
+    server,
+    work,
+    write_contacts,
+)
+
+# one row in each state a resend has to tell apart
+STATES = {
+    "sent@example.com": State.SENT,
+    "failed@example.com": State.FAILED,
+    "deferred@example.com": State.DEFERRED,
+    "unknown@example.com": State.UNKNOWN,
+}
+
+
+def journal_with_every_state(state_dir: Path) -> None:
+    with Journal(state_dir / "journal.sqlite3") as journal:
+        journal.enqueue("event", [make_draft(address) for address in STATES])
+        for address, state in STATES.items():
+            row = journal.claim("event")
+            assert row is not None and row.recipient == address
+            journal.mark(row.id, state, None, f"was {state}")
+
+
+def states() -> dict[str, str]:
+    result = mailer("status", "--campaign", "event", "--json")
+    assert result.exit_code == 0, result.output
+    return {r["recipient"]: r["state"] for r in json.loads(result.output)["recipients"]}
+
+
+def resend(*args: str, code: int = 1) -> list[str]:
+    """Exit code 1 while anything in the campaign is failed, deferred or unknown."""
+    result = mailer("resend", "--campaign", "event", "--rate", "none", "--yes", *args)
+    assert result.exit_code == code, result.output
+    return result.output.splitlines()
+
+
+def test_each_flag_resends_its_state_only_and_sent_never(
+    work: Path, server: SmtpServer, isolated_env: Path
+) -> None:
+    journal_with_every_state(isolated_env)
+    resend()  # no flag: the deferred ones
+    assert server.recipients() == ["deferred@example.com"]
+    resend("--failed")
+    assert server.recipients()[1:] == ["failed@example.com"]
+    out = resend("--only", "sent@example.com", "--only", "unknown@example.com", code=0)
+    assert "  skipped   sent@example.com: is sent, not resent" in out
+    assert server.recipients()[2:] == ["unknown@example.com"]
+    assert resend("--failed", "--unknown", "--deferred", code=0)[-1] == "Nothing to resend."
+    assert sorted(server.recipients()) == sorted(a for a in STATES if a != "sent@example.com")
+    assert set(states().values()) == {"sent"}
+
+
+def test_only_narrows_a_state_flag(work: Path, server: SmtpServer, isolated_env: Path) -> None:
+    journal_with_every_state(isolated_env)
+    out = resend("--unknown", "--only", "failed@example.com", code=0)
+    assert "  skipped   failed@example.com: is failed, not resent" in out
+    assert out[-1] == "Nothing to resend." and server.received == []
+
+
+def test_without_a_terminal_it_asks_for_yes_and_changes_nothing(
+    work: Path, server: SmtpServer, isolated_env: Path
+) -> None:
+    journal_with_every_state(isolated_env)
+    result = mailer("resend", "--campaign", "event", "--deferred")
+    assert result.exit_code == 2 and "--yes" in result.output
+    assert "again     deferred@example.com" in result.output  # shown before refusing
+    assert states()["deferred@example.com"] == "deferred" and server.received == []
+    unknown = mailer("resend", "--campaign", "nope")
+    assert unknown.exit_code == 2 and "known: event" in unknown.output
+
+
+def test_a_corrected_address_is_mailed_once_and_new_contacts_join(
+    work: Path, server: SmtpServer
+) -> None:
+    server.fault("ben@example.org", Fault(reply="550 5.1.1 No such user"))
+    assert send("--yes").exit_code == 1
+    # Ben's address fixed in place (same line), and a contact from the next event added
+    write_contacts(work, [("Anna", "anna@example.com"), ("Ben", "ben@example.net"),
+                          ("Chloe", "chloe@example.net"), ("Dora", "dora@example.com")])
+    result = mailer("resend", "contacts.csv", "--profile", "profile.toml", "--rate", "none",
+                    "--yes")
+    assert result.exit_code == 0, result.output
+    assert "corrected ben@example.org -> ben@example.net (contacts.csv:3)" in result.output
+    assert "new       dora@example.com (contacts.csv:5)" in result.output
+    assert sorted(server.recipients()) == sorted(
+        [*PEOPLE[::2], "ben@example.net", "dora@example.com"])
+    rows = {r["recipient"]: (r["state"], r["source"]) for r in json.loads(
+        mailer("status", "--json").output)["recipients"]}
+    assert rows["ben@example.net"] == ("sent", "contacts.csv:3")  # the row, updated in place
+    assert "ben@example.org" not in rows
+    again = mailer("resend", "contacts.csv", "--profile", "profile.toml", "--yes")
+    assert again.exit_code == 0 and again.output.endswith("Nothing to resend.\n")
+    assert send("--yes").exit_code == 0  # a rerun of send finds nobody new either
+    assert len(server.received) == 4
+
+
+def test_a_corrected_contact_on_another_line_is_found_by_name(
+    work: Path, server: SmtpServer
+) -> None:
+    server.fault("ben@example.org", Fault(reply="550 5.1.1 No such user"))
+    assert send("--yes").exit_code == 1
+    write_contacts(work, [("Dora", "dora@example.com"), ("Anna", "anna@example.com"),
+                          ("Ben", "ben@example.net"), ("Chloe", "chloe@example.net")])
+    result = mailer("resend", "contacts.csv", "--profile", "profile.toml", "--failed",
+                    "--rate", "none", "--yes")
+    assert result.exit_code == 0, result.output
+    assert "corrected ben@example.org -> ben@example.net (contacts.csv:4)" in result.output
+    assert server.recipients().count("ben@example.net") == 1
+    assert sorted(server.recipients()) == sorted(
+        [*PEOPLE[::2], "ben@example.net", "dora@example.com"])
+
+
+def test_a_rerun_of_send_picks_up_contacts_added_later_and_mails_nobody_twice(
+    work: Path, server: SmtpServer
+) -> None:
+    assert send("--yes").exit_code == 0
+    with (work / "contacts.csv").open("a", encoding="utf-8") as f:
+        f.write("Dora,dora@example.com\n")
+    rerun = send("--yes")
+    assert rerun.exit_code == 0, rerun.output
+    assert "1 newly queued" in rerun.output and "3 already mailed" in rerun.output
+    assert sorted(server.recipients()) == sorted([*PEOPLE, "dora@example.com"])
+
+
+def test_resend_from_files_needs_a_profile(work: Path, server: SmtpServer) -> None:
+    assert send("--yes").exit_code == 0
+    result = mailer("resend", "contacts.csv", "--yes")
+    assert result.exit_code == 2 and "--profile" in result.output
