@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import pty
 import shutil
 import subprocess
 import sys
@@ -245,3 +246,24 @@ def test_tomorrow_9_across_a_dst_change_is_sent_once_at_the_right_instant(
         now += timedelta(minutes=5)  # real elapsed time, as cron's ticks
     assert sent_at == [expected_utc]
     assert sorted(server.recipients()) == sorted(PEOPLE)
+
+
+def test_at_on_a_terminal_asks_before_queueing(work: Path, server: SmtpServer) -> None:
+    """The same confirmation as a send: "n" leaves the journal as it was."""
+    command = [sys.executable, "-m", "mailer", "send", "contacts.csv", "--profile",
+               "profile.toml", "--at", "2099-03-02T09:00"]
+    env = {**os.environ, "PYTHONPATH": str(PROJECT), "TZ": "Europe/Berlin"}
+    for answer in (b"n\n", b"y\n"):
+        leader, follower = pty.openpty()
+        proc = subprocess.Popen(command, cwd=work, env=env, stdin=follower,
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        os.close(follower)
+        os.write(leader, answer)
+        out = proc.communicate(timeout=60)[0].decode()
+        os.close(leader)
+        assert proc.returncode == 0, out
+        assert "Queue 3 message(s) for Mon 2099-03-02 09:00 CET?" in out
+        if answer == b"n\n":
+            assert "Nothing queued, nothing scheduled." in out and campaigns() == []
+    assert "Queued 3 message(s) of campaign 'contacts' for Mon 2099-03-02 09:00 CET" in out
+    assert campaigns()[0]["counts"]["queued"] == 3 and server.received == []
