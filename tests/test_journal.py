@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import multiprocessing
 import os
 import sqlite3
@@ -183,3 +184,17 @@ def test_unusable_file_is_a_journal_error(tmp_path: Path) -> None:
     bad.write_bytes(b"this is not a database" * 100)
     with pytest.raises(JournalError, match="Cannot open the journal"):
         Journal(bad)
+
+
+def test_a_journal_from_before_the_source_column_is_upgraded(tmp_path: Path) -> None:
+    path = tmp_path / "old.sqlite3"
+    with Journal(path) as j:
+        j.enqueue("c1", drafts("a"))
+    db = sqlite3.connect(path)
+    db.execute("ALTER TABLE messages DROP COLUMN source")  # the file as an older mailer left it
+    db.commit()
+    db.close()
+    with Journal(path) as j:
+        j.enqueue("c1", [dataclasses.replace(make_draft("b@example.com"), source="x.csv:3")])
+        assert [(r.recipient, r.source) for r in j.rows("c1")] == [
+            ("a@example.com", ""), ("b@example.com", "x.csv:3")]
