@@ -122,9 +122,9 @@ def send(paths: tuple[Path, ...], profile_path: Path, campaign_name: str | None,
     campaign = campaign_name or paths[0].stem
     now = schedule.now_from(now_text)
     when = schedule.parse_when(at, now) if at else None
-    later = when is not None and when > now
-    if when is not None and later:  # before anything is read or recorded
-        click.echo(f"Scheduled for {schedule.format_when(when, now)}.")
+    later = when if when is not None and when > now else None  # else: send now
+    if later is not None:  # before anything is read or recorded
+        click.echo(f"Scheduled for {schedule.format_when(later, now)}.")
     profile = load_profile(profile_path)
     composer = Composer(profile, templates=templates, lang=lang)
     mapping = parse_mappings(mappings)
@@ -143,8 +143,8 @@ def send(paths: tuple[Path, ...], profile_path: Path, campaign_name: str | None,
                     notes.append((item.source, item.email, item.reason))
 
         check_not_held(journal, campaign, now, at_given=when is not None)
-        if when is not None and later:
-            schedule_later(out, journal, campaign, when, now, new_drafts, assume_yes,
+        if later is not None:
+            schedule_later(out, journal, campaign, later, now, new_drafts, assume_yes,
                            lambda added, queued: show_plan(out, statuses, notes, added, campaign,
                                                            queued))
             return
