@@ -6,6 +6,7 @@ contacts added to the file later.  Real aiosmtpd, real journal, real CSV."""
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 from mailer.journal import Journal
@@ -143,3 +144,21 @@ def test_resend_from_files_needs_a_profile(work: Path, server: SmtpServer) -> No
     assert send("--yes").exit_code == 0
     result = mailer("resend", "contacts.csv", "--yes")
     assert result.exit_code == 2 and "--profile" in result.output
+
+
+def test_a_row_whose_contact_is_still_in_the_file_is_never_corrected_into_another(
+    work: Path, server: SmtpServer, isolated_env: Path
+) -> None:
+    """Anna's delivery is unknown; Dora now sits on Anna's old line.  Anna is
+    resent as she is and Dora joins: nobody's row is handed to somebody else."""
+    with Journal(isolated_env / "journal.sqlite3") as journal:
+        journal.enqueue("event", [replace(make_draft("anna@example.com"), source="contacts.csv:2")])
+        row = journal.claim("event")
+        assert row is not None
+        journal.mark(row.id, State.UNKNOWN, None, "the sending process stopped")
+    write_contacts(work, [("Dora", "dora@example.com"), ("Anna", "anna@example.com")])
+    out = resend("contacts.csv", "--profile", "profile.toml", "--unknown", code=0)
+    assert "  again     anna@example.com (was unknown: the sending process stopped)" in out
+    assert "  new       dora@example.com (contacts.csv:2)" in out
+    assert not any("corrected" in line for line in out)
+    assert sorted(server.recipients()) == ["anna@example.com", "dora@example.com"]

@@ -326,10 +326,17 @@ def chosen_states(failed: bool, unknown: bool, deferred: bool, only: bool,
     return (State.FAILED, State.DEFERRED) if with_files else (State.DEFERRED,)
 
 
+@dataclass(frozen=True, slots=True)
+class FileContacts:
+    """What the corrected contacts files hold."""
+
+    new: list[Draft]  # contacts a send would mail (never mailed), with their source
+    addresses: set[str]  # address_key of every contact read, mailed or not
+
+
 def plan_resend(journal: Journal, campaign: str, states: Iterable[State], only: tuple[str, ...],
-                new_drafts: list[tuple[str, Draft]] | None) -> ResendPlan:
-    """What resend will do.  `new_drafts`: (source, draft) of every contact in
-    the files that is new for the journal (None: no files given)."""
+                files: FileContacts | None) -> ResendPlan:
+    """What resend will do (`files`: None when no contacts files were given)."""
     rows = list(journal.rows(campaign, states))
     refused: list[str] = []
     if only:
@@ -342,18 +349,17 @@ def plan_resend(journal: Journal, campaign: str, states: Iterable[State], only: 
             if key not in found:
                 refused.append(f"{address}: " + (f"is {states_of[key]}, not resent"
                                                  if key in states_of else "not in this campaign"))
-    if new_drafts is None:
+    if files is None:
         return ResendPlan(rows, [], [], refused)
     in_campaign = {address_key(r.recipient) for r in journal.rows(campaign)}
-    in_files = {address_key(d.recipient) for _, d in new_drafts}
     # rows whose address the files no longer hold: corrected (or removed) since
-    stale = [r for r in rows if address_key(r.recipient) not in in_files]
+    stale = [r for r in rows if address_key(r.recipient) not in files.addresses]
     corrected: list[tuple[Row, Draft]] = []
     added: list[Draft] = []
-    for source, draft in new_drafts:
+    for draft in files.new:
         if address_key(draft.recipient) in in_campaign:
             continue
-        match = same_contact(journal, campaign, stale, source, draft)
+        match = same_contact(journal, campaign, stale, draft)
         if match is not None:
             stale.remove(match)
             corrected.append((match, draft))
@@ -363,12 +369,12 @@ def plan_resend(journal: Journal, campaign: str, states: Iterable[State], only: 
     return ResendPlan([r for r in rows if id(r) not in fixed], corrected, added, refused)
 
 
-def same_contact(journal: Journal, campaign: str, rows: list[Row], source: str,
+def same_contact(journal: Journal, campaign: str, rows: list[Row],
                  draft: Draft) -> Row | None:
     """The journal row of this contact before its address was corrected: the
     same "file:line", else the only row with the same display name."""
     for row in rows:
-        if row.source and row.source == source:
+        if row.source and row.source == draft.source:
             return row
     name = display_name(draft.payload)
     if not name:
@@ -423,9 +429,9 @@ def resend(paths: tuple[Path, ...], campaign_name: str | None, failed: bool, unk
         if held is not None and held.cancelled_at is not None:
             raise ConfigError(f"Campaign {campaign!r} was cancelled; nothing is resent from it.")
         states = chosen_states(failed, unknown, deferred, bool(only), bool(paths))
-        drafts = (contact_drafts(journal, paths, profile_path, templates, lang, mappings)
-                  if paths and profile_path is not None else None)
-        plan = plan_resend(journal, campaign, states, only, drafts)
+        files = (read_files(journal, paths, profile_path, templates, lang, mappings)
+                 if paths and profile_path is not None else None)
+        plan = plan_resend(journal, campaign, states, only, files)
         show_resend(campaign, states, plan)
         if not (plan.again or plan.corrected or plan.added):
             click.echo("Nothing to resend.")
@@ -451,20 +457,24 @@ def resend(paths: tuple[Path, ...], campaign_name: str | None, failed: bool, unk
     finish(summary)
 
 
-def contact_drafts(journal: Journal, paths: tuple[Path, ...], profile_path: Path,
-                   templates: Path | None, lang: str | None,
-                   mappings: tuple[str, ...]) -> list[tuple[str, Draft]]:
-    """(source, draft) for every contact of the files that a send would mail."""
+def read_files(journal: Journal, paths: tuple[Path, ...], profile_path: Path,
+               templates: Path | None, lang: str | None,
+               mappings: tuple[str, ...]) -> FileContacts:
+    """The contacts files, planned as a send would plan them."""
     from ..campaign import Status
     from ..message import Composer
     from ..profile import load_profile
 
     profile = load_profile(profile_path)
     composer = Composer(profile, templates=templates, lang=lang)
-    return [(item.source, replace(item.draft, source=item.source))
-            for item in streamed_plan(paths, parse_mappings(mappings), profile.region, composer,
-                                      journal, False)
-            if item.status is Status.NEW and item.draft is not None]
+    files = FileContacts([], set())
+    for item in streamed_plan(paths, parse_mappings(mappings), profile.region, composer,
+                              journal, False):
+        if item.email:
+            files.addresses.add(address_key(item.email))
+        if item.status is Status.NEW and item.draft is not None:
+            files.new.append(replace(item.draft, source=item.source))
+    return files
 
 
 def show_resend(campaign: str, states: tuple[State, ...], plan: ResendPlan) -> None:
