@@ -203,3 +203,12 @@ def test_mailer_command_falls_back_to_python_m_mailer(
     program, *rest = schedule.mailer_command()
     assert Path(program).is_absolute()
     assert rest == ["-m", "mailer"]
+
+
+def test_install_passes_the_sending_limits_on_to_run_due(fakes: Fakes) -> None:
+    cron = run("install", "--cron", "--print", "--provider", "gmail", "--rate", "10/min",
+               "--concurrency", "2")
+    assert cron.exit_code == 0, cron.output
+    assert " run-due --provider gmail --rate 10/min --concurrency 2 >> " in cron.output
+    bad = run("install", "--cron", "--print", "--rate", "lots")
+    assert bad.exit_code == 2 and "--rate" in bad.output

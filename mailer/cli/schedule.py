@@ -95,18 +95,25 @@ def schedule_group() -> None:
 @click.option(
     "--print", "print_only", is_flag=True, help="Only print what would be written; change nothing."
 )
+@sending_options
 @handle_errors
-def install_command(kind: schedule.Kind | None, every: int, print_only: bool) -> None:
+def install_command(kind: schedule.Kind | None, every: int, print_only: bool,
+                    rates: tuple[str, ...], provider: str | None, concurrency: int) -> None:
     """Install the cron line (default when crontab exists) or the systemd timer.
 
     Installing again replaces the earlier entry. The job runs in the current
-    directory, so that run-due reads the same .env (SMTP settings) as send."""
+    directory, so that run-due reads the same .env (SMTP settings) as send.
+    --rate, --provider and --concurrency are passed on to run-due."""
+    choose_rates(rates, provider)  # a bad --rate fails now, not in every cron run
+    passed = [*(("--provider", provider) if provider else ()),
+              *(arg for rate in rates for arg in ("--rate", rate)),
+              *(("--concurrency", str(concurrency)) if concurrency != 1 else ())]
     env = config.environment()
     tools = schedule.Tools.from_env(env)
     kind = kind or tools.default_kind()
     state = config.state_dir(env)
     job = schedule.Job(
-        command=(*schedule.mailer_command(), "run-due"),
+        command=(*schedule.mailer_command(), "run-due", *passed),
         workdir=Path.cwd(),
         log=state / "run-due.log",
         every_minutes=every,
@@ -397,7 +404,8 @@ def display_name(payload: bytes) -> str:
 @click.option("--failed", is_flag=True, help="Failed recipients (5xx replies).")
 @click.option("--unknown", is_flag=True,
               help="Recipients whose delivery is unknown (may get the mail twice).")
-@click.option("--deferred", is_flag=True, help="Deferred recipients (the default).")
+@click.option("--deferred", is_flag=True,
+              help="Deferred recipients (the default; with PATH, failed ones too).")
 @click.option("--only", multiple=True, metavar="ADDRESS", help="Only this recipient; repeatable.")
 @click.option("--profile", "profile_path",
               type=click.Path(exists=True, dir_okay=False, path_type=Path),
