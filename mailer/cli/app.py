@@ -10,8 +10,10 @@ from typing import Any, TypeVar
 
 import click
 
-from .. import __version__
-from ..errors import MailerError
+from .. import __version__, config
+from ..contacts.csvfile import FIELDS
+from ..errors import ConfigError, MailerError
+from ..journal import Journal
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -45,3 +47,43 @@ def paths_argument(func: F) -> F:
     return click.argument(
         "paths", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path)
     )(func)
+
+
+def profile_option(
+    *, required: bool = True, help: str = "Your profile.toml (see profile.example.toml)."
+) -> Callable[[F], F]:
+    return click.option(
+        "--profile",
+        "profile_path",
+        required=required,
+        type=click.Path(exists=True, dir_okay=False, path_type=Path),
+        help=help,
+    )
+
+
+def map_option(func: F) -> F:
+    """--map COLUMN=FIELD, repeatable; read with `parse_mappings`."""
+    return click.option(
+        "--map",
+        "mappings",
+        multiple=True,
+        metavar="COLUMN=FIELD",
+        help=f"Use CSV column COLUMN as FIELD ({', '.join(FIELDS)}); repeatable.",
+    )(func)
+
+
+def parse_mappings(pairs: tuple[str, ...]) -> dict[str, str] | None:
+    mapping = {}
+    for pair in pairs:
+        column, sep, field = pair.rpartition("=")  # a field name never holds "="
+        if not sep or not column.strip() or not field.strip():
+            raise ConfigError(f"--map {pair!r}: write it as COLUMN=FIELD, e.g. --map 'Mail=email'.")
+        mapping[column.strip()] = field.strip()
+    return mapping or None
+
+
+def open_journal(*, create: bool = True) -> Journal | None:
+    """The journal in the state directory; with create=False, None where none exists yet
+    (so that a preview or a status query never creates one)."""
+    path = config.state_dir(config.environment()) / "journal.sqlite3"
+    return Journal(path) if create or path.exists() else None

@@ -11,10 +11,9 @@ from rich.table import Table
 from rich.text import Text
 
 from ..contacts import load_contacts
-from ..contacts.csvfile import FIELDS, write_rejects
-from ..errors import ConfigError
+from ..contacts.csvfile import write_rejects
 from ..models import ImportResult, Rejected
-from .app import handle_errors, main, paths_argument
+from .app import handle_errors, main, map_option, parse_mappings, paths_argument
 
 TABLE_LIMIT = 200  # beyond that a terminal table helps nobody; --json has everything
 
@@ -22,13 +21,7 @@ TABLE_LIMIT = 200  # beyond that a terminal table helps nobody; --json has every
 @main.command()
 @paths_argument
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of tables.")
-@click.option(
-    "--map",
-    "mappings",
-    multiple=True,
-    metavar="COLUMN=FIELD",
-    help=f"Use CSV column COLUMN as FIELD ({', '.join(FIELDS)}); repeatable.",
-)
+@map_option
 @click.option(
     "--rejects",
     type=click.Path(dir_okay=False, path_type=Path),
@@ -62,16 +55,6 @@ def contacts(
     if rejects is not None:
         click.echo(f"rejected entries written to {rejects}")
     click.echo(counts_line(result))
-
-
-def parse_mappings(mappings: tuple[str, ...]) -> dict[str, str]:
-    pairs: dict[str, str] = {}
-    for item in mappings:
-        column, sep, target = item.rpartition("=")
-        if not sep or not column.strip() or not target.strip():
-            raise ConfigError(f"--map {item!r}: write it as COLUMN=FIELD, e.g. --map 'Mail=email'.")
-        pairs[column.strip()] = target.strip()
-    return pairs
 
 
 def counts_line(result: ImportResult) -> str:

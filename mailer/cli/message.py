@@ -9,25 +9,23 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from .. import campaign, config
-from ..errors import ConfigError
-from ..journal import Journal
+from .. import campaign
 from ..message import Composer
 from ..preview import PreviewSummary, write_preview
 from ..profile import VCARD_VERSIONS, load_profile
-from .app import handle_errors, main, paths_argument
-
-profile_option = click.option(
-    "--profile",
-    "profile_path",
-    required=True,
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help="Your profile.toml (see profile.example.toml).",
+from .app import (
+    handle_errors,
+    main,
+    map_option,
+    open_journal,
+    parse_mappings,
+    paths_argument,
+    profile_option,
 )
 
 
 @main.command()
-@profile_option
+@profile_option()
 @click.option(
     "--version",
     "version",
@@ -44,7 +42,7 @@ def card(profile_path: Path, version: str) -> None:
 
 @main.command()
 @paths_argument
-@profile_option
+@profile_option()
 @click.option(
     "--out",
     required=True,
@@ -60,13 +58,7 @@ def card(profile_path: Path, version: str) -> None:
 @click.option("--lang", help="Write every mail in this language (e.g. de, en).")
 @click.option("--campaign", "campaign_name", help="Campaign name (shown with the plan).")
 @click.option("--again", is_flag=True, help="Include people mailed in an earlier campaign.")
-@click.option(
-    "--map",
-    "mappings",
-    multiple=True,
-    metavar="COL=FIELD",
-    help="Read CSV column COL as FIELD (e.g. --map 'E-Mail-Adresse=email'); repeatable.",
-)
+@map_option
 @handle_errors
 def preview(
     paths: tuple[Path, ...],
@@ -83,30 +75,14 @@ def preview(
 
     profile = load_profile(profile_path)
     composer = Composer(profile, templates=templates, lang=lang)
-    result = load_contacts(list(paths), mapping=_mapping(mappings), region=profile.region)
-    journal = _open_journal()
+    result = load_contacts(list(paths), mapping=parse_mappings(mappings), region=profile.region)
+    journal = open_journal(create=False)
     try:
         summary = write_preview(campaign.plan(result, composer, journal, again=again), out)
     finally:
         if journal is not None:
             journal.close()
     _print_summary(summary, campaign_name)
-
-
-def _mapping(pairs: tuple[str, ...]) -> dict[str, str] | None:
-    mapping = {}
-    for pair in pairs:
-        column, sep, field = pair.partition("=")
-        if not sep or not column.strip() or not field.strip():
-            raise ConfigError(f"--map {pair!r}: write it as COLUMN=FIELD, e.g. 'Mail=email'.")
-        mapping[column.strip()] = field.strip()
-    return mapping or None
-
-
-def _open_journal() -> Journal | None:
-    """The journal, if a send has ever run here (a preview never creates one)."""
-    path = config.state_dir(config.environment()) / "journal.sqlite3"
-    return Journal(path) if path.exists() else None
 
 
 def _print_summary(summary: PreviewSummary, campaign_name: str | None) -> None:

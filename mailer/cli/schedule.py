@@ -41,12 +41,10 @@ from ..journal import Journal, Row, address_key
 from ..models import Draft, State
 from ..ratelimit import PRESETS
 from ..sender import RetryPolicy, SendSummary, make_limiter, send_campaign_sync
-from .app import handle_errors, main
+from .app import handle_errors, main, map_option, open_journal, parse_mappings, profile_option
 from .send import (
     choose_rates,
     finish,
-    open_journal,
-    parse_mappings,
     progress_display,
     show_summary,
     streamed_plan,
@@ -407,14 +405,11 @@ def display_name(payload: bytes) -> str:
 @click.option("--deferred", is_flag=True,
               help="Deferred recipients (the default; with PATH, failed ones too).")
 @click.option("--only", multiple=True, metavar="ADDRESS", help="Only this recipient; repeatable.")
-@click.option("--profile", "profile_path",
-              type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="Your profile.toml; needed with PATH.")
+@profile_option(required=False, help="Your profile.toml; needed with PATH.")
 @click.option("--templates", type=click.Path(exists=True, file_okay=False, path_type=Path),
               help="Your own templates folder, as for send.")
 @click.option("--lang", help="Write every new mail in this language.")
-@click.option("--map", "mappings", multiple=True, metavar="COL=FIELD",
-              help="Read CSV column COL as FIELD; repeatable.")
+@map_option
 @sending_options
 @click.option("--yes", "-y", "assume_yes", is_flag=True, help="Do not ask.")
 @handle_errors

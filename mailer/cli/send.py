@@ -43,7 +43,15 @@ from ..models import Contact, Draft, ImportResult, State
 from ..ratelimit import PRESETS, Rate, describe, parse_rates
 from ..sender import Progress as SendProgress
 from ..sender import SendSummary, make_limiter, send_campaign_sync
-from .app import handle_errors, main, paths_argument
+from .app import (
+    handle_errors,
+    main,
+    map_option,
+    open_journal,
+    parse_mappings,
+    paths_argument,
+    profile_option,
+)
 
 if TYPE_CHECKING:
     from ..campaign import PlanItem
@@ -55,21 +63,6 @@ FEED_BATCH = 16  # drafts rendered and queued between turns of the send loop
 PROBLEM_STATES = (State.FAILED, State.DEFERRED, State.UNKNOWN)
 
 
-def open_journal(*, create: bool = True) -> Journal | None:
-    path = config.state_dir(config.environment()) / "journal.sqlite3"
-    return Journal(path) if create or path.exists() else None
-
-
-def parse_mappings(pairs: tuple[str, ...]) -> dict[str, str] | None:
-    mapping = {}
-    for pair in pairs:
-        column, sep, field = pair.partition("=")
-        if not sep or not column.strip() or not field.strip():
-            raise ConfigError(f"--map {pair!r}: write it as COLUMN=FIELD, e.g. 'Mail=email'.")
-        mapping[column.strip()] = field.strip()
-    return mapping or None
-
-
 def choose_rates(rates: tuple[str, ...], provider: str | None) -> tuple[Rate, ...]:
     """--rate wins over --provider; with neither, the cautious generic preset."""
     return parse_rates(rates) if rates else PRESETS[provider or "generic"]
@@ -77,9 +70,7 @@ def choose_rates(rates: tuple[str, ...], provider: str | None) -> tuple[Rate, ..
 
 @main.command()
 @paths_argument
-@click.option("--profile", "profile_path", required=True,
-              type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="Your profile.toml (see profile.example.toml).")
+@profile_option()
 @click.option("--campaign", "campaign_name",
               help="Campaign name [default: the first contacts file's name].")
 @click.option("--rate", "rates", multiple=True, metavar="N/UNIT",
@@ -97,8 +88,7 @@ def choose_rates(rates: tuple[str, ...], provider: str | None) -> tuple[Rate, ..
 @click.option("--templates", type=click.Path(exists=True, file_okay=False, path_type=Path),
               help="Your own templates folder (one subfolder per language).")
 @click.option("--lang", help="Write every mail in this language (e.g. de, en).")
-@click.option("--map", "mappings", multiple=True, metavar="COL=FIELD",
-              help="Read CSV column COL as FIELD; repeatable.")
+@map_option
 @click.option("--at", "at", metavar="WHEN",
               help="Queue now, send later from `mailer run-due`: 'mon 09:00', "
                    "'tomorrow 9:00', 'in 2h', '2026-11-30T09:00' (local time), 'now'.")
