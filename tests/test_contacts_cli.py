@@ -22,7 +22,7 @@ def test_json_is_one_object_whose_counts_add_up() -> None:
     result = run(str(EXAMPLE), str(FIXTURES / "rejects_and_broken.vcf"), "--json")
     assert result.exit_code == 0
     data = json.loads(result.stdout)  # the whole of stdout is one JSON document
-    assert set(data) == {"contacts", "rejected", "duplicates", "counts"}
+    assert set(data) == {"contacts", "rejected", "duplicates", "counts", "flagged"}
     counts = data["counts"]
     assert counts == {"read": 10, "accepted": 6, "duplicates": 0, "rejected": 4}
     assert counts["read"] == counts["accepted"] + counts["duplicates"] + counts["rejected"]
@@ -32,6 +32,18 @@ def test_json_is_one_object_whose_counts_add_up() -> None:
         "fields": {"name": "Missing Address", "org": "Nowhere Inc", "title": "CTO", "lang": "en"},
     }
     assert data["contacts"][1]["name"] == "Jürgen Müller"
+
+
+def test_json_reports_invalid_values_dropped_from_kept_contacts(tmp_path: Path) -> None:
+    contacts = tmp_path / "two_addresses.csv"
+    contacts.write_text(
+        "Name,E-mail 1,E-mail 2\nAda Lovelace,ada@example.com,not-an-address\n", encoding="utf-8"
+    )
+    data = json.loads(run(str(contacts), "--json").stdout)
+    assert [c["email"] for c in data["contacts"]] == ["ada@example.com"]
+    assert len(data["flagged"]) == 1
+    assert data["flagged"][0]["source"] == f"{contacts}:2"
+    assert "not-an-address" in json.dumps(data["flagged"][0])
 
 
 def test_table_lists_rejects_and_ends_with_the_counts_line() -> None:

@@ -49,7 +49,10 @@ def contacts(
     if rejects is not None:
         write_rejects(rejects, result.rejected)
     if as_json:
-        click.echo(json.dumps(result.to_json(), ensure_ascii=False))
+        # "flagged": kept contacts from which an invalid value was dropped, so that
+        # nothing read disappears silently from the JSON either
+        report = {**result.to_json(), "flagged": [f.to_json() for f in flagged]}
+        click.echo(json.dumps(report, ensure_ascii=False))
         return
     show(result, flagged, Console(highlight=False, soft_wrap=False))
     if rejects is not None:
