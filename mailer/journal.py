@@ -42,11 +42,10 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
-from email.utils import format_datetime
 from pathlib import Path
 
 from .errors import JournalError
-from .models import Draft, State
+from .models import Draft, State, dated
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS campaigns (
@@ -132,8 +131,7 @@ class Claimed:
     attempts: int  # including this one
 
     def wire(self, date: datetime | None = None) -> bytes:
-        when = date if date is not None else datetime.now().astimezone()
-        return b"Date: " + format_datetime(when).encode("ascii") + b"\r\n" + self.payload
+        return dated(self.payload, date)
 
 
 @dataclass(frozen=True, slots=True)

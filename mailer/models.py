@@ -107,8 +107,13 @@ class Draft:
     source: str = ""  # the contact's "file:line", kept by the journal for `resend`
 
     def wire(self, date: datetime | None = None) -> bytes:
-        when = date if date is not None else datetime.now().astimezone()
-        return b"Date: " + format_datetime(when).encode("ascii") + b"\r\n" + self.payload
+        return dated(self.payload, date)
+
+
+def dated(payload: bytes, date: datetime | None = None) -> bytes:
+    """A queued payload with its Date header (default: now), as it goes on the wire."""
+    when = date if date is not None else datetime.now().astimezone()
+    return b"Date: " + format_datetime(when).encode("ascii") + b"\r\n" + payload
 
 
 class State(StrEnum):
