@@ -14,6 +14,7 @@ from .. import __version__, config
 from ..contacts.csvfile import FIELDS
 from ..errors import ConfigError, MailerError
 from ..journal import Journal
+from ..ratelimit import PRESETS
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -87,3 +88,48 @@ def open_journal(*, create: bool = True) -> Journal | None:
     (so that a preview or a status query never creates one)."""
     path = config.state_dir(config.environment()) / "journal.sqlite3"
     return Journal(path) if create or path.exists() else None
+
+
+def message_options(func: F) -> F:
+    """--templates and --lang, for every command that renders mail."""
+    func = click.option("--lang", help="Write every mail in this language (e.g. de, en).")(func)
+    return click.option(
+        "--templates",
+        type=click.Path(exists=True, file_okay=False, path_type=Path),
+        help="Your own templates: one folder per language with subject.txt.j2, body.txt.j2, "
+        "body.html.j2.",
+    )(func)
+
+
+def sending_options(func: F) -> F:
+    """--rate, --provider and --concurrency, for every command that sends."""
+    func = click.option(
+        "--concurrency",
+        default=1,
+        show_default=True,
+        type=click.IntRange(1, 32),
+        help="SMTP connections in parallel, each logged in once.",
+    )(func)
+    func = click.option(
+        "--provider",
+        type=click.Choice(sorted(PRESETS)),
+        help="Use this provider's published limits [default: generic, 20/min and 1000/day].",
+    )(func)
+    return click.option(
+        "--rate",
+        "rates",
+        multiple=True,
+        metavar="N/UNIT",
+        help="Sending limit, e.g. 30/min or 2000/day; repeat or comma-join for several; "
+        "'none' for no limit. Overrides --provider.",
+    )(func)
+
+
+def yes_option(func: F) -> F:
+    return click.option(
+        "--yes",
+        "-y",
+        "assume_yes",
+        is_flag=True,
+        help="Do not ask; needed when there is no terminal.",
+    )(func)

@@ -17,6 +17,7 @@ from .app import (
     handle_errors,
     main,
     map_option,
+    message_options,
     open_journal,
     parse_mappings,
     paths_argument,
@@ -49,13 +50,7 @@ def card(profile_path: Path, version: str) -> None:
     type=click.Path(file_okay=False, path_type=Path),
     help="Folder for the .eml files and index.html.",
 )
-@click.option(
-    "--templates",
-    type=click.Path(exists=True, file_okay=False, path_type=Path),
-    help="Your own templates: one folder per language with subject.txt.j2, body.txt.j2, "
-    "body.html.j2.",
-)
-@click.option("--lang", help="Write every mail in this language (e.g. de, en).")
+@message_options
 @click.option("--campaign", "campaign_name", help="Campaign name (shown with the plan).")
 @click.option("--again", is_flag=True, help="Include people mailed in an earlier campaign.")
 @map_option

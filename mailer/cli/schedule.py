@@ -39,9 +39,18 @@ from .. import config, schedule
 from ..errors import ConfigError
 from ..journal import Journal, Row, address_key
 from ..models import Draft, State
-from ..ratelimit import PRESETS
 from ..sender import RetryPolicy, SendSummary, make_limiter, send_campaign_sync
-from .app import handle_errors, main, map_option, open_journal, parse_mappings, profile_option
+from .app import (
+    handle_errors,
+    main,
+    map_option,
+    message_options,
+    open_journal,
+    parse_mappings,
+    profile_option,
+    sending_options,
+    yes_option,
+)
 from .send import (
     choose_rates,
     finish,
@@ -52,19 +61,6 @@ from .send import (
 )
 
 F = TypeVar("F", bound=Callable[..., Any])
-
-
-def sending_options(func: F) -> F:
-    """--rate, --provider and --concurrency, as `send` has them."""
-    func = click.option(
-        "--concurrency", default=1, show_default=True, type=click.IntRange(1, 32),
-        help="SMTP connections in parallel.")(func)
-    func = click.option(
-        "--provider", type=click.Choice(sorted(PRESETS)),
-        help="Use this provider's published limits [default: generic].")(func)
-    return click.option(
-        "--rate", "rates", multiple=True, metavar="N/UNIT",
-        help="Sending limit, e.g. 30/min or 2000/day; 'none' for no limit.")(func)
 
 
 def kind_option(func: F) -> F:
@@ -278,7 +274,7 @@ def confirm_or_stop(question: str, assume_yes: bool) -> bool:
 
 @main.command("cancel")
 @click.argument("name")
-@click.option("--yes", "-y", "assume_yes", is_flag=True, help="Do not ask.")
+@yes_option
 @handle_errors
 def cancel(name: str, assume_yes: bool) -> None:
     """Cancel what campaign NAME has not sent yet (queued and deferred
@@ -406,12 +402,10 @@ def display_name(payload: bytes) -> str:
               help="Deferred recipients (the default; with PATH, failed ones too).")
 @click.option("--only", multiple=True, metavar="ADDRESS", help="Only this recipient; repeatable.")
 @profile_option(required=False, help="Your profile.toml; needed with PATH.")
-@click.option("--templates", type=click.Path(exists=True, file_okay=False, path_type=Path),
-              help="Your own templates folder, as for send.")
-@click.option("--lang", help="Write every new mail in this language.")
+@message_options
 @map_option
 @sending_options
-@click.option("--yes", "-y", "assume_yes", is_flag=True, help="Do not ask.")
+@yes_option
 @handle_errors
 def resend(paths: tuple[Path, ...], campaign_name: str | None, failed: bool, unknown: bool,
            deferred: bool, only: tuple[str, ...], profile_path: Path | None,

@@ -47,10 +47,13 @@ from .app import (
     handle_errors,
     main,
     map_option,
+    message_options,
     open_journal,
     parse_mappings,
     paths_argument,
     profile_option,
+    sending_options,
+    yes_option,
 )
 
 if TYPE_CHECKING:
@@ -73,21 +76,11 @@ def choose_rates(rates: tuple[str, ...], provider: str | None) -> tuple[Rate, ..
 @profile_option()
 @click.option("--campaign", "campaign_name",
               help="Campaign name [default: the first contacts file's name].")
-@click.option("--rate", "rates", multiple=True, metavar="N/UNIT",
-              help="Sending limit, e.g. 30/min or 2000/day; repeat or comma-join for "
-                   "several; 'none' for no limit. Overrides --provider.")
-@click.option("--provider", type=click.Choice(sorted(PRESETS)),
-              help="Use this provider's published limits [default: generic, 20/min and "
-                   "1000/day].")
-@click.option("--concurrency", default=1, show_default=True, type=click.IntRange(1, 32),
-              help="SMTP connections in parallel, each logged in once.")
+@sending_options
 @click.option("--again", is_flag=True,
               help="Also mail people who got this mail in an earlier campaign.")
-@click.option("--yes", "-y", "assume_yes", is_flag=True,
-              help="Do not ask; needed when there is no terminal.")
-@click.option("--templates", type=click.Path(exists=True, file_okay=False, path_type=Path),
-              help="Your own templates folder (one subfolder per language).")
-@click.option("--lang", help="Write every mail in this language (e.g. de, en).")
+@yes_option
+@message_options
 @map_option
 @click.option("--at", "at", metavar="WHEN",
               help="Queue now, send later from `mailer run-due`: 'mon 09:00', "
