@@ -20,6 +20,7 @@ from urllib.parse import quote, urlsplit
 import phonenumbers
 import vobject
 
+from .addresses import InvalidAddress, normalize_address
 from .errors import ConfigError
 
 VCARD_VERSIONS = ("3.0", "4.0")
@@ -220,7 +221,6 @@ _TOP_KEYS = {
 }
 _ADDRESS_KEYS = {"street", "city", "postcode", "region", "country"}
 _CHANNEL_KEYS = {"network", "value", "label"}
-_EMAIL = re.compile(r"[^@\s<>()\[\],;:\"]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+")
 
 
 def load_profile(path: Path) -> Profile:
@@ -300,10 +300,12 @@ class _Reader:
         self.unknown(data, _TOP_KEYS)
         name = self.string(data, "name", required=True)
         email = self.string(data, "email", required=True)
-        if not _EMAIL.fullmatch(email) or not email.isascii():
-            raise self.fail(
-                f"{email!r} is not an e-mail address (ASCII, user@domain.tld).", "email"
-            )
+        try:
+            email = normalize_address(email)
+        except InvalidAddress as err:
+            raise self.fail(f"{email!r} is not an e-mail address: {err}", "email") from None
+        if not email.isascii():  # the envelope sender is sent without SMTPUTF8
+            raise self.fail(f"{email!r}: the sender's address must be ASCII.", "email")
         lang = self.string(data, "lang") or "en"
         if not re.fullmatch(r"[a-z]{2}", lang):
             raise self.fail(

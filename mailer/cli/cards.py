@@ -2,20 +2,15 @@
 
 from __future__ import annotations
 
-import csv
-import os
-import re
-import tempfile
 from pathlib import Path
 
 import click
 
 from ..contacts.cards import CARD_SUFFIXES, REVIEW_COLUMNS, read_cards, review_row
 from ..contacts.normalize import check_region
+from ..csvsafe import write_csv
 from ..errors import InputError
 from .app import handle_errors, main, paths_argument
-
-_PHONE = re.compile(r"\+[\d ]+")  # how review_row writes numbers: not a formula
 
 
 @main.group()
@@ -82,23 +77,7 @@ def card_files(paths: tuple[Path, ...]) -> list[Path]:
 
 
 def write_review(out: Path, rows: list[dict[str, str]]) -> None:
-    """Write the CSV whole or not at all (a temporary file renamed into place), with a BOM
-    so that spreadsheet programs open it as UTF-8."""
-    target = out.resolve()
     try:
-        with tempfile.NamedTemporaryFile(
-            "w", encoding="utf-8-sig", newline="", dir=target.parent, delete=False, suffix=".tmp"
-        ) as handle:
-            writer = csv.DictWriter(handle, fieldnames=REVIEW_COLUMNS)
-            writer.writeheader()
-            writer.writerows({k: _cell(v) for k, v in row.items()} for row in rows)
-        os.replace(handle.name, target)
+        write_csv(out, REVIEW_COLUMNS, rows)
     except OSError as err:
         raise InputError(f"Cannot write {out}: {err.strerror}") from None
-
-
-def _cell(value: str) -> str:
-    """Keep OCR text from running as a spreadsheet formula (a leading ' shows it as text)."""
-    if value[:1] in ("=", "+", "-", "@", "\t", "\r") and not _PHONE.fullmatch(value):
-        return "'" + value
-    return value
