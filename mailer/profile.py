@@ -14,7 +14,7 @@ import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 from urllib.parse import quote, urlsplit
 
 import phonenumbers
@@ -191,7 +191,8 @@ class Profile:
                 item += 1
                 _add(card, f"item{item}.url", channel.url)
                 _add(card, f"item{item}.x-ablabel", channel.label)
-        return card.serialize()
+        text: str = card.serialize()
+        return text
 
 
 def _add(card: Any, name: str, value: str | bytes, **params: str | list[str]) -> None:
@@ -234,6 +235,13 @@ def load_profile(path: Path) -> Profile:
     except tomllib.TOMLDecodeError as err:
         raise ConfigError(f"{path}: not valid TOML: {err}") from None
     return _Reader(path, text).profile(data)
+
+
+class _Where(TypedDict):
+    """Where in the file a key is: `[[table]]` number `index` (0-based)."""
+
+    table: str
+    index: int
 
 
 class _Reader:
@@ -394,7 +402,7 @@ class _Reader:
         return tuple(self.channel(entry, index, region) for index, entry in enumerate(value))
 
     def channel(self, entry: Mapping[str, Any], index: int, region: str) -> Channel:
-        where = {"table": "channels", "index": index}
+        where: _Where = {"table": "channels", "index": index}
         self.unknown(entry, _CHANNEL_KEYS, **where)
         key = self.string(entry, "network", required=True, **where).lower()
         network = NETWORKS.get(key)

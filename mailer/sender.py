@@ -51,7 +51,7 @@ class RetryPolicy:
     def delay(self, tries: int) -> float:
         """Back-off after the `tries`-th failed try, with +-50 % jitter so that
         retries of many recipients do not arrive together."""
-        return min(self.cap, self.base * 2 ** (tries - 1)) * random.uniform(0.5, 1.5)
+        return min(self.cap, self.base * 2.0 ** (tries - 1)) * random.uniform(0.5, 1.5)
 
 
 @dataclass(frozen=True, slots=True)

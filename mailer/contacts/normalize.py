@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import codecs
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, replace
 
 import phonenumbers
 
@@ -200,14 +200,15 @@ def sanitise(item: Contact | Rejected) -> Contact | Rejected:
 
 
 def _sanitise_contact(contact: Contact) -> Contact:
-    changes: dict[str, object] = {}
-    for f in fields(contact):
-        value = getattr(contact, f.name)
-        if isinstance(value, str):
-            changes[f.name] = clean(value)
-        elif isinstance(value, tuple):
-            changes[f.name] = tuple(c for c in (clean(v) for v in value) if c)
-    return replace(contact, **changes)
+    def cleaned(values: tuple[str, ...]) -> tuple[str, ...]:
+        return tuple(c for c in map(clean, values) if c)
+
+    return replace(
+        contact, email=clean(contact.email), name=clean(contact.name),
+        given=clean(contact.given), family=clean(contact.family), emails=cleaned(contact.emails),
+        org=clean(contact.org), title=clean(contact.title), phones=cleaned(contact.phones),
+        website=clean(contact.website), lang=clean(contact.lang), source=clean(contact.source),
+    )
 
 
 def _richness(contact: Contact) -> tuple[bool, int]:
