@@ -46,6 +46,10 @@ class JournalError(MailerError):
     """The journal (SQLite state) cannot be used."""
 
 
+class JournalBusy(JournalError):
+    """Another process holds the journal's write lock right now (see `Journal.busy_wait`)."""
+
+
 class SmtpError(MailerError):
     """The SMTP server cannot be used for this run; nobody is marked failed."""
 

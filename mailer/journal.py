@@ -45,7 +45,7 @@ from datetime import datetime
 from pathlib import Path
 
 from .addresses import address_key
-from .errors import JournalError
+from .errors import JournalBusy, JournalError
 from .models import Draft, State, dated
 
 SCHEMA = """
@@ -176,6 +176,9 @@ class Campaign:
     cancelled_at: float | None
 
 
+BUSY_TIMEOUT = 30.0  # seconds a write waits for another process's write lock
+
+
 def journal_path(state_dir: Path) -> Path:
     """Where the journal of a state directory (`config.state_dir`) lives."""
     return state_dir / "journal.sqlite3"
@@ -187,7 +190,7 @@ class Journal:
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             # autocommit mode: every transaction below is explicit
-            self._db = sqlite3.connect(path, isolation_level=None, timeout=30.0)
+            self._db = sqlite3.connect(path, isolation_level=None, timeout=BUSY_TIMEOUT)
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
             # checkpoint (the one step that fsyncs) every ~40 MB of WAL, not every 4 MB
@@ -230,6 +233,17 @@ class Journal:
             yield self._db
 
     @contextmanager
+    def busy_wait(self, seconds: float) -> Iterator[None]:
+        """Inside, a write waits at most `seconds` for another process's write lock
+        (then JournalBusy) instead of the default 30 s: the sender waits for the
+        lock in its event loop, where a wait stalls no other connection."""
+        self._db.execute(f"PRAGMA busy_timeout = {max(0, round(seconds * 1000))}")
+        try:
+            yield
+        finally:
+            self._db.execute(f"PRAGMA busy_timeout = {round(BUSY_TIMEOUT * 1000)}")
+
+    @contextmanager
     def staged(self) -> Iterator[Staging]:
         """Everything written inside becomes visible only if the block ends
         without calling `discard()` (used to queue, then ask, then commit)."""
@@ -250,6 +264,9 @@ class Journal:
         try:
             self._db.execute("BEGIN IMMEDIATE")
         except sqlite3.Error as err:
+            if getattr(err, "sqlite_errorcode", None) == sqlite3.SQLITE_BUSY:
+                raise JournalBusy(f"The journal {self.path} is locked by another "
+                                  f"process.") from None
             raise JournalError(f"The journal {self.path} is busy or unusable: {err}") from None
         try:
             yield

@@ -6,7 +6,7 @@ import sys
 from collections.abc import Callable
 from functools import wraps
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, ParamSpec, TypeVar
 
 import click
 
@@ -16,7 +16,9 @@ from ..errors import ConfigError, MailerError
 from ..journal import Journal, journal_path
 from ..ratelimit import PRESETS
 
-F = TypeVar("F", bound=Callable[..., Any])
+F = TypeVar("F", bound=Callable[..., Any])  # a click command being decorated
+P = ParamSpec("P")
+R = TypeVar("R")
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -25,12 +27,12 @@ def main() -> None:
     """Send one impersonal "here are my channels" mail, with your vCard, to everyone you met."""
 
 
-def handle_errors(func: F) -> F:
+def handle_errors(func: Callable[P, R]) -> Callable[P, R]:
     """Turn a MailerError into `mailer: error: ...` on stderr and its exit code.
     Ctrl-C outside the sender (which handles it itself) exits quietly with 130."""
 
     @wraps(func)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
         try:
             return func(*args, **kwargs)
         except MailerError as err:
@@ -40,7 +42,7 @@ def handle_errors(func: F) -> F:
             click.echo("\nmailer: interrupted", err=True)
             sys.exit(130)
 
-    return wrapper  # type: ignore[return-value]
+    return wrapper
 
 
 def paths_argument(func: F) -> F:
