@@ -7,8 +7,6 @@ duplicate merging and the suppression list all compare by `address_key`.
 
 from __future__ import annotations
 
-from email_validator import SPECIAL_USE_DOMAIN_NAMES, EmailNotValidError, validate_email
-
 from .sanitize import clean
 
 
@@ -23,6 +21,8 @@ def normalize_address(raw: str) -> str:
     fine, and exporters write them for placeholder contacts; email-validator
     refuses them by policy, so they are validated with a neutral stand-in
     domain and kept: the user sees them in the import and decides."""
+    from email_validator import EmailNotValidError, validate_email  # slow; not for `status`
+
     text = clean(raw)
     if text[:7].lower() == "mailto:":
         text = text[7:].strip()
@@ -47,6 +47,8 @@ def normalize_address(raw: str) -> str:
 
 
 def _is_special_use(domain: str) -> bool:
+    from email_validator import SPECIAL_USE_DOMAIN_NAMES
+
     name = domain.strip().rstrip(".").lower()
     return any(name == d or name.endswith("." + d) for d in SPECIAL_USE_DOMAIN_NAMES)
 

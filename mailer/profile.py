@@ -17,9 +17,6 @@ from pathlib import Path
 from typing import Any, TypedDict
 from urllib.parse import quote, urlsplit
 
-import phonenumbers
-import vobject
-
 from .addresses import InvalidAddress, normalize_address
 from .errors import ConfigError
 
@@ -141,6 +138,9 @@ class Profile:
             raise ConfigError(
                 f"vCard version {version!r} is not one of {', '.join(VCARD_VERSIONS)}."
             )
+        import phonenumbers
+        import vobject  # slow to import: here, so that `mailer --help` does not pay for it
+
         v4 = version == "4.0"
         card = vobject.vCard()
         card.add("version").value = version
@@ -319,8 +319,10 @@ class _Reader:
             raise self.fail(
                 f'{lang!r} is not a two-letter language code like "de" or "en".', "lang"
             )
+        from phonenumbers import SUPPORTED_REGIONS
+
         region = self.string(data, "region").upper() or "DE"
-        if region not in phonenumbers.SUPPORTED_REGIONS:
+        if region not in SUPPORTED_REGIONS:
             raise self.fail(f'{region!r} is not a two-letter country code like "DE".', "region")
         unsubscribe_url = self.string(data, "unsubscribe_url")
         if unsubscribe_url and not _is_https(unsubscribe_url):
@@ -354,6 +356,8 @@ class _Reader:
         return tuple(self.phone(p, region, "phones") for p in value)
 
     def phone(self, text: str, region: str, key: str, *, table: str = "", index: int = 0) -> str:
+        import phonenumbers
+
         try:
             number = phonenumbers.parse(text, region)
         except phonenumbers.NumberParseException:

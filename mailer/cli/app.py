@@ -6,15 +6,17 @@ import sys
 from collections.abc import Callable
 from functools import wraps
 from pathlib import Path
-from typing import Any, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 import click
 
-from .. import __version__, config
-from ..contacts.csvfile import FIELDS
+from .. import __version__
+from ..contacts.fields import FIELDS
 from ..errors import ConfigError, MailerError
-from ..journal import Journal, journal_path
 from ..ratelimit import PRESETS
+
+if TYPE_CHECKING:
+    from ..journal import Journal
 
 F = TypeVar("F", bound=Callable[..., Any])  # a click command being decorated
 P = ParamSpec("P")
@@ -88,12 +90,18 @@ def parse_mappings(pairs: tuple[str, ...]) -> dict[str, str] | None:
 def open_journal(*, create: bool = True) -> Journal | None:
     """The journal in the state directory; with create=False, None where none exists yet
     (so that a preview or a status query never creates one)."""
+    from .. import config
+    from ..journal import Journal, journal_path
+
     path = journal_path(config.state_dir(config.environment()))
     return Journal(path) if create or path.exists() else None
 
 
 def writable_journal() -> Journal:
     """The journal in the state directory, created when missing."""
+    from .. import config
+    from ..journal import Journal, journal_path
+
     return Journal(journal_path(config.state_dir(config.environment())))
 
 

@@ -6,9 +6,6 @@ from pathlib import Path
 
 import click
 
-from ..contacts.cards import CARD_SUFFIXES, REVIEW_COLUMNS, read_cards, review_row
-from ..contacts.normalize import check_region
-from ..csvsafe import write_csv
 from ..errors import InputError
 from .app import handle_errors, main, paths_argument
 
@@ -36,6 +33,9 @@ def cards() -> None:
 def review(paths: tuple[Path, ...], out: Path, region: str) -> None:
     """Read card images and PDF scans (or folders of them) into a CSV to check and correct
     in a spreadsheet; `mailer contacts/preview/send reviewed.csv` then uses your version."""
+    from ..contacts.cards import read_cards, review_row
+    from ..contacts.normalize import check_region
+
     files = card_files(paths)
     phone_region = check_region(region)
     rows = [review_row(*card) for card in read_cards(files, region=phone_region)]
@@ -56,20 +56,12 @@ def review(paths: tuple[Path, ...], out: Path, region: str) -> None:
 
 def card_files(paths: tuple[Path, ...]) -> list[Path]:
     """The card images/PDFs named, and those directly inside the folders named."""
-    files: list[Path] = []
-    for path in paths:
-        if path.is_dir():
-            found = sorted(
-                p
-                for p in path.iterdir()
-                if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in CARD_SUFFIXES
-            )
-            if not found:
-                raise InputError(f"{path}: no card images or PDF scans in this folder.")
-            files.extend(found)
-        elif path.suffix.lower() in CARD_SUFFIXES:
-            files.append(path)
-        else:
+    from ..contacts import expand_folders
+    from ..contacts.cards import CARD_SUFFIXES
+
+    files = expand_folders(paths, CARD_SUFFIXES, "card images or PDF scans")
+    for path in files:
+        if path.suffix.lower() not in CARD_SUFFIXES:
             raise InputError(
                 f"{path}: not a card image or PDF scan (expected {', '.join(CARD_SUFFIXES)})."
             )
@@ -77,6 +69,9 @@ def card_files(paths: tuple[Path, ...]) -> list[Path]:
 
 
 def write_review(out: Path, rows: list[dict[str, str]]) -> None:
+    from ..contacts.cards import REVIEW_COLUMNS
+    from ..csvsafe import write_csv
+
     try:
         write_csv(out, REVIEW_COLUMNS, rows)
     except OSError as err:

@@ -29,7 +29,6 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
-from .. import config
 from ..errors import ConfigError
 from ..models import State
 from .app import (
@@ -90,7 +89,7 @@ def install_command(kind: Kind | None, every: int, print_only: bool,
     Installing again replaces the earlier entry. The job runs in the current
     directory, so that run-due reads the same .env (SMTP settings) as send.
     --rate, --provider and --concurrency are passed on to run-due."""
-    from .. import timer
+    from .. import config, timer
 
     choose_rates(rates, provider)  # a bad --rate fails now, not in every cron run
     passed = [*(("--provider", provider) if provider else ()),
@@ -119,7 +118,7 @@ def install_command(kind: Kind | None, every: int, print_only: bool,
 def remove_command(kind: Kind | None) -> None:
     """Remove the cron line and/or the systemd timer (both unless one is named).
     Other lines of your crontab are kept."""
-    from .. import timer
+    from .. import config, timer
 
     tools = timer.Tools.from_env(config.environment())
     for each in [kind] if kind else timer.KINDS:
@@ -133,7 +132,7 @@ def remove_command(kind: Kind | None) -> None:
 @handle_errors
 def show_command(kind: Kind | None) -> None:
     """Show the installed cron line and/or systemd timer."""
-    from .. import timer
+    from .. import config, timer
 
     tools = timer.Tools.from_env(config.environment())
     for each in [kind] if kind else timer.KINDS:
@@ -172,6 +171,7 @@ def run_due(rates: tuple[str, ...], provider: str | None, concurrency: int,
     """Send what is due: scheduled campaigns whose time has come and deferred
     recipients whose back-off has elapsed. Prints nothing when nothing is due;
     exits at once when another run-due is still busy. For cron / systemd."""
+    from .. import config
     from ..journal import Journal, journal_path
     from ..runlock import RunLock
     from ..sender import RetryPolicy, make_limiter, send_campaign_sync
@@ -338,7 +338,7 @@ def resend(paths: tuple[Path, ...], campaign_name: str | None, failed: bool, unk
     Without flags: the deferred ones. With PATH... --profile (the corrected
     contacts files): corrected addresses replace their failed or deferred
     rows, and contacts new in the files are queued; nobody mailed is mailed again."""
-    from .. import holds
+    from .. import config, holds
     from .. import resend as core
     from ..plan import Tally
 

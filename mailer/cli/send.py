@@ -28,7 +28,6 @@ from typing import TYPE_CHECKING
 
 import click
 
-from .. import config
 from ..errors import ConfigError
 from ..models import Draft, State
 from .app import (
@@ -92,7 +91,7 @@ def send(paths: tuple[Path, ...], profile_path: Path, campaign_name: str | None,
          assume_yes: bool, templates: Path | None, lang: str | None,
          mappings: tuple[str, ...], at: str | None, now_text: str | None) -> None:
     """Queue one mail per new contact and send them (or, with --at, schedule them)."""
-    from .. import holds, when
+    from .. import config, holds, when
     from ..journal import Journal, journal_path
     from ..message import Composer
     from ..plan import Tally, plan_files

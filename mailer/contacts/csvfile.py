@@ -38,10 +38,9 @@ import charset_normalizer
 from ..csvsafe import write_csv
 from ..errors import ConfigError, InputError
 from ..models import Rejected
+from .fields import FIELDS
 from .normalize import Entry, unicode_encoding
 
-FIELDS = ("email", "name", "given", "middle", "family", "org", "title", "phone", "website",
-          "lang", "ignore")  # fmt: skip
 _SAMPLE = 1 << 16
 _HEADER_SEARCH_ROWS = 30
 _DELIMITERS = (",", ";", "\t")
