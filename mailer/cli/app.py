@@ -17,6 +17,7 @@ from ..ratelimit import PRESETS
 
 if TYPE_CHECKING:
     from ..journal import Journal
+    from ..message import Composer
 
 F = TypeVar("F", bound=Callable[..., Any])  # a click command being decorated
 P = ParamSpec("P")
@@ -148,3 +149,13 @@ def yes_option(func: F) -> F:
         is_flag=True,
         help="Do not ask; needed when there is no terminal.",
     )(func)
+
+
+def composer_for(profile_path: Path, templates: Path | None,
+                 lang: str | None) -> tuple[str, Composer]:
+    """The profile's phone region and the Composer for its mails (--templates, --lang)."""
+    from ..message import Composer
+    from ..profile import load_profile
+
+    profile = load_profile(profile_path)
+    return profile.region, Composer(profile, templates=templates, lang=lang)

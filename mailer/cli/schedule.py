@@ -1,12 +1,8 @@
 """Commands for campaigns over time: run-due, campaigns, cancel, resend, and
 schedule install|remove|show (the cron line or systemd user timer for run-due).
 
-`run-due` is what cron or the timer starts every few minutes.  It sends every
-campaign that is due (not cancelled, scheduled time reached or none) and gives
-deferred recipients another try once their back-off has elapsed
-(`journal.DeferredRetry`).  Within one run-due a 4xx reply defers the
-recipient at once (no in-process waiting): the journal's back-off takes over.
-A run with nothing to do prints nothing, so cron logs stay empty.
+`run-due` is what cron or the timer starts every few minutes (`due.py`); a
+run with nothing to do prints nothing, so cron logs stay empty.
 
 `resend` is the manual counterpart: it queues chosen recipients again (never
 a `sent` one) and sends them now, unless the campaign is scheduled for later.
@@ -32,6 +28,7 @@ import click
 from ..errors import ConfigError
 from ..models import State
 from .app import (
+    composer_for,
     handle_errors,
     main,
     map_option,
@@ -172,34 +169,18 @@ def run_due(rates: tuple[str, ...], provider: str | None, concurrency: int,
     recipients whose back-off has elapsed. Prints nothing when nothing is due;
     exits at once when another run-due is still busy. For cron / systemd."""
     from .. import config
-    from ..journal import Journal, journal_path
-    from ..runlock import RunLock
-    from ..sender import RetryPolicy, make_limiter, send_campaign_sync
+    from ..due import send_due
     from ..when import now_from
 
     env = config.environment()
-    state = config.state_dir(env)
     now = now_from(now_text)
-    limits = choose_rates(rates, provider)
-    path = journal_path(state)
     summaries: list[SendSummary] = []
-    with RunLock(state) as lock:
-        if not lock.acquired or not path.exists():
-            return
-        with Journal(path) as journal:
-            journal.retry_deferred(now.timestamp())
-            due = journal.due_campaigns(now.timestamp())
-            if not due:
-                return
-            settings = config.smtp_settings(env)
-            for campaign in due:
-                summary = send_campaign_sync(
-                    journal, campaign, settings, limiter=make_limiter(journal, limits),
-                    concurrency=concurrency, retry=RetryPolicy(attempts=1), handle_sigint=True)
-                click.echo(f"{now:%Y-%m-%d %H:%M %Z} {run_line(summary)}")
-                summaries.append(summary)
-                if summary.stopped:
-                    break
+    for summary in send_due(config.state_dir(env), now, lambda: config.smtp_settings(env),
+                            choose_rates(rates, provider), concurrency):
+        click.echo(f"{now:%Y-%m-%d %H:%M %Z} {run_line(summary)}")
+        summaries.append(summary)
+    if not summaries:
+        return
     if any(s.stopped == "interrupted" for s in summaries):
         sys.exit(130)
     sys.exit(0 if all(s.complete for s in summaries) else 1)
@@ -357,7 +338,7 @@ def resend(paths: tuple[Path, ...], campaign_name: str | None, failed: bool, unk
         if not plan.people:
             click.echo("Nothing to resend.")
             return
-        if not confirm_or_stop(f"Queue and send these {plan.people}?", assume_yes):
+        if not confirm_or_stop(f"Queue and send these {plan.people} again?", assume_yes):
             click.echo("Nothing changed.")
             return
         queued = core.apply_resend(journal, campaign, states, plan)
@@ -374,14 +355,10 @@ def read_files(journal: Journal, campaign: str, paths: tuple[Path, ...], profile
                templates: Path | None, lang: str | None, mappings: tuple[str, ...],
                tally: Tally) -> FileContacts:
     from .. import resend
-    from ..message import Composer
-    from ..profile import load_profile
 
-    profile = load_profile(profile_path)
-    composer = Composer(profile, templates=templates, lang=lang)
+    region, composer = composer_for(profile_path, templates, lang)
     return resend.read_files(journal, campaign, paths, composer,
-                             mapping=parse_mappings(mappings),
-                             region=profile.region, tally=tally)
+                             mapping=parse_mappings(mappings), region=region, tally=tally)
 
 
 def show_resend(campaign: str, states: tuple[State, ...], plan: ResendPlan,
@@ -401,3 +378,5 @@ def show_resend(campaign: str, states: tuple[State, ...], plan: ResendPlan,
         out.print(Text(f"  new       {draft.recipient} ({draft.source})"))
     for why in plan.refused:
         out.print(Text(f"  skipped   {why}"))
+    out.print(Text(f"{plan.people} to resend = again {len(plan.again)} + corrected "
+                   f"{len(plan.corrected)} + new {len(plan.added)}"))

@@ -31,6 +31,7 @@ import click
 from ..errors import ConfigError
 from ..models import Draft, State
 from .app import (
+    composer_for,
     handle_errors,
     main,
     map_option,
@@ -52,6 +53,7 @@ if TYPE_CHECKING:
     from ..plan import Tally
     from ..ratelimit import Rate
     from ..sender import Progress, SendSummary
+    from ..when import Timing
 
 EXIT_INTERRUPTED = 130
 FEED_BATCH = 16  # drafts rendered and queued between turns of the send loop
@@ -91,50 +93,46 @@ def send(paths: tuple[Path, ...], profile_path: Path, campaign_name: str | None,
          assume_yes: bool, templates: Path | None, lang: str | None,
          mappings: tuple[str, ...], at: str | None, now_text: str | None) -> None:
     """Queue one mail per new contact and send them (or, with --at, schedule them)."""
-    from .. import config, holds, when
-    from ..journal import Journal, journal_path
-    from ..message import Composer
+    from .. import config, holds
     from ..plan import Tally, plan_files
-    from ..profile import load_profile
+    from ..when import Timing, format_when
 
     if not assume_yes and not sys.stdin.isatty():
         raise ConfigError("No terminal to confirm on: check with `mailer preview`, then pass "
                           "--yes to send without asking.")
-    env = config.environment()
-    settings = config.smtp_settings(env)
-    limits = choose_rates(rates, provider)
+    settings, limits = config.smtp_settings(config.environment()), choose_rates(rates, provider)
     campaign = campaign_name or paths[0].stem
-    now = when.now_from(now_text)
-    at_time = when.parse_when(at, now) if at else None
-    later = at_time if at_time is not None and at_time > now else None  # else: send now
-    if later is not None:  # before anything is read or recorded
-        click.echo(f"Scheduled for {when.format_when(later, now)}.")
-    profile = load_profile(profile_path)
-    composer = Composer(profile, templates=templates, lang=lang)
-    with Journal(journal_path(config.state_dir(env))) as journal:
-        holds.check_can_queue(journal, campaign, now, at_given=at_time is not None)
+    timing = Timing.of(at, now_text)
+    if (later := timing.later) is not None:  # before anything is read or recorded
+        click.echo(f"Scheduled for {format_when(later, timing.now)}.")
+    region, composer = composer_for(profile_path, templates, lang)
+    with writable_journal() as journal:
+        holds.check_can_queue(journal, campaign, timing.now, at_given=timing.at is not None)
         tally = Tally()
-        drafts = tally.new_drafts(plan_files(
-            paths, composer, journal, campaign=campaign, mapping=parse_mappings(mappings),
-            region=profile.region, again=again))
+        drafts = tally.new_drafts(plan_files(paths, composer, journal, campaign=campaign,
+                                             mapping=parse_mappings(mappings), region=region,
+                                             again=again))
         if later is not None:
-            schedule_later(journal, campaign, later, now, drafts, tally, assume_yes)
+            schedule_later(journal, campaign, later, timing.now, drafts, tally, assume_yes)
             return
-        scheduled_at = at_time.timestamp() if at_time is not None else None  # --at now
-        feed = None
-        if assume_yes:  # queue while sending: rendering overlaps with the server's replies
-            if scheduled_at is not None:
-                journal.set_schedule(campaign, scheduled_at)
-            feed = batched(drafts, FEED_BATCH)
-        elif not queue_and_ask(journal, campaign, drafts, tally, scheduled_at,
-                               f"{server_line(settings)}, rate {rate_text(limits)}, "
-                               f"{concurrency} connection(s)."):
+        how = f"{server_line(settings)}, rate {rate_text(limits)}, {concurrency} connection(s)."
+        feed = feed_while_sending(journal, campaign, drafts, timing) if assume_yes else None
+        if feed is None and not queue_and_ask(journal, campaign, drafts, tally, timing, how):
             return
         summary = send_now(journal, campaign, settings, limits, concurrency, feed)
-        if assume_yes:
+        if feed is not None:
             show_plan(tally, f"Campaign {campaign!r}: {summary.fed} new message(s) queued "
                              f"and sent in this run.")
         report_and_exit(journal, summary)
+
+
+def feed_while_sending(journal: Journal, campaign: str, drafts: Iterator[Draft],
+                       timing: Timing) -> Iterator[list[Draft]]:
+    """--yes: nothing to ask, so the drafts are queued while the first ones are
+    sent (rendering overlaps with waiting for the server's replies)."""
+    if timing.at is not None:  # --at now: whatever the campaign's schedule was
+        journal.set_schedule(campaign, timing.at.timestamp())
+    return batched(drafts, FEED_BATCH)
 
 
 def rate_text(limits: tuple[Rate, ...]) -> str:
@@ -149,12 +147,12 @@ def server_line(settings: SmtpSettings) -> str:
 
 
 def queue_and_ask(journal: Journal, campaign: str, drafts: Iterator[Draft], tally: Tally,
-                  scheduled_at: float | None, how: str) -> bool:
+                  timing: Timing, how: str) -> bool:
     """Stage the new drafts, show the plan and ask; False (journal unchanged)
-    when the answer is no or there is nothing to send."""
+    when the answer is no."""
     with journal.staged() as staging:
-        if scheduled_at is not None:
-            journal.set_schedule(campaign, scheduled_at)
+        if timing.at is not None:  # --at now
+            journal.set_schedule(campaign, timing.at.timestamp())
         journal.enqueue(campaign, drafts)
         to_send = journal.counts(campaign)[State.QUEUED]
         show_plan(tally, will_send(campaign, to_send, tally.new))
