@@ -201,25 +201,28 @@ def run_line(summary: SendSummary) -> str:
 @handle_errors
 def campaigns_command(as_json: bool) -> None:
     """List the campaigns with their schedule, whether cancelled, and counts per state."""
-    journal = open_journal(create=False)
-    listed: list[dict[str, Any]] = []
-    if journal is not None:
-        with journal:
-            for c in journal.campaigns():
-                counts = journal.counts(c.name)
-                listed.append({
-                    "name": c.name,
-                    "created_at": c.created_at,
-                    "scheduled_at": c.scheduled_at,
-                    "cancelled_at": c.cancelled_at,
-                    "counts": {str(s): n for s, n in counts.items()},
-                })
+    listed = list_campaigns()
     if as_json:
         click.echo(json.dumps(listed, ensure_ascii=False))
-        return
-    if not listed:
+    elif not listed:
         click.echo("No campaigns yet.")
-        return
+    else:
+        show_campaigns(listed)
+
+
+def list_campaigns() -> list[dict[str, Any]]:
+    """Every campaign with its times and counts per state, as `campaigns --json` prints it."""
+    journal = open_journal(create=False)
+    if journal is None:
+        return []
+    with journal:
+        return [{"name": c.name, "created_at": c.created_at, "scheduled_at": c.scheduled_at,
+                 "cancelled_at": c.cancelled_at,
+                 "counts": {str(s): n for s, n in journal.counts(c.name).items()}}
+                for c in journal.campaigns()]
+
+
+def show_campaigns(listed: list[dict[str, Any]]) -> None:
     from rich.console import Console
     from rich.table import Table
     from rich.text import Text

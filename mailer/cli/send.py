@@ -49,7 +49,7 @@ if TYPE_CHECKING:
     from rich.console import Console
 
     from ..config import SmtpSettings
-    from ..journal import Journal
+    from ..journal import Journal, Row
     from ..plan import Tally
     from ..ratelimit import Rate
     from ..sender import Progress, SendSummary
@@ -306,32 +306,34 @@ def finish(summary: SendSummary) -> None:
 @handle_errors
 def status(campaign_name: str | None, as_json: bool) -> None:
     """Show a campaign's counts and every recipient's state from the journal."""
+    found = read_status(campaign_name)
+    if as_json:
+        name, counts, rows = found or (None, {}, [])
+        click.echo(json.dumps({"campaign": name, "counts": {str(s): n for s, n in counts.items()},
+                               "recipients": [r.to_json() for r in rows]}, ensure_ascii=False))
+    elif found is None:
+        click.echo("No campaigns yet: nothing was sent from here.")
+    else:
+        show_status(*found)
+
+
+def read_status(name: str | None) -> tuple[str, dict[State, int], list[Row]] | None:
+    """The named (default: latest) campaign's counts and rows; None without any
+    campaign; an error naming the known ones for an unknown name."""
     journal = open_journal(create=False)
-    known: set[str] = set()
-    campaign = None
+    known: list[str] = []
     if journal is not None:
         with journal:
-            known = {c.name for c in journal.campaigns()}
-            campaign = campaign_name or journal.latest_campaign()
+            known = [c.name for c in journal.campaigns()]
+            campaign = name or journal.latest_campaign()
             if campaign in known:
-                counts = journal.counts(campaign)
-                rows = list(journal.rows(campaign))
-    if campaign_name and campaign_name not in known:
-        raise ConfigError(f"No campaign {campaign_name!r}; known: "
-                          f"{', '.join(sorted(known)) or 'none'}.")
-    if campaign is None:
-        if as_json:
-            click.echo(json.dumps({"campaign": None, "counts": {}, "recipients": []}))
-        else:
-            click.echo("No campaigns yet: nothing was sent from here.")
-        return
-    if as_json:
-        click.echo(json.dumps({
-            "campaign": campaign,
-            "counts": {str(s): n for s, n in counts.items()},
-            "recipients": [r.to_json() for r in rows],
-        }, ensure_ascii=False))
-        return
+                return campaign, journal.counts(campaign), list(journal.rows(campaign))
+    if name:
+        raise ConfigError(f"No campaign {name!r}; known: {', '.join(sorted(known)) or 'none'}.")
+    return None
+
+
+def show_status(campaign: str, counts: dict[State, int], rows: list[Row]) -> None:
     from rich.table import Table
     from rich.text import Text
 
