@@ -42,7 +42,7 @@ def contacts(
 ) -> None:  # fmt: skip
     """Read contacts from vCard/CSV files, card images or folders (the supported
     files directly inside, not sub-folders); list what was accepted, merged and
-    rejected, and why.  Ends with: read N = accepted + duplicates + rejected."""
+    rejected, and why.  Ends with: read N = accepted + duplicate + rejected."""
     from rich.console import Console
 
     from ..contacts import load_contacts
@@ -68,7 +68,7 @@ def contacts(
 
 def counts_line(result: ImportResult) -> str:
     return (
-        f"read {result.read} = accepted {len(result.contacts)} + duplicates "
+        f"read {result.read} = accepted {len(result.contacts)} + duplicate "
         f"{len(result.duplicates)} + rejected {len(result.rejected)}"
     )
 
