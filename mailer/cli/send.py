@@ -122,7 +122,7 @@ def send(paths: tuple[Path, ...], profile_path: Path, campaign_name: str | None,
         summary = send_now(journal, campaign, settings, limits, concurrency, feed)
         if feed is not None:
             show_plan(tally, f"Campaign {campaign!r}: {summary.fed} new message(s) queued "
-                             f"and sent in this run.")
+                             f"by this run (--yes: while sending).")
         report_and_exit(journal, summary)
 
 
