@@ -42,3 +42,4 @@ def test_second_addresses_join_people() -> None:
     out = list(merged([both, via_second]))
     assert out[1] == Duplicate("2", "1", "b@example.com")
     assert isinstance(out[0], Contact) and out[0].name == "B"
+

@@ -34,6 +34,7 @@ from hypothesis import strategies as st
 from mailer.cli import main
 from mailer.journal import Journal
 from mailer.models import State
+from mailer.plan import PlanItem, Status, Tally
 from tests.smtpd import SmtpServer, make_draft
 
 PROJECT = Path(__file__).resolve().parents[1]
@@ -209,3 +210,13 @@ def test_preview_is_what_send_sends_in_the_same_words(server: SmtpServer, case: 
                 if any(r.person == i for r in case.rows))
         assert again["already mailed"] == in_journal  # people, not rows
         assert "Nothing to send." in rerun.output
+
+
+def test_the_tally_counts_everything_but_keeps_a_bounded_list_of_notes() -> None:
+    tally = Tally()
+    rejected = [PlanItem(Status.REJECTED, f"c.csv:{i}", "", reason="no e-mail address")
+                for i in range(Tally.NOTE_LIMIT + 5)]
+    items = [*rejected, PlanItem(Status.NEW, "c.csv:0", "a@example.com")]
+    assert list(tally.count(items)) == items
+    assert len(tally.notes) == Tally.NOTE_LIMIT and tally.more_notes == 5
+    assert tally.line() == f"read {len(items)} = new 1 + rejected {len(rejected)}"

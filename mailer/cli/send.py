@@ -208,6 +208,8 @@ def show_plan(tally: Tally, next_step: str) -> None:
     for item in tally.notes:
         out.print(Text(f"  {item.source}: {item.email or '-'}: {item.status.value}: "
                        f"{item.reason}"))
+    if tally.more_notes:
+        out.print(f"  ... and {tally.more_notes} more (`mailer preview` lists every entry)")
     out.print(Text(tally.line()))
     out.print(Text(next_step))
 
