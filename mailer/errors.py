@@ -6,6 +6,7 @@
     │   └── OcrUnavailable      an image was given but the OCR extra is missing
     ├── TemplateError           a template that does not compile or render
     ├── JournalError            the state database is unusable or locked
+    │   └── JournalBusy         another process holds its write lock right now (retried)
     └── SmtpError               the SMTP server cannot be used for this run
         ├── ConnectError        cannot connect (host, port, network)
         ├── TlsError            TLS required but unavailable or failed
