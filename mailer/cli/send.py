@@ -180,20 +180,24 @@ def schedule_later(journal: Journal, campaign: str, later: datetime, now: dateti
 
     at = f"{later.astimezone(now.tzinfo):%a %Y-%m-%d %H:%M %Z}"
     with journal.staged() as staging:
-        journal.enqueue(campaign, drafts, scheduled_at=later.timestamp())
+        added = journal.enqueue(campaign, drafts, scheduled_at=later.timestamp())
         queued = journal.counts(campaign)[State.QUEUED]
         show_plan(tally, will_send(campaign, queued, tally.new, f"on {at}"))
         if not queued:
             staging.discard()
             click.echo("Nothing to schedule.")
             return
-        if not assume_yes and not click.confirm(f"Queue {queued} message(s) for {at}?",
-                                                default=False):
+        question = (f"Queue {queued} message(s) for {at}?" if added == queued else
+                    f"Send these {queued} message(s) on {at}?")
+        if not assume_yes and not click.confirm(question, default=False):
             staging.discard()
             click.echo("Nothing queued, nothing scheduled.")
             return
+    done = (f"Queued {queued} message(s) of campaign {campaign!r} for {at}" if added == queued
+            else f"{queued} message(s) of campaign {campaign!r} wait for {at} ({added} queued "
+                 f"now)")
     console().print(Text(
-        f"Queued {queued} message(s) of campaign {campaign!r} for {at}; nothing sent now.\n"
+        f"{done}; nothing sent now.\n"
         f"`mailer run-due` sends them once due: let cron or a systemd timer start it every "
         f"5 minutes with `mailer schedule install` (from this folder, so it reads the same "
         f".env), or run `mailer run-due` yourself after that time.\n"
