@@ -10,7 +10,7 @@ from typing import Any, TypeVar
 
 import click
 
-from .. import __version__, config
+from .. import DISTRIBUTION, __version__, config
 from ..contacts.csvfile import FIELDS
 from ..errors import ConfigError, MailerError
 from ..journal import Journal
@@ -20,7 +20,9 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(__version__, prog_name="mailer")
+@click.version_option(
+    __version__, prog_name="mailer", message=f"%(prog)s %(version)s ({DISTRIBUTION})"
+)
 def main() -> None:
     """Send one impersonal "here are my channels" mail, with your vCard, to everyone you met."""
 
