@@ -36,6 +36,7 @@ from mailer.contacts.extract import extract
 from mailer.errors import OcrUnavailable
 from mailer.models import Contact, Rejected
 from tests.smtpd import SmtpServer
+from tests.tools import require_tool
 
 sys.path.insert(0, str(Path(__file__).parent))
 from cardgen import CardTruth, find_fonts, make_cards, photograph, render
@@ -48,12 +49,8 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="session")
 def fonts() -> list[tuple[Path, Path]]:
-    found = find_fonts()
-    if not found:
-        pytest.skip(
-            "no DejaVu/Liberation font: apt-get install fonts-dejavu-core fonts-liberation2"
-        )
-    return found
+    require_tool("fonts")
+    return find_fonts()
 
 
 @pytest.fixture(scope="session")

@@ -20,9 +20,9 @@ from mailer.message import Composer
 from mailer.models import Contact, Duplicate, ImportResult, Rejected
 from mailer.preview import write_preview
 from mailer.profile import load_profile
+from tests.tools import require_tool
 
 DATE = datetime(2026, 2, 2, 9, 30, tzinfo=UTC)
-CHROMIUM = Path("/usr/bin/chromium")
 NASTY = '<script>alert("x")</script> {{ 7 * 7 }}'
 
 
@@ -99,16 +99,14 @@ def test_a_new_preview_replaces_the_old_messages(tmp_path: Path, plan: list[Plan
     assert (out / "notes.txt").read_text(encoding="utf-8") == "mine"
 
 
-@pytest.mark.skipif(
-    not CHROMIUM.exists(), reason="/usr/bin/chromium not installed (Debian's chromium)"
-)
 def test_index_shows_every_recipient_in_headless_chromium(
     tmp_path: Path, plan: list[PlanItem]
 ) -> None:
+    chromium = require_tool("chromium")
     summary = write_preview(plan, tmp_path / "preview", date=DATE)
     done = subprocess.run(
         [
-            str(CHROMIUM),
+            chromium,
             "--headless",
             "--no-sandbox",
             "--disable-gpu",
