@@ -83,7 +83,7 @@ def console() -> Console:
 @message_options
 @map_option
 @click.option("--at", "at", metavar="WHEN",
-              help="Queue now, send later from `mailer run-due`: 'mon 09:00', "
+              help="Queue now, send later from `mailer run-due`: 'mon 9am', 'Montag 9 Uhr', "
                    "'tomorrow 9:00', 'in 2h', '2026-11-30T09:00' (local time), 'now'.")
 @click.option("--now", "now_text", hidden=True, help="Pretend it is this ISO time (tests).")
 @handle_errors
@@ -98,20 +98,21 @@ def send(paths: tuple[Path, ...], profile_path: Path, campaign_name: str | None,
     from ..plan import Tally, plan_files
     from ..profile import load_profile
 
-    if not assume_yes and not sys.stdin.isatty():
-        raise ConfigError("No terminal to confirm on: check with `mailer preview`, then pass "
-                          "--yes to send without asking.")
-    env = config.environment()
-    settings = config.smtp_settings(env)
-    limits = choose_rates(rates, provider)
-    campaign = campaign_name or paths[0].stem
     now = when.now_from(now_text)
     at_time = when.parse_when(at, now) if at else None
     later = at_time if at_time is not None and at_time > now else None  # else: send now
-    if later is not None:  # before anything is read or recorded
-        click.echo(f"Scheduled for {when.format_when(later, now)}.")
+    limits = choose_rates(rates, provider)
+    env = config.environment()
+    settings = config.smtp_settings(env)
+    campaign = campaign_name or paths[0].stem
     profile = load_profile(profile_path)
     composer = Composer(profile, templates=templates, lang=lang)
+    # after every option and the profile are checked: a script learns of a bad --at first
+    if not assume_yes and not sys.stdin.isatty():
+        raise ConfigError("No terminal to confirm on: check with `mailer preview`, then pass "
+                          "--yes to send without asking.")
+    if later is not None:  # before the contacts are read or anything is recorded
+        click.echo(f"Scheduled for {when.format_when(later, now)}.")
     with Journal(journal_path(config.state_dir(env))) as journal:
         holds.check_can_queue(journal, campaign, now, at_given=at_time is not None)
         tally = Tally()
