@@ -263,7 +263,7 @@ def report_and_exit(journal: Journal, summary: SendSummary) -> None:
     if summary.logins == 0:
         click.echo("Nothing to send.")
     show_summary(summary)
-    report = write_problems(journal, summary.campaign, Path.cwd())
+    report = write_problems(journal, summary.campaign)
     if report is not None:
         click.echo(f"Failed, deferred or unknown recipients with the server's replies: {report}")
     finish(summary)
