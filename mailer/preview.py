@@ -166,7 +166,8 @@ nothing. The <code>.eml</code> files beside it are the messages a send would del
 {% if item.draft %}
 <p class="meta">Subject: <strong>{{ item.draft.subject }}</strong></p>
 <div class="side">
-<iframe sandbox="allow-same-origin" title="HTML part for {{ item.email }}" srcdoc="{{ item.draft.html }}"></iframe>
+<iframe sandbox="allow-same-origin" title="HTML part for {{ item.email }}"
+        srcdoc="{{ item.draft.html }}"></iframe>
 <pre>{{ item.draft.text }}</pre>
 </div>
 {% endif %}
