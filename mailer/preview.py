@@ -18,7 +18,6 @@ from datetime import datetime
 from pathlib import Path
 
 from jinja2 import Environment
-from markupsafe import Markup
 
 from .errors import ConfigError
 from .plan import PlanItem, Status, summary_line
@@ -67,7 +66,7 @@ def write_preview(
                 rows=rows,
                 counts=counts,
                 date=when.strftime("%Y-%m-%d %H:%M %Z"),
-                fit_script=Markup(_FIT_FRAMES),
+                fit_script=_FIT_FRAMES,
                 fit_hash=_FIT_HASH,
             ),
             encoding="utf-8",
@@ -173,7 +172,7 @@ nothing. The <code>.eml</code> files beside it are the messages a send would del
 {% endif %}
 </section>
 {% endfor %}
-<script>{{ fit_script }}</script>
+<script>{{ fit_script | safe }}</script>
 </body>
 </html>
 """

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-pytest.importorskip("rapidocr", reason="the OCR extra is not installed: pip install 'mailer[ocr]'")
+pytest.importorskip("rapidocr", reason="the OCR extra is not installed: pip install '.[ocr]'")
 
 from click.testing import CliRunner
 from PIL import Image
