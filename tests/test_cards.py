@@ -223,7 +223,7 @@ def test_review_refuses_what_is_not_a_card(tmp_path: Path) -> None:
 
 def test_missing_engine_names_the_install_command(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "rapidocr", None)  # what an absent package looks like
-    with pytest.raises(OcrUnavailable, match=r"pip install 'mailer\[ocr\]'"):
+    with pytest.raises(OcrUnavailable, match=r"pipx install --force '\.\[ocr\]'"):
         require_ocr()
 
 
