@@ -2,4 +2,4 @@ from .cli import main
 
 # The guard matters: card OCR workers are spawned processes that re-import this module.
 if __name__ == "__main__":
-    main()
+    main(prog_name="mailer")  # messages say `mailer send --help`, not `python -m mailer ...`

@@ -2,8 +2,8 @@
 
 The message bytes are assembled here rather than with `EmailMessage`, which
 costs ~1.5 ms a message (mostly re-parsing its own headers): the parts that
-are the same for everyone (From, the list headers, MIME skeleton, the vCard
-attachment) are built once per Composer, and each message only encodes its
+are the same for everyone (From, the MIME skeleton, the vCard attachment) are
+built once per Composer and language, and each message only encodes its
 To, Subject, Message-ID and the two bodies.  The result is
 multipart/mixed[multipart/alternative[text/plain, text/html], text/vcard],
 every part quoted-printable, so no line exceeds 76 octets and no part can
@@ -106,11 +106,13 @@ class Composer:
             for code in self.languages
         }
         self._context = {code: self._sender_context(code) for code in self.languages}
-        self._static = _StaticParts(profile)
+        # per language: the attached vCard's link labels are in the mail's language
+        self._static = {code: _StaticParts(profile, code) for code in self.languages}
 
     def render(self, contact: Contact) -> Draft:
         lang = self.language(contact)
         subject_t, text_t, html_t = self._templates[lang]
+        static = self._static[lang]
         fields = {
             key: sanitize(getattr(contact, key))
             for key in ("name", "given", "family", "org", "title")
@@ -127,15 +129,15 @@ class Composer:
         message_id = self._message_id()
         payload = b"".join(
             (
-                self._static.sender,
+                static.sender,
                 b"To: " + to.encode("utf-8") + CRLF,
                 b"Subject: " + _header_text(subject).encode("ascii") + CRLF,
                 b"Message-ID: " + message_id.encode("ascii") + CRLF,
-                self._static.head,
+                static.head,
                 _qp(text),
-                self._static.between,
+                static.between,
                 _qp(html),
-                self._static.tail,
+                static.tail,
             )
         )
         return Draft(
@@ -171,6 +173,7 @@ class Composer:
                 "title": p.title,
                 "phones": list(p.phones),
                 "event": p.event,
+                "event_phrase": p.event_phrase(lang),  # "" unless the profile words it
             },
             "channels": [
                 {"label": c.label_for(lang), "url": c.url, "text": c.text, "network": c.network}
@@ -187,21 +190,24 @@ class Composer:
 class _StaticParts:
     """The bytes every message shares, built once."""
 
-    def __init__(self, profile: Profile) -> None:
+    def __init__(self, profile: Profile, lang: str) -> None:
         token = hashlib.sha256(profile.email.encode()).hexdigest()[:16]
         mixed, alternative = f"=_mixed_{token}", f"=_alt_{token}"
-        domain = profile.domain
-        list_label = re.sub(r"[^A-Za-z0-9-]", "-", profile.email.partition("@")[0]) or "contacts"
-        unsubscribe = f"<{_unsubscribe_mailto(profile.email)}>"
+        headers = []
+        # A personal one-off mail carries no list headers: List-Id and List-Unsubscribe get it
+        # sorted as list mail (Gmail's tabs, Thunderbird's list tools) and offer to unsubscribe
+        # from a list that does not exist.  Only an RFC 8058 one-click URL needs them; then
+        # List-Id comes along, since List-Unsubscribe alone is what SpamAssassin's
+        # LIST_PARTIAL rules call incomplete list headers.
         if profile.unsubscribe_url:
-            unsubscribe += f", <{profile.unsubscribe_url}>"
-        headers = [
-            # List-Id keeps SpamAssassin's LIST_PARTIAL_SHORT_MSG quiet on a short mail.
-            f"List-Id: <{list_label}.contacts.{domain}>",
-            f"List-Unsubscribe: {unsubscribe}",
-        ]
-        if profile.unsubscribe_url:  # RFC 8058: only together with an https URI
-            headers.append("List-Unsubscribe-Post: List-Unsubscribe=One-Click")
+            domain = profile.domain
+            label = re.sub(r"[^A-Za-z0-9-]", "-", profile.email.partition("@")[0]) or "contacts"
+            headers += [
+                f"List-Id: <{label}.contacts.{domain}>",
+                f"List-Unsubscribe: <{_unsubscribe_mailto(profile.email)}>, "
+                f"<{profile.unsubscribe_url}>",
+                "List-Unsubscribe-Post: List-Unsubscribe=One-Click",
+            ]
         headers += [
             "MIME-Version: 1.0",
             f'Content-Type: multipart/mixed; boundary="{mixed}"',
@@ -231,7 +237,7 @@ class _StaticParts:
                     "ascii"
                 ),
                 CRLF,
-                _qp(profile.vcard("3.0")),
+                _qp(profile.vcard("3.0", lang)),
                 f"\r\n--{mixed}--\r\n".encode("ascii"),
             )
         )

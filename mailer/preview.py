@@ -8,6 +8,8 @@ plain-text part.  Nothing is sent and nothing is recorded in the journal.
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import re
 from collections import Counter
 from collections.abc import Iterable, Mapping
@@ -60,7 +62,13 @@ def write_preview(
         counts = {status: counted[status] for status in Status if counted[status]}
         index = out / "index.html"
         index.write_text(
-            _INDEX.render(rows=rows, counts=counts, date=when.strftime("%Y-%m-%d %H:%M %Z")),
+            _INDEX.render(
+                rows=rows,
+                counts=counts,
+                date=when.strftime("%Y-%m-%d %H:%M %Z"),
+                fit_script=_FIT_FRAMES,
+                fit_hash=_FIT_HASH,
+            ),
             encoding="utf-8",
         )
     except OSError as err:
@@ -77,14 +85,35 @@ def _file_part(email: str) -> str:
     return re.sub(r"[^A-Za-z0-9@._-]+", "_", email)[:80] or "message"
 
 
-# The page shows strangers' data: autoescaped, and a CSP that allows no script, no remote
-# resource; each message's HTML sits in a sandboxed srcdoc frame, which inherits that CSP.
+# Sizes each message's frame to its content, so the HTML pane has no scroll bar of its own
+# that hides the end of the mail (a frame cannot size itself in CSS).  It reads the frame's
+# document, which needs the frame's allow-same-origin; the frame still runs no script.
+_FIT_FRAMES = """
+const fit = (frame) => {
+  const doc = frame.contentDocument;
+  if (!doc || !doc.documentElement) return;
+  frame.style.height = "0px";
+  frame.style.height = doc.documentElement.scrollHeight + "px";
+};
+const frames = Array.from(document.querySelectorAll("iframe"));
+for (const frame of frames) {
+  frame.addEventListener("load", () => fit(frame));
+  fit(frame);
+}
+addEventListener("resize", () => frames.forEach(fit));
+"""
+_FIT_HASH = base64.b64encode(hashlib.sha256(_FIT_FRAMES.encode()).digest()).decode()
+
+# The page shows strangers' data: autoescaped, and a CSP that allows no script but the one
+# above (by its hash) and no remote resource; each message's HTML sits in a sandboxed srcdoc
+# frame without allow-scripts, which inherits that CSP as well.
 _INDEX = Environment(autoescape=True, trim_blocks=True, lstrip_blocks=True).from_string(
     """<!DOCTYPE html>
 <html lang="en">
 <head>
 <meta charset="utf-8">
-<meta http-equiv="Content-Security-Policy" content="default-src 'none'; style-src 'unsafe-inline'">
+<meta http-equiv="Content-Security-Policy"
+      content="default-src 'none'; style-src 'unsafe-inline'; script-src 'sha256-{{ fit_hash }}'">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>mailer preview: {{ rows | length }} entries</title>
 <style>
@@ -102,14 +131,15 @@ h2 { font-size: 1.05rem; margin: 0 0 .4rem; }
 .s-suppressed { background: #fde8c8; } .s-needs-review { background: #fff3b0; }
 .side { display: flex; flex-wrap: wrap; gap: 1rem; }
 .side > * { flex: 1 1 420px; min-width: 0; }
-iframe { width: 100%; height: 640px; border: 1px solid #ccc; background: #fff; }
+iframe { width: 100%; height: 640px; border: 1px solid #ccc; background: #fff; display: block; }
 pre { white-space: pre-wrap; overflow-wrap: anywhere; margin: 0; padding: .6rem;
       border: 1px solid #ccc; background: #fff; font-size: .85rem; }
 </style>
 </head>
 <body>
 <h1>Preview: what a send would do</h1>
-<p class="meta">Written {{ date }}. Nothing was sent.</p>
+<p class="meta">A dry run, written {{ date }}: writing this page sent nothing and recorded
+nothing. The <code>.eml</code> files beside it are the messages a send would deliver.</p>
 <table class="summary">
 <tr><th>status</th><th>entries</th></tr>
 {% for status, count in counts.items() %}
@@ -135,12 +165,14 @@ pre { white-space: pre-wrap; overflow-wrap: anywhere; margin: 0; padding: .6rem;
 {% if item.draft %}
 <p class="meta">Subject: <strong>{{ item.draft.subject }}</strong></p>
 <div class="side">
-<iframe sandbox="" title="HTML part for {{ item.email }}" srcdoc="{{ item.draft.html }}"></iframe>
+<iframe sandbox="allow-same-origin" title="HTML part for {{ item.email }}"
+        srcdoc="{{ item.draft.html }}"></iframe>
 <pre>{{ item.draft.text }}</pre>
 </div>
 {% endif %}
 </section>
 {% endfor %}
+<script>{{ fit_script | safe }}</script>
 </body>
 </html>
 """

@@ -1,5 +1,6 @@
 """The problems report: after a send, the failed, deferred and unknown
-recipients with the server's replies, as a CSV in the current folder."""
+recipients with the server's replies, as a CSV in the state directory (beside the
+journal), not in the current folder: cron runs a send anywhere, and the path is printed."""
 
 from __future__ import annotations
 
@@ -14,14 +15,15 @@ PROBLEM_STATES = (State.FAILED, State.DEFERRED, State.UNKNOWN)
 COLUMNS = ("recipient", "state", "code", "reply", "attempts", "message_id")
 
 
-def write_problems(journal: Journal, campaign: str, folder: Path) -> Path | None:
-    """`folder/mailer-problems-<campaign>.csv`, or None when there is no problem."""
+def write_problems(journal: Journal, campaign: str, folder: Path | None = None) -> Path | None:
+    """`problems-<campaign>.csv` in `folder` (default: the journal's, the state directory),
+    or None when there is no problem."""
     rows = [{"recipient": r.recipient, "state": str(r.state), "code": r.last_code,
              "reply": r.last_reply, "attempts": r.attempts, "message_id": r.message_id}
             for r in journal.rows(campaign, PROBLEM_STATES)]
     if not rows:
         return None
-    path = folder / f"mailer-problems-{safe_name(campaign)}.csv"
+    path = (folder or journal.path.parent) / f"problems-{safe_name(campaign)}.csv"
     try:
         write_csv(path, COLUMNS, rows)
     except OSError as err:

@@ -124,6 +124,9 @@ class Profile:
     photo: Photo | None = None
     channels: tuple[Channel, ...] = ()
     event: str = ""  # where you met, e.g. "FOSDEM 2026"; the templates mention it when set
+    # (language, phrase): how each language says "at the event" ("auf der FOSDEM 2026"),
+    # which no rule can derive: German takes an article that depends on the event's name
+    event_phrases: tuple[tuple[str, str], ...] = ()
     lang: str = "en"  # template language when a contact's is unknown
     region: str = "DE"  # phone numbers without +country are read in this region
     unsubscribe_url: str = ""  # optional HTTPS one-click unsubscribe (RFC 8058)
@@ -132,8 +135,13 @@ class Profile:
     def domain(self) -> str:
         return self.email.rpartition("@")[2]
 
-    def vcard(self, version: str = "3.0") -> str:
-        """The sender's card, CRLF line ends; 3.0 is what most address books import."""
+    def event_phrase(self, lang: str) -> str:
+        """The profile's phrase for `lang`, else "" (the template then words it itself)."""
+        return dict(self.event_phrases).get(lang, "")
+
+    def vcard(self, version: str = "3.0", lang: str = "") -> str:
+        """The sender's card, CRLF line ends; 3.0 is what most address books import.
+        `lang` translates the labels of generic links, as in that language's mail."""
         if version not in VCARD_VERSIONS:
             raise ConfigError(
                 f"vCard version {version!r} is not one of {', '.join(VCARD_VERSIONS)}."
@@ -154,12 +162,16 @@ class Profile:
             card.add("title").value = self.title
         _add(card, "email", self.email, type_paramlist=["work"] if v4 else ["INTERNET", "WORK"])
         for phone in self.phones:
+            number = phonenumbers.parse(phone)
+            # a mobile number is "Mobile" in the address book; a fixed line (or a number
+            # whose plan cannot tell, as in the US) stays a work phone
+            mobile = phonenumbers.number_type(number) == phonenumbers.PhoneNumberType.MOBILE
+            types = ["CELL"] if mobile else ["WORK", "VOICE"]
             if v4:
-                number = phonenumbers.parse(phone)
                 uri = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.RFC3966)
-                _add(card, "tel", uri, type_paramlist=["work", "voice"], value_param="uri")
+                _add(card, "tel", uri, type_paramlist=[t.lower() for t in types], value_param="uri")
             else:
-                _add(card, "tel", phone, type_paramlist=["WORK", "VOICE"])
+                _add(card, "tel", phone, type_paramlist=types)
         if self.address is not None:
             a = self.address
             adr = card.add("adr")
@@ -190,7 +202,7 @@ class Profile:
             else:  # a labelled link: Apple's item group, which other readers see as a plain URL
                 item += 1
                 _add(card, f"item{item}.url", channel.url)
-                _add(card, f"item{item}.x-ablabel", channel.label)
+                _add(card, f"item{item}.x-ablabel", channel.label_for(lang))
         text: str = card.serialize()
         return text
 
@@ -214,12 +226,15 @@ _TOP_KEYS = {
     "phones",
     "photo",
     "event",
+    "event_phrase",
     "lang",
     "region",
     "unsubscribe_url",
     "address",
     "channels",
 }
+
+
 _ADDRESS_KEYS = {"street", "city", "postcode", "region", "country"}
 _CHANNEL_KEYS = {"network", "value", "label"}
 
@@ -345,10 +360,29 @@ class _Reader:
             photo=self.photo(data),
             channels=self.channels(data.get("channels", []), region),
             event=self.string(data, "event"),
+            event_phrases=self.event_phrases(data.get("event_phrase", {})),
             lang=lang,
             region=region,
             unsubscribe_url=unsubscribe_url,
         )
+
+    def event_phrases(self, value: Any) -> tuple[tuple[str, str], ...]:
+        if not isinstance(value, dict):
+            raise self.fail(
+                'must be a table: [event_phrase] with de = "auf der FOSDEM 2026" and the like.',
+                "event_phrase",
+            )
+        phrases = []
+        for lang in value:
+            if not re.fullmatch(r"[a-z]{2}", lang):
+                raise self.fail(
+                    f'{lang!r} is not a two-letter language code like "de" or "en".',
+                    lang,
+                    table="event_phrase",
+                )
+            phrase = self.string(value, lang, table="event_phrase", required=True)
+            phrases.append((lang, phrase))
+        return tuple(phrases)
 
     def phones(self, value: Any, region: str) -> tuple[str, ...]:
         if not isinstance(value, list) or not all(isinstance(p, str) for p in value):

@@ -15,12 +15,13 @@ dropped or timed out), and the sender decides what each means.
 from __future__ import annotations
 
 import contextlib
+import os
 import ssl
 from dataclasses import dataclass
 
 import aiosmtplib
 
-from .config import SmtpSettings
+from .config import DEFAULT_PORTS, SmtpSettings
 from .errors import AuthError, ConnectError, TlsError
 
 
@@ -82,9 +83,9 @@ class Connection:
         except aiosmtplib.SMTPConnectError as err:
             if isinstance(err.__cause__, ssl.SSLError):
                 raise TlsError(f"TLS with {where} failed: {err.__cause__}") from None
-            raise ConnectError(f"Cannot connect to the SMTP server {where}: {err}") from None
+            raise ConnectError(_cannot_connect(s, err)) from None
         except (aiosmtplib.SMTPException, OSError) as err:
-            raise ConnectError(f"Cannot connect to the SMTP server {where}: {err}") from None
+            raise ConnectError(_cannot_connect(s, err)) from None
         try:
             if s.security == "starttls":
                 await smtp.starttls()
@@ -219,3 +220,20 @@ class Connection:
             with contextlib.suppress(aiosmtplib.SMTPException, OSError):
                 await self._smtp.quit()
         self.close()
+
+
+def _cannot_connect(s: SmtpSettings, err: Exception) -> str:
+    """What failed, and the settings that decide where mailer connects to."""
+    usual = DEFAULT_PORTS[s.security]
+    pairing = (
+        f"; MAILER_SMTP_SECURITY={s.security} usually goes with port {usual}"
+        if s.port != usual
+        else ""
+    )
+    # "Connection refused" rather than aiosmtplib's sentence that repeats host and port
+    errnos = [e.errno for e in (err, err.__cause__) if isinstance(e, OSError) and e.errno]
+    reason = os.strerror(errnos[0]) if errnos else str(err)
+    return (
+        f"Cannot connect to the SMTP server {s.host}:{s.port}: {reason.rstrip('.')}. "
+        f"Check MAILER_SMTP_HOST and MAILER_SMTP_PORT (in .env or the environment){pairing}."
+    )

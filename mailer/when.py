@@ -23,7 +23,8 @@ ACCEPTED_FORMS = """\
   now
   2026-11-30T09:00, 2026-11-30 09:00+01:00, 2026-11-30   ISO 8601; without a zone it is local time
   today 18:30, tomorrow 09:00                             also German: heute, morgen
-  mon 09:00, Monday 9:00, Mo 09:00, montag 9:00           the next such weekday, English or German
+  mon 09:00, Monday 9am, Mo 09:00, Montag 9 Uhr           the next such weekday, English or German
+  9:30, 9.30, 9am, 9:30 pm, 9 Uhr, 9.30 Uhr, um 9 Uhr     how the time of day may be written
   in 2h, in 30 min, in 3 days, in 1h30m                   real elapsed time from now"""
 
 # Day words are a closed, tiny vocabulary.  dateparser is not used for them
@@ -40,6 +41,12 @@ _WEEKDAY_NAMES = (
     ("sun", "sunday", "so", "sonntag"),
 )
 _WEEKDAYS = {name: number for number, names in enumerate(_WEEKDAY_NAMES) for name in names}
+# A time of day: "09:00", "9.30", "9am", "9:30 p.m.", "9 Uhr", "um 9.30 Uhr", "at 9am".
+# A bare "9" is refused: it could be a date as well as an hour.
+_TIME_OF_DAY = re.compile(
+    r"(?:at |um )?(?P<hour>\d{1,2})(?:[:.](?P<minute>\d{2}))?"
+    r" ?(?P<suffix>am|pm|a\.m\.|p\.m\.|uhr)?"
+)
 # "in" followed by number+unit pairs; the units themselves are dateparser's job.
 _RELATIVE = re.compile(r"in(\s*\d+\s*[^\W\d_]+\.?)+", re.IGNORECASE)
 
@@ -135,13 +142,29 @@ def _parse_relative(words: list[str], now: datetime) -> datetime | None:
     return (now.astimezone(UTC) + (later - base)).astimezone(now.tzinfo)
 
 
-def _parse_day_and_time(words: list[str], now: datetime, zone: tzinfo) -> datetime | None:
-    if len(words) != 2:
+def _time_of_day(text: str) -> time | None:
+    match = _TIME_OF_DAY.fullmatch(text)
+    if match is None:
         return None
-    day_word, time_word = words[0].rstrip("."), words[1]
-    try:
-        at = datetime.strptime(time_word, "%H:%M").time()
-    except ValueError:
+    hour, minute = int(match["hour"]), int(match["minute"] or 0)
+    suffix = (match["suffix"] or "").replace(".", "")
+    if not suffix and match["minute"] is None:
+        return None
+    if suffix in ("am", "pm"):
+        if not 1 <= hour <= 12:
+            return None
+        hour = hour % 12 + (12 if suffix == "pm" else 0)  # 12am is midnight, 12pm noon
+    if hour > 23 or minute > 59:
+        return None
+    return time(hour, minute)
+
+
+def _parse_day_and_time(words: list[str], now: datetime, zone: tzinfo) -> datetime | None:
+    if len(words) < 2:
+        return None
+    day_word = words[0].rstrip(".")
+    at = _time_of_day(" ".join(words[1:]))
+    if at is None:
         return None
     today = now.date()
     if day_word in _DAY_OFFSETS:

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-pytest.importorskip("rapidocr", reason="the OCR extra is not installed: pip install 'mailer[ocr]'")
+pytest.importorskip("rapidocr", reason="the OCR extra is not installed: pip install '.[ocr]'")
 
 from click.testing import CliRunner
 from PIL import Image
@@ -36,6 +36,7 @@ from mailer.contacts.extract import extract
 from mailer.errors import OcrUnavailable
 from mailer.models import Contact, Rejected
 from tests.smtpd import SmtpServer
+from tests.tools import require_tool
 
 sys.path.insert(0, str(Path(__file__).parent))
 from cardgen import CardTruth, find_fonts, make_cards, photograph, render
@@ -48,12 +49,8 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="session")
 def fonts() -> list[tuple[Path, Path]]:
-    found = find_fonts()
-    if not found:
-        pytest.skip(
-            "no DejaVu/Liberation font: apt-get install fonts-dejavu-core fonts-liberation2"
-        )
-    return found
+    require_tool("fonts")
+    return find_fonts()
 
 
 @pytest.fixture(scope="session")
@@ -226,7 +223,7 @@ def test_review_refuses_what_is_not_a_card(tmp_path: Path) -> None:
 
 def test_missing_engine_names_the_install_command(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "rapidocr", None)  # what an absent package looks like
-    with pytest.raises(OcrUnavailable, match=r"pip install 'mailer\[ocr\]'"):
+    with pytest.raises(OcrUnavailable, match=r"pipx install --force '\.\[ocr\]'"):
         require_ocr()
 
 

@@ -79,7 +79,8 @@ def test_cards_review_file(tmp_path: Path) -> None:
     assert_no_formula(out)
 
 
-def test_problems_report(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_problems_report(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                         isolated_env: Path) -> None:
     monkeypatch.chdir(tmp_path)
     (tmp_path / "contacts.csv").write_text("Name,Email\nAda,ada@example.com\n", encoding="utf-8")
     shutil.copy(PROJECT / "profile.example.toml", tmp_path / "profile.toml")
@@ -90,7 +91,7 @@ def test_problems_report(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Non
         result = CliRunner().invoke(main, ["send", "contacts.csv", "--profile", "profile.toml",
                                            "--rate", "none", "--yes"])
     assert result.exit_code == 1, result.output
-    report = tmp_path / "mailer-problems-contacts.csv"
+    report = isolated_env / "problems-contacts.csv"  # the state directory
     [row] = read(report)
     assert row["state"] == "failed" and row["reply"] == "'=HYPERLINK(\"http://example.com\")"
     assert_no_formula(report)

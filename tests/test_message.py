@@ -94,8 +94,8 @@ def test_structure_and_headers(profile: Profile) -> None:
     assert msg["Date"].datetime == DATE
     assert msg["Message-ID"] == draft.message_id == "<test-1@example.com>"
     assert msg["MIME-Version"] == "1.0"
-    assert msg["List-Unsubscribe"] == "<mailto:alex@example.com?subject=unsubscribe>"
-    assert "List-Unsubscribe-Post" not in msg  # no https URL in the example profile
+    # a personal one-off mail, not list mail: no list headers without an unsubscribe URL
+    assert not [name for name in msg if name.lower().startswith("list-")]
     assert msg["Subject"] == draft.subject == "FOSDEM 2026: meine Kontaktdaten"
     assert draft.sender == "alex@example.com" and not draft.smtputf8
 
@@ -107,11 +107,13 @@ def test_structure_and_headers(profile: Profile) -> None:
     assert html.get_content_type() == "text/html"
     assert text.get_content().replace("\r\n", "\n") == draft.text
     assert "Hallo Jürgen Müller," in draft.text
-    assert "„abmelden“" in draft.text
+    assert "nur einmal" in draft.text and "abmelden" not in draft.text
     assert html.get_content().replace("\r\n", "\n") == draft.html
     assert card.get_content_type() == "text/vcard"
     assert card.get_filename() == "Alex_Example.vcf"
-    assert card.get_content().replace("\r\n", "\n") == profile.vcard().replace("\r\n", "\n")
+    assert card.get_content().replace("\r\n", "\n") == profile.vcard("3.0", "de").replace(
+        "\r\n", "\n"
+    )
     for part in msg.walk():
         assert part.defects == []
     assert max(len(line) for line in draft.payload.split(b"\r\n")) <= 76
@@ -135,6 +137,7 @@ def test_one_click_unsubscribe_only_with_an_https_url(profile: Profile) -> None:
         "<mailto:alex@example.com?subject=unsubscribe>, <https://example.com/u?id=1>"
     )
     assert msg["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    assert msg["List-Id"] == "<alex.contacts.example.com>"  # complete list headers, for SA
 
 
 def test_greeting_falls_back_without_a_name(profile: Profile) -> None:
@@ -185,8 +188,7 @@ def write_templates(folder: Path, subject: str, text: str, html: str, lang: str 
     return folder
 
 
-HEADERS = ["Date", "From", "To", "Subject", "Message-ID", "List-Id", "List-Unsubscribe"]
-HEADERS += ["MIME-Version", "Content-Type"]
+HEADERS = ["Date", "From", "To", "Subject", "Message-ID", "MIME-Version", "Content-Type"]
 ALL_FIELDS = "{{ contact.name }} | {{ contact.org }} | {{ contact.title }}"
 
 
@@ -297,3 +299,31 @@ def test_message_ids_are_unique_on_the_sender_domain(profile: Profile) -> None:
     ids = {c.render(Contact(email=f"p{i}@example.com")).message_id for i in range(50)}
     assert len(ids) == 50
     assert all(i.startswith("<") and i.endswith("@example.com>") for i in ids)
+
+
+@pytest.mark.parametrize(
+    ("phrases", "lang", "expected"),
+    [
+        ((("de", "auf der FOSDEM 2026"),), "de", "die ich auf der FOSDEM 2026 kennengelernt"),
+        ((), "de", "die ich im Rahmen von FOSDEM 2026 kennengelernt"),  # no article guessed
+        ((), "en", "everyone I met at FOSDEM 2026,"),
+        ((("en", "at the FOSDEM booth"),), "en", "everyone I met at the FOSDEM booth,"),
+    ],
+)
+def test_the_event_is_worded_by_the_profile_else_by_the_template(
+    profile: Profile, phrases: tuple[tuple[str, str], ...], lang: str, expected: str
+) -> None:
+    from dataclasses import replace
+
+    c = composer(replace(profile, event="FOSDEM 2026", event_phrases=phrases), lang=lang)
+    draft = c.render(Contact(email="ada@example.com", name="Ada"))
+    assert expected in draft.text
+    assert expected in draft.html
+
+
+def test_a_german_mail_attaches_a_vcard_with_german_labels(profile: Profile) -> None:
+    c = composer(profile)
+    de = parse(c.render(Contact(email="a@example.de")).wire(DATE))
+    en = parse(c.render(Contact(email="a@example.com", lang="en")).wire(DATE))
+    assert "X-ABLABEL:Termin vereinbaren" in de.get_payload()[1].get_content()
+    assert "X-ABLABEL:Book a meeting" in en.get_payload()[1].get_content()

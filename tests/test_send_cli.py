@@ -95,11 +95,17 @@ def test_without_a_terminal_it_refuses_unless_yes(work: Path, server: SmtpServer
     assert status()["counts"] == {}
 
 
-def test_failed_recipient_exits_1_with_a_problems_csv(work: Path, server: SmtpServer) -> None:
+def test_failed_recipient_exits_1_with_a_problems_csv(
+    work: Path, server: SmtpServer, isolated_env: Path
+) -> None:
     server.fault("ben@example.org", Fault(reply="550 5.1.1 No such user here"))
     result = send("--yes")
     assert result.exit_code == 1, result.output
-    report = work / "mailer-problems-contacts.csv"
+    report = isolated_env / "problems-contacts.csv"  # the state directory, not the cwd
+    assert f"Failed, deferred or unknown recipients with the server's replies: {report}\n" in (
+        result.output
+    )
+    assert not list(work.glob("*problems*"))
     rows = list(csv.DictReader(report.open(encoding="utf-8-sig")))
     assert [(r["recipient"], r["state"], r["code"], r["reply"]) for r in rows] == [
         ("ben@example.org", "failed", "550", "5.1.1 No such user here")]

@@ -62,10 +62,17 @@ def test_starttls_wanted_but_not_offered_is_a_tls_error() -> None:
             asyncio.run(Connection(settings).connect())
 
 
-def test_nobody_listening_is_a_connect_error() -> None:
-    settings = SmtpSettings(host="127.0.0.1", port=free_port(), security="none", timeout=2)
-    with pytest.raises(ConnectError, match="Cannot connect"):
+def test_nobody_listening_is_a_connect_error_naming_the_settings() -> None:
+    port = free_port()
+    settings = SmtpSettings(host="127.0.0.1", port=port, security="none", timeout=2)
+    with pytest.raises(ConnectError) as caught:
         asyncio.run(Connection(settings).connect())
+    message = str(caught.value)
+    assert message.startswith(
+        f"Cannot connect to the SMTP server 127.0.0.1:{port}: Connection refused. "
+    )
+    assert "Check MAILER_SMTP_HOST and MAILER_SMTP_PORT (in .env or the environment)" in message
+    assert "MAILER_SMTP_SECURITY=none usually goes with port 25." in message
 
 
 def test_per_connection_limit_reconnects_transparently() -> None:

@@ -6,11 +6,11 @@ import sys
 from collections.abc import Callable
 from functools import wraps
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
+from typing import IO, TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 import click
 
-from .. import __version__
+from .. import DISTRIBUTION, __version__
 from ..contacts.fields import FIELDS
 from ..errors import ConfigError, MailerError
 from ..ratelimit import PRESETS
@@ -24,8 +24,84 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(__version__, prog_name="mailer")
+class UsageFailure(click.ClickException):
+    """click's own errors (a bad option, a missing file) in mailer's one format:
+    `mailer: error: ...` with where to look next, exit code 2."""
+
+    exit_code = 2
+
+    def __init__(self, err: click.ClickException, command: str) -> None:
+        message = err.format_message().strip()
+        if message and message[-1] not in ".!?":
+            message += "."
+        super().__init__(f"{message} See '{command} --help'.")
+
+    def show(self, file: IO[Any] | None = None) -> None:
+        click.echo(f"mailer: error: {self.message}", file=file, err=file is None)
+
+
+def _parsed(
+    make_context: Callable[..., click.Context],
+    info_name: str | None,
+    args: list[str],
+    parent: click.Context | None,
+    extra: dict[str, Any],
+) -> click.Context:
+    try:
+        return make_context(info_name, args, parent, **extra)
+    except click.exceptions.NoArgsIsHelpError:  # `mailer` alone prints the help, as it should
+        raise
+    except click.ClickException as err:
+        names = [parent.command_path] if parent is not None else []
+        command = " ".join([*names, info_name or "mailer"])
+        raise UsageFailure(err, command) from None
+
+
+class MailerCommand(click.Command):
+    """A command whose option and argument errors read like every other error."""
+
+    def make_context(
+        self,
+        info_name: str | None,
+        args: list[str],
+        parent: click.Context | None = None,
+        **extra: Any,
+    ) -> click.Context:
+        return _parsed(super().make_context, info_name, args, parent, extra)
+
+
+class MailerGroup(click.Group):
+    """The same for groups; every command and sub-group defined on it is of these classes,
+    and a click error raised while a command runs is rendered the same way too."""
+
+    command_class = MailerCommand
+    group_class = type  # sub-groups are MailerGroups
+
+    def make_context(
+        self,
+        info_name: str | None,
+        args: list[str],
+        parent: click.Context | None = None,
+        **extra: Any,
+    ) -> click.Context:
+        return _parsed(super().make_context, info_name, args, parent, extra)
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except (UsageFailure, click.exceptions.NoArgsIsHelpError):
+            raise
+        except click.ClickException as err:
+            failed = getattr(err, "ctx", None)
+            raise UsageFailure(
+                err, failed.command_path if isinstance(failed, click.Context) else ctx.command_path
+            ) from None
+
+
+@click.group(cls=MailerGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(
+    __version__, prog_name="mailer", message=f"%(prog)s %(version)s ({DISTRIBUTION})"
+)
 def main() -> None:
     """Send one impersonal "here are my channels" mail, with your vCard, to everyone you met."""
 

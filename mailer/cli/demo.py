@@ -33,7 +33,10 @@ def demo(workdir: Path) -> None:
             click.echo(f"  {item.status.value:>14}  {item.source}: {item.reason}")
     click.echo(report.preview.line())
     sent = report.send.counts[State.SENT]
-    click.echo(f"Sent {sent} message(s) over SMTP to the local capture server:")
+    click.echo(
+        f"Delivered {sent} message(s) over SMTP to the capture server mailer started on "
+        f"127.0.0.1; nothing left this machine:"
+    )
     for item in report.preview.items:
         if item.draft is not None and item.status.value == "new":
             click.echo(f"  {item.email:<32} [{item.draft.lang}] {item.draft.subject}")
@@ -42,6 +45,6 @@ def demo(workdir: Path) -> None:
         f"{workdir / 'profile.example.toml'}"
     )
     click.echo(f"Messages (Maildir): {report.maildir}")
-    click.echo(f"Preview page:       {report.preview.index}")
+    click.echo(f"Preview page:       {report.preview.index} (the dry run, before sending)")
     click.echo(f"Journal:            {report.journal}")
     click.echo("Next: write your own profile.toml and .env, then `mailer preview` (see README).")

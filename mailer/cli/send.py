@@ -84,7 +84,7 @@ def console() -> Console:
 @message_options
 @map_option
 @click.option("--at", "at", metavar="WHEN",
-              help="Queue now, send later from `mailer run-due`: 'mon 09:00', "
+              help="Queue now, send later from `mailer run-due`: 'mon 9am', 'Montag 9 Uhr', "
                    "'tomorrow 9:00', 'in 2h', '2026-11-30T09:00' (local time), 'now'.")
 @click.option("--now", "now_text", hidden=True, help="Pretend it is this ISO time (tests).")
 @handle_errors
@@ -97,15 +97,16 @@ def send(paths: tuple[Path, ...], profile_path: Path, campaign_name: str | None,
     from ..plan import Tally, plan_files
     from ..when import Timing, format_when
 
-    if not assume_yes and not sys.stdin.isatty():
-        raise ConfigError("No terminal to confirm on: check with `mailer preview`, then pass "
-                          "--yes to send without asking.")
     settings, limits = config.smtp_settings(config.environment()), choose_rates(rates, provider)
     campaign = campaign_name or paths[0].stem
     timing = Timing.of(at, now_text)
+    region, composer = composer_for(profile_path, templates, lang)
+    # after every option and the profile are checked: a script learns of a bad --at first
+    if not assume_yes and not sys.stdin.isatty():
+        raise ConfigError("No terminal to confirm on: check with `mailer preview`, then pass "
+                          "--yes to send without asking.")
     if (later := timing.later) is not None:  # before anything is read or recorded
         click.echo(f"Scheduled for {format_when(later, timing.now)}.")
-    region, composer = composer_for(profile_path, templates, lang)
     with writable_journal() as journal:
         holds.check_can_queue(journal, campaign, timing.now, at_given=timing.at is not None)
         tally = Tally()
@@ -265,7 +266,7 @@ def report_and_exit(journal: Journal, summary: SendSummary) -> None:
     if summary.logins == 0:
         click.echo("Nothing to send.")
     show_summary(summary)
-    report = write_problems(journal, summary.campaign, Path.cwd())
+    report = write_problems(journal, summary.campaign)
     if report is not None:
         click.echo(f"Failed, deferred or unknown recipients with the server's replies: {report}")
     finish(summary)

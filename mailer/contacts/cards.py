@@ -2,7 +2,7 @@
 
 RapidOCR (ONNX models shipped inside the `rapidocr` wheel, so nothing is
 downloaded at run time) reads each card; `extract.py` turns the text lines into
-fields.  The engine is the optional extra `mailer[ocr]`, imported only when a
+fields.  The engine is the optional extra `ocr`, imported only when a
 card is actually read.  OCR results (the lines, not the fields) are cached by
 the file's SHA-256 and the engine version, so a rerun is instant and a better
 extractor still applies to cached cards.
@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 import phonenumbers
 
-from .. import config
+from .. import DISTRIBUTION, config
 from ..errors import InputError, OcrUnavailable
 from ..models import Contact, Rejected
 from .extract import CardFields, OcrLine, extract, split_name
@@ -35,7 +35,11 @@ from .extract import CardFields, OcrLine, extract, split_name
 if TYPE_CHECKING:
     from PIL import Image
 
-INSTALL_HINT = "pip install 'mailer[ocr]'"
+# mailer is installed from a clone or a wheel; pipx is what the README recommends
+INSTALL_HINT = (
+    f"pipx install --force '.[ocr]' in your clone of {DISTRIBUTION} "
+    "(in a venv: pip install '.[ocr]'; from a wheel: pipx install --force 'WHEEL[ocr]')"
+)
 CARD_SUFFIXES = frozenset(
     (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif", ".heic", ".heif", ".pdf")
 )
