@@ -25,14 +25,10 @@ import json
 import secrets
 import threading
 import time
-import webbrowser
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
-
-import requests
-from authlib.integrations.requests_client import OAuth2Session, OAuthError
 
 from .errors import AuthError, ConfigError
 from .sanitize import clean
@@ -109,6 +105,8 @@ class OAuthSettings:
         return self.url(self.provider.token_path, token=True)
 
     def session(self, *, client_secret: str = "", redirect_uri: str | None = None) -> Any:
+        from authlib.integrations.requests_client import OAuth2Session  # only when signing in
+
         secret = client_secret or self.client_secret
         return OAuth2Session(
             client_id=self.client_id,
@@ -220,7 +218,8 @@ def _tokens(token: dict[str, Any], *, previous_refresh: str = "") -> Tokens:
     return Tokens(access, str(refresh), expires_in)
 
 
-def _oauth_failure(err: OAuthError, settings: OAuthSettings, what: str) -> AuthError:
+def _oauth_failure(err: Any, settings: OAuthSettings, what: str) -> AuthError:
+    """An Authlib OAuthError (error, description) as what the user reads."""
     code = clean(str(err.error or "error"))
     description = clean(str(err.description or ""))[:300]
     detail = f"{code}: {description}" if description else code
@@ -247,6 +246,9 @@ def device_flow(
     sleep: Callable[[float], None] = time.sleep,
 ) -> Tokens:
     """RFC 8628: show the code to enter, poll the token endpoint until the user did."""
+    import requests
+    from authlib.integrations.requests_client import OAuthError
+
     url = settings.url(settings.provider.device_path)
     session = settings.session()
     try:
@@ -329,6 +331,11 @@ def loopback_flow(
     timeout: float = 300.0,
 ) -> Tokens:
     """RFC 8252 + RFC 7636: the browser signs in and is sent back to 127.0.0.1."""
+    import webbrowser
+
+    import requests
+    from authlib.integrations.requests_client import OAuthError
+
     server = _RedirectServer()
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
@@ -402,6 +409,9 @@ class TokenSource:
             return self._access
 
     def _refresh(self) -> None:
+        import requests
+        from authlib.integrations.requests_client import OAuthError
+
         grant = load_grant(self.username)
         if grant is None:
             raise AuthError(f"No OAuth2 sign-in stored for {self.username}: run `mailer login` "

@@ -141,7 +141,7 @@ class PasswordSource:
         if self.command:
             return "MAILER_SMTP_PASSWORD_COMMAND"
         if keyring_get(PASSWORD_SERVICE, keyring_account(self.host, self.username)):
-            return f"the OS keyring ({keyring_name()})"
+            return f"the OS keyring, {keyring_name()}"
         return "MAILER_SMTP_PASSWORD" if self.fallback else "nowhere"
 
     def password(self) -> str:

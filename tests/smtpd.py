@@ -211,6 +211,7 @@ class SmtpServer:
         data_delay: float = 0.0,
         oauth: Callable[[str, str], bool] | None = None,
         mechanisms: tuple[str, ...] | None = None,
+        size_limit: int | None = None,
     ) -> None:
         self.handler = FaultHandler(close_after, stall_seconds, data_delay)
         self.handler.oauth = oauth
@@ -219,6 +220,8 @@ class SmtpServer:
         self._tmp = tempfile.TemporaryDirectory(prefix="smtpd-")
         self.ca_file = Path(self._tmp.name) / "ca.pem"
         kwargs: dict[str, Any] = {"enable_SMTPUTF8": smtputf8, "timeout": idle_timeout}
+        if size_limit is not None:
+            kwargs["data_size_limit"] = size_limit  # announced as SIZE
         if starttls:
             self.ca = trustme.CA()
             self.ca.cert_pem.write_to_path(str(self.ca_file))

@@ -113,7 +113,10 @@ def sending_options(func: F) -> F:
     func = click.option(
         "--provider",
         type=click.Choice(sorted(PRESETS)),
-        help="Use this provider's published limits [default: generic, 20/min and 1000/day].",
+        default=lambda: config.environment().get("MAILER_PROVIDER") or None,  # `mailer init`
+        show_default=False,
+        help="Use this provider's published limits [default: MAILER_PROVIDER, else generic, "
+        "20/min and 1000/day].",
     )(func)
     return click.option(
         "--rate",
