@@ -313,3 +313,75 @@ def test_revoked_sign_in_stops_send_before_anyone_is_marked(
         counts = json.loads(mailer_cli("status", "--json").output)["counts"]
         assert counts["queued"] == 1
         assert counts["sent"] == counts["failed"] == counts["unknown"] == counts["claimed"] == 0
+
+
+# -- init through a real terminal ------------------------------------------------------
+
+
+def test_init_interactive_in_a_terminal_then_login_and_check(
+    tmp_path: Path, server: SmtpServer
+) -> None:
+    pexpect = pytest.importorskip("pexpect")
+    folder = tmp_path / "setup"
+    child = pexpect.spawn(sys.executable, ["-m", "mailer", "init", "--dir", str(folder)],
+                          env=subprocess_env(), encoding="utf-8", timeout=30,
+                          dimensions=(50, 200))
+    transcript: list[str] = []
+    child.logfile_read = _Sink(transcript)
+
+    def answer(prompt: str, text: str) -> None:
+        child.expect_exact(prompt)
+        child.sendline(text)
+
+    answer("Your name:", "Alex Example")
+    answer("Your e-mail address:", USER)
+    answer("Where did you meet people", "FOSDEM 2026")
+    answer("Mail language (en, de) [en]:", "")
+    answer("Channel:", "linkedin=alex-example")
+    answer("Channel:", "myspace=alex")  # refused with the list, asked again
+    child.expect_exact("is not one of")
+    answer("Channel:", "")
+    answer("[generic]:", "")
+    answer("SMTP server:", server.host)
+    answer("[starttls]:", "")
+    answer("SMTP port [587]:", str(server.port))
+    child.expect_exact("Wrote ")
+    answer("Sign in now (mailer login)? [Y/n]:", "y")
+    answer(f"Password for {USER} at {server.host}:", PASSWORD)
+    child.expect_exact("Stored the password")
+    answer("Check the account now (mailer check)? [Y/n]:", "y")
+    child.expect_exact(f"Logged in as {USER} with PLAIN")
+    child.expect_exact("Largest message the profile produces")
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 0, "".join(transcript)
+    assert PASSWORD not in "".join(transcript)  # never echoed
+    assert [c.network for c in load_profile(folder / "profile.toml").channels] == ["linkedin"]
+    assert stat.S_IMODE((folder / ".env").stat().st_mode) == 0o600
+
+    # a second run asks before replacing anything; "no" keeps the file as it is
+    before = (folder / "profile.toml").read_bytes()
+    child = pexpect.spawn(sys.executable, ["-m", "mailer", "init", "--dir", str(folder),
+                                           "--name", "B", "--email", "b@gmail.com"],
+                          env=subprocess_env(), encoding="utf-8", timeout=30)
+    answer("Where did you meet people", "")
+    answer("[en]:", "")
+    answer("Channel:", "")
+    answer("Log in with a password or OAuth2 (password, oauth2) [password]:", "")
+    answer("profile.toml exists. Replace it? [y/N]:", "")
+    child.expect_exact("Kept")
+    answer(".env exists. Replace it? [y/N]:", "")
+    answer("Sign in now (mailer login)? [Y/n]:", "n")
+    child.expect(pexpect.EOF)
+    assert (folder / "profile.toml").read_bytes() == before
+
+
+class _Sink:
+    def __init__(self, into: list[str]) -> None:
+        self.into = into
+
+    def write(self, text: str) -> None:
+        self.into.append(text)
+
+    def flush(self) -> None:
+        pass
