@@ -25,6 +25,7 @@ from .secrets import PasswordSource
 
 SECURITY_MODES = ("starttls", "tls", "none")
 AUTH_MODES = ("password", "oauth2")
+SECRET_KEYS = ("MAILER_SMTP_PASSWORD", "MAILER_OAUTH2_CLIENT_SECRET")  # warned about in .env
 DEFAULT_PORTS = {"starttls": 587, "tls": 465, "none": 25}
 
 
@@ -75,8 +76,10 @@ def environment(env_file: Path | None = None) -> dict[str, str]:
     values: dict[str, str] = {}
     if str(path) not in ("", ".") and path.is_file():
         values.update({k: v for k, v in dotenv_values(path).items() if v is not None})
-        if values.get("MAILER_SMTP_PASSWORD"):
-            _warn_if_readable(path)
+        for key in SECRET_KEYS:
+            if values.get(key):
+                _warn_if_readable(path, key)
+                break
     values.update(os.environ)
     return values
 
@@ -84,15 +87,15 @@ def environment(env_file: Path | None = None) -> dict[str, str]:
 _warned: set[Path] = set()
 
 
-def _warn_if_readable(path: Path) -> None:
-    """A password in a file every user of the machine can read: say so, once per run."""
+def _warn_if_readable(path: Path, key: str) -> None:
+    """A secret in a file every user of the machine can read: say so, once per run."""
     try:
         mode = path.stat().st_mode
     except OSError:
         return
     if mode & stat.S_IROTH and path not in _warned:
         _warned.add(path)
-        print(f"mailer: warning: {path} holds MAILER_SMTP_PASSWORD and every user of this "
+        print(f"mailer: warning: {path} holds {key} and every user of this "
               f"machine can read it; fix it with: chmod 600 {path}", file=sys.stderr)
 
 

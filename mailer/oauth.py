@@ -25,7 +25,7 @@ import json
 import secrets
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -118,7 +118,7 @@ class OAuthSettings:
         )
 
 
-def oauth_settings(env: dict[str, str] | Any, host: str) -> OAuthSettings:
+def oauth_settings(env: Mapping[str, str], host: str) -> OAuthSettings:
     """MAILER_OAUTH2_* -> OAuthSettings; the provider is guessed from the host."""
     name = env.get("MAILER_OAUTH2_PROVIDER", "").strip().lower() or guess_provider(host)
     if name is None:

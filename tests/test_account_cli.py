@@ -385,3 +385,18 @@ class _Sink:
 
     def flush(self) -> None:
         pass
+
+
+def test_without_a_keyring_login_points_to_the_password_command(
+    work: Path, server: SmtpServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from keyring.backends.fail import Keyring as NoKeyring
+
+    assert init_for(server).exit_code == 0
+    use_env_file(monkeypatch, work)
+    keyring.set_keyring(NoKeyring())
+    result = mailer_cli("login", input=PASSWORD + "\n")
+    assert result.exit_code == 2 and "MAILER_SMTP_PASSWORD_COMMAND" in result.output
+    assert PASSWORD not in result.output
+    monkeypatch.setenv("MAILER_SMTP_PASSWORD", PASSWORD)  # no keyring: the next source is used
+    assert mailer_cli("check").exit_code == 0
