@@ -10,6 +10,7 @@ SIZE.  With a test draft, one message goes to the user's own address.
 from __future__ import annotations
 
 import contextlib
+import socket
 import ssl
 import time
 from collections.abc import Callable
@@ -88,11 +89,12 @@ async def check_account(
         try:
             banner = await smtp.connect()
         except aiosmtplib.SMTPConnectError as err:
-            if isinstance(err.__cause__, ssl.SSLError):
-                raise TlsError(f"TLS with {where} failed: {clean(str(err.__cause__))}. "
+            cause = err.__cause__
+            if isinstance(cause, ssl.SSLError):
+                raise TlsError(f"TLS with {where} failed: {clean(str(cause))}. "
                                f"{PORT_HINT}") from None
-            raise ConnectError(f"Cannot connect to {where}: {clean(str(err))}. {PORT_HINT}") \
-                from None
+            raise ConnectError(f"Cannot connect to {where}: {clean(str(err))}. "
+                               f"{_connect_hint(err)}") from None
         except (aiosmtplib.SMTPException, OSError) as err:
             raise ConnectError(f"Cannot connect to {where}: {clean(str(err))}. {PORT_HINT}") \
                 from None
@@ -166,6 +168,19 @@ async def check_account(
         return CheckResult(extensions, size_limit, mechanism, fits)
     finally:
         smtp.close()
+
+
+def _connect_hint(err: Exception) -> str:
+    """The setting a failed connection most likely points at."""
+    cause = err.__cause__
+    if isinstance(cause, socket.gaierror):
+        return "Check MAILER_SMTP_HOST: the name does not resolve (a typo, or no network)."
+    if isinstance(cause, ConnectionRefusedError):
+        return "Check MAILER_SMTP_PORT: nothing listens there (submission is 587 or 465)."
+    if isinstance(err, aiosmtplib.SMTPConnectTimeoutError):
+        return ("No greeting came: check MAILER_SMTP_SECURITY and MAILER_SMTP_PORT (port 465 "
+                "wants tls, 587 starttls), or a firewall blocking the port.")
+    return PORT_HINT
 
 
 def _origin(settings: SmtpSettings) -> str:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import socket
 import stat
 import subprocess
 import sys
@@ -14,6 +15,7 @@ import threading
 from collections.abc import Iterator
 from pathlib import Path
 
+import aiosmtplib
 import keyring
 import pytest
 import requests
@@ -21,6 +23,7 @@ from click.testing import CliRunner, Result
 from dotenv import dotenv_values
 
 import mailer.cli  # registers every command
+from mailer.check import _connect_hint
 from mailer.cli.app import main
 from mailer.oauth import load_grant
 from mailer.profile import load_profile
@@ -174,8 +177,19 @@ def test_check_failures_say_what_to_change(
         port = closed.port
     monkeypatch.setenv("MAILER_SMTP_PORT", str(port))
     result = mailer_cli("check")
-    assert result.exit_code == 2 and "MAILER_SMTP_PORT" in result.output
+    assert result.exit_code == 2 and "Check MAILER_SMTP_PORT: nothing listens" in result.output
+    with socket.socket() as silent:  # accepts, never greets: like TLS-only port 465
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()
+        monkeypatch.setenv("MAILER_SMTP_HOST", "127.0.0.1")
+        monkeypatch.setenv("MAILER_SMTP_PORT", str(silent.getsockname()[1]))
+        monkeypatch.setenv("MAILER_SMTP_TIMEOUT", "1")
+        result = mailer_cli("check")
+    assert result.exit_code == 2 and "port 465 wants tls" in result.output
     assert "Traceback" not in result.output
+    unresolved = aiosmtplib.SMTPConnectError("Error connecting to smtp.example.invalid")
+    unresolved.__cause__ = socket.gaierror(-2, "Name or service not known")
+    assert "Check MAILER_SMTP_HOST" in _connect_hint(unresolved)  # no DNS query in tests
 
 
 def test_check_reports_a_message_too_large_for_size(
