@@ -350,3 +350,17 @@ def test_secrets_stay_out_of_reprs(idp: OAuthServer) -> None:
         text = repr(obj)
         assert PASSWORD not in text and "g-secret" not in text and "rt-x" not in text
     assert sys.modules["mailer.secrets"].__doc__  # the module documents the order
+
+
+def test_check_account_reports_what_the_server_offers() -> None:
+    from mailer.check import check_account
+
+    lines: list[str] = []
+    with SmtpServer(starttls=True, auth=(USER, PASSWORD), size_limit=10_000) as server:
+        result = asyncio.run(check_account(server.settings(password=PASSWORD), lines.append,
+                                           tls_context=server.client_tls(), largest=20_000))
+        assert server.received == []
+    assert result.mechanism == "PLAIN" and result.size_limit == 10_000 and not result.fits
+    assert {"smtputf8", "8bitmime", "auth", "size"} <= set(result.extensions)
+    assert any(line.startswith("TLS: TLSv1.") for line in lines)
+    assert "19.5 kB, does NOT fit" in lines[-1]
