@@ -414,3 +414,22 @@ def test_without_a_keyring_login_points_to_the_password_command(
     assert PASSWORD not in result.output
     monkeypatch.setenv("MAILER_SMTP_PASSWORD", PASSWORD)  # no keyring: the next source is used
     assert mailer_cli("check").exit_code == 0
+
+
+def test_the_provider_init_wrote_sets_the_rate_of_send(work: Path) -> None:
+    pexpect = pytest.importorskip("pexpect")
+    with SmtpServer() as smtp:
+        result = mailer_cli("init", "--name", "Alex Example", "--email", USER, "--provider",
+                            "ionos", "--host", smtp.host, "--port", str(smtp.port),
+                            "--security", "none", "--username", "")
+        assert result.exit_code == 0, result.output
+        (work / "contacts.csv").write_text("Name,Email\nAnna,anna@example.com\n")
+        child = pexpect.spawn(sys.executable, ["-m", "mailer", "send", "contacts.csv",
+                                               "--profile", "profile.toml"],
+                              cwd=str(work), env=subprocess_env(), encoding="utf-8",
+                              timeout=30, dimensions=(50, 200))
+        child.expect_exact("rate 30/min, 500/hour")  # IONOS, from MAILER_PROVIDER in .env
+        child.expect_exact("[y/N]")
+        child.sendline("n")
+        child.expect(pexpect.EOF)
+        assert smtp.received == []
