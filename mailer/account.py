@@ -90,10 +90,12 @@ def profile_text(account: Account) -> str:
                                "lang": account.lang}
     if account.event:
         data["event"] = account.event
-    if account.channels:
-        data["channels"] = [{"network": n, "value": v} for n, v in account.channels]
+    # one [[channels]] table each, as in profile.example.toml (and so errors name a line)
+    channels = "".join("\n[[channels]]\n" + tomli_w.dumps({"network": n, "value": v})
+                       for n, v in account.channels)
     return ("# Written by `mailer init`; profile.example.toml explains every key you can add\n"
-            "# (organisation, title, phones, photo, address, ...).\n\n" + tomli_w.dumps(data))
+            "# (organisation, title, phones, photo, address, ...).\n\n" + tomli_w.dumps(data)
+            + channels)
 
 
 def check_profile(text: str, path: Path) -> Profile:

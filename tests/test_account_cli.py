@@ -107,6 +107,8 @@ def test_init_never_overwrites_without_asking(work: Path) -> None:
      "needs --auth password"),
     (("--name", "A", "--email", "a@gmail.com", "--channel", "myspace=x"), "not one of"),
     (("--email", "a@gmail.com",), "--name is needed"),
+    (("--name", "A", "--email", "a@gmail.com", "--channel", "mastodon=not a handle"),
+     "profile.toml, line 10: channels"),
 ])
 def test_init_refuses_incomplete_options_writing_nothing(
     work: Path, args: tuple[str, ...], message: str
