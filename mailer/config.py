@@ -1,13 +1,17 @@
 """Settings from the environment and `.env`: the SMTP account and the state directory.
 
-Secrets (the SMTP password) live only in `SmtpSettings.password`, whose repr
-hides it, so that no log line, journal row or preview can carry it.
+Secrets live only in `SmtpSettings.password` and `SmtpSettings.credentials`
+(a password source or an OAuth2 token source, see secrets.py and oauth.py),
+whose reprs hide them, so that no log line, journal row or preview can carry
+them.  The credentials are looked up when the first connection logs in.
 """
 
 from __future__ import annotations
 
 import ipaddress
 import os
+import stat
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,8 +20,12 @@ import platformdirs
 from dotenv import dotenv_values
 
 from .errors import ConfigError
+from .oauth import TokenSource, oauth_settings
+from .secrets import PasswordSource
 
 SECURITY_MODES = ("starttls", "tls", "none")
+AUTH_MODES = ("password", "oauth2")
+SECRET_KEYS = ("MAILER_SMTP_PASSWORD", "MAILER_OAUTH2_CLIENT_SECRET")  # warned about in .env
 DEFAULT_PORTS = {"starttls": 587, "tls": 465, "none": 25}
 
 
@@ -30,6 +38,11 @@ class SmtpSettings:
     password: str = field(default="", repr=False)
     timeout: float = 30.0
     allow_insecure: bool = False  # plain SMTP to a non-loopback host, explicitly wanted
+    auth: str = "password"  # one of AUTH_MODES
+    # where the password or token comes from; None: `password` above
+    credentials: PasswordSource | TokenSource | None = field(
+        default=None, repr=False, compare=False
+    )
 
     @property
     def is_loopback(self) -> bool:
@@ -63,8 +76,27 @@ def environment(env_file: Path | None = None) -> dict[str, str]:
     values: dict[str, str] = {}
     if str(path) not in ("", ".") and path.is_file():
         values.update({k: v for k, v in dotenv_values(path).items() if v is not None})
+        for key in SECRET_KEYS:
+            if values.get(key):
+                _warn_if_readable(path, key)
+                break
     values.update(os.environ)
     return values
+
+
+_warned: set[Path] = set()
+
+
+def _warn_if_readable(path: Path, key: str) -> None:
+    """A secret in a file every user of the machine can read: say so, once per run."""
+    try:
+        mode = path.stat().st_mode
+    except OSError:
+        return
+    if mode & stat.S_IROTH and path not in _warned:
+        _warned.add(path)
+        print(f"mailer: warning: {path} holds {key} and every user of this "
+              f"machine can read it; fix it with: chmod 600 {path}", file=sys.stderr)
 
 
 def smtp_settings(env: Mapping[str, str]) -> SmtpSettings:
@@ -92,15 +124,37 @@ def smtp_settings(env: Mapping[str, str]) -> SmtpSettings:
         timeout = float(timeout_text) if timeout_text else 30.0
     except ValueError:
         raise ConfigError(f"MAILER_SMTP_TIMEOUT={timeout_text!r} is not a number.") from None
+    username = env.get("MAILER_SMTP_USERNAME", "").strip()
+    password = env.get("MAILER_SMTP_PASSWORD", "")
+    auth = env.get("MAILER_SMTP_AUTH", "").strip().lower() or "password"
+    if auth not in AUTH_MODES:
+        raise ConfigError(f"MAILER_SMTP_AUTH={auth!r} is not one of {', '.join(AUTH_MODES)}.")
+    credentials: PasswordSource | TokenSource | None = None
+    if auth == "oauth2":
+        if not username:
+            raise ConfigError("MAILER_SMTP_AUTH=oauth2 needs MAILER_SMTP_USERNAME: your address.")
+        credentials = TokenSource(oauth_settings(env, host), username)
+    elif username:
+        command = env.get("MAILER_SMTP_PASSWORD_COMMAND", "").strip()
+        wait_text = env.get("MAILER_SMTP_PASSWORD_TIMEOUT", "").strip()
+        try:
+            wait = float(wait_text) if wait_text else 60.0
+        except ValueError:
+            raise ConfigError(
+                f"MAILER_SMTP_PASSWORD_TIMEOUT={wait_text!r} is not a number."
+            ) from None
+        credentials = PasswordSource(host, username, command, password, wait)
     settings = SmtpSettings(
         host=host,
         port=port,
         security=security,
-        username=env.get("MAILER_SMTP_USERNAME", "").strip(),
-        password=env.get("MAILER_SMTP_PASSWORD", ""),
+        username=username,
+        password=password,
         timeout=timeout,
         allow_insecure=env.get("MAILER_SMTP_ALLOW_INSECURE", "").strip().lower()
         in ("1", "true", "yes"),
+        auth=auth,
+        credentials=credentials,
     )
     settings.check_safe()
     return settings

@@ -23,6 +23,7 @@ import aiosmtplib
 
 from .config import DEFAULT_PORTS, SmtpSettings
 from .errors import AuthError, ConnectError, TlsError
+from .smtpauth import authenticate
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,17 +104,10 @@ class Connection:
             raise ConnectError(f"{where} does not accept EHLO or HELO: {err}") from None
         if s.username:
             try:
-                await self._login(smtp)
-            except aiosmtplib.SMTPAuthenticationError as err:
+                await authenticate(smtp, s)  # password or OAuth2: see smtpauth.py
+            except AuthError:
                 smtp.close()
-                raise AuthError(
-                    f"{where} refused the login for {s.username}: {err.code} {err.message}. "
-                    f"Check MAILER_SMTP_USERNAME and MAILER_SMTP_PASSWORD (many providers "
-                    f"want an app password)."
-                ) from None
-            except (aiosmtplib.SMTPException, OSError) as err:
-                smtp.close()
-                raise AuthError(f"Cannot log in to {where}: {err}") from None
+                raise
         self._smtp = smtp
         self.logins += 1
 
@@ -124,17 +118,6 @@ class Connection:
                 await smtp.ehlo()
             except aiosmtplib.SMTPHeloError:
                 await smtp.helo()
-
-    async def _login(self, smtp: aiosmtplib.SMTP) -> None:
-        """One AUTH attempt, PLAIN when offered: trying every mechanism with a
-        wrong password only adds failed logins to the account's record."""
-        methods = smtp.server_auth_methods
-        if "plain" in methods:
-            await smtp.auth_plain(self.settings.username, self.settings.password)
-        elif "login" in methods:
-            await smtp.auth_login(self.settings.username, self.settings.password)
-        else:
-            await smtp.login(self.settings.username, self.settings.password)
 
     async def send(self, sender: str, recipient: str, message: bytes, *, smtputf8: bool) -> Reply:
         """One transaction.  Returns the final 250, or the first reply that is

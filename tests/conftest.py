@@ -1,10 +1,13 @@
-"""Fixtures every test gets: an isolated state directory and no inherited SMTP settings."""
+"""Fixtures every test gets: an isolated state directory, no inherited SMTP settings,
+and a file keyring (keyrings.alt) in a temporary home instead of the user's."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+import keyring
 import pytest
+from keyrings.alt.file import PlaintextKeyring
 
 PROJECT = Path(__file__).resolve().parents[1]
 SHARED = PROJECT.parent / "shared"
@@ -23,8 +26,20 @@ def isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
         "MAILER_SMTP_PASSWORD",
         "MAILER_SMTP_SECURITY",
         "MAILER_SMTP_ALLOW_INSECURE",
+        "MAILER_SMTP_AUTH",
+        "MAILER_SMTP_PASSWORD_COMMAND",
+        "MAILER_SMTP_PASSWORD_TIMEOUT",
+        "MAILER_OAUTH2_PROVIDER",
+        "MAILER_OAUTH2_CLIENT_ID",
+        "MAILER_OAUTH2_CLIENT_SECRET",
+        "MAILER_OAUTH2_TENANT",
+        "MAILER_OAUTH2_ENDPOINT",
     ):
         monkeypatch.delenv(name, raising=False)
+    # the keyring: a plain file under a temporary XDG_DATA_HOME, here and in subprocesses
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg-data"))
+    monkeypatch.setenv("PYTHON_KEYRING_BACKEND", "keyrings.alt.file.PlaintextKeyring")
+    keyring.set_keyring(PlaintextKeyring())
     return state
 
 

@@ -17,6 +17,12 @@ Faults, per recipient, optionally only for the first N times:
   arrived, without a reply (a crash or network cut mid-DATA);
 - `Fault(action="stall")`: wait `stall_seconds` without replying (set it past
   the client's timeout), then drop the connection;
+OAuth2: `SmtpServer(starttls=True, oauth=check)` also offers XOAUTH2 and
+OAUTHBEARER (RFC 7628), accepting a token when `check(user, token)` is true and
+answering others as Gmail does (a 334 error challenge, then 535);
+`mechanisms=("XOAUTH2",)` offers only some of them.  `handler.tokens` lists
+every (mechanism, token, accepted) login try.
+
 and per server: `close_after=N` answers the (N+1)-th MAIL on a connection
 with 421 and closes it (a per-connection message limit); `idle_timeout`
 closes connections idle that long; `data_delay` makes every end-of-DATA reply
@@ -26,11 +32,14 @@ wait (so that transactions are in flight when a test interrupts the sender).
 from __future__ import annotations
 
 import asyncio
+import base64
+import json
 import logging
 import socket
 import ssl
 import tempfile
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from email.message import EmailMessage
 from email.parser import BytesHeaderParser
@@ -83,6 +92,49 @@ class FaultHandler:
         self.connections = 0
         self.logins = 0
         self.lock = threading.Lock()
+        self.oauth: Callable[[str, str], bool] | None = None
+        self.tokens: list[tuple[str, str, bool]] = []  # (mechanism, token, accepted)
+
+    async def _token_login(self, server: SMTPServerProtocol, args: list[str], mechanism: str,
+                           parse: Callable[[str], tuple[str, str]]) -> AuthResult:
+        try:
+            if len(args) > 1:
+                blob = base64.b64decode(args[1], validate=True)
+            else:
+                answer = await server.challenge_auth("")
+                if not isinstance(answer, bytes):
+                    return AuthResult(success=False, handled=True)
+                blob = answer
+            user, token = parse(blob.decode())
+        except (ValueError, KeyError, StopIteration):
+            return AuthResult(success=False, handled=False,
+                              message="501 5.5.2 malformed " + mechanism)
+        ok = self.oauth is not None and self.oauth(user, token)
+        with self.lock:
+            self.tokens.append((mechanism, token, ok))
+            if ok:
+                self.logins += 1
+        if ok:
+            return AuthResult(success=True, auth_data=LoginPassword(user.encode(), b""))
+        # the error challenge of RFC 7628 3.2.2 (and Gmail's XOAUTH2); the client answers it
+        await server.challenge_auth(json.dumps({"status": "401", "schemes": "bearer"}))
+        return AuthResult(success=False, handled=False,
+                          message="535 5.7.8 Username and Password not accepted")
+
+    async def auth_XOAUTH2(self, server: SMTPServerProtocol, args: list[str]) -> AuthResult:
+        def parse(text: str) -> tuple[str, str]:
+            fields = dict(f.split("=", 1) for f in text.split("\x01") if f)
+            return fields["user"], fields["auth"].removeprefix("Bearer ")
+        return await self._token_login(server, args, "XOAUTH2", parse)
+
+    async def auth_OAUTHBEARER(self, server: SMTPServerProtocol, args: list[str]) -> AuthResult:
+        def parse(text: str) -> tuple[str, str]:
+            gs2, *kvpairs = text.split("\x01")
+            user = next(p[2:] for p in gs2.split(",") if p.startswith("a="))
+            fields = dict(f.split("=", 1) for f in kvpairs if f)
+            return (user.replace("=2C", ",").replace("=3D", "="),
+                    fields["auth"].removeprefix("Bearer "))
+        return await self._token_login(server, args, "OAUTHBEARER", parse)
 
     def take(self, address: str, stage: str) -> Fault | None:
         with self.lock:
@@ -157,22 +209,31 @@ class SmtpServer:
         idle_timeout: float = 300.0,
         stall_seconds: float = 3.0,
         data_delay: float = 0.0,
+        oauth: Callable[[str, str], bool] | None = None,
+        mechanisms: tuple[str, ...] | None = None,
+        size_limit: int | None = None,
     ) -> None:
         self.handler = FaultHandler(close_after, stall_seconds, data_delay)
+        self.handler.oauth = oauth
         self.auth = auth
         self.starttls = starttls
         self._tmp = tempfile.TemporaryDirectory(prefix="smtpd-")
         self.ca_file = Path(self._tmp.name) / "ca.pem"
         kwargs: dict[str, Any] = {"enable_SMTPUTF8": smtputf8, "timeout": idle_timeout}
+        if size_limit is not None:
+            kwargs["data_size_limit"] = size_limit  # announced as SIZE
         if starttls:
             self.ca = trustme.CA()
             self.ca.cert_pem.write_to_path(str(self.ca_file))
             server_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
             self.ca.issue_cert("127.0.0.1", "localhost").configure_cert(server_ctx)
             kwargs.update(tls_context=server_ctx, require_starttls=True)
-        if auth is not None:
+        if auth is not None or oauth is not None:
             kwargs.update(authenticator=self._authenticate, auth_required=True,
                           auth_require_tls=starttls)
+        all_mechanisms = ("PLAIN", "LOGIN", "XOAUTH2", "OAUTHBEARER")
+        offered = mechanisms or (all_mechanisms if oauth is not None else ("PLAIN", "LOGIN"))
+        kwargs["auth_exclude_mechanism"] = [m for m in all_mechanisms if m not in offered]
         self.host = "127.0.0.1"
         self.port = free_port()
         self._controller = Controller(self.handler, hostname=self.host, port=self.port,
@@ -180,7 +241,7 @@ class SmtpServer:
 
     def _authenticate(self, server: SMTPServerProtocol, session: Session, envelope: Envelope,
                       mechanism: str, auth_data: Any) -> AuthResult:
-        assert self.auth is not None and isinstance(auth_data, LoginPassword)
+        assert isinstance(auth_data, LoginPassword)
         ok = (auth_data.login.decode(), auth_data.password.decode()) == self.auth
         if ok:
             with self.handler.lock:

@@ -193,6 +193,13 @@ def message_options(func: F) -> F:
     )(func)
 
 
+def _env_provider() -> str | None:
+    """The provider `mailer init` wrote into .env, if any."""
+    from .. import config
+
+    return config.environment().get("MAILER_PROVIDER") or None
+
+
 def sending_options(func: F) -> F:
     """--rate, --provider and --concurrency, for every command that sends."""
     func = click.option(
@@ -205,7 +212,10 @@ def sending_options(func: F) -> F:
     func = click.option(
         "--provider",
         type=click.Choice(sorted(PRESETS)),
-        help="Use this provider's published limits [default: generic, 20/min and 1000/day].",
+        default=_env_provider,
+        show_default=False,
+        help="Use this provider's published limits [default: MAILER_PROVIDER, else generic, "
+        "20/min and 1000/day].",
     )(func)
     return click.option(
         "--rate",

@@ -1,0 +1,437 @@
+"""OAuth2 for SMTP: the sign-in flows, the refresh token in the keyring, access tokens.
+
+- Microsoft 365 / Outlook.com: the device code flow (RFC 8628): mailer shows a
+  code, the user enters it at microsoft.com/devicelogin in any browser.
+- Google: the installed-app flow with PKCE (RFC 7636) and a loopback redirect
+  (RFC 8252): a one-shot HTTP server on 127.0.0.1 receives the code.
+
+Both use Authlib's generic OAuth2 client for the token requests.  `mailer
+login` runs a flow once and stores the refresh token (with the client id it
+belongs to) in the OS keyring; a run turns it into access tokens, kept in
+memory only, refreshed `MARGIN` seconds before they expire and once more when
+the server refuses one.  A refresh token the provider no longer honours stops
+the run with "run `mailer login` again".
+
+MAILER_OAUTH2_ENDPOINT (deliberately undocumented in the help) replaces the
+providers' origins with another, e.g. a stand-in server on 127.0.0.1 in tests;
+plain http is refused for anything but loopback.
+"""
+
+from __future__ import annotations
+
+import http.server
+import ipaddress
+import json
+import secrets
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+from .errors import AuthError, ConfigError
+from .sanitize import clean
+from .secrets import keyring_delete, keyring_get, keyring_set
+
+TOKEN_SERVICE = "mailer-oauth2"  # keyring service of refresh tokens; the SMTP user name is the key
+MARGIN = 300.0  # refresh an access token this many seconds before it expires
+HTTP_TIMEOUT = 30.0
+DEVICE_GRANT = "urn:ietf:params:oauth:grant-type:device_code"
+
+
+@dataclass(frozen=True, slots=True)
+class Provider:
+    name: str
+    flow: str  # "device" or "loopback"
+    scope: str
+    origin: str  # replaced by MAILER_OAUTH2_ENDPOINT
+    token_path: str
+    authorize_path: str = ""  # loopback flow
+    device_path: str = ""  # device flow
+    token_origin: str = ""  # when the token endpoint lives elsewhere (Google)
+    auth_method: str = "none"  # how the client authenticates at the token endpoint
+
+
+PROVIDERS = {
+    "microsoft": Provider(
+        name="microsoft",
+        flow="device",
+        scope="https://outlook.office.com/SMTP.Send offline_access",
+        origin="https://login.microsoftonline.com",
+        token_path="/{tenant}/oauth2/v2.0/token",
+        device_path="/{tenant}/oauth2/v2.0/devicecode",
+    ),
+    "google": Provider(
+        name="google",
+        flow="loopback",
+        scope="https://mail.google.com/",
+        origin="https://accounts.google.com",
+        authorize_path="/o/oauth2/v2/auth",
+        token_origin="https://oauth2.googleapis.com",
+        token_path="/token",
+        auth_method="client_secret_post",  # Google's desktop clients send their secret
+    ),
+}
+
+
+def guess_provider(host: str) -> str | None:
+    """The OAuth2 provider of a known submission server."""
+    host = host.lower().rstrip(".")
+    if host in ("smtp.gmail.com", "smtp.googlemail.com"):
+        return "google"
+    if host in ("smtp.office365.com", "smtp-mail.outlook.com", "smtp.outlook.com"):
+        return "microsoft"
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class OAuthSettings:
+    provider: Provider
+    client_id: str
+    client_secret: str = field(default="", repr=False)
+    tenant: str = "common"  # Microsoft: common, organizations, consumers or a tenant id
+    endpoint: str = ""  # MAILER_OAUTH2_ENDPOINT: another origin for every endpoint
+
+    def url(self, path: str, *, token: bool = False) -> str:
+        origin = self.endpoint or (
+            self.provider.token_origin if token and self.provider.token_origin
+            else self.provider.origin
+        )
+        return origin.rstrip("/") + path.format(tenant=self.tenant)
+
+    @property
+    def token_url(self) -> str:
+        return self.url(self.provider.token_path, token=True)
+
+    def session(self, *, client_secret: str = "", redirect_uri: str | None = None) -> Any:
+        from authlib.integrations.requests_client import OAuth2Session  # only when signing in
+
+        secret = client_secret or self.client_secret
+        return OAuth2Session(
+            client_id=self.client_id,
+            client_secret=secret or None,
+            scope=self.provider.scope,
+            redirect_uri=redirect_uri,
+            code_challenge_method="S256",
+            token_endpoint_auth_method=self.provider.auth_method if secret else "none",
+        )
+
+
+def oauth_settings(env: Mapping[str, str], host: str) -> OAuthSettings:
+    """MAILER_OAUTH2_* -> OAuthSettings; the provider is guessed from the host."""
+    name = env.get("MAILER_OAUTH2_PROVIDER", "").strip().lower() or guess_provider(host)
+    if name is None:
+        raise ConfigError(
+            f"MAILER_SMTP_AUTH=oauth2 needs MAILER_OAUTH2_PROVIDER (microsoft or google) for "
+            f"{host}."
+        )
+    if name not in PROVIDERS:
+        raise ConfigError(
+            f"MAILER_OAUTH2_PROVIDER={name!r} is not one of {', '.join(sorted(PROVIDERS))}."
+        )
+    client_id = env.get("MAILER_OAUTH2_CLIENT_ID", "").strip()
+    if not client_id:
+        raise ConfigError(
+            "MAILER_SMTP_AUTH=oauth2 needs MAILER_OAUTH2_CLIENT_ID: the id of the OAuth client "
+            "you registered (the README's set-up section shows how)."
+        )
+    endpoint = env.get("MAILER_OAUTH2_ENDPOINT", "").strip()
+    if endpoint:
+        parts = urlsplit(endpoint)
+        if not (parts.scheme == "https" or (parts.scheme == "http" and _loopback(parts.hostname))):
+            raise ConfigError("MAILER_OAUTH2_ENDPOINT must be an https:// URL (http only on "
+                              "127.0.0.1).")
+    return OAuthSettings(
+        provider=PROVIDERS[name],
+        client_id=client_id,
+        client_secret=env.get("MAILER_OAUTH2_CLIENT_SECRET", "").strip(),
+        tenant=env.get("MAILER_OAUTH2_TENANT", "").strip() or "common",
+        endpoint=endpoint,
+    )
+
+
+def _loopback(host: str | None) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return host is not None and ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+# -- the refresh token in the keyring ------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Grant:
+    """What `mailer login` keeps: the refresh token and the client it belongs to."""
+
+    refresh_token: str = field(repr=False)
+    client_id: str
+    client_secret: str = field(default="", repr=False)  # Google's, when not in the environment
+
+    def dumps(self) -> str:
+        return json.dumps({"refresh_token": self.refresh_token, "client_id": self.client_id,
+                           "client_secret": self.client_secret})
+
+
+def load_grant(username: str) -> Grant | None:
+    raw = keyring_get(TOKEN_SERVICE, username)
+    if not raw:
+        return None
+    try:
+        data = json.loads(raw)
+        return Grant(str(data["refresh_token"]), str(data["client_id"]),
+                     str(data.get("client_secret", "")))
+    except (ValueError, KeyError, TypeError):
+        return None  # unreadable: as good as none, `mailer login` replaces it
+
+
+def save_grant(username: str, grant: Grant) -> None:
+    keyring_set(TOKEN_SERVICE, username, grant.dumps())
+
+
+def forget_grant(username: str) -> bool:
+    return keyring_delete(TOKEN_SERVICE, username)
+
+
+# -- the flows -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Tokens:
+    access_token: str = field(repr=False)
+    refresh_token: str = field(repr=False)
+    expires_in: float
+
+
+def _tokens(token: dict[str, Any], *, previous_refresh: str = "") -> Tokens:
+    access = token.get("access_token")
+    if not isinstance(access, str) or not access:
+        raise AuthError("The token endpoint answered without an access token.")
+    refresh = token.get("refresh_token") or previous_refresh
+    try:
+        expires_in = float(token.get("expires_in", 3600))
+    except (TypeError, ValueError):
+        expires_in = 3600.0
+    return Tokens(access, str(refresh), expires_in)
+
+
+def _oauth_failure(err: Any, settings: OAuthSettings, what: str) -> AuthError:
+    """An Authlib OAuthError (error, description) as what the user reads."""
+    code = clean(str(err.error or "error"))
+    description = clean(str(err.description or ""))[:300]
+    detail = f"{code}: {description}" if description else code
+    if code == "invalid_grant":
+        return AuthError(f"The {settings.provider.name} sign-in is no longer valid ({detail}): "
+                         f"run `mailer login` again.")
+    if code in ("invalid_client", "unauthorized_client"):
+        also = (" and MAILER_OAUTH2_CLIENT_SECRET" if settings.provider.auth_method != "none"
+                else " and MAILER_OAUTH2_TENANT")
+        return AuthError(f"{what} refused the client ({detail}). Check "
+                         f"MAILER_OAUTH2_CLIENT_ID{also}.")
+    return AuthError(f"{what} answered {detail}.")
+
+
+def _unreachable(url: str, err: Exception) -> AuthError:
+    return AuthError(f"Cannot reach the OAuth2 endpoint {url}: {clean(str(err))[:200]}. "
+                     f"Check the network (or MAILER_OAUTH2_ENDPOINT).")
+
+
+def device_flow(
+    settings: OAuthSettings,
+    show: Callable[[str], None],
+    *,
+    sleep: Callable[[float], None] = time.sleep,
+) -> Tokens:
+    """RFC 8628: show the code to enter, poll the token endpoint until the user did."""
+    import requests
+    from authlib.integrations.requests_client import OAuthError
+
+    url = settings.url(settings.provider.device_path)
+    session = settings.session()
+    try:
+        response = session.post(url, withhold_token=True, data={"client_id": settings.client_id,
+                                           "scope": settings.provider.scope},
+                                timeout=HTTP_TIMEOUT)
+        data = response.json()
+    except (requests.RequestException, ValueError) as err:
+        raise _unreachable(url, err) from None
+    if response.status_code != 200 or "device_code" not in data:
+        raise _oauth_failure(OAuthError(error=data.get("error"),
+                                        description=data.get("error_description")),
+                             settings, "The device-code endpoint")
+    verify = clean(str(data.get("verification_uri") or data.get("verification_url", "")))
+    show(f"To sign in, open {verify} in a browser and enter the code "
+         f"{clean(str(data.get('user_code', '')))}")
+    interval = float(data.get("interval", 5))
+    deadline = time.monotonic() + float(data.get("expires_in", 900))
+    while time.monotonic() < deadline:
+        sleep(interval)
+        try:
+            token = session.fetch_token(settings.token_url, grant_type=DEVICE_GRANT,
+                                        device_code=data["device_code"], timeout=HTTP_TIMEOUT)
+        except OAuthError as err:
+            if err.error == "authorization_pending":
+                continue
+            if err.error == "slow_down":
+                interval += 5  # RFC 8628 3.5
+                continue
+            if err.error in ("authorization_declined", "access_denied"):
+                raise AuthError("The sign-in was declined in the browser.") from None
+            if err.error == "expired_token":
+                break
+            raise _oauth_failure(err, settings, "The token endpoint") from None
+        except requests.RequestException as err:
+            raise _unreachable(settings.token_url, err) from None
+        return _tokens(token)
+    raise AuthError("The code expired before the sign-in was finished: run `mailer login` "
+                    "again.")
+
+
+class _Redirect(http.server.BaseHTTPRequestHandler):
+    """Receives the one redirect of the loopback flow."""
+
+    server: _RedirectServer
+
+    def do_GET(self) -> None:
+        query = parse_qs(urlsplit(self.path).query)
+        if "code" not in query and "error" not in query:
+            self.send_error(404)  # a browser's favicon request, say
+            return
+        self.server.result = self.path
+        body = (b"<!doctype html><title>mailer</title><p>Signed in: you can close this "
+                b"window and go back to the terminal.</p>")
+        self.send_response(200)
+        self.send_header("Content-Type", "text/html; charset=utf-8")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+        self.server.done.set()
+
+    def log_message(self, format: str, *args: Any) -> None:
+        """Silent: the request line carries the authorization code."""
+
+
+class _RedirectServer(http.server.HTTPServer):
+    def __init__(self) -> None:
+        super().__init__(("127.0.0.1", 0), _Redirect)
+        self.result = ""
+        self.done = threading.Event()
+
+
+def loopback_flow(
+    settings: OAuthSettings,
+    show: Callable[[str], None],
+    *,
+    client_secret: str = "",
+    login_hint: str = "",
+    open_browser: bool = True,
+    timeout: float = 300.0,
+) -> Tokens:
+    """RFC 8252 + RFC 7636: the browser signs in and is sent back to 127.0.0.1."""
+    import webbrowser
+
+    import requests
+    from authlib.integrations.requests_client import OAuthError
+
+    server = _RedirectServer()
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        redirect_uri = f"http://127.0.0.1:{server.server_address[1]}/"
+        session = settings.session(client_secret=client_secret, redirect_uri=redirect_uri)
+        verifier = secrets.token_urlsafe(64)
+        extra = {"login_hint": login_hint} if login_hint else {}
+        url, state = session.create_authorization_url(
+            settings.url(settings.provider.authorize_path), code_verifier=verifier,
+            access_type="offline", prompt="consent", **extra,
+        )
+        show(f"To sign in, open this address in a browser:\n{url}")
+        if open_browser:
+            webbrowser.open(url)
+        if not server.done.wait(timeout):
+            raise AuthError(f"No sign-in arrived within {timeout:g} s: run `mailer login` "
+                            f"again.")
+    finally:
+        server.shutdown()
+        server.server_close()
+    query = parse_qs(urlsplit(server.result).query)
+    if "error" in query:
+        raise AuthError(f"The sign-in was not completed: {clean(query['error'][0])}.")
+    if query.get("state", [""])[0] != state:
+        raise AuthError("The sign-in answer does not belong to this login (state mismatch): "
+                        "run `mailer login` again.")
+    try:
+        token = session.fetch_token(settings.token_url, code=query["code"][0],
+                                    grant_type="authorization_code", code_verifier=verifier,
+                                    redirect_uri=redirect_uri, timeout=HTTP_TIMEOUT)
+    except OAuthError as err:
+        raise _oauth_failure(err, settings, "The token endpoint") from None
+    except requests.RequestException as err:
+        raise _unreachable(settings.token_url, err) from None
+    tokens = _tokens(token)
+    if not tokens.refresh_token:
+        raise AuthError("The provider gave no refresh token; remove mailer's access in your "
+                        "account's security settings and run `mailer login` again.")
+    return tokens
+
+
+# -- access tokens during a run --------------------------------------------------------
+
+
+@dataclass
+class TokenSource:
+    """Access tokens for one account, shared by every connection of a run."""
+
+    settings: OAuthSettings
+    username: str
+    clock: Callable[[], float] = time.time
+    refreshes: int = 0  # token requests made: for `mailer check` and tests
+    _access: str = field(default="", repr=False)
+    _expires: float = 0.0
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def access_token(self) -> str:
+        """A token valid for at least MARGIN seconds more."""
+        with self._lock:
+            if not self._access or self.clock() >= self._expires - MARGIN:
+                self._refresh()
+            return self._access
+
+    def renew(self, refused: str) -> str:
+        """A new token after the server refused `refused`; unless another
+        connection has renewed it meanwhile, one refresh."""
+        with self._lock:
+            if self._access == refused or not self._access:
+                self._refresh()
+            return self._access
+
+    def _refresh(self) -> None:
+        import requests
+        from authlib.integrations.requests_client import OAuthError
+
+        grant = load_grant(self.username)
+        if grant is None:
+            raise AuthError(f"No OAuth2 sign-in stored for {self.username}: run `mailer login` "
+                            f"first.")
+        if grant.client_id != self.settings.client_id:
+            raise AuthError(f"The stored sign-in of {self.username} belongs to another OAuth "
+                            f"client than MAILER_OAUTH2_CLIENT_ID: run `mailer login` again.")
+        session = self.settings.session(client_secret=grant.client_secret)
+        self.refreshes += 1
+        try:
+            token = session.refresh_token(self.settings.token_url,
+                                          refresh_token=grant.refresh_token,
+                                          timeout=HTTP_TIMEOUT)
+        except OAuthError as err:
+            raise _oauth_failure(err, self.settings, "The token endpoint") from None
+        except requests.RequestException as err:
+            raise _unreachable(self.settings.token_url, err) from None
+        tokens = _tokens(token, previous_refresh=grant.refresh_token)
+        if tokens.refresh_token != grant.refresh_token:  # rotated (Microsoft does)
+            save_grant(self.username, Grant(tokens.refresh_token, grant.client_id,
+                                            grant.client_secret))
+        self._access = tokens.access_token
+        self._expires = self.clock() + tokens.expires_in
