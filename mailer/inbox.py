@@ -114,7 +114,8 @@ _GREETING = re.compile(
     r"^(hi|hello|hey|dear|hallo|liebe|lieber|sehr geehrte[rs]?|guten (tag|morgen|abend)|"
     r"moin|servus|gr(ü|ue)(ß|ss) (gott|dich|sie))\b[^.!?]{0,40}$",
     re.IGNORECASE)
-_SMTP_CODE = re.compile(r"\b[45]\d\d[ -][45]\.\d{1,3}\.\d{1,3}\b.*|\b5\d\d\b\s.*")
+_SMTP_CODE = re.compile(  # "550 5.1.1 ...", "550 ...", Exchange's "#5.1.1"
+    r"\b[45]\d\d[ -][45]\.\d{1,3}\.\d{1,3}\b.*|\b5\d\d\b\s.*|#5\.\d{1,3}\.\d{1,3}\b.*")
 _MESSAGE_ID = re.compile(r"^\s*Message-ID:\s*(<[^>\s]+>)", re.IGNORECASE | re.MULTILINE)
 
 # Unsubscribe wording.  Phrases are folded into a keyword first; a line asks
@@ -149,7 +150,8 @@ def classify(raw: bytes) -> Finding:
     sender = _address(_header(msg, "From"))
     subject = _header(msg, "Subject")
     date = _date(msg)
-    replied = tuple(_message_ids(_header(msg, "In-Reply-To") + " " + _header(msg, "References")))
+    replied = tuple(dict.fromkeys(
+        _message_ids(_header(msg, "In-Reply-To") + " " + _header(msg, "References"))))
     if _looks_like_bounce(msg, sender, subject):
         legacy = email.message_from_bytes(raw)  # the detectors expect compat32 messages
         try:

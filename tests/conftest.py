@@ -23,6 +23,12 @@ def isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
         "MAILER_SMTP_PASSWORD",
         "MAILER_SMTP_SECURITY",
         "MAILER_SMTP_ALLOW_INSECURE",
+        "MAILER_IMAP_HOST",
+        "MAILER_IMAP_PORT",
+        "MAILER_IMAP_SECURITY",
+        "MAILER_IMAP_USERNAME",
+        "MAILER_IMAP_PASSWORD",
+        "MAILER_IMAP_SENT",
     ):
         monkeypatch.delenv(name, raising=False)
     return state
@@ -38,3 +44,7 @@ def shared_dir() -> Path:
     if not SHARED.is_dir():
         pytest.skip(f"{SHARED} (the shared corpus, cards and tools) is not present")
     return SHARED
+
+
+# the fixture `dovecot`: a real IMAP server per test (tests/imapd.py)
+from tests.imapd import dovecot  # noqa: E402, F401

@@ -4,7 +4,7 @@ Each area's commands live in their own module and register on the group
 when imported here.
 """
 
-from . import capture, cards, contacts, demo, message, schedule, send  # noqa: F401  (register)
+from . import capture, cards, contacts, demo, inbox, message, schedule, send  # noqa: F401  (register)
 from .app import main
 
 __all__ = ["main"]

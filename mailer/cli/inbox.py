@@ -1,0 +1,133 @@
+"""Command: `mailer inbox [--yes]`: sort the replies to your campaigns.
+
+Reads the inbox over IMAP without changing anything on the server (EXAMINE,
+BODY.PEEK: no flag moves), prints what it found, and then asks before it
+changes the journal.  With --yes (cron) the clear cases are applied and the
+unclear ones only listed, until someone decides on them at a terminal.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import click
+from rich.console import Console
+from rich.text import Text
+
+from .. import config
+from ..errors import ConfigError
+from ..inbox import Kind, Sorted, Verdict, read_inbox, settle
+from ..ratelimit import PRESETS
+from .app import handle_errors, main, open_journal, yes_option
+
+HEADINGS = {
+    Kind.BOUNCE: "Bounced (marked bounced)",
+    Kind.UNSUBSCRIBE: "Unsubscribe requests (put on the do-not-mail list)",
+    Kind.REPLY: "Replies (marked replied)",
+    Kind.AUTO_REPLY: "Auto-replies (noted, nothing changes)",
+    Kind.DELAY: "Delay notices (the server still tries; nothing changes)",
+    Kind.UNCLEAR: "Unclear (asked about, never applied on their own)",
+}
+
+
+def inbox_settings(provider: str | None) -> config.ImapSettings:
+    settings = config.imap_settings(config.environment(), provider)
+    if settings is None:
+        raise ConfigError(
+            "No IMAP server configured: set MAILER_IMAP_HOST (and _PORT, _SECURITY, "
+            "_USERNAME, _PASSWORD; the login defaults to the SMTP one), or pass --provider.")
+    return settings
+
+
+@main.command("inbox")
+@click.option("--provider", type=click.Choice(sorted(PRESETS)),
+              help="Your provider: fills in its IMAP server.")
+@click.option("--folder", default="INBOX", show_default=True, help="The folder to read.")
+@yes_option
+@handle_errors
+def inbox_command(provider: str | None, folder: str, assume_yes: bool) -> None:
+    """Sort the inbox since your first campaign: bounces, unsubscribe
+    requests, auto-replies and replies. Changes nothing on the server; asks
+    before it changes the journal (--yes: apply the clear cases, list the rest)."""
+    journal = open_journal(create=False)
+    if journal is None:
+        click.echo("No campaigns yet: nothing to look for.")
+        return
+    settings = inbox_settings(provider)
+    with journal:
+        found = read_inbox(journal, settings, folder=folder)
+        out = Console(highlight=False, soft_wrap=True)
+        show(out, found, settings)
+        confirmed, declined = decide(found, assume_yes)
+        if confirmed is None:
+            return
+        settle(journal, found, confirmed=confirmed, declined=declined)
+        report(out, found, confirmed)
+
+
+def show(out: Console, found: Sorted, settings: config.ImapSettings) -> None:
+    out.print(Text(f"{settings.username} at {settings.host}, {found.folder}: "
+                   f"{len(found.verdicts)} new message(s)."))
+    for kind, heading in HEADINGS.items():
+        listed = found.of(kind)
+        if not listed:
+            continue
+        out.print(Text(f"{heading}: {len(listed)}"))
+        for _, verdict in listed:
+            out.print(Text(f"  {line(verdict)}"))
+    others = len(found.of(Kind.OTHER))
+    if others:
+        out.print(Text(f"Other mail, not about a campaign: {others} (left alone)"))
+
+
+def line(verdict: Verdict) -> str:
+    f = verdict.finding
+    who = ", ".join(r.recipient for r in verdict.rows) or f.sender or "-"
+    day = f"{f.date:%Y-%m-%d}" if f.date else "undated"
+    campaigns = ", ".join(sorted({repr(r.campaign) for r in verdict.rows}))
+    text = f"{who} {day} {f.subject!r}" + (f" (campaign {campaigns})" if campaigns else "")
+    return text + (f": {verdict.note}" if verdict.note else "")
+
+
+def decide(found: Sorted, assume_yes: bool) -> tuple[set[int] | None, set[int]]:
+    """Which unclear messages to apply as unsubscribes (None: change nothing at all)."""
+    clear = [v for _, v in found.verdicts if v.changes and v.kind is not Kind.UNCLEAR]
+    unclear = found.of(Kind.UNCLEAR)
+    if assume_yes:
+        return set(), set()
+    if not sys.stdin.isatty():
+        if clear or unclear:
+            click.echo("Nothing changed: no terminal to ask on. Pass --yes to apply the clear "
+                       "cases (unclear ones are then only listed).")
+        return None, set()
+    if clear and not click.confirm(f"Record these {len(clear)} outcome(s) in the journal?",
+                                   default=False):
+        click.echo("Nothing changed.")
+        return None, set()
+    confirmed: set[int] = set()
+    declined: set[int] = set()
+    for uid, verdict in unclear:
+        addresses = ", ".join(verdict.addresses)
+        if click.confirm(f"{line(verdict)}\n  Treat as an unsubscribe and never mail "
+                         f"{addresses} again?", default=False):
+            confirmed.add(uid)
+        else:
+            declined.add(uid)
+    return confirmed, declined
+
+
+def report(out: Console, found: Sorted, confirmed: set[int]) -> None:
+    bounced = sum(len(v.rows) for _, v in found.of(Kind.BOUNCE))
+    replied = sum(len(v.rows) for _, v in found.of(Kind.REPLY))
+    suppressed = {a for uid, v in found.verdicts
+                  if v.kind is Kind.UNSUBSCRIBE or uid in confirmed for a in v.addresses}
+    left = [uid for uid, _ in found.of(Kind.UNCLEAR) if uid not in confirmed]
+    summary = (f"Recorded: {bounced} bounced, {len(suppressed)} on the do-not-mail list, "
+               f"{replied} replied.")
+    if left:
+        summary += (f" {len(left)} unclear message(s) are listed again next time; decide on "
+                    f"them with `mailer inbox` at a terminal, or `mailer suppress add`.")
+    if bounced:
+        summary += (" Fix the bounced addresses in your contacts file, then "
+                    "`mailer resend contacts.csv --profile profile.toml --bounced`.")
+    out.print(Text(summary))
