@@ -9,6 +9,7 @@ unclear ones only listed, until someone decides on them at a terminal.
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 import click
 from rich.console import Console
@@ -17,6 +18,7 @@ from rich.text import Text
 from .. import config
 from ..errors import ConfigError
 from ..inbox import Kind, Sorted, Verdict, read_inbox, settle
+from ..problems import write_problems
 from ..ratelimit import PRESETS
 from .app import handle_errors, main, open_journal, yes_option
 
@@ -63,6 +65,11 @@ def inbox_command(provider: str | None, folder: str, assume_yes: bool) -> None:
             return
         settle(journal, found, confirmed=confirmed, declined=declined)
         report(out, found, confirmed)
+        bounced = sorted({r.campaign for _, v in found.of(Kind.BOUNCE) for r in v.rows})
+        for campaign in bounced:
+            path = write_problems(journal, campaign, Path.cwd())
+            out.print(Text(f"Campaign {campaign!r}: the problem recipients, bounced ones with "
+                           f"the diagnostic, are in {path}"))
 
 
 def show(out: Console, found: Sorted, settings: config.ImapSettings) -> None:

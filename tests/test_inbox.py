@@ -1,0 +1,217 @@
+"""`mailer inbox`: bounces in every common format, unsubscribe requests (en/de,
+the List-Unsubscribe mailto), auto-replies and replies, sorted from a real
+Dovecot inbox after a real send to aiosmtpd; the server's flags untouched."""
+
+# ruff: noqa: F811  (the fixtures `server` and `work` are imported from test_run_due)
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from string import Template
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from mailer.inbox import Kind, classify
+from tests.imapd import Dovecot
+from tests.smtpd import SmtpServer
+from tests.test_run_due import (  # noqa: F401  (server, work: fixtures)
+    mailer,
+    send,
+    server,
+    work,
+    write_contacts,
+)
+
+FIXTURES = Path(__file__).parent / "fixtures" / "inbox"
+
+# fixture -> (the campaign recipient it concerns, its kind, the failed recipients)
+CASES = {
+    "bounce_dsn.eml": ("dsn@example.com", Kind.BOUNCE, ("dsn@example.com",)),
+    "bounce_postfix.eml": ("postfix@example.net", Kind.BOUNCE, ("postfix@example.net",)),
+    "bounce_exim.eml": ("exim@example.org", Kind.BOUNCE, ("exim@example.org",)),
+    "bounce_office365.eml": ("exchange@example.com", Kind.BOUNCE, ("exchange@example.com",)),
+    "bounce_exchange_legacy.eml": ("legacy@corp.example.com", Kind.BOUNCE,
+                                   ("legacy@corp.example.com",)),
+    "bounce_gmail.eml": ("gmail@example.net", Kind.BOUNCE, ("gmail@example.net",)),
+    "bounce_qmail.eml": ("qmail@example.org", Kind.BOUNCE, ("qmail@example.org",)),
+    "delay_dsn.eml": ("delay@example.com", Kind.DELAY, ("delay@example.com",)),
+    "unsubscribe_en.eml": ("unsub-en@example.com", Kind.UNSUBSCRIBE, ()),
+    "unsubscribe_de.eml": ("unsub-de@example.de", Kind.UNSUBSCRIBE, ()),
+    "unsubscribe_mailto.eml": ("mailto@example.org", Kind.UNSUBSCRIBE, ()),
+    "out_of_office.eml": ("ooo@example.com", Kind.AUTO_REPLY, ()),
+    "out_of_office_de.eml": ("ooo-de@example.de", Kind.AUTO_REPLY, ()),
+    "reply_human.eml": ("human@example.com", Kind.REPLY, ()),
+    "reply_unclear.eml": ("unclear@example.com", Kind.UNCLEAR, ()),
+}
+QUIET = "quiet@example.com"  # mailed, and nothing came back
+
+
+def fixture(name: str, message_id: str = "<original-1@example.com>") -> bytes:
+    text = Template((FIXTURES / name).read_text(encoding="utf-8")).safe_substitute(
+        msgid=message_id)
+    return text.replace("\n", "\r\n").encode("utf-8")
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_each_fixture_is_sorted_into_its_class(name: str) -> None:
+    _, kind, failed = CASES[name]
+    found = classify(fixture(name))
+    assert found.kind is kind
+    assert found.failed == failed
+    if kind is Kind.BOUNCE and name != "bounce_exchange_legacy.eml":
+        assert found.refers_to == ("<original-1@example.com>",)  # the returned original
+        assert "5.1.1" in found.detail  # the server's diagnostic, not just a subject
+
+
+def test_every_fixture_class_is_covered() -> None:
+    assert {p.name for p in FIXTURES.glob("*.eml")} == set(CASES)
+
+
+def reply(body: str, subject: str = "Re: FOSDEM 2026: my contact details") -> bytes:
+    return (f"From: Pat <pat@example.com>\r\nTo: alex@example.com\r\nSubject: {subject}\r\n"
+            f"In-Reply-To: <original-1@example.com>\r\nContent-Type: text/plain; charset=utf-8"
+            f"\r\n\r\n{body}").encode()
+
+
+@pytest.mark.parametrize(("body", "subject", "kind"), [
+    # a quoted paragraph never counts, in either language's quote style
+    ("Danke, schön dich kennenzulernen!\r\n\r\nAm Mo., 30. Nov. 2026 um 09:00 Uhr schrieb "
+     "Alex <alex@example.com>:\r\n> antworten Sie einfach mit abmelden\r\n", None, Kind.REPLY),
+    ("Cheers!\r\n\r\n-----Original Message-----\r\nFrom: Alex\r\n\r\nreply with unsubscribe\r\n",
+     None, Kind.REPLY),
+    ("Liebe Grüße\r\n> unsubscribe\r\n", None, Kind.REPLY),
+    # plain requests
+    ("Remove me from your list, please.\r\n", None, Kind.UNSUBSCRIBE),
+    ("Bitte nehmen Sie mich aus dem Verteiler.\r\n", None, Kind.UNSUBSCRIBE),
+    ("", "Abmelden", Kind.UNSUBSCRIBE),
+    ("Hallo Alex,\r\n\r\nabmelden bitte\r\n", None, Kind.UNSUBSCRIBE),
+    # a word about it, but not a plain request: asked, never applied on its own
+    ("Please don't unsubscribe me, I like your posts.\r\n", None, Kind.UNCLEAR),
+    ("Nice to meet you.\r\nShould I unsubscribe from your old list?\r\n", None, Kind.UNCLEAR),
+    ("Remove the typo in my name please\r\n", None, Kind.UNCLEAR),
+])
+def test_unsubscribe_wording(body: str, subject: str | None, kind: Kind) -> None:
+    raw = reply(body) if subject is None else reply(body, subject)
+    assert classify(raw).kind is kind
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.binary(max_size=3000))
+def test_any_bytes_are_sorted_without_an_exception(raw: bytes) -> None:
+    classify(raw)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.sampled_from(sorted(CASES)), st.integers(0, 4000), st.binary(min_size=1, max_size=40))
+def test_damaged_fixtures_are_sorted_without_an_exception(name: str, at: int,
+                                                          junk: bytes) -> None:
+    raw = fixture(name)
+    at = at % len(raw)
+    classify(raw[:at] + junk + raw[at + len(junk):])
+
+
+# --- the whole loop: send, fill the inbox, sort it ---------------------------------
+
+
+def campaign_sent(work: Path, server: SmtpServer) -> dict[str, str]:
+    """Mail every recipient the fixtures concern; their Message-IDs by address."""
+    people = [recipient for recipient, _, _ in CASES.values()] + [QUIET]
+    write_contacts(work, [(p.split("@")[0].title(), p) for p in people])
+    result = send("--yes")
+    assert result.exit_code == 0, result.output
+    assert sorted(server.recipients()) == sorted(people)
+    return {r["recipient"]: r["message_id"] for r in status()["recipients"]}
+
+
+def status() -> dict[str, object]:
+    result = mailer("status", "--json")
+    assert result.exit_code == 0, result.output
+    data: dict[str, object] = json.loads(result.output)
+    return data
+
+
+def states() -> dict[str, str]:
+    return {r["recipient"]: r["state"] for r in status()["recipients"]}  # type: ignore[attr-defined]
+
+
+def fill_inbox(dovecot: Dovecot, ids: dict[str, str]) -> None:
+    dovecot.deliver(*(fixture(name, ids[recipient]) for name, (recipient, _, _) in CASES.items()))
+    # and mail that concerns no campaign at all
+    dovecot.deliver(b"From: news@example.net\r\nTo: alex@example.com\r\nSubject: Our news"
+                    b"\r\nMessage-ID: <news-1@example.net>\r\n\r\nunsubscribe at any time\r\n")
+
+
+def flags(dovecot: Dovecot) -> dict[int, tuple[bytes, ...]]:
+    with dovecot.client() as client:
+        client.select_folder("INBOX", readonly=True)
+        return {uid: tuple(sorted(data[b"FLAGS"]))
+                for uid, data in client.fetch(client.search("ALL"), ["FLAGS"]).items()}
+
+
+@pytest.fixture
+def imap_env(dovecot: Dovecot, monkeypatch: pytest.MonkeyPatch) -> Dovecot:
+    for name, value in dovecot.env().items():
+        monkeypatch.setenv(name, value)
+    return dovecot
+
+
+def test_one_inbox_pass_sorts_a_campaigns_replies(work: Path, server: SmtpServer,
+                                                  imap_env: Dovecot) -> None:
+    ids = campaign_sent(work, server)
+    fill_inbox(imap_env, ids)
+    with imap_env.client() as client:  # some messages read or flagged by the user already
+        client.select_folder("INBOX")
+        client.add_flags([1, 2], [b"\\Seen"])
+        client.add_flags([3], [b"\\Flagged"])
+    before = flags(imap_env)
+
+    result = mailer("inbox", "--yes")
+    assert result.exit_code == 0, result.output
+    assert flags(imap_env) == before  # nothing changed on the server
+
+    expected = {recipient: "sent" for recipient, _, _ in CASES.values()} | {QUIET: "sent"}
+    for recipient, kind, _ in CASES.values():
+        if kind is Kind.BOUNCE:
+            expected[recipient] = "bounced"
+        elif kind is Kind.REPLY:
+            expected[recipient] = "replied"
+    assert states() == expected
+    suppressed = json.loads(mailer("suppress", "list", "--json").output)
+    assert sorted(s["address"] for s in suppressed) == [
+        "mailto@example.org", "unsub-de@example.de", "unsub-en@example.com"]
+    assert all("asked by mail" in s["reason"] for s in suppressed)
+    rows = {r["recipient"]: r for r in status()["recipients"]}  # type: ignore[attr-defined]
+    assert "5.1.10" in rows["exchange@example.com"]["last_reply"]  # the diagnostic is kept
+    assert "Re: FOSDEM 2026" in rows["human@example.com"]["last_reply"]
+    assert "unclear@example.com" in result.output  # listed, not applied
+    assert "1 unclear message(s) are listed again" in result.output
+    report = (work / "mailer-problems-contacts.csv").read_text(encoding="utf-8-sig")
+    assert "dsn@example.com,bounced" in report
+
+    again = mailer("inbox", "--yes")  # a rerun looks only at what it has not sorted
+    assert again.exit_code == 0, again.output
+    assert "1 new message(s)" in again.output and "unclear@example.com" in again.output
+    assert states() == expected
+    assert flags(imap_env) == before
+
+
+def test_without_yes_and_without_a_terminal_nothing_changes(work: Path, server: SmtpServer,
+                                                            imap_env: Dovecot) -> None:
+    ids = campaign_sent(work, server)
+    fill_inbox(imap_env, ids)
+    result = mailer("inbox")
+    assert result.exit_code == 0, result.output
+    assert "Nothing changed" in result.output and "dsn@example.com" in result.output
+    assert set(states().values()) == {"sent"}
+    assert json.loads(mailer("suppress", "list", "--json").output) == []
+
+
+def test_without_campaigns_or_without_imap_settings(work: Path, dovecot: Dovecot) -> None:
+    assert "No campaigns yet" in mailer("inbox", "--yes").output
+    mailer("suppress", "add", "x@example.com")  # the journal exists now, without campaigns
+    result = mailer("inbox", "--yes")
+    assert result.exit_code == 2
+    assert result.output.startswith("mailer: error: No IMAP server configured")
