@@ -42,9 +42,10 @@ from html.parser import HTMLParser
 from flufl.bounce import all_failures
 from mailparser_reply import EmailReplyParser
 
+from .addresses import address_key
 from .config import ImapSettings
 from .imap import Mailbox
-from .journal import Journal, Row, address_key
+from .journal import Journal, Row
 from .models import State
 from .sanitize import clean
 

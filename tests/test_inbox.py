@@ -179,6 +179,11 @@ def test_one_inbox_pass_sorts_a_campaigns_replies(work: Path, server: SmtpServer
         elif kind is Kind.REPLY:
             expected[recipient] = "replied"
     assert states() == expected
+    counts = status()["counts"]
+    assert (counts["bounced"], counts["replied"], counts["sent"]) == (7, 1, 8)  # type: ignore[index]
+    campaigns = json.loads(mailer("campaigns", "--json").output)
+    assert campaigns[0]["counts"]["bounced"] == 7
+    assert "7 bounced" in mailer("campaigns").output
     suppressed = json.loads(mailer("suppress", "list", "--json").output)
     assert sorted(s["address"] for s in suppressed) == [
         "mailto@example.org", "unsub-de@example.de", "unsub-en@example.com"]
@@ -215,3 +220,70 @@ def test_without_campaigns_or_without_imap_settings(work: Path, dovecot: Dovecot
     result = mailer("inbox", "--yes")
     assert result.exit_code == 2
     assert result.output.startswith("mailer: error: No IMAP server configured")
+
+
+def test_resend_bounced_sends_to_the_corrected_address(work: Path, server: SmtpServer,
+                                                       imap_env: Dovecot) -> None:
+    write_contacts(work, [("Dana", "dsn@example.com"), ("Quinn", QUIET)])
+    assert send("--yes").exit_code == 0
+    ids = {r["recipient"]: r["message_id"] for r in status()["recipients"]}  # type: ignore[attr-defined]
+    imap_env.deliver(fixture("bounce_dsn.eml", ids["dsn@example.com"]))
+    assert mailer("inbox", "--yes").exit_code == 0
+    assert states() == {"dsn@example.com": "bounced", QUIET: "sent"}
+
+    write_contacts(work, [("Dana", "dana@example.com"), ("Quinn", QUIET)])  # the misread fixed
+    result = mailer("resend", "contacts.csv", "--profile", "profile.toml", "--bounced",
+                    "--rate", "none", "--yes")
+    assert result.exit_code == 0, result.output
+    assert "dsn@example.com -> dana@example.com" in result.output
+    assert server.recipients()[2:] == ["dana@example.com"]  # nobody else again
+    assert states() == {"dana@example.com": "sent", QUIET: "sent"}
+
+
+def test_send_files_sent_copies_unless_told_not_to_or_gmail(work: Path, server: SmtpServer,
+                                                           imap_env: Dovecot) -> None:
+    result = send("--yes")
+    assert result.exit_code == 0, result.output
+    assert "Copied 3 sent message(s) to the folder 'Sent'" in result.output
+    sent = imap_env.messages("Sent")
+    assert sorted(m[0].split(b"Message-ID: ")[1].split(b"\r\n")[0].decode() for m in sent) == \
+        sorted(r["message_id"] for r in status()["recipients"])  # type: ignore[attr-defined]
+    assert all(b"\\Seen" in flags for _, flags in sent)
+
+    write_contacts(work, [("Dora", "dora@example.com")])
+    assert send("--yes", "--campaign", "second", "--no-sent-copy").exit_code == 0
+    write_contacts(work, [("Gil", "gil@example.com")])
+    assert send("--yes", "--campaign", "third", "--provider", "gmail").exit_code == 0
+    assert len(imap_env.messages("Sent")) == 3
+    assert len(server.recipients()) == 5
+
+
+def test_an_unreachable_imap_server_does_not_fail_the_send(work: Path, server: SmtpServer,
+                                                           imap_env: Dovecot,
+                                                           monkeypatch: pytest.MonkeyPatch
+                                                           ) -> None:
+    monkeypatch.setenv("MAILER_IMAP_PASSWORD", "wrong")
+    result = send("--yes")
+    assert result.exit_code == 0, result.output
+    assert "warning: no copies in your Sent folder this time" in result.output
+    assert "wrong" not in result.output
+    monkeypatch.setenv("MAILER_IMAP_PASSWORD", imap_env.env()["MAILER_IMAP_PASSWORD"])
+    write_contacts(work, [("Dora", "dora@example.com")])
+    assert send("--yes", "--campaign", "contacts").exit_code == 0  # files what was missing
+    assert len(imap_env.messages("Sent")) == 4
+
+
+def test_run_due_sorts_the_inbox_for_cron(work: Path, server: SmtpServer,
+                                          imap_env: Dovecot) -> None:
+    write_contacts(work, [("Ulla", "unsub-en@example.com"), ("Quinn", QUIET)])
+    assert send("--yes").exit_code == 0
+    quiet = mailer("run-due", "--inbox")
+    assert (quiet.exit_code, quiet.output) == (0, "")  # nothing new: cron logs stay empty
+    ids = {r["recipient"]: r["message_id"] for r in status()["recipients"]}  # type: ignore[attr-defined]
+    imap_env.deliver(fixture("unsubscribe_en.eml", ids["unsub-en@example.com"]))
+    result = mailer("run-due", "--inbox")
+    assert result.exit_code == 0, result.output
+    assert "unsub-en@example.com" in result.output
+    suppressed = json.loads(mailer("suppress", "list", "--json").output)
+    assert [s["address"] for s in suppressed] == ["unsub-en@example.com"]
+    assert mailer("run-due", "--inbox").output == ""

@@ -1,38 +1,69 @@
-"""Command: `mailer inbox [--yes]`: sort the replies to your campaigns.
+"""Command: `mailer inbox [--yes]`: sort the replies to your campaigns; and the
+Sent-copy pass that send, resend and run-due run after sending.
 
-Reads the inbox over IMAP without changing anything on the server (EXAMINE,
-BODY.PEEK: no flag moves), prints what it found, and then asks before it
-changes the journal.  With --yes (cron) the clear cases are applied and the
-unclear ones only listed, until someone decides on them at a terminal.
+`inbox` reads the inbox over IMAP without changing anything on the server
+(EXAMINE, BODY.PEEK: no flag moves), prints what it found, and then asks
+before it changes the journal.  With --yes (cron) the clear cases are applied
+and the unclear ones only listed, until someone decides on them at a terminal.
 """
 
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
-from rich.console import Console
-from rich.text import Text
 
 from .. import config
-from ..errors import ConfigError
-from ..inbox import Kind, Sorted, Verdict, read_inbox, settle
-from ..problems import write_problems
+from ..errors import ConfigError, MailerError
 from ..ratelimit import PRESETS
 from .app import handle_errors, main, open_journal, yes_option
 
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from ..inbox import Sorted, Verdict
+    from ..journal import Journal
+
+F = TypeVar("F", bound=Callable[..., Any])
+
 HEADINGS = {
-    Kind.BOUNCE: "Bounced (marked bounced)",
-    Kind.UNSUBSCRIBE: "Unsubscribe requests (put on the do-not-mail list)",
-    Kind.REPLY: "Replies (marked replied)",
-    Kind.AUTO_REPLY: "Auto-replies (noted, nothing changes)",
-    Kind.DELAY: "Delay notices (the server still tries; nothing changes)",
-    Kind.UNCLEAR: "Unclear (asked about, never applied on their own)",
+    "bounce": "Bounced (marked bounced)",
+    "unsubscribe": "Unsubscribe requests (put on the do-not-mail list)",
+    "reply": "Replies (marked replied)",
+    "auto-reply": "Auto-replies (noted, nothing changes)",
+    "delay": "Delay notices (the server still tries; nothing changes)",
+    "unclear": "Unclear (asked about, never applied on their own)",
 }
 
 
-def inbox_settings(provider: str | None) -> config.ImapSettings:
+def sent_copy_option(func: F) -> F:
+    return click.option(
+        "--no-sent-copy", "no_sent_copy", is_flag=True,
+        help="Do not file a copy of each sent mail in your IMAP Sent folder.")(func)
+
+
+def file_sent_copies(journal: Journal, campaign: str, provider: str | None) -> None:
+    """The Sent-copy pass after a send.  Without IMAP settings it does nothing;
+    an IMAP failure is a warning (the mail did go out), and the next send,
+    resend or run-due of the campaign files what is missing."""
+    from ..sentcopy import copy_sent
+
+    settings = config.imap_settings(config.environment(), provider)
+    if settings is None:
+        return
+    try:
+        line = copy_sent(journal, campaign, settings).line()
+    except MailerError as err:
+        click.echo(f"mailer: warning: no copies in your Sent folder this time: {err}", err=True)
+        return
+    if line:
+        click.echo(line)
+
+
+def imap_settings(provider: str | None) -> config.ImapSettings:
     settings = config.imap_settings(config.environment(), provider)
     if settings is None:
         raise ConfigError(
@@ -55,28 +86,43 @@ def inbox_command(provider: str | None, folder: str, assume_yes: bool) -> None:
     if journal is None:
         click.echo("No campaigns yet: nothing to look for.")
         return
-    settings = inbox_settings(provider)
     with journal:
-        found = read_inbox(journal, settings, folder=folder)
-        out = Console(highlight=False, soft_wrap=True)
-        show(out, found, settings)
-        confirmed, declined = decide(found, assume_yes)
-        if confirmed is None:
-            return
-        settle(journal, found, confirmed=confirmed, declined=declined)
-        report(out, found, confirmed)
-        bounced = sorted({r.campaign for _, v in found.of(Kind.BOUNCE) for r in v.rows})
-        for campaign in bounced:
-            path = write_problems(journal, campaign, Path.cwd())
-            out.print(Text(f"Campaign {campaign!r}: the problem recipients, bounced ones with "
-                           f"the diagnostic, are in {path}"))
+        inbox_pass(journal, imap_settings(provider), folder, assume_yes=assume_yes)
+
+
+def inbox_pass(journal: Journal, settings: config.ImapSettings, folder: str, *,
+               assume_yes: bool, quiet: bool = False) -> None:
+    """Read, show, decide, record.  `quiet` (run-due): print nothing when
+    there was no new mail."""
+    from ..inbox import Kind, read_inbox, settle
+    from ..problems import write_problems
+    from .send import console
+
+    found = read_inbox(journal, settings, folder=folder)
+    if quiet and not found.verdicts:
+        return
+    out = console()
+    show(out, found, settings)
+    confirmed, declined = decide(found, assume_yes)
+    if confirmed is None:
+        return
+    settle(journal, found, confirmed=confirmed, declined=declined)
+    report(out, found, confirmed)
+    for campaign in sorted({r.campaign for _, v in found.of(Kind.BOUNCE) for r in v.rows}):
+        path = write_problems(journal, campaign, Path.cwd())
+        out.print(f"Campaign {campaign!r}: the problem recipients, bounced ones with the "
+                  f"diagnostic, are in {path}", markup=False)
 
 
 def show(out: Console, found: Sorted, settings: config.ImapSettings) -> None:
+    from rich.text import Text
+
+    from ..inbox import Kind
+
     out.print(Text(f"{settings.username} at {settings.host}, {found.folder}: "
                    f"{len(found.verdicts)} new message(s)."))
     for kind, heading in HEADINGS.items():
-        listed = found.of(kind)
+        listed = found.of(Kind(kind))
         if not listed:
             continue
         out.print(Text(f"{heading}: {len(listed)}"))
@@ -97,7 +143,10 @@ def line(verdict: Verdict) -> str:
 
 
 def decide(found: Sorted, assume_yes: bool) -> tuple[set[int] | None, set[int]]:
-    """Which unclear messages to apply as unsubscribes (None: change nothing at all)."""
+    """Which unclear messages to apply as unsubscribes, which the user
+    declined (None: change nothing at all)."""
+    from ..inbox import Kind
+
     clear = [v for _, v in found.verdicts if v.changes and v.kind is not Kind.UNCLEAR]
     unclear = found.of(Kind.UNCLEAR)
     if assume_yes:
@@ -124,6 +173,10 @@ def decide(found: Sorted, assume_yes: bool) -> tuple[set[int] | None, set[int]]:
 
 
 def report(out: Console, found: Sorted, confirmed: set[int]) -> None:
+    from rich.text import Text
+
+    from ..inbox import Kind
+
     bounced = sum(len(v.rows) for _, v in found.of(Kind.BOUNCE))
     replied = sum(len(v.rows) for _, v in found.of(Kind.REPLY))
     suppressed = {a for uid, v in found.verdicts
