@@ -18,6 +18,7 @@ the server's directory; otherwise everything runs as the current user.
 
 from __future__ import annotations
 
+import grp
 import os
 import pwd
 import shutil
@@ -49,6 +50,7 @@ state_dir = {base}/state
 log_path = {base}/dovecot.log
 info_log_path = {base}/dovecot.log
 default_internal_user = {internal}
+default_internal_group = {group}
 default_login_user = {login}
 first_valid_uid = {uid}
 last_valid_uid = {uid}
@@ -150,7 +152,8 @@ class Dovecot:
         conf = base / "dovecot.conf"
         conf.write_text(CONF.format(sent=SENT if self.special_use else "",
             base=base, uid=mail_user.pw_uid, gid=mail_user.pw_gid, internal=internal,
-            login=login, port=self.port, tls_port=self.tls_port,
+            group=grp.getgrgid(mail_user.pw_gid).gr_name, login=login, port=self.port,
+            tls_port=self.tls_port,
         ))
         return conf
 
