@@ -50,6 +50,9 @@ from .models import State
 from .sanitize import clean
 
 TEXT_LIMIT = 64 * 1024  # characters of a body looked at: the first lines are what counts
+FIELD_LIMIT = 16 * 1024  # bytes of one folded line: the email package parses longer headers
+#                          in quadratic time (400 kB of Subject: half a minute)
+MAX_MULTIPARTS = 64  # a bounce nests three or four; thousands exhaust the parser's recursion
 NOTE_LIMIT = 300  # characters of a diagnostic or subject kept in the journal
 
 
@@ -117,6 +120,7 @@ _GREETING = re.compile(
     re.IGNORECASE)
 _SMTP_CODE = re.compile(  # "550 5.1.1 ...", "550 ...", Exchange's "#5.1.1"
     r"\b[45]\d\d[ -][45]\.\d{1,3}\.\d{1,3}\b.*|\b5\d\d\b\s.*|#5\.\d{1,3}\.\d{1,3}\b.*")
+_MULTIPART = re.compile(rb"content-type:\s*multipart/", re.IGNORECASE)
 _MESSAGE_ID = re.compile(r"^\s*Message-ID:\s*(<[^>\s]+>)", re.IGNORECASE | re.MULTILINE)
 
 # Unsubscribe wording.  Phrases are folded into a keyword first; a line asks
@@ -145,7 +149,11 @@ _WORD = re.compile(r"[\w'-]+")
 
 
 def classify(raw: bytes) -> Finding:
-    """What one message is; never raises on malformed input."""
+    """What one message is; never raises on malformed input, and its time is
+    bounded: folded lines are cut at FIELD_LIMIT, deep nesting is refused."""
+    if len(_MULTIPART.findall(raw)) > MAX_MULTIPARTS:
+        return Finding(Kind.OTHER, "", "", None, detail="too many nested MIME parts")
+    raw = _bounded(raw)
     msg = email.message_from_bytes(raw, policy=email.policy.default)
     assert isinstance(msg, EmailMessage)
     sender = _address(_header(msg, "From"))
@@ -177,6 +185,22 @@ def classify(raw: bytes) -> Finding:
     if intent is not None:
         return Finding(intent, sender, subject, date, (), replied, why)
     return Finding(Kind.REPLY, sender, subject, date, (), replied)
+
+
+def _bounded(raw: bytes) -> bytes:
+    """The message with every folded line (a line and its indented
+    continuations) cut to FIELD_LIMIT bytes."""
+    out: list[bytes] = []
+    run = 0
+    for line in raw.splitlines(keepends=True):
+        run = run + len(line) if line.startswith((b" ", b"\t")) else len(line)
+        if run > FIELD_LIMIT:
+            keep = FIELD_LIMIT - (run - len(line))
+            if keep <= 0:
+                continue
+            line = line[:keep].rstrip(b"\r\n") + b"\r\n"
+        out.append(line)
+    return b"".join(out)
 
 
 def _header(msg: Message, name: str) -> str:

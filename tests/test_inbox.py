@@ -113,6 +113,20 @@ def test_damaged_fixtures_are_sorted_without_an_exception(name: str, at: int,
     classify(raw[:at] + junk + raw[at + len(junk):])
 
 
+def test_hostile_messages_are_bounded() -> None:
+    nested = b"From: x@example.com\r\nContent-Type: multipart/mixed; boundary=b0\r\n\r\n"
+    nested += b"".join(f"--b{i}\r\nContent-Type: multipart/mixed; boundary=b{i + 1}\r\n\r\n"
+                       .encode() for i in range(3000))
+    assert classify(nested).kind is Kind.OTHER  # not a RecursionError
+    huge_subject = (b"From: x@example.com\r\nSubject: unsubscribe " + b"=?utf-8?q?a?= " * 30000
+                    + b"\r\n\r\nhi\r\n")
+    found = classify(huge_subject)  # cut, not parsed for half a minute
+    assert found.kind is Kind.UNCLEAR and len(found.subject) <= 300
+    control = classify("From: x@example.com\r\nSubject: Re: hi\x1b[31m\u202e\r\n\r\nok\r\n"
+                       .encode())
+    assert found.sender == "x@example.com" and "\x1b" not in control.subject
+
+
 # --- the whole loop: send, fill the inbox, sort it ---------------------------------
 
 
