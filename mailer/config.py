@@ -142,9 +142,9 @@ SMTP_HOST_PROVIDERS = {
 }
 
 # Where a login's password comes from: (environment, "MAILER_IMAP" or "MAILER_SMTP")
-# -> the password, "" for none.  The default reads <prefix>_PASSWORD; a keyring or
-# password-command source plugs in here.
-PasswordSource = Callable[[Mapping[str, str], str], str]
+# -> the password, "" for none.  The default reads <prefix>_PASSWORD; the SMTP
+# login's own sources (keyring, password command) plug in here.
+PasswordLookup = Callable[[Mapping[str, str], str], str]
 
 
 def password_from_env(env: Mapping[str, str], prefix: str) -> str:
@@ -161,6 +161,8 @@ class ImapSettings:
     timeout: float = 30.0
     provider: str = ""  # the preset it came from, "" for none
     sent_folder: str = ""  # MAILER_IMAP_SENT: used when no folder is marked \Sent
+    # OAuth2 (XOAUTH2) instead of the password: returns a fresh access token
+    token: Callable[[], str] | None = field(default=None, repr=False, compare=False)
 
     @property
     def is_loopback(self) -> bool:
@@ -172,11 +174,14 @@ class ImapSettings:
         return IMAP_PRESETS.get(self.provider, ("", False))[1]
 
 
-def imap_settings(env: Mapping[str, str], provider: str | None = None,
-                  password: PasswordSource = password_from_env) -> ImapSettings | None:
+def imap_settings(env: Mapping[str, str], provider: str | None = None, *,
+                  password: PasswordLookup = password_from_env,
+                  token: Callable[[], str] | None = None) -> ImapSettings | None:
     """MAILER_IMAP_* over the provider preset (--provider, else recognised from
     MAILER_SMTP_HOST); None when no IMAP host is known.  The login defaults to
-    the SMTP login.  TLS is required for every host but loopback."""
+    the SMTP login, its password looked up by `password`; `token` (an OAuth2
+    access-token source) logs in with XOAUTH2 instead.  TLS is required for
+    every host but loopback."""
     smtp_host = env.get("MAILER_SMTP_HOST", "").strip().lower()
     preset = provider if provider in IMAP_PRESETS else SMTP_HOST_PROVIDERS.get(smtp_host, "")
     host = env.get("MAILER_IMAP_HOST", "").strip() or IMAP_PRESETS.get(preset, ("", False))[0]
@@ -206,7 +211,7 @@ def imap_settings(env: Mapping[str, str], provider: str | None = None,
         raise ConfigError(f"MAILER_IMAP_TIMEOUT={timeout_text!r} is not a number.") from None
     settings = ImapSettings(host=host, port=port, security=security, username=username,
                             password=secret, timeout=timeout, provider=preset,
-                            sent_folder=env.get("MAILER_IMAP_SENT", "").strip())
+                            sent_folder=env.get("MAILER_IMAP_SENT", "").strip(), token=token)
     if security == "none" and not settings.is_loopback:
         raise ConfigError(
             f"MAILER_IMAP_SECURITY=none would send your password and mail unencrypted to "

@@ -63,12 +63,17 @@ class Mailbox:
                             f"MAILER_IMAP_SECURITY and MAILER_IMAP_PORT (tls is usually port "
                             f"993, starttls port 143).") from None
         try:
-            client.login(s.username, s.password)
+            if s.token is not None:
+                client.oauth2_login(s.username, s.token())
+            else:
+                client.login(s.username, s.password)
         except LoginError:
             client.shutdown()
-            raise ImapError(f"{self.where} refused the login for {s.username}. Check "
-                            f"MAILER_IMAP_USERNAME and MAILER_IMAP_PASSWORD (many providers "
-                            f"want an app password).") from None
+            check = ("the OAuth2 sign-in (`mailer login`)" if s.token is not None else
+                     "MAILER_IMAP_USERNAME and MAILER_IMAP_PASSWORD (many providers want an "
+                     "app password)")
+            raise ImapError(f"{self.where} refused the login for {s.username}. "
+                            f"Check {check}.") from None
         except _ERRORS as err:
             client.shutdown()
             raise ImapError(f"Cannot log in to {self.where}: {err}") from None
