@@ -7,6 +7,10 @@ Dovecot inbox after a real send to aiosmtpd; the server's flags untouched."""
 from __future__ import annotations
 
 import json
+import os
+import pty
+import subprocess
+import sys
 from pathlib import Path
 from string import Template
 
@@ -25,6 +29,7 @@ from tests.test_run_due import (  # noqa: F401  (server, work: fixtures)
     write_contacts,
 )
 
+PROJECT = Path(__file__).resolve().parents[1]
 FIXTURES = Path(__file__).parent / "fixtures" / "inbox"
 
 # fixture -> (the campaign recipient it concerns, its kind, the failed recipients)
@@ -301,3 +306,29 @@ def test_run_due_sorts_the_inbox_for_cron(work: Path, server: SmtpServer,
     suppressed = json.loads(mailer("suppress", "list", "--json").output)
     assert [s["address"] for s in suppressed] == ["unsub-en@example.com"]
     assert mailer("run-due", "--inbox").output == ""
+
+
+@pytest.mark.parametrize("answer", [b"y\n", b"n\n"])
+def test_at_a_terminal_the_unclear_ones_are_asked_about(work: Path, server: SmtpServer,
+                                                       imap_env: Dovecot, answer: bytes) -> None:
+    write_contacts(work, [("Ulla", "unclear@example.com"), ("Una", "unsub-en@example.com")])
+    assert send("--yes").exit_code == 0
+    ids = {r["recipient"]: r["message_id"] for r in status()["recipients"]}  # type: ignore[attr-defined]
+    imap_env.deliver(fixture("reply_unclear.eml", ids["unclear@example.com"]),
+                     fixture("unsubscribe_en.eml", ids["unsub-en@example.com"]))
+    leader, follower = pty.openpty()
+    proc = subprocess.Popen([sys.executable, "-m", "mailer", "inbox"], cwd=work,
+                            env={**os.environ, "PYTHONPATH": str(PROJECT)}, stdin=follower,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    os.close(follower)
+    os.write(leader, b"y\n" + answer)  # record the clear case; then the unclear one
+    out = proc.communicate(timeout=60)[0].decode()
+    os.close(leader)
+    assert proc.returncode == 0, out
+    assert "Record these 1 outcome(s) in the journal?" in out
+    assert "never mail unclear@example.com again?" in out
+    suppressed = {s["address"] for s in json.loads(mailer("suppress", "list", "--json").output)}
+    expected = {"unsub-en@example.com"} | ({"unclear@example.com"} if answer == b"y\n" else set())
+    assert suppressed == expected
+    again = mailer("inbox", "--yes")  # decided either way: not asked about again
+    assert "0 new message(s)" in again.output, again.output
