@@ -13,16 +13,18 @@ import subprocess
 import sys
 from pathlib import Path
 from string import Template
+from typing import Any
 
 import pytest
+from click.testing import CliRunner, Result
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from mailer.cli.app import main
 from mailer.inbox import Kind, classify
 from tests.imapd import Dovecot
 from tests.smtpd import SmtpServer
 from tests.test_run_due import (  # noqa: F401  (server, work: fixtures)
-    mailer,
     send,
     server,
     work,
@@ -145,15 +147,19 @@ def campaign_sent(work: Path, server: SmtpServer) -> dict[str, str]:
     return {r["recipient"]: r["message_id"] for r in status()["recipients"]}
 
 
-def status() -> dict[str, object]:
-    result = mailer("status", "--json")
+def cli(*args: str) -> Result:
+    return CliRunner().invoke(main, list(args), catch_exceptions=False)
+
+
+def status() -> dict[str, Any]:
+    result = cli("status", "--json")
     assert result.exit_code == 0, result.output
-    data: dict[str, object] = json.loads(result.output)
+    data: dict[str, Any] = json.loads(result.output)
     return data
 
 
 def states() -> dict[str, str]:
-    return {r["recipient"]: r["state"] for r in status()["recipients"]}  # type: ignore[attr-defined]
+    return {r["recipient"]: r["state"] for r in status()["recipients"]}
 
 
 def fill_inbox(dovecot: Dovecot, ids: dict[str, str]) -> None:
@@ -187,7 +193,7 @@ def test_one_inbox_pass_sorts_a_campaigns_replies(work: Path, server: SmtpServer
         client.add_flags([3], [b"\\Flagged"])
     before = flags(imap_env)
 
-    result = mailer("inbox", "--yes")
+    result = cli("inbox", "--yes")
     assert result.exit_code == 0, result.output
     assert flags(imap_env) == before  # nothing changed on the server
 
@@ -199,15 +205,15 @@ def test_one_inbox_pass_sorts_a_campaigns_replies(work: Path, server: SmtpServer
             expected[recipient] = "replied"
     assert states() == expected
     counts = status()["counts"]
-    assert (counts["bounced"], counts["replied"], counts["sent"]) == (7, 1, 8)  # type: ignore[index]
-    campaigns = json.loads(mailer("campaigns", "--json").output)
+    assert (counts["bounced"], counts["replied"], counts["sent"]) == (7, 1, 8)
+    campaigns = json.loads(cli("campaigns", "--json").output)
     assert campaigns[0]["counts"]["bounced"] == 7
-    assert "7 bounced" in mailer("campaigns").output
-    suppressed = json.loads(mailer("suppress", "list", "--json").output)
+    assert "7 bounced" in cli("campaigns").output
+    suppressed = json.loads(cli("suppress", "list", "--json").output)
     assert sorted(s["address"] for s in suppressed) == [
         "mailto@example.org", "unsub-de@example.de", "unsub-en@example.com"]
     assert all("asked by mail" in s["reason"] for s in suppressed)
-    rows = {r["recipient"]: r for r in status()["recipients"]}  # type: ignore[attr-defined]
+    rows = {r["recipient"]: r for r in status()["recipients"]}
     assert "5.1.10" in rows["exchange@example.com"]["last_reply"]  # the diagnostic is kept
     assert "Re: FOSDEM 2026" in rows["human@example.com"]["last_reply"]
     assert "unclear@example.com" in result.output  # listed, not applied
@@ -215,7 +221,7 @@ def test_one_inbox_pass_sorts_a_campaigns_replies(work: Path, server: SmtpServer
     report = (work / "mailer-problems-contacts.csv").read_text(encoding="utf-8-sig")
     assert "dsn@example.com,bounced" in report
 
-    again = mailer("inbox", "--yes")  # a rerun looks only at what it has not sorted
+    again = cli("inbox", "--yes")  # a rerun looks only at what it has not sorted
     assert again.exit_code == 0, again.output
     assert "1 new message(s)" in again.output and "unclear@example.com" in again.output
     assert states() == expected
@@ -226,17 +232,17 @@ def test_without_yes_and_without_a_terminal_nothing_changes(work: Path, server: 
                                                             imap_env: Dovecot) -> None:
     ids = campaign_sent(work, server)
     fill_inbox(imap_env, ids)
-    result = mailer("inbox")
+    result = cli("inbox")
     assert result.exit_code == 0, result.output
     assert "Nothing changed" in result.output and "dsn@example.com" in result.output
     assert set(states().values()) == {"sent"}
-    assert json.loads(mailer("suppress", "list", "--json").output) == []
+    assert json.loads(cli("suppress", "list", "--json").output) == []
 
 
 def test_without_campaigns_or_without_imap_settings(work: Path, dovecot: Dovecot) -> None:
-    assert "No campaigns yet" in mailer("inbox", "--yes").output
-    mailer("suppress", "add", "x@example.com")  # the journal exists now, without campaigns
-    result = mailer("inbox", "--yes")
+    assert "No campaigns yet" in cli("inbox", "--yes").output
+    cli("suppress", "add", "x@example.com")  # the journal exists now, without campaigns
+    result = cli("inbox", "--yes")
     assert result.exit_code == 2
     assert result.output.startswith("mailer: error: No IMAP server configured")
 
@@ -245,13 +251,13 @@ def test_resend_bounced_sends_to_the_corrected_address(work: Path, server: SmtpS
                                                        imap_env: Dovecot) -> None:
     write_contacts(work, [("Dana", "dsn@example.com"), ("Quinn", QUIET)])
     assert send("--yes").exit_code == 0
-    ids = {r["recipient"]: r["message_id"] for r in status()["recipients"]}  # type: ignore[attr-defined]
+    ids = {r["recipient"]: r["message_id"] for r in status()["recipients"]}
     imap_env.deliver(fixture("bounce_dsn.eml", ids["dsn@example.com"]))
-    assert mailer("inbox", "--yes").exit_code == 0
+    assert cli("inbox", "--yes").exit_code == 0
     assert states() == {"dsn@example.com": "bounced", QUIET: "sent"}
 
     write_contacts(work, [("Dana", "dana@example.com"), ("Quinn", QUIET)])  # the misread fixed
-    result = mailer("resend", "contacts.csv", "--profile", "profile.toml", "--bounced",
+    result = cli("resend", "contacts.csv", "--profile", "profile.toml", "--bounced",
                     "--rate", "none", "--yes")
     assert result.exit_code == 0, result.output
     assert "dsn@example.com -> dana@example.com" in result.output
@@ -266,7 +272,7 @@ def test_send_files_sent_copies_unless_told_not_to_or_gmail(work: Path, server: 
     assert "Copied 3 sent message(s) to the folder 'Sent'" in result.output
     sent = imap_env.messages("Sent")
     assert sorted(m[0].split(b"Message-ID: ")[1].split(b"\r\n")[0].decode() for m in sent) == \
-        sorted(r["message_id"] for r in status()["recipients"])  # type: ignore[attr-defined]
+        sorted(r["message_id"] for r in status()["recipients"])
     assert all(b"\\Seen" in flags for _, flags in sent)
 
     write_contacts(work, [("Dora", "dora@example.com")])
@@ -296,16 +302,16 @@ def test_run_due_sorts_the_inbox_for_cron(work: Path, server: SmtpServer,
                                           imap_env: Dovecot) -> None:
     write_contacts(work, [("Ulla", "unsub-en@example.com"), ("Quinn", QUIET)])
     assert send("--yes").exit_code == 0
-    quiet = mailer("run-due", "--inbox")
+    quiet = cli("run-due", "--inbox")
     assert (quiet.exit_code, quiet.output) == (0, "")  # nothing new: cron logs stay empty
-    ids = {r["recipient"]: r["message_id"] for r in status()["recipients"]}  # type: ignore[attr-defined]
+    ids = {r["recipient"]: r["message_id"] for r in status()["recipients"]}
     imap_env.deliver(fixture("unsubscribe_en.eml", ids["unsub-en@example.com"]))
-    result = mailer("run-due", "--inbox")
+    result = cli("run-due", "--inbox")
     assert result.exit_code == 0, result.output
     assert "unsub-en@example.com" in result.output
-    suppressed = json.loads(mailer("suppress", "list", "--json").output)
+    suppressed = json.loads(cli("suppress", "list", "--json").output)
     assert [s["address"] for s in suppressed] == ["unsub-en@example.com"]
-    assert mailer("run-due", "--inbox").output == ""
+    assert cli("run-due", "--inbox").output == ""
 
 
 @pytest.mark.parametrize("answer", [b"y\n", b"n\n"])
@@ -313,7 +319,7 @@ def test_at_a_terminal_the_unclear_ones_are_asked_about(work: Path, server: Smtp
                                                        imap_env: Dovecot, answer: bytes) -> None:
     write_contacts(work, [("Ulla", "unclear@example.com"), ("Una", "unsub-en@example.com")])
     assert send("--yes").exit_code == 0
-    ids = {r["recipient"]: r["message_id"] for r in status()["recipients"]}  # type: ignore[attr-defined]
+    ids = {r["recipient"]: r["message_id"] for r in status()["recipients"]}
     imap_env.deliver(fixture("reply_unclear.eml", ids["unclear@example.com"]),
                      fixture("unsubscribe_en.eml", ids["unsub-en@example.com"]))
     leader, follower = pty.openpty()
@@ -327,8 +333,8 @@ def test_at_a_terminal_the_unclear_ones_are_asked_about(work: Path, server: Smtp
     assert proc.returncode == 0, out
     assert "Record these 1 outcome(s) in the journal?" in out
     assert "never mail unclear@example.com again?" in out
-    suppressed = {s["address"] for s in json.loads(mailer("suppress", "list", "--json").output)}
+    suppressed = {s["address"] for s in json.loads(cli("suppress", "list", "--json").output)}
     expected = {"unsub-en@example.com"} | ({"unclear@example.com"} if answer == b"y\n" else set())
     assert suppressed == expected
-    again = mailer("inbox", "--yes")  # decided either way: not asked about again
+    again = cli("inbox", "--yes")  # decided either way: not asked about again
     assert "0 new message(s)" in again.output, again.output

@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 from dataclasses import replace
+from datetime import datetime
 from email.parser import BytesHeaderParser
 from pathlib import Path
 
@@ -76,9 +77,7 @@ def test_a_crash_between_record_and_append_files_it_once(dovecot: Dovecot,
     assert sorted(message_ids(dovecot)) == sorted(d.message_id for d in due)
 
 
-def time_of(epoch: float):  # type: ignore[no-untyped-def]
-    from datetime import datetime
-
+def time_of(epoch: float) -> datetime:
     return datetime.fromtimestamp(epoch).astimezone()
 
 
