@@ -34,6 +34,8 @@ import ssl
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date, datetime
+from email.errors import HeaderParseError
+from email.header import decode_header, make_header
 from email.message import EmailMessage, Message
 from email.utils import parseaddr, parsedate_to_datetime
 from enum import StrEnum
@@ -154,7 +156,9 @@ def classify(raw: bytes) -> Finding:
     if len(_MULTIPART.findall(raw)) > MAX_MULTIPARTS:
         return Finding(Kind.OTHER, "", "", None, detail="too many nested MIME parts")
     raw = _bounded(raw)
-    msg = email.message_from_bytes(raw, policy=email.policy.default)
+    # One parse, compat32: the detectors expect it, and it is several times
+    # faster than the default policy, which re-parses a header on every read.
+    msg = email.message_from_bytes(raw, _class=EmailMessage, policy=email.policy.compat32)
     assert isinstance(msg, EmailMessage)
     sender = _address(_header(msg, "From"))
     subject = _header(msg, "Subject")
@@ -162,9 +166,8 @@ def classify(raw: bytes) -> Finding:
     replied = tuple(dict.fromkeys(
         _message_ids(_header(msg, "In-Reply-To") + " " + _header(msg, "References"))))
     if _looks_like_bounce(msg, sender, subject):
-        legacy = email.message_from_bytes(raw)  # the detectors expect compat32 messages
         try:
-            temporary, permanent = all_failures(legacy)
+            temporary, permanent = all_failures(msg)
         except Exception:  # a detector choking on a malformed message: no detection
             temporary = permanent = frozenset()
         original = _original_ids(msg)
@@ -204,11 +207,18 @@ def _bounded(raw: bytes) -> bytes:
 
 
 def _header(msg: Message, name: str) -> str:
-    try:
-        value = msg.get(name)
-    except (ValueError, IndexError, TypeError):  # an undecodable header
+    """A header's decoded text (RFC 2047 words decoded), cleaned; "" if absent."""
+    wanted = name.lower()
+    value = next((v for k, v in msg.raw_items() if k.lower() == wanted), None)
+    if value is None:
         return ""
-    return clean(str(value))[:NOTE_LIMIT] if value is not None else ""
+    if not value.isascii():  # raw UTF-8 (RFC 6532), which the parser kept escaped
+        value = value.encode("ascii", "surrogateescape").decode("utf-8", "replace")
+    try:
+        text = str(make_header(decode_header(value)))
+    except (ValueError, LookupError, UnicodeError, HeaderParseError):  # undecodable words
+        text = str(value)
+    return clean(text)[:NOTE_LIMIT]
 
 
 def _address(value: str) -> str:

@@ -60,6 +60,7 @@ mail_uid = {uid}
 mail_gid = {gid}
 mail_location = maildir:{base}/mail/%u
 mail_privileged_group =
+mail_fsync = never
 disable_plaintext_auth = yes
 auth_mechanisms = plain login xoauth2
 ssl = yes

@@ -120,6 +120,16 @@ def test_damaged_fixtures_are_sorted_without_an_exception(name: str, at: int,
     classify(raw[:at] + junk + raw[at + len(junk):])
 
 
+def test_headers_are_decoded_whichever_way_they_come() -> None:
+    raw_utf8 = "From: Jürgen <j@example.de>\r\nSubject: Grüße\r\n\r\nabmelden\r\n".encode()
+    encoded = (b"From: =?utf-8?q?J=C3=BCrgen?= <j@example.de>\r\n"
+               b"Subject: =?iso-8859-1?q?Gr=FC=DFe?=\r\n\r\nabmelden\r\n")
+    for raw in (raw_utf8, encoded):
+        found = classify(raw)
+        assert (found.sender, found.subject, found.kind) == ("j@example.de", "Grüße",
+                                                             Kind.UNSUBSCRIBE)
+
+
 def test_hostile_messages_are_bounded() -> None:
     nested = b"From: x@example.com\r\nContent-Type: multipart/mixed; boundary=b0\r\n\r\n"
     nested += b"".join(f"--b{i}\r\nContent-Type: multipart/mixed; boundary=b{i + 1}\r\n\r\n"
