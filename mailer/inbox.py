@@ -96,8 +96,10 @@ class Verdict:
 
     @property
     def addresses(self) -> tuple[str, ...]:
-        """Who an unsubscribe (or an unclear one, once confirmed) suppresses."""
-        found = [self.finding.sender, *(r.recipient for r in self.rows)]
+        """Who an unsubscribe (or an unclear one, once confirmed) suppresses:
+        the sender, unless a mail system, and the recipient it concerns."""
+        sender = self.finding.sender
+        found = [sender if not _is_daemon(sender) else "", *(r.recipient for r in self.rows)]
         return tuple(dict.fromkeys(a for a in found if a))
 
 
@@ -148,6 +150,7 @@ danke vielen dank jetzt sofort hiermit möchte moechte will gerne gern auch nur 
 weitere weiteren mehr zukünftig zukuenftig künftig kuenftig anfrage
 """.split())  # noqa: SIM905
 _WORD = re.compile(r"[\w'-]+")
+_REPLIES = EmailReplyParser(languages=["en", "de"])  # its patterns are compiled once
 
 
 def classify(raw: bytes) -> Finding:
@@ -163,8 +166,9 @@ def classify(raw: bytes) -> Finding:
     sender = _address(_header(msg, "From"))
     subject = _header(msg, "Subject")
     date = _date(msg)
-    replied = tuple(dict.fromkeys(
-        _message_ids(_header(msg, "In-Reply-To") + " " + _header(msg, "References"))))
+    threads = _header(msg, "In-Reply-To", FIELD_LIMIT) + " " + _header(msg, "References",
+                                                                       FIELD_LIMIT)
+    replied = tuple(dict.fromkeys(_message_ids(threads)))
     if _looks_like_bounce(msg, sender, subject):
         try:
             temporary, permanent = all_failures(msg)
@@ -206,8 +210,9 @@ def _bounded(raw: bytes) -> bytes:
     return b"".join(out)
 
 
-def _header(msg: Message, name: str) -> str:
-    """A header's decoded text (RFC 2047 words decoded), cleaned; "" if absent."""
+def _header(msg: Message, name: str, limit: int = NOTE_LIMIT) -> str:
+    """A header's decoded text (RFC 2047 words decoded), cleaned and cut to
+    `limit` characters; "" if absent."""
     wanted = name.lower()
     value = next((v for k, v in msg.raw_items() if k.lower() == wanted), None)
     if value is None:
@@ -218,7 +223,7 @@ def _header(msg: Message, name: str) -> str:
         text = str(make_header(decode_header(value)))
     except (ValueError, LookupError, UnicodeError, HeaderParseError):  # undecodable words
         text = str(value)
-    return clean(text)[:NOTE_LIMIT]
+    return clean(text)[:limit]
 
 
 def _address(value: str) -> str:
@@ -237,11 +242,14 @@ def _message_ids(text: str) -> Iterator[str]:
     yield from re.findall(r"<[^<>\s]+>", text)
 
 
+def _is_daemon(address: str) -> bool:
+    return address.partition("@")[0].lower().startswith(_DAEMONS)
+
+
 def _looks_like_bounce(msg: Message, sender: str, subject: str) -> bool:
-    local = sender.partition("@")[0].lower()
     return (msg.get_content_type() == "multipart/report"
             or msg.get("X-Failed-Recipients") is not None
-            or local.startswith(_DAEMONS)
+            or _is_daemon(sender)
             or _header(msg, "Return-Path") == "<>"
             or bool(_BOUNCE_SUBJECT.search(subject)))
 
@@ -256,7 +264,7 @@ def _original_ids(msg: Message) -> tuple[str, ...]:
             payload = part.get_payload()
             inner = payload[0] if isinstance(payload, list) and payload else None
             if isinstance(inner, Message):
-                found += _message_ids(_header(inner, "Message-ID"))
+                found += _message_ids(_header(inner, "Message-ID", FIELD_LIMIT))
         elif kind == "text/rfc822-headers" or (kind == "text/plain" and not found):
             found += _MESSAGE_ID.findall(_text(part))
     return tuple(dict.fromkeys(found))
@@ -356,7 +364,7 @@ def _latest_reply(msg: EmailMessage) -> str:
         text = "".join(parser.parts)
     text = "\n".join(line for line in text.splitlines()
                      if not line.lstrip().startswith(">"))  # inline-quoted lines
-    return str(EmailReplyParser(languages=["en", "de"]).parse_reply(text=text))
+    return str(_REPLIES.parse_reply(text=text))
 
 
 def _words(text: str) -> list[str]:

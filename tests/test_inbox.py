@@ -130,6 +130,14 @@ def test_headers_are_decoded_whichever_way_they_come() -> None:
                                                              Kind.UNSUBSCRIBE)
 
 
+def test_a_long_thread_still_refers_to_the_campaign_mail() -> None:
+    earlier = " ".join(f"<thread-{i}@mail.example.net>" for i in range(40))
+    raw = (f"From: Pat <pat@example.com>\r\nSubject: Re: Re: hi\r\nReferences: {earlier}\r\n"
+           f" <original-1@example.com>\r\n\r\nSee you!\r\n").encode()
+    found = classify(raw)
+    assert found.kind is Kind.REPLY and found.refers_to[-1] == "<original-1@example.com>"
+
+
 def test_hostile_messages_are_bounded() -> None:
     nested = b"From: x@example.com\r\nContent-Type: multipart/mixed; boundary=b0\r\n\r\n"
     nested += b"".join(f"--b{i}\r\nContent-Type: multipart/mixed; boundary=b{i + 1}\r\n\r\n"
