@@ -744,15 +744,16 @@ class Journal:
 
     def mark_returned(self, campaign: str, recipient: str, state: State, note: str) -> bool:
         """A sent (or unknown) row becomes `bounced` or `replied` with a note
-        (the diagnostic, or the reply's date and subject); a bounce also
-        overrides `replied`.  False when the row is in no such state."""
+        (the diagnostic, or the reply's date and subject) in place of the SMTP
+        server's 250; a bounce also overrides `replied`.  False when the row is
+        in no such state."""
         if state not in (State.BOUNCED, State.REPLIED):
             raise JournalError(f"{state} is not a state the inbox sets.")
         before = ("'sent', 'unknown', 'replied'" if state is State.BOUNCED
                   else "'sent', 'unknown'")
         with self._write() as db:
             cur = db.execute(
-                f"UPDATE messages SET state = ?, last_reply = ? "
+                f"UPDATE messages SET state = ?, last_code = NULL, last_reply = ? "
                 f"WHERE campaign = ? AND address = ? AND state IN ({before})",
                 (str(state), note, campaign, address_key(recipient)),
             )
