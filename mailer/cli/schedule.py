@@ -207,7 +207,7 @@ def run_due(rates: tuple[str, ...], provider: str | None, concurrency: int, with
                     concurrency=concurrency, retry=RetryPolicy(attempts=1), handle_sigint=True)
                 click.echo(f"{now:%Y-%m-%d %H:%M %Z} {run_line(summary)}")
                 summaries.append(summary)
-                if not no_sent_copy:
+                if not no_sent_copy and summary.stopped != "interrupted":
                     file_sent_copies(journal, campaign, provider)
                 if summary.stopped:
                     break
@@ -388,7 +388,7 @@ def resend(paths: tuple[Path, ...], campaign_name: str | None, failed: bool, unk
             return
         summary = send_now(journal, campaign, config.smtp_settings(env),
                            choose_rates(rates, provider), concurrency)
-        if not no_sent_copy:
+        if not no_sent_copy and summary.stopped != "interrupted":
             file_sent_copies(journal, campaign, provider)
         report_and_exit(journal, summary)
 

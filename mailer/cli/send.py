@@ -138,7 +138,7 @@ def send(paths: tuple[Path, ...], profile_path: Path, campaign_name: str | None,
         if assume_yes:
             show_plan(tally, f"Campaign {campaign!r}: {summary.fed} new message(s) queued "
                              f"and sent in this run.")
-        if not no_sent_copy:
+        if not no_sent_copy and summary.stopped != "interrupted":
             file_sent_copies(journal, campaign, provider)
         report_and_exit(journal, summary)
 
