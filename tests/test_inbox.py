@@ -273,6 +273,9 @@ def test_resend_bounced_sends_to_the_corrected_address(work: Path, server: SmtpS
     imap_env.deliver(fixture("bounce_dsn.eml", ids["dsn@example.com"]))
     assert cli("inbox", "--yes").exit_code == 0
     assert states() == {"dsn@example.com": "bounced", QUIET: "sent"}
+    rerun = send("--yes")  # a plain rerun says what to do, and mails nobody
+    assert "bounced in this campaign" in rerun.output, rerun.output
+    assert len(server.recipients()) == 2
 
     write_contacts(work, [("Dana", "dana@example.com"), ("Quinn", QUIET)])  # the misread fixed
     result = cli("resend", "contacts.csv", "--profile", "profile.toml", "--bounced",
