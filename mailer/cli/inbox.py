@@ -51,7 +51,7 @@ def file_sent_copies(journal: Journal, campaign: str, provider: str | None) -> N
     resend or run-due of the campaign files what is missing."""
     from ..sentcopy import copy_sent
 
-    settings = config.imap_settings(config.environment(), provider)
+    settings = configured_imap(provider)
     if settings is None:
         return
     try:
@@ -63,8 +63,16 @@ def file_sent_copies(journal: Journal, campaign: str, provider: str | None) -> N
         click.echo(line)
 
 
+def configured_imap(provider: str | None) -> config.ImapSettings | None:
+    """The IMAP account, or None without one.  The one place where the IMAP
+    login gets its password (or OAuth2 token) source: `config.imap_settings`
+    takes `password=` and `token=` for the SMTP login's keyring, password
+    command or OAuth2 sign-in."""
+    return config.imap_settings(config.environment(), provider)
+
+
 def imap_settings(provider: str | None) -> config.ImapSettings:
-    settings = config.imap_settings(config.environment(), provider)
+    settings = configured_imap(provider)
     if settings is None:
         raise ConfigError(
             "No IMAP server configured: set MAILER_IMAP_HOST (and _PORT, _SECURITY, "
