@@ -359,3 +359,9 @@ def test_at_a_terminal_the_unclear_ones_are_asked_about(work: Path, server: Smtp
     assert suppressed == expected
     again = cli("inbox", "--yes")  # decided either way: not asked about again
     assert "0 new message(s)" in again.output, again.output
+
+
+def test_schedule_install_passes_inbox_on_to_run_due(work: Path) -> None:
+    cron = cli("schedule", "install", "--cron", "--print", "--inbox", "--no-sent-copy")
+    assert cron.exit_code == 0, cron.output
+    assert " run-due --inbox --no-sent-copy >> " in cron.output
