@@ -462,16 +462,17 @@ class Sorted:
 
 
 def read_inbox(journal: Journal, settings: ImapSettings, *, folder: str = "INBOX",
-               tls_context: ssl.SSLContext | None = None) -> Sorted:
+               pending: bool = True, tls_context: ssl.SSLContext | None = None) -> Sorted:
     """Sort the folder's messages that arrived since the first campaign began
-    and were not sorted before; reads only (EXAMINE, BODY.PEEK)."""
+    and were not sorted before, and (with `pending`) the unclear ones nobody
+    has decided on yet; reads only (EXAMINE, BODY.PEEK)."""
     start = journal.first_campaign_start()
     if start is None:
         return Sorted(folder, 0, ())
     since = date.fromtimestamp(start - 86400)  # SINCE is a day in the server's time zone
     with Mailbox(settings, tls_context=tls_context) as box:
         validity, uids = box.examine(since, folder)
-        known = journal.inbox_known(folder, validity)
+        known = journal.inbox_known(folder, validity, pending=not pending)
         verdicts = tuple((uid, judge(classify(raw), journal))
                          for uid, raw in box.fetch(u for u in uids if u not in known))
     return Sorted(folder, validity, verdicts)
@@ -479,13 +480,17 @@ def read_inbox(journal: Journal, settings: ImapSettings, *, folder: str = "INBOX
 
 def settle(journal: Journal, inbox: Sorted, *, confirmed: set[int], declined: set[int]) -> None:
     """Apply every clear verdict and the unclear ones the user confirmed as
-    unsubscribes; remember all of them (and the declined ones) so that the
-    next pass skips them.  Unclear messages nobody decided on stay unsorted."""
+    unsubscribes, and remember every message: sorted for good, or `unclear`
+    while nobody has decided on it (`read_inbox(pending=True)` brings those
+    back, so they are asked about at the next terminal run)."""
     for uid, verdict in inbox.verdicts:
-        if verdict.kind is Kind.UNCLEAR and uid not in confirmed | declined:
-            continue
+        kind = str(verdict.kind)
         if verdict.kind is not Kind.UNCLEAR or uid in confirmed:
             apply(verdict, journal)
+        if uid in confirmed:
+            kind = "unclear: confirmed"
+        elif uid in declined:
+            kind = "unclear: declined"
         f = verdict.finding
-        journal.inbox_record(inbox.folder, inbox.uidvalidity, uid, str(verdict.kind),
-                             f.sender, f.subject, verdict.note)
+        journal.inbox_record(inbox.folder, inbox.uidvalidity, uid, kind, f.sender, f.subject,
+                             verdict.note)

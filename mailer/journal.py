@@ -759,10 +759,12 @@ class Journal:
             )
         return cur.rowcount == 1
 
-    def inbox_known(self, folder: str, uidvalidity: int) -> set[int]:
-        """UIDs of the folder's messages sorted before (under this UIDVALIDITY)."""
-        sql = "SELECT uid FROM inbox WHERE folder = ? AND uidvalidity = ?"
-        return {r[0] for r in self._db.execute(sql, (folder, uidvalidity))}
+    def inbox_known(self, folder: str, uidvalidity: int, *, pending: bool = True) -> set[int]:
+        """UIDs of the folder's messages sorted before (under this UIDVALIDITY);
+        with pending=False not those still `unclear`."""
+        sql = ("SELECT uid FROM inbox WHERE folder = ? AND uidvalidity = ? "
+               "AND (? OR kind != 'unclear')")
+        return {r[0] for r in self._db.execute(sql, (folder, uidvalidity, pending))}
 
     def inbox_record(self, folder: str, uidvalidity: int, uid: int, kind: str,
                      address: str, subject: str, detail: str) -> None:

@@ -101,12 +101,12 @@ def inbox_command(provider: str | None, folder: str, assume_yes: bool) -> None:
 def inbox_pass(journal: Journal, settings: config.ImapSettings, folder: str, *,
                assume_yes: bool, quiet: bool = False) -> None:
     """Read, show, decide, record.  `quiet` (run-due): print nothing when
-    there was no new mail."""
+    there was no new mail, and list an unclear message only once."""
     from ..inbox import Kind, read_inbox, settle
     from ..problems import write_problems
     from .send import console
 
-    found = read_inbox(journal, settings, folder=folder)
+    found = read_inbox(journal, settings, folder=folder, pending=not quiet)
     if quiet and not found.verdicts:
         return
     out = console()
@@ -128,7 +128,7 @@ def show(out: Console, found: Sorted, settings: config.ImapSettings) -> None:
     from ..inbox import Kind
 
     out.print(Text(f"{settings.username} at {settings.host}, {found.folder}: "
-                   f"{len(found.verdicts)} new message(s)."))
+                   f"{len(found.verdicts)} message(s) to sort."))
     for kind, heading in HEADINGS.items():
         listed = found.of(Kind(kind))
         if not listed:
