@@ -284,6 +284,7 @@ def test_resend_bounced_sends_to_the_corrected_address(work: Path, server: SmtpS
     assert "dsn@example.com -> dana@example.com" in result.output
     assert server.recipients()[2:] == ["dana@example.com"]  # nobody else again
     assert states() == {"dana@example.com": "sent", QUIET: "sent"}
+    assert len(imap_env.messages("Sent")) == 3  # the corrected mail is filed too
 
 
 def test_send_files_sent_copies_unless_told_not_to_or_gmail(work: Path, server: SmtpServer,
