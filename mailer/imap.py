@@ -140,6 +140,14 @@ class Mailbox:
             raise self._fail(f"reading {folder}", err) from None
         return int(status.get(b"UIDVALIDITY", 0)), sorted(int(u) for u in uids)
 
+    def mark_read(self, folder: str, uids: list[int]) -> None:
+        """Flag these messages \\Seen: the one change to the inbox, only when asked."""
+        try:
+            self.client.select_folder(folder)
+            self.client.add_flags(uids, [b"\\Seen"])
+        except _ERRORS as err:
+            raise self._fail(f"flagging messages in {folder}", err) from None
+
     def fetch(self, uids: Iterable[int]) -> Iterator[tuple[int, bytes]]:
         """(uid, the message's first FETCH_LIMIT bytes) of the examined folder,
         read with BODY.PEEK so that no \\Seen flag is set."""

@@ -478,6 +478,21 @@ def read_inbox(journal: Journal, settings: ImapSettings, *, folder: str = "INBOX
     return Sorted(folder, validity, verdicts)
 
 
+# machine mail and requests, done with once recorded; a person's reply stays unread
+READ_WHEN_ASKED = (Kind.BOUNCE, Kind.DELAY, Kind.UNSUBSCRIBE, Kind.AUTO_REPLY)
+
+
+def mark_read(settings: ImapSettings, inbox: Sorted, *,
+              tls_context: ssl.SSLContext | None = None) -> int:
+    """`mailer inbox --mark-read`: flag the recorded bounces, delay notices,
+    unsubscribe requests and auto-replies as read; returns how many."""
+    uids = [uid for uid, _ in inbox.of(*READ_WHEN_ASKED)]
+    if uids:
+        with Mailbox(settings, tls_context=tls_context) as box:
+            box.mark_read(inbox.folder, uids)
+    return len(uids)
+
+
 def settle(journal: Journal, inbox: Sorted, *, confirmed: set[int], declined: set[int]) -> None:
     """Apply every clear verdict and the unclear ones the user confirmed as
     unsubscribes, and remember every message: sorted for good, or `unclear`

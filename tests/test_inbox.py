@@ -370,3 +370,16 @@ def test_schedule_install_passes_inbox_on_to_run_due(work: Path) -> None:
     cron = cli("schedule", "install", "--cron", "--print", "--inbox", "--no-sent-copy")
     assert cron.exit_code == 0, cron.output
     assert " run-due --inbox --no-sent-copy >> " in cron.output
+
+
+def test_mark_read_flags_only_what_was_dealt_with(work: Path, server: SmtpServer,
+                                                  imap_env: Dovecot) -> None:
+    ids = campaign_sent(work, server)
+    fill_inbox(imap_env, ids)  # UIDs 1.. in the order of CASES, then the unrelated mail
+    result = cli("inbox", "--yes", "--mark-read")
+    assert result.exit_code == 0, result.output
+    dealt = (Kind.BOUNCE, Kind.DELAY, Kind.UNSUBSCRIBE, Kind.AUTO_REPLY)
+    expected = [kind in dealt for _, kind, _ in CASES.values()] + [False]
+    assert f"Flagged {sum(expected)} message(s) as read." in result.output
+    seen = flags(imap_env)
+    assert [b"\\Seen" in seen[uid] for uid in sorted(seen)] == expected

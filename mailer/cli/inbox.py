@@ -84,9 +84,12 @@ def imap_settings(provider: str | None) -> config.ImapSettings:
 @click.option("--provider", type=click.Choice(sorted(PRESETS)),
               help="Your provider: fills in its IMAP server.")
 @click.option("--folder", default="INBOX", show_default=True, help="The folder to read.")
+@click.option("--mark-read", is_flag=True,
+              help="Flag the bounces, delay notices, unsubscribe requests and auto-replies it "
+                   "recorded as read (replies stay unread). Otherwise no flag changes.")
 @yes_option
 @handle_errors
-def inbox_command(provider: str | None, folder: str, assume_yes: bool) -> None:
+def inbox_command(provider: str | None, folder: str, mark_read: bool, assume_yes: bool) -> None:
     """Sort the inbox since your first campaign: bounces, unsubscribe
     requests, auto-replies and replies. Changes nothing on the server; asks
     before it changes the journal (--yes: apply the clear cases, list the rest)."""
@@ -95,18 +98,19 @@ def inbox_command(provider: str | None, folder: str, assume_yes: bool) -> None:
         click.echo("No campaigns yet: nothing to look for.")
         return
     with journal:
-        inbox_pass(journal, imap_settings(provider), folder, assume_yes=assume_yes)
+        inbox_pass(journal, imap_settings(provider), folder, assume_yes=assume_yes,
+                   mark_read=mark_read)
 
 
 def inbox_pass(journal: Journal, settings: config.ImapSettings, folder: str, *,
-               assume_yes: bool, quiet: bool = False) -> None:
+               assume_yes: bool, quiet: bool = False, mark_read: bool = False) -> None:
     """Read, show, decide, record.  `quiet` (run-due): print nothing when
     there was no new mail, and list an unclear message only once."""
-    from ..inbox import Kind, read_inbox, settle
+    from .. import inbox
     from ..problems import write_problems
     from .send import console
 
-    found = read_inbox(journal, settings, folder=folder, pending=not quiet)
+    found = inbox.read_inbox(journal, settings, folder=folder, pending=not quiet)
     if quiet and not found.verdicts:
         return
     out = console()
@@ -114,9 +118,12 @@ def inbox_pass(journal: Journal, settings: config.ImapSettings, folder: str, *,
     confirmed, declined = decide(found, assume_yes)
     if confirmed is None:
         return
-    settle(journal, found, confirmed=confirmed, declined=declined)
+    inbox.settle(journal, found, confirmed=confirmed, declined=declined)
     report(out, found, confirmed)
-    for campaign in sorted({r.campaign for _, v in found.of(Kind.BOUNCE) for r in v.rows}):
+    if mark_read:
+        out.print(f"Flagged {inbox.mark_read(settings, found)} message(s) as read.")
+    for campaign in sorted({r.campaign for _, v in found.of(inbox.Kind.BOUNCE)
+                            for r in v.rows}):
         path = write_problems(journal, campaign, Path.cwd())
         out.print(f"Campaign {campaign!r}: the problem recipients, bounced ones with the "
                   f"diagnostic, are in {path}", markup=False)
