@@ -23,6 +23,10 @@
 to (In-Reply-To, References, the returned original's Message-ID), else by
 address (the failed recipient of a bounce, the sender of anything else).  A
 message that matches no campaign is `other` and changes nothing.
+
+`read_inbox()` sorts what arrived since the first campaign and was not sorted
+before (the journal's `inbox` table), reading only; `settle()` records the
+verdicts; `mark_read()` is the one change to the server, and only on request.
 """
 
 from __future__ import annotations
@@ -398,7 +402,7 @@ def _unsubscribe_intent(subject: str, reply: str) -> tuple[Kind | None, str]:
     rest = " ".join(lines[1:])
     negated = any(w in _NEGATIONS for w in _words(first))
     if Kind.UNSUBSCRIBE in (by_subject, by_line) and not negated:
-        return Kind.UNSUBSCRIBE, f"asks to be removed: {first or stripped}"[:NOTE_LIMIT]
+        return Kind.UNSUBSCRIBE, f"asks to be removed: {clean(first or stripped)}"[:NOTE_LIMIT]
     if by_subject or by_line or any(w in _STRONG for w in _words(rest)):
         return Kind.UNCLEAR, "mentions unsubscribing, but not plainly"
     return None, ""

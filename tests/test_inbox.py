@@ -150,6 +150,9 @@ def test_hostile_messages_are_bounded() -> None:
     control = classify("From: x@example.com\r\nSubject: Re: hi\x1b[31m\u202e\r\n\r\nok\r\n"
                        .encode())
     assert found.sender == "x@example.com" and "\x1b" not in control.subject
+    request = classify("From: x@example.com\r\nSubject: Re: hi\r\n\r\nunsubscribe\x1b\u202e!"
+                       "\r\n".encode())
+    assert request.kind is Kind.UNSUBSCRIBE and request.detail.isprintable()
 
 
 # --- the whole loop: send, fill the inbox, sort it ---------------------------------
