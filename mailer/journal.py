@@ -136,7 +136,7 @@ class DeferredRetry:
 
     def delay(self, attempts: int) -> float:
         """Seconds to wait after the row's `attempts`-th attempt."""
-        return min(self.cap, self.first * 2 ** min(max(0, attempts - 1), 30))
+        return min(self.cap, self.first * (1 << min(max(0, attempts - 1), 30)))
 
 
 @dataclass(frozen=True, slots=True)
@@ -559,7 +559,8 @@ class Journal:
             "WHERE campaign = ? AND state = 'queued'",
             (campaign,),
         ).fetchone()
-        return row[0]
+        due: float | None = row[0]
+        return due
 
     def mark(self, row_id: int, state: State, code: int | None, reply: str,
              *, retry_at: float | None = None) -> None:
