@@ -12,7 +12,7 @@ import ipaddress
 import os
 import stat
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -25,7 +25,8 @@ from .secrets import PasswordSource
 
 SECURITY_MODES = ("starttls", "tls", "none")
 AUTH_MODES = ("password", "oauth2")
-SECRET_KEYS = ("MAILER_SMTP_PASSWORD", "MAILER_OAUTH2_CLIENT_SECRET")  # warned about in .env
+# warned about in a readable .env
+SECRET_KEYS = ("MAILER_SMTP_PASSWORD", "MAILER_IMAP_PASSWORD", "MAILER_OAUTH2_CLIENT_SECRET")
 DEFAULT_PORTS = {"starttls": 587, "tls": 465, "none": 25}
 
 
@@ -171,3 +172,106 @@ def state_dir(env: Mapping[str, str]) -> Path:
     except OSError as err:
         raise ConfigError(f"Cannot create the state directory {path}: {err.strerror}") from None
     return path
+
+
+# --- IMAP: the way back (Sent copies, bounces, replies) ----------------------
+
+IMAP_DEFAULT_PORTS = {"tls": 993, "starttls": 143, "none": 143}
+
+# Provider presets: IMAP host, and whether the provider files a copy of each
+# mail sent over its SMTP server in Sent by itself (then mailer must not).
+IMAP_PRESETS: dict[str, tuple[str, bool]] = {
+    "gmail": ("imap.gmail.com", True),
+    "workspace": ("imap.gmail.com", True),
+    "m365": ("outlook.office365.com", False),
+    "outlook": ("outlook.office365.com", False),
+    "ionos": ("imap.ionos.de", False),
+}
+# The same providers recognised by their SMTP host, when no --provider is given.
+SMTP_HOST_PROVIDERS = {
+    "smtp.gmail.com": "gmail",
+    "smtp.office365.com": "m365",
+    "smtp-mail.outlook.com": "outlook",
+    "smtp.ionos.de": "ionos",
+    "smtp.ionos.com": "ionos",
+}
+
+# Where a login's password comes from: (environment, "MAILER_IMAP" or "MAILER_SMTP")
+# -> the password, "" for none.  The default reads <prefix>_PASSWORD; the SMTP
+# login's own sources (keyring, password command) plug in here.
+PasswordLookup = Callable[[Mapping[str, str], str], str]
+
+
+def password_from_env(env: Mapping[str, str], prefix: str) -> str:
+    return env.get(f"{prefix}_PASSWORD", "")
+
+
+@dataclass(frozen=True, slots=True)
+class ImapSettings:
+    host: str
+    port: int
+    security: str = "tls"  # one of SECURITY_MODES
+    username: str = ""
+    password: str = field(default="", repr=False)
+    timeout: float = 30.0
+    provider: str = ""  # the preset it came from, "" for none
+    sent_folder: str = ""  # MAILER_IMAP_SENT: used when no folder is marked \Sent
+    # OAuth2 (XOAUTH2) instead of the password: returns a fresh access token
+    token: Callable[[], str] | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def is_loopback(self) -> bool:
+        return SmtpSettings(self.host, self.port).is_loopback
+
+    @property
+    def provider_copies_sent(self) -> bool:
+        """The provider puts every mail sent through its SMTP server into Sent itself."""
+        return IMAP_PRESETS.get(self.provider, ("", False))[1]
+
+
+def imap_settings(env: Mapping[str, str], provider: str | None = None, *,
+                  password: PasswordLookup = password_from_env,
+                  token: Callable[[], str] | None = None) -> ImapSettings | None:
+    """MAILER_IMAP_* over the provider preset (--provider, else recognised from
+    MAILER_SMTP_HOST); None when no IMAP host is known.  The login defaults to
+    the SMTP login, its password looked up by `password`; `token` (an OAuth2
+    access-token source) logs in with XOAUTH2 instead.  TLS is required for
+    every host but loopback."""
+    smtp_host = env.get("MAILER_SMTP_HOST", "").strip().lower()
+    preset = provider if provider in IMAP_PRESETS else SMTP_HOST_PROVIDERS.get(smtp_host, "")
+    host = env.get("MAILER_IMAP_HOST", "").strip() or IMAP_PRESETS.get(preset, ("", False))[0]
+    if not host:
+        return None
+    security = env.get("MAILER_IMAP_SECURITY", "tls").strip().lower() or "tls"
+    if security not in SECURITY_MODES:
+        raise ConfigError(
+            f"MAILER_IMAP_SECURITY={security!r} is not one of {', '.join(SECURITY_MODES)}."
+        )
+    port_text = env.get("MAILER_IMAP_PORT", "").strip()
+    try:
+        port = int(port_text) if port_text else IMAP_DEFAULT_PORTS[security]
+    except ValueError:
+        raise ConfigError(f"MAILER_IMAP_PORT={port_text!r} is not a number.") from None
+    if not 0 < port < 65536:
+        raise ConfigError(f"MAILER_IMAP_PORT={port} is out of range.")
+    smtp_username = env.get("MAILER_SMTP_USERNAME", "").strip()
+    username = env.get("MAILER_IMAP_USERNAME", "").strip() or smtp_username
+    secret = password(env, "MAILER_IMAP")
+    if not secret and username == smtp_username:  # the SMTP login, password and all
+        secret = password(env, "MAILER_SMTP")
+    timeout_text = env.get("MAILER_IMAP_TIMEOUT", "").strip()
+    try:
+        timeout = float(timeout_text) if timeout_text else 30.0
+    except ValueError:
+        raise ConfigError(f"MAILER_IMAP_TIMEOUT={timeout_text!r} is not a number.") from None
+    settings = ImapSettings(host=host, port=port, security=security, username=username,
+                            password=secret, timeout=timeout, provider=preset,
+                            sent_folder=env.get("MAILER_IMAP_SENT", "").strip(), token=token)
+    if security == "none" and not settings.is_loopback:
+        raise ConfigError(
+            f"MAILER_IMAP_SECURITY=none would send your password and mail unencrypted to "
+            f"{host}. Use tls or starttls."
+        )
+    if not username:
+        raise ConfigError("No IMAP login: set MAILER_IMAP_USERNAME (or MAILER_SMTP_USERNAME).")
+    return settings

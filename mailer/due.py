@@ -21,11 +21,15 @@ from .sender import RetryPolicy, SendSummary, make_limiter, send_campaign_sync
 
 
 def send_due(state_dir: Path, now: datetime, settings: Callable[[], SmtpSettings],
-             limits: tuple[Rate, ...], concurrency: int) -> Iterator[SendSummary]:
-    """One summary per due campaign sent; nothing when nothing is due, when there
-    is no journal yet, or when another run-due holds the lock.  `settings` is
-    asked only when something is due, so an idle tick needs no SMTP account.
-    Stops after a campaign whose run stopped early."""
+             limits: tuple[Rate, ...], concurrency: int, *,
+             after_each: Callable[[Journal, SendSummary], None] | None = None,
+             after_all: Callable[[Journal], None] | None = None) -> Iterator[SendSummary]:
+    """One summary per due campaign sent; nothing when there is no journal yet, or
+    when another run-due holds the lock.  `settings` is asked only when something
+    is due, so an idle tick needs no SMTP account.  Stops after a campaign whose
+    run stopped early.  Under the same lock, `after_each` follows every campaign
+    that was not interrupted (the Sent copies), and `after_all` the whole tick
+    unless it was interrupted (the inbox pass)."""
     path = journal_path(state_dir)
     with RunLock(state_dir) as lock:
         if not lock.acquired or not path.exists():
@@ -33,13 +37,18 @@ def send_due(state_dir: Path, now: datetime, settings: Callable[[], SmtpSettings
         with Journal(path) as journal:
             journal.retry_deferred(now.timestamp())
             due = journal.due_campaigns(now.timestamp())
-            if not due:
-                return
-            smtp = settings()
+            smtp = settings() if due else None
             for campaign in due:
+                assert smtp is not None
                 summary = send_campaign_sync(
                     journal, campaign, smtp, limiter=make_limiter(journal, limits),
                     concurrency=concurrency, retry=RetryPolicy(attempts=1), handle_sigint=True)
                 yield summary
-                if summary.stopped:
+                if summary.stopped == "interrupted":
                     return
+                if after_each is not None:
+                    after_each(journal, summary)
+                if summary.stopped:
+                    break
+            if after_all is not None:
+                after_all(journal)

@@ -7,10 +7,11 @@
     ├── TemplateError           a template that does not compile or render
     ├── JournalError            the state database is unusable or locked
     │   └── JournalBusy         another process holds its write lock right now (retried)
-    └── SmtpError               the SMTP server cannot be used for this run
-        ├── ConnectError        cannot connect (host, port, network)
-        ├── TlsError            TLS required but unavailable or failed
-        └── AuthError           the server refused the login
+    ├── SmtpError               the SMTP server cannot be used for this run
+    │   ├── ConnectError        cannot connect (host, port, network)
+    │   ├── TlsError            TLS required but unavailable or failed
+    │   └── AuthError           the server refused the login
+    └── ImapError               the IMAP mailbox cannot be used (connect, TLS, login)
 
 Per-recipient SMTP replies (4xx, 5xx) are not exceptions at this level: they
 become outcomes in the journal.  Third-party exceptions are translated into
@@ -65,3 +66,7 @@ class TlsError(SmtpError):
 
 class AuthError(SmtpError):
     """The server refused the login."""
+
+
+class ImapError(MailerError):
+    """The IMAP server cannot be used: connection, TLS, login or a refused command."""

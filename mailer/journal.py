@@ -3,8 +3,9 @@
 A recipient row moves through these states::
 
     queued ──claim──> claimed ──reply──> sent | deferred | failed
-      ^                  │
-      └── retry (4xx) ───┘     claimed by a process that died ──> unknown
+      ^                  │                 │
+      └── retry (4xx) ───┘                 └──inbox──> bounced | replied
+                               claimed by a process that died ──> unknown
 
 `claimed` is committed *before* the SMTP transaction starts, and the outcome
 right after the reply, so a crash leaves at most one `claimed` row per
@@ -26,6 +27,14 @@ stale.  Two overlapping runs never claim the same row: the claim is a single
 Durability: WAL with synchronous=NORMAL survives a killed process (the commit
 is in the WAL before the claim returns); only a power loss can lose the last
 transactions, which is why the claim rule is stated per process crash.
+
+The way back (`mailer inbox`, sentcopy.py): a bounce turns a `sent` (or
+`unknown`) row into `bounced`, an answer into `replied`; both still count as
+mailed.  `inbox` remembers every inbox message it has sorted (by folder,
+UIDVALIDITY and UID) so that a rerun looks only at new mail, and
+`sent_copies` records each Message-ID appended to the Sent folder: `appending`
+is committed before the APPEND and `done` after it, so a crash in between is
+resolved by searching the folder, never by appending twice.
 
 The journal stores envelopes, Message-IDs, payloads, replies and timestamps;
 never credentials.
@@ -80,11 +89,31 @@ CREATE TABLE IF NOT EXISTS messages (
 CREATE INDEX IF NOT EXISTS messages_due ON messages (campaign, next_attempt_at)
     WHERE state = 'queued';
 CREATE INDEX IF NOT EXISTS messages_address ON messages (address);
+-- The inbox finds the message a bounce or reply refers to; a claim or an
+-- outcome never changes message_id, so this index costs nothing per send.
+CREATE INDEX IF NOT EXISTS messages_message_id ON messages (message_id);
 -- The rendered message (without Date), apart from the row: SQLite rewrites a
 -- whole row on every UPDATE, and a state change must not rewrite 5 kB.
 CREATE TABLE IF NOT EXISTS payloads (
     id    INTEGER PRIMARY KEY REFERENCES messages(id),
     data  BLOB NOT NULL
+);
+CREATE TABLE IF NOT EXISTS sent_copies (
+    message_id  TEXT PRIMARY KEY,
+    state       TEXT NOT NULL,           -- 'appending' (may be in the folder) or 'done'
+    folder      TEXT NOT NULL,
+    at          REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS inbox (
+    folder       TEXT NOT NULL,
+    uidvalidity  INTEGER NOT NULL,
+    uid          INTEGER NOT NULL,
+    kind         TEXT NOT NULL,          -- what inbox.py made of it
+    address      TEXT NOT NULL DEFAULT '',
+    subject      TEXT NOT NULL DEFAULT '',
+    detail       TEXT NOT NULL DEFAULT '',
+    handled_at   REAL NOT NULL,
+    PRIMARY KEY (folder, uidvalidity, uid)
 );
 CREATE TABLE IF NOT EXISTS suppressed (
     address   TEXT PRIMARY KEY,
@@ -166,6 +195,19 @@ class Row:
             "finished_at": self.finished_at,
             "source": self.source,
         }
+
+
+@dataclass(frozen=True, slots=True)
+class CopyDue:
+    """A sent message whose copy may still be missing from the Sent folder."""
+
+    message_id: str
+    finished_at: float  # when the server took it: the copy's date
+    payload: bytes  # without Date
+    maybe_there: bool  # an earlier APPEND may have landed before a crash
+
+    def wire(self) -> bytes:
+        return dated(self.payload, datetime.fromtimestamp(self.finished_at).astimezone())
 
 
 @dataclass(frozen=True, slots=True)
@@ -287,7 +329,8 @@ class Journal:
         counts too: that message may have arrived, and a second campaign must
         not resend it behind the user's back."""
         row = self._db.execute(
-            "SELECT campaign FROM messages WHERE address = ? AND state IN ('sent', 'unknown') "
+            "SELECT campaign FROM messages WHERE address = ? "
+            "AND state IN ('sent', 'unknown', 'bounced', 'replied') "
             "ORDER BY state = 'sent' DESC, finished_at LIMIT 1",
             (address_key(email),),
         ).fetchone()
@@ -576,7 +619,7 @@ class Journal:
         """Put rows in the given states (e.g. deferred, unknown) back in the
         queue; with `addresses`, only those recipients."""
         wanted = [str(s) for s in states]
-        if str(State.SENT) in wanted or str(State.CLAIMED) in wanted:
+        if {str(State.SENT), str(State.CLAIMED), str(State.REPLIED)} & set(wanted):
             raise JournalError("Sent or in-flight messages cannot be queued again.")
         marks = ",".join("?" * len(wanted))
         sql = (f"UPDATE messages SET state = 'queued', next_attempt_at = 0, "
@@ -592,8 +635,8 @@ class Journal:
         return cur.rowcount
 
     def replace_recipient(self, campaign: str, old: str, draft: Draft) -> bool:
-        """Give a row that was never sent (`failed`, `deferred` or `queued`) a
-        corrected recipient: the row is updated in place and queued afresh, its
+        """Give a row that was never delivered (`failed`, `deferred`, `queued`
+        or `bounced`) a corrected recipient: the row is updated in place and queued afresh, its
         reply saying which address it replaced.  False when the new address is
         already in the campaign or suppressed, or no such row exists."""
         key = address_key(draft.recipient)
@@ -609,7 +652,7 @@ class Journal:
                 "smtputf8 = ?, source = ?, state = 'queued', attempts = 0, last_code = NULL, "
                 "last_reply = ?, next_attempt_at = 0, finished_at = NULL, queued_at = ? "
                 "WHERE campaign = ? AND address = ? "
-                "AND state IN ('failed', 'deferred', 'queued') RETURNING id",
+                "AND state IN ('failed', 'deferred', 'queued', 'bounced') RETURNING id",
                 (key, draft.recipient, draft.sender, draft.message_id, int(draft.smtputf8),
                  draft.source, f"replaces {old}", time.time(), campaign, address_key(old)),
             ).fetchone()
@@ -629,7 +672,8 @@ class Journal:
     def sent_since(self, since: float) -> list[float]:
         """Times of messages sent since `since`, oldest first (seeds the rate limiter,
         so a daily limit also counts earlier runs)."""
-        sql = ("SELECT finished_at FROM messages WHERE state = 'sent' AND finished_at >= ? "
+        sql = ("SELECT finished_at FROM messages "
+               "WHERE state IN ('sent', 'bounced', 'replied') AND finished_at >= ? "
                "ORDER BY finished_at")
         return [r[0] for r in self._db.execute(sql, (since,))]
 
@@ -652,6 +696,102 @@ class Journal:
             args += wanted
         for r in self._db.execute(sql + " ORDER BY id", args):
             yield Row(r[0], r[1], State(r[2]), r[3], r[4], r[5], r[6], r[7], r[8], r[9])
+
+    # -- the way back: Sent copies and the inbox ----------------------------
+
+    def copies_due(self, campaign: str) -> list[CopyDue]:
+        """Messages of the campaign that left (sent, or bounced or replied
+        since) but are not yet known to be in the Sent folder, oldest first."""
+        sql = ("SELECT m.message_id, m.finished_at, p.data, c.state FROM messages m "
+               "JOIN payloads p ON p.id = m.id "
+               "LEFT JOIN sent_copies c ON c.message_id = m.message_id "
+               "WHERE m.campaign = ? AND m.state IN ('sent', 'bounced', 'replied') "
+               "AND (c.state IS NULL OR c.state = 'appending') ORDER BY m.finished_at, m.id")
+        return [CopyDue(r[0], r[1] or 0.0, r[2], r[3] == "appending")
+                for r in self._db.execute(sql, (campaign,))]
+
+    def copy_started(self, message_id: str, folder: str) -> None:
+        """Committed before the APPEND: from now on the copy may be in `folder`."""
+        with self._write() as db:
+            db.execute("INSERT INTO sent_copies (message_id, state, folder, at) "
+                       "VALUES (?, 'appending', ?, ?) ON CONFLICT (message_id) DO UPDATE "
+                       "SET folder = excluded.folder, at = excluded.at",
+                       (message_id, folder, time.time()))
+
+    def copy_done(self, message_id: str) -> None:
+        with self._write() as db:
+            db.execute("UPDATE sent_copies SET state = 'done', at = ? WHERE message_id = ?",
+                       (time.time(), message_id))
+
+    def copies_done(self) -> int:
+        return int(self._db.execute(
+            "SELECT COUNT(*) FROM sent_copies WHERE state = 'done'").fetchone()[0])
+
+    def first_campaign_start(self) -> float | None:
+        sql = "SELECT MIN(created_at) FROM campaigns"
+        first: float | None = self._db.execute(sql).fetchone()[0]
+        return first
+
+    def by_message_id(self, message_ids: Iterable[str]) -> Row | None:
+        """The row that sent one of these Message-IDs ("<...>"), if any."""
+        ids = [i.strip() for i in message_ids if i.strip()]
+        if not ids:
+            return None
+        sql = (f"SELECT campaign, address FROM messages "
+               f"WHERE message_id IN ({','.join('?' * len(ids))}) LIMIT 1")
+        row = self._db.execute(sql, ids).fetchone()
+        return self._row(row[0], row[1]) if row else None
+
+    def by_address(self, email: str) -> Row | None:
+        """The latest row that mailed this address (sent, unknown, bounced or replied)."""
+        row = self._db.execute(
+            "SELECT campaign, address FROM messages WHERE address = ? "
+            "AND state IN ('sent', 'unknown', 'bounced', 'replied') "
+            "ORDER BY finished_at DESC, id DESC LIMIT 1",
+            (address_key(email),),
+        ).fetchone()
+        return self._row(row[0], row[1]) if row else None
+
+    def _row(self, campaign: str, address: str) -> Row | None:
+        r = self._db.execute(
+            "SELECT campaign, recipient, state, message_id, attempts, last_code, last_reply, "
+            "queued_at, finished_at, source FROM messages WHERE campaign = ? AND address = ?",
+            (campaign, address),
+        ).fetchone()
+        return Row(r[0], r[1], State(r[2]), r[3], r[4], r[5], r[6], r[7], r[8], r[9]) if r else None
+
+    def mark_returned(self, campaign: str, recipient: str, state: State, note: str) -> bool:
+        """A sent (or unknown) row becomes `bounced` or `replied` with a note
+        (the diagnostic, or the reply's date and subject) in place of the SMTP
+        server's 250; a bounce also overrides `replied`.  False when the row is
+        in no such state."""
+        if state not in (State.BOUNCED, State.REPLIED):
+            raise JournalError(f"{state} is not a state the inbox sets.")
+        before = ("'sent', 'unknown', 'replied'" if state is State.BOUNCED
+                  else "'sent', 'unknown'")
+        with self._write() as db:
+            cur = db.execute(
+                f"UPDATE messages SET state = ?, last_code = NULL, last_reply = ? "
+                f"WHERE campaign = ? AND address = ? AND state IN ({before})",
+                (str(state), note, campaign, address_key(recipient)),
+            )
+        return cur.rowcount == 1
+
+    def inbox_known(self, folder: str, uidvalidity: int, *, pending: bool = True) -> set[int]:
+        """UIDs of the folder's messages sorted before (under this UIDVALIDITY);
+        with pending=False not those still `unclear`."""
+        sql = ("SELECT uid FROM inbox WHERE folder = ? AND uidvalidity = ? "
+               "AND (? OR kind != 'unclear')")
+        return {r[0] for r in self._db.execute(sql, (folder, uidvalidity, pending))}
+
+    def inbox_record(self, folder: str, uidvalidity: int, uid: int, kind: str,
+                     address: str, subject: str, detail: str) -> None:
+        with self._write() as db:
+            db.execute(
+                "INSERT OR REPLACE INTO inbox (folder, uidvalidity, uid, kind, address, "
+                "subject, detail, handled_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (folder, uidvalidity, uid, kind, address, subject, detail, time.time()),
+            )
 
 
 class Staging:

@@ -126,3 +126,5 @@ class State(StrEnum):
     FAILED = "failed"
     UNKNOWN = "unknown"
     CANCELLED = "cancelled"
+    BOUNCED = "bounced"  # sent, then a bounce came back (inbox.py)
+    REPLIED = "replied"  # sent, and the recipient answered (inbox.py)

@@ -116,9 +116,13 @@ def _status(contact: Contact, journal: Journal | None, campaign: str | None,
     if journal is not None and journal.is_suppressed(contact.email):
         return Status.SUPPRESSED, "on the do-not-mail list"
     here = journal.state_in(campaign, contact.email) if journal and campaign else None
-    if here in (State.SENT, State.UNKNOWN):
+    if here in (State.SENT, State.UNKNOWN, State.REPLIED):
         return Status.MAILED, f"already mailed in campaign {campaign!r}" + (
-            " (delivery unknown)" if here is State.UNKNOWN else "")
+            " (delivery unknown)" if here is State.UNKNOWN else
+            " (and answered)" if here is State.REPLIED else "")
+    if here is State.BOUNCED:
+        return Status.FAILED, ("bounced in this campaign; fix the address, then "
+                               "`mailer resend --bounced` with the contacts file")
     if here in (State.QUEUED, State.CLAIMED, State.DEFERRED):
         return Status.QUEUED, f"already queued in campaign {campaign!r}"
     if here is State.FAILED:

@@ -1,6 +1,7 @@
-"""The problems report: after a send, the failed, deferred and unknown
-recipients with the server's replies, as a CSV in the state directory (beside the
-journal), not in the current folder: cron runs a send anywhere, and the path is printed."""
+"""The problems report: after a send (or `mailer inbox`), the failed, deferred,
+unknown and bounced recipients with the server's replies (a bounce's diagnostic),
+as a CSV in the state directory (beside the journal), not in the current folder:
+cron runs a send anywhere, and the path is printed."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from .errors import ConfigError
 from .journal import Journal
 from .models import State
 
-PROBLEM_STATES = (State.FAILED, State.DEFERRED, State.UNKNOWN)
+PROBLEM_STATES = (State.FAILED, State.DEFERRED, State.UNKNOWN, State.BOUNCED)
 COLUMNS = ("recipient", "state", "code", "reply", "attempts", "message_id")
 
 

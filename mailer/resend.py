@@ -24,7 +24,7 @@ from .plan import Status, Tally, plan_files
 if TYPE_CHECKING:
     from .message import Composer
 
-RESENDABLE = (State.FAILED, State.DEFERRED, State.UNKNOWN)
+RESENDABLE = (State.FAILED, State.DEFERRED, State.UNKNOWN, State.BOUNCED)
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,16 +48,16 @@ class FileContacts:
 
 
 def chosen_states(failed: bool, unknown: bool, deferred: bool, only: bool,
-                  with_files: bool) -> tuple[State, ...]:
-    """The flags given; without any: deferred (plus failed when contacts files
-    come with corrections), or every resendable state for --only."""
-    flagged = tuple(s for s, on in zip(RESENDABLE, (failed, deferred, unknown), strict=True)
-                    if on)
+                  with_files: bool, *, bounced: bool = False) -> tuple[State, ...]:
+    """The flags given; without any: deferred (plus failed and bounced when
+    contacts files come with corrections), or every resendable state for --only."""
+    flags = (failed, deferred, unknown, bounced)
+    flagged = tuple(s for s, on in zip(RESENDABLE, flags, strict=True) if on)
     if flagged:
         return flagged
     if only:
         return RESENDABLE
-    return (State.FAILED, State.DEFERRED) if with_files else (State.DEFERRED,)
+    return (State.FAILED, State.DEFERRED, State.BOUNCED) if with_files else (State.DEFERRED,)
 
 
 def read_files(journal: Journal, campaign: str, paths: Sequence[Path], composer: Composer, *,

@@ -34,6 +34,12 @@ def isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
         "MAILER_OAUTH2_CLIENT_SECRET",
         "MAILER_OAUTH2_TENANT",
         "MAILER_OAUTH2_ENDPOINT",
+        "MAILER_IMAP_HOST",
+        "MAILER_IMAP_PORT",
+        "MAILER_IMAP_SECURITY",
+        "MAILER_IMAP_USERNAME",
+        "MAILER_IMAP_PASSWORD",
+        "MAILER_IMAP_SENT",
     ):
         monkeypatch.delenv(name, raising=False)
     # the keyring: a plain file under a temporary XDG_DATA_HOME, here and in subprocesses
@@ -53,3 +59,7 @@ def shared_dir() -> Path:
     if not SHARED.is_dir():
         pytest.skip(f"{SHARED} (the shared corpus, cards and tools) is not present")
     return SHARED
+
+
+# the fixture `dovecot`: a real IMAP server per test (tests/imapd.py)
+from tests.imapd import dovecot  # noqa: E402, F401

@@ -4,7 +4,17 @@ Each area's commands live in their own module and register on the group
 when imported here.
 """
 
-from . import account, capture, cards, contacts, demo, message, schedule, send  # noqa: F401  (register)
+from . import (  # noqa: F401  (register)
+    account,
+    capture,
+    cards,
+    contacts,
+    demo,
+    inbox,
+    message,
+    schedule,
+    send,
+)
 from .app import main
 
 __all__ = ["main"]

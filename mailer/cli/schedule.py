@@ -39,6 +39,7 @@ from .app import (
     sending_options,
     yes_option,
 )
+from .inbox import file_sent_copies, imap_settings, inbox_pass, sent_copy_option
 from .send import choose_rates, console, report_and_exit, send_now
 
 if TYPE_CHECKING:
@@ -78,9 +79,13 @@ def schedule_group() -> None:
     "--print", "print_only", is_flag=True, help="Only print what would be written; change nothing."
 )
 @sending_options
+@click.option("--inbox", "with_inbox", is_flag=True,
+              help="run-due also sorts your inbox (`mailer inbox --yes`).")
+@sent_copy_option
 @handle_errors
 def install_command(kind: Kind | None, every: int, print_only: bool,
-                    rates: tuple[str, ...], provider: str | None, concurrency: int) -> None:
+                    rates: tuple[str, ...], provider: str | None, concurrency: int,
+                    with_inbox: bool, no_sent_copy: bool) -> None:
     """Install the cron line (default when crontab exists) or the systemd timer.
 
     Installing again replaces the earlier entry. The job runs in the current
@@ -91,7 +96,9 @@ def install_command(kind: Kind | None, every: int, print_only: bool,
     choose_rates(rates, provider)  # a bad --rate fails now, not in every cron run
     passed = [*(("--provider", provider) if provider else ()),
               *(arg for rate in rates for arg in ("--rate", rate)),
-              *(("--concurrency", str(concurrency)) if concurrency != 1 else ())]
+              *(("--concurrency", str(concurrency)) if concurrency != 1 else ()),
+              *(("--inbox",) if with_inbox else ()),
+              *(("--no-sent-copy",) if no_sent_copy else ())]
     env = config.environment()
     tools = timer.Tools.from_env(env)
     kind = kind or tools.default_kind()
@@ -161,10 +168,13 @@ def _has_crontab(tools: Tools) -> bool:
 
 @main.command("run-due")
 @sending_options
+@click.option("--inbox", "with_inbox", is_flag=True,
+              help="Then sort the inbox as `mailer inbox --yes` does (prints only news).")
+@sent_copy_option
 @click.option("--now", "now_text", hidden=True, help="Pretend it is this ISO time (tests).")
 @handle_errors
-def run_due(rates: tuple[str, ...], provider: str | None, concurrency: int,
-            now_text: str | None) -> None:
+def run_due(rates: tuple[str, ...], provider: str | None, concurrency: int, with_inbox: bool,
+            no_sent_copy: bool, now_text: str | None) -> None:
     """Send what is due: scheduled campaigns whose time has come and deferred
     recipients whose back-off has elapsed. Prints nothing when nothing is due;
     exits at once when another run-due is still busy. For cron / systemd."""
@@ -175,8 +185,17 @@ def run_due(rates: tuple[str, ...], provider: str | None, concurrency: int,
     env = config.environment()
     now = now_from(now_text)
     summaries: list[SendSummary] = []
+    def sent_copies(journal: Journal, summary: SendSummary) -> None:
+        if not no_sent_copy:
+            file_sent_copies(journal, summary.campaign, provider)
+
+    def inbox(journal: Journal) -> None:
+        if with_inbox:
+            inbox_pass(journal, imap_settings(provider), "INBOX", assume_yes=True, quiet=True)
+
     for summary in send_due(config.state_dir(env), now, lambda: config.smtp_settings(env),
-                            choose_rates(rates, provider), concurrency):
+                            choose_rates(rates, provider), concurrency,
+                            after_each=sent_copies, after_all=inbox):
         click.echo(f"{now:%Y-%m-%d %H:%M %Z} {run_line(summary)}")
         summaries.append(summary)
     if not summaries:
@@ -304,19 +323,23 @@ def cancel(name: str, assume_yes: bool) -> None:
 @click.option("--unknown", is_flag=True,
               help="Recipients whose delivery is unknown (may get the mail twice).")
 @click.option("--deferred", is_flag=True,
-              help="Deferred recipients (the default; with PATH, failed ones too).")
+              help="Deferred recipients (the default; with PATH, failed and bounced ones too).")
+@click.option("--bounced", is_flag=True,
+              help="Recipients whose mail bounced (see `mailer inbox`); give the corrected "
+                   "contacts file to send to the fixed address.")
 @click.option("--only", multiple=True, metavar="ADDRESS", help="Only this recipient; repeatable.")
 @profile_option(required=False, help="Your profile.toml; needed with PATH.")
 @message_options
 @map_option
 @sending_options
 @yes_option
+@sent_copy_option
 @handle_errors
 def resend(paths: tuple[Path, ...], campaign_name: str | None, failed: bool, unknown: bool,
-           deferred: bool, only: tuple[str, ...], profile_path: Path | None,
+           deferred: bool, bounced: bool, only: tuple[str, ...], profile_path: Path | None,
            templates: Path | None, lang: str | None, mappings: tuple[str, ...],
            rates: tuple[str, ...], provider: str | None, concurrency: int,
-           assume_yes: bool) -> None:
+           assume_yes: bool, no_sent_copy: bool) -> None:
     """Queue chosen recipients again and send them (never one already sent).
 
     Without flags: the deferred ones. With PATH... --profile (the corrected
@@ -332,7 +355,8 @@ def resend(paths: tuple[Path, ...], campaign_name: str | None, failed: bool, unk
     journal, campaign = known_campaign(open_journal(create=False), campaign_name)
     with journal:
         held = holds.check_can_resend(journal, campaign)
-        states = core.chosen_states(failed, unknown, deferred, bool(only), bool(paths))
+        states = core.chosen_states(failed, unknown, deferred, bool(only), bool(paths),
+                                    bounced=bounced)
         tally = Tally()
         files = (read_files(journal, campaign, paths, profile_path, templates, lang, mappings,
                             tally) if paths and profile_path is not None else None)
@@ -351,6 +375,8 @@ def resend(paths: tuple[Path, ...], campaign_name: str | None, failed: bool, unk
             return
         summary = send_now(journal, campaign, config.smtp_settings(env),
                            choose_rates(rates, provider), concurrency)
+        if not no_sent_copy and summary.stopped != "interrupted":
+            file_sent_copies(journal, campaign, provider)
         report_and_exit(journal, summary)
 
 

@@ -44,6 +44,7 @@ from .app import (
     writable_journal,
     yes_option,
 )
+from .inbox import file_sent_copies, sent_copy_option
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -87,11 +88,13 @@ def console() -> Console:
               help="Queue now, send later from `mailer run-due`: 'mon 9am', 'Montag 9 Uhr', "
                    "'tomorrow 9:00', 'in 2h', '2026-11-30T09:00' (local time), 'now'.")
 @click.option("--now", "now_text", hidden=True, help="Pretend it is this ISO time (tests).")
+@sent_copy_option
 @handle_errors
 def send(paths: tuple[Path, ...], profile_path: Path, campaign_name: str | None,
          rates: tuple[str, ...], provider: str | None, concurrency: int, again: bool,
          assume_yes: bool, templates: Path | None, lang: str | None,
-         mappings: tuple[str, ...], at: str | None, now_text: str | None) -> None:
+         mappings: tuple[str, ...], at: str | None, now_text: str | None,
+         no_sent_copy: bool) -> None:
     """Queue one mail per new contact and send them (or, with --at, schedule them)."""
     from .. import config, holds
     from ..plan import Tally, plan_files
@@ -124,6 +127,8 @@ def send(paths: tuple[Path, ...], profile_path: Path, campaign_name: str | None,
         if feed is not None:
             show_plan(tally, f"Campaign {campaign!r}: {summary.fed} new message(s) queued "
                              f"by this run (--yes: while sending).")
+        if not no_sent_copy and summary.stopped != "interrupted":
+            file_sent_copies(journal, campaign, provider)
         report_and_exit(journal, summary)
 
 

@@ -1,0 +1,222 @@
+"""Command: `mailer inbox [--yes]`: sort the replies to your campaigns; and the
+Sent-copy pass that send, resend and run-due run after sending.
+
+`inbox` reads the inbox over IMAP without changing anything on the server
+(EXAMINE, BODY.PEEK: no flag moves), prints what it found, and then asks
+before it changes the journal.  With --yes (cron) the clear cases are applied
+and the unclear ones only listed, until someone decides on them at a terminal.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import click
+
+from .. import config
+from ..errors import ConfigError, MailerError
+from ..ratelimit import PRESETS
+from .app import handle_errors, main, open_journal, yes_option
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from ..inbox import Sorted, Verdict
+    from ..journal import Journal
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+HEADINGS = {
+    "bounce": "Bounced (marked bounced)",
+    "unsubscribe": "Unsubscribe requests (put on the do-not-mail list)",
+    "reply": "Replies (marked replied)",
+    "auto-reply": "Auto-replies (noted, nothing changes)",
+    "delay": "Delay notices (the server still tries; nothing changes)",
+    "unclear": "Unclear (asked about, never applied on their own)",
+}
+
+
+def sent_copy_option(func: F) -> F:
+    return click.option(
+        "--no-sent-copy", "no_sent_copy", is_flag=True,
+        help="Do not file a copy of each sent mail in your IMAP Sent folder.")(func)
+
+
+def file_sent_copies(journal: Journal, campaign: str, provider: str | None) -> None:
+    """The Sent-copy pass after a send.  Without IMAP settings it does nothing;
+    an IMAP failure is a warning (the mail did go out), and the next send,
+    resend or run-due of the campaign files what is missing."""
+    from ..sentcopy import copy_sent
+
+    settings = configured_imap(provider)
+    if settings is None:
+        return
+    try:
+        line = copy_sent(journal, campaign, settings).line()
+    except MailerError as err:
+        click.echo(f"mailer: warning: no copies in your Sent folder this time: {err}", err=True)
+        return
+    if line:
+        click.echo(line)
+
+
+def configured_imap(provider: str | None) -> config.ImapSettings | None:
+    """The IMAP account, or None without one.  The one place where the IMAP
+    login gets its password (or OAuth2 token) source: `config.imap_settings`
+    takes `password=` and `token=` for the SMTP login's keyring, password
+    command or OAuth2 sign-in."""
+    from ..oauth import TokenSource
+    from ..secrets import PasswordSource
+
+    env = config.environment()
+    try:
+        credentials = config.smtp_settings(env).credentials
+    except ConfigError:  # no SMTP account: only MAILER_IMAP_* can log in
+        credentials = None
+
+    def password(env: Mapping[str, str], prefix: str) -> str:
+        if prefix == "MAILER_SMTP" and isinstance(credentials, PasswordSource):
+            return credentials.password()  # password command, keyring, then the variable
+        return config.password_from_env(env, prefix)
+
+    token = credentials.access_token if isinstance(credentials, TokenSource) else None
+    return config.imap_settings(env, provider, password=password, token=token)
+
+
+def imap_settings(provider: str | None) -> config.ImapSettings:
+    settings = configured_imap(provider)
+    if settings is None:
+        raise ConfigError(
+            "No IMAP server configured: set MAILER_IMAP_HOST (and _PORT, _SECURITY, "
+            "_USERNAME, _PASSWORD; the login defaults to the SMTP one), or pass --provider.")
+    return settings
+
+
+@main.command("inbox")
+@click.option("--provider", type=click.Choice(sorted(PRESETS)),
+              help="Your provider: fills in its IMAP server.")
+@click.option("--folder", default="INBOX", show_default=True, help="The folder to read.")
+@click.option("--mark-read", is_flag=True,
+              help="Flag the bounces, delay notices, unsubscribe requests and auto-replies it "
+                   "recorded as read (replies stay unread). Otherwise no flag changes.")
+@yes_option
+@handle_errors
+def inbox_command(provider: str | None, folder: str, mark_read: bool, assume_yes: bool) -> None:
+    """Sort the inbox since your first campaign: bounces, unsubscribe
+    requests, auto-replies and replies. Changes nothing on the server; asks
+    before it changes the journal (--yes: apply the clear cases, list the rest)."""
+    journal = open_journal(create=False)
+    if journal is None:
+        click.echo("No campaigns yet: nothing to look for.")
+        return
+    with journal:
+        inbox_pass(journal, imap_settings(provider), folder, assume_yes=assume_yes,
+                   mark_read=mark_read)
+
+
+def inbox_pass(journal: Journal, settings: config.ImapSettings, folder: str, *,
+               assume_yes: bool, quiet: bool = False, mark_read: bool = False) -> None:
+    """Read, show, decide, record.  `quiet` (run-due): print nothing when
+    there was no new mail, and list an unclear message only once."""
+    from .. import inbox
+    from ..problems import write_problems
+    from .send import console
+
+    found = inbox.read_inbox(journal, settings, folder=folder, pending=not quiet)
+    if quiet and not found.verdicts:
+        return
+    out = console()
+    show(out, found, settings)
+    confirmed, declined = decide(found, assume_yes)
+    if confirmed is None:
+        return
+    inbox.settle(journal, found, confirmed=confirmed, declined=declined)
+    report(out, found, confirmed)
+    if mark_read:
+        out.print(f"Flagged {inbox.mark_read(settings, found)} message(s) as read.")
+    for campaign in sorted({r.campaign for _, v in found.of(inbox.Kind.BOUNCE)
+                            for r in v.rows}):
+        path = write_problems(journal, campaign)
+        out.print(f"Campaign {campaign!r}: the problem recipients, bounced ones with the "
+                  f"diagnostic, are in {path}", markup=False)
+
+
+def show(out: Console, found: Sorted, settings: config.ImapSettings) -> None:
+    from rich.text import Text
+
+    from ..inbox import Kind
+
+    out.print(Text(f"{settings.username} at {settings.host}, {found.folder}: "
+                   f"{len(found.verdicts)} message(s) to sort."))
+    for kind, heading in HEADINGS.items():
+        listed = found.of(Kind(kind))
+        if not listed:
+            continue
+        out.print(Text(f"{heading}: {len(listed)}"))
+        for _, verdict in listed:
+            out.print(Text(f"  {line(verdict)}"))
+    others = len(found.of(Kind.OTHER))
+    if others:
+        out.print(Text(f"Other mail, not about a campaign: {others} (left alone)"))
+
+
+def line(verdict: Verdict) -> str:
+    f = verdict.finding
+    who = ", ".join(r.recipient for r in verdict.rows) or f.sender or "-"
+    day = f"{f.date:%Y-%m-%d}" if f.date else "undated"
+    campaigns = ", ".join(sorted({repr(r.campaign) for r in verdict.rows}))
+    text = f"{who} {day} {f.subject!r}" + (f" (campaign {campaigns})" if campaigns else "")
+    return text + (f": {verdict.note}" if verdict.note else "")
+
+
+def decide(found: Sorted, assume_yes: bool) -> tuple[set[int] | None, set[int]]:
+    """Which unclear messages to apply as unsubscribes, which the user
+    declined (None: change nothing at all)."""
+    from ..inbox import Kind
+
+    clear = [v for _, v in found.verdicts if v.changes and v.kind is not Kind.UNCLEAR]
+    unclear = found.of(Kind.UNCLEAR)
+    if assume_yes:
+        return set(), set()
+    if not sys.stdin.isatty():
+        if clear or unclear:
+            click.echo("Nothing changed: no terminal to ask on. Pass --yes to apply the clear "
+                       "cases (unclear ones are then only listed).")
+        return None, set()
+    if clear and not click.confirm(f"Record these {len(clear)} outcome(s) in the journal?",
+                                   default=False):
+        click.echo("Nothing changed.")
+        return None, set()
+    confirmed: set[int] = set()
+    declined: set[int] = set()
+    for uid, verdict in unclear:
+        addresses = ", ".join(verdict.addresses)
+        if click.confirm(f"{line(verdict)}\n  Treat as an unsubscribe and never mail "
+                         f"{addresses} again?", default=False):
+            confirmed.add(uid)
+        else:
+            declined.add(uid)
+    return confirmed, declined
+
+
+def report(out: Console, found: Sorted, confirmed: set[int]) -> None:
+    from rich.text import Text
+
+    from ..inbox import Kind
+
+    bounced = sum(len(v.rows) for _, v in found.of(Kind.BOUNCE))
+    replied = sum(len(v.rows) for _, v in found.of(Kind.REPLY))
+    suppressed = {a for uid, v in found.verdicts
+                  if v.kind is Kind.UNSUBSCRIBE or uid in confirmed for a in v.addresses}
+    left = [uid for uid, _ in found.of(Kind.UNCLEAR) if uid not in confirmed]
+    summary = (f"Recorded: {bounced} bounced, {len(suppressed)} on the do-not-mail list, "
+               f"{replied} replied.")
+    if left:
+        summary += (f" {len(left)} unclear message(s) are listed again next time; decide on "
+                    f"them with `mailer inbox` at a terminal, or `mailer suppress add`.")
+    if bounced:
+        summary += (" Fix the bounced addresses in your contacts file, then "
+                    "`mailer resend contacts.csv --profile profile.toml --bounced`.")
+    out.print(Text(summary))

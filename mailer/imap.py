@@ -1,0 +1,166 @@
+"""One IMAP connection to the user's own mailbox, over IMAPClient.
+
+Used for the way back: appending copies of sent mail to the folder marked
+`\\Sent` (RFC 6154 SPECIAL-USE) and reading the inbox for bounces, replies and
+unsubscribe requests.  The inbox is opened with EXAMINE (read-only) and
+fetched with BODY.PEEK, so reading it changes no flag, not even `\\Seen`.
+
+TLS is required for every host but loopback (`config.imap_settings` refuses
+the rest) and certificates are verified.  Every library or socket error
+becomes an `ImapError` with a message for the user; the password never
+appears in one.
+"""
+
+from __future__ import annotations
+
+import ssl
+from collections.abc import Iterable, Iterator
+from datetime import date, datetime
+from types import TracebackType
+
+from imapclient import IMAPClient
+from imapclient.exceptions import IMAPClientError, LoginError
+
+from .config import ImapSettings
+from .errors import ImapError
+
+FETCH_LIMIT = 1 << 20  # bytes of each inbox message read: enough for any bounce or reply
+FETCH_BATCH = 50  # messages per FETCH, so memory stays bounded
+SENT = b"\\Sent"
+
+_ERRORS = (IMAPClientError, OSError)  # OSError covers timeouts and ssl.SSLError
+
+
+class Mailbox:
+    """`with Mailbox(settings) as box:` connects, secures and logs in."""
+
+    def __init__(self, settings: ImapSettings, *,
+                 tls_context: ssl.SSLContext | None = None) -> None:
+        self.settings = settings
+        self._tls = tls_context
+        self._client: IMAPClient | None = None
+
+    @property
+    def where(self) -> str:
+        return f"the IMAP server {self.settings.host}:{self.settings.port}"
+
+    def __enter__(self) -> Mailbox:
+        s = self.settings
+        tls = self._tls or ssl.create_default_context()  # verifies the certificate
+        try:
+            client = IMAPClient(s.host, port=s.port, ssl=s.security == "tls",
+                                ssl_context=tls, timeout=s.timeout)
+        except ssl.SSLError as err:
+            raise ImapError(f"TLS with {self.where} failed: {err}") from None
+        except _ERRORS as err:
+            raise ImapError(f"Cannot connect to {self.where}: {err}") from None
+        try:
+            if s.security == "starttls":
+                client.starttls(tls)
+        except _ERRORS as err:
+            client.shutdown()
+            raise ImapError(f"STARTTLS with {self.where} failed: {err}. Check "
+                            f"MAILER_IMAP_SECURITY and MAILER_IMAP_PORT (tls is usually port "
+                            f"993, starttls port 143).") from None
+        try:
+            if s.token is not None:
+                client.oauth2_login(s.username, s.token())
+            else:
+                client.login(s.username, s.password)
+        except LoginError:
+            client.shutdown()
+            check = ("the OAuth2 sign-in (`mailer login`)" if s.token is not None else
+                     "MAILER_IMAP_USERNAME and MAILER_IMAP_PASSWORD (many providers want an "
+                     "app password)")
+            raise ImapError(f"{self.where} refused the login for {s.username}. "
+                            f"Check {check}.") from None
+        except _ERRORS as err:
+            client.shutdown()
+            raise ImapError(f"Cannot log in to {self.where}: {err}") from None
+        self._client = client
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        client, self._client = self._client, None
+        if client is not None:
+            try:
+                client.logout()
+            except _ERRORS:
+                client.shutdown()
+
+    @property
+    def client(self) -> IMAPClient:
+        if self._client is None:
+            raise ImapError(f"Not connected to {self.where}.")
+        return self._client
+
+    def _fail(self, what: str, err: BaseException) -> ImapError:
+        return ImapError(f"{self.where}: {what} failed: {err}")
+
+    # -- Sent copies -----------------------------------------------------------
+
+    def sent_folder(self) -> str:
+        """The folder marked \\Sent, else MAILER_IMAP_SENT; an error if neither."""
+        try:
+            found = self.client.find_special_folder(SENT)
+        except _ERRORS as err:
+            raise self._fail("LIST", err) from None
+        if found:
+            return str(found)
+        if self.settings.sent_folder:
+            return self.settings.sent_folder
+        raise ImapError(f"{self.where} marks no folder as \\Sent: name yours with "
+                        f"MAILER_IMAP_SENT (e.g. MAILER_IMAP_SENT=Sent), or pass --no-sent-copy.")
+
+    def has_message(self, folder: str, message_id: str) -> bool:
+        """Whether the folder holds a message with this Message-ID header."""
+        try:
+            self.client.select_folder(folder, readonly=True)
+            return bool(self.client.search(["HEADER", "Message-ID", message_id]))
+        except _ERRORS as err:
+            raise self._fail(f"searching {folder}", err) from None
+
+    def append(self, folder: str, raw: bytes, when: datetime) -> None:
+        """Store a message in the folder, flagged \\Seen, dated `when`."""
+        try:
+            self.client.append(folder, raw, flags=(b"\\Seen",), msg_time=when)
+        except _ERRORS as err:
+            raise self._fail(f"APPEND to {folder}", err) from None
+
+    # -- the inbox -------------------------------------------------------------
+
+    def examine(self, since: date, folder: str = "INBOX") -> tuple[int, list[int]]:
+        """Open the folder read-only; its UIDVALIDITY and the UIDs of messages
+        that arrived since that day (the server's internal date)."""
+        try:
+            status = self.client.select_folder(folder, readonly=True)
+            uids = self.client.search(["SINCE", since])
+        except _ERRORS as err:
+            raise self._fail(f"reading {folder}", err) from None
+        return int(status.get(b"UIDVALIDITY", 0)), sorted(int(u) for u in uids)
+
+    def mark_read(self, folder: str, uids: list[int]) -> None:
+        """Flag these messages \\Seen: the one change to the inbox, only when asked."""
+        try:
+            self.client.select_folder(folder)
+            self.client.add_flags(uids, [b"\\Seen"])
+        except _ERRORS as err:
+            raise self._fail(f"flagging messages in {folder}", err) from None
+
+    def fetch(self, uids: Iterable[int]) -> Iterator[tuple[int, bytes]]:
+        """(uid, the message's first FETCH_LIMIT bytes) of the examined folder,
+        read with BODY.PEEK so that no \\Seen flag is set."""
+        wanted = list(uids)
+        item = f"BODY.PEEK[]<0.{FETCH_LIMIT}>".encode()
+        for start in range(0, len(wanted), FETCH_BATCH):
+            batch = wanted[start:start + FETCH_BATCH]
+            try:
+                fetched = self.client.fetch(batch, [item])
+            except _ERRORS as err:
+                raise self._fail("FETCH", err) from None
+            for uid in batch:
+                data = fetched.get(uid, {})
+                body = next((v for k, v in data.items() if k.startswith(b"BODY[]")), None)
+                if isinstance(body, bytes):
+                    yield uid, body

@@ -1,0 +1,154 @@
+"""Copies in the Sent folder: exactly once per message across reruns, crash
+windows and a `kill -9`; none for Gmail.  Real Dovecot, real journal."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from dataclasses import replace
+from datetime import datetime
+from email.parser import BytesHeaderParser
+from pathlib import Path
+
+import pytest
+
+from mailer.errors import ImapError
+from mailer.imap import Mailbox
+from mailer.journal import Journal
+from mailer.models import State
+from mailer.sentcopy import copy_sent
+from tests.imapd import Dovecot
+from tests.smtpd import make_draft
+
+PROJECT = Path(__file__).resolve().parents[1]
+
+
+def sent_journal(path: Path, count: int, campaign: str = "event") -> Journal:
+    """A journal whose campaign sent `count` messages (and failed one more)."""
+    journal = Journal(path)
+    journal.enqueue(campaign, [make_draft(f"p{i}@example.com") for i in range(count + 1)])
+    for i in range(count + 1):
+        row = journal.claim(campaign)
+        assert row is not None
+        journal.mark(row.id, State.FAILED if i == count else State.SENT, 250, "ok")
+    return journal
+
+
+def message_ids(server: Dovecot, folder: str = "Sent") -> list[str]:
+    return [str(BytesHeaderParser().parsebytes(raw)["Message-ID"])
+            for raw, _ in server.messages(folder)]
+
+
+def test_each_sent_message_is_filed_once_seen_and_dated(dovecot: Dovecot, tmp_path: Path) -> None:
+    with sent_journal(tmp_path / "j.sqlite3", 3) as journal:
+        report = copy_sent(journal, "event", dovecot.settings(),
+                           tls_context=dovecot.client_tls())
+        assert (report.appended, report.folder) == (3, "Sent")
+        again = copy_sent(journal, "event", dovecot.settings(), tls_context=dovecot.client_tls())
+        assert (again.appended, again.found, again.line()) == (0, 0, "")
+        expected = [r.message_id for r in journal.rows("event", [State.SENT])]
+    filed = dovecot.messages("Sent")
+    assert message_ids(dovecot) == expected  # the failed one is not filed
+    for raw, flags in filed:
+        assert b"\\Seen" in flags
+        assert raw.startswith(b"Date: ")  # as it went on the wire
+    assert dovecot.messages("INBOX") == []
+
+
+def test_a_crash_between_record_and_append_files_it_once(dovecot: Dovecot,
+                                                         tmp_path: Path) -> None:
+    """The two crash windows: APPEND done but not recorded, and recorded
+    `appending` but the APPEND never happened."""
+    with sent_journal(tmp_path / "j.sqlite3", 3) as journal:
+        due = journal.copies_due("event")
+        with Mailbox(dovecot.settings(), tls_context=dovecot.client_tls()) as box:
+            journal.copy_started(due[0].message_id, "Sent")
+            box.append("Sent", due[0].wire(), time_of(due[0].finished_at))  # then "died"
+        journal.copy_started(due[1].message_id, "Sent")  # died before the APPEND
+        report = copy_sent(journal, "event", dovecot.settings(),
+                           tls_context=dovecot.client_tls())
+        assert (report.appended, report.found) == (2, 1)
+        assert copy_sent(journal, "event", dovecot.settings(),
+                         tls_context=dovecot.client_tls()).appended == 0
+    assert sorted(message_ids(dovecot)) == sorted(d.message_id for d in due)
+
+
+def time_of(epoch: float) -> datetime:
+    return datetime.fromtimestamp(epoch).astimezone()
+
+
+KILLED_PASS = """
+import ssl, sys
+from pathlib import Path
+from mailer import config
+from mailer.journal import Journal
+from mailer.sentcopy import copy_sent
+settings = config.imap_settings(config.environment())
+with Journal(Path(sys.argv[1])) as journal:
+    copy_sent(journal, "event", settings)
+"""
+
+
+def test_kill_9_in_the_middle_then_rerun_files_every_message_once(
+        dovecot: Dovecot, tmp_path: Path) -> None:
+    path = tmp_path / "j.sqlite3"
+    sent_journal(path, 150).close()
+    env = {**os.environ, **dovecot.env(), "PYTHONPATH": str(PROJECT)}
+    child = subprocess.Popen([sys.executable, "-c", KILLED_PASS, str(path)], env=env)
+    deadline = time.monotonic() + 30
+    with sqlite3.connect(path) as db:
+        while time.monotonic() < deadline and child.poll() is None:
+            done = db.execute("SELECT COUNT(*) FROM sent_copies").fetchone()[0]
+            if done >= 20:
+                break
+            time.sleep(0.005)
+    child.send_signal(signal.SIGKILL)
+    child.wait()
+    with Journal(path) as journal:
+        before = len(message_ids(dovecot))
+        assert 0 < before < 150, "the pass was not interrupted in the middle"
+        report = copy_sent(journal, "event", dovecot.settings(), tls_context=dovecot.client_tls())
+        assert report.appended + before == 150
+        expected = sorted(r.message_id for r in journal.rows("event", [State.SENT]))
+    assert sorted(message_ids(dovecot)) == expected  # each exactly once
+
+
+def test_gmail_files_its_own_copies(dovecot: Dovecot, tmp_path: Path) -> None:
+    with sent_journal(tmp_path / "j.sqlite3", 2) as journal:
+        settings = replace(dovecot.settings(), provider="gmail")
+        report = copy_sent(journal, "event", settings, tls_context=dovecot.client_tls())
+        assert report.appended == 0 and "gmail" in report.line()
+    assert dovecot.messages("Sent") == []
+
+
+def test_no_sent_folder_and_none_configured_is_a_clear_error(tmp_path: Path) -> None:
+    with Dovecot(special_use=False) as dovecot, dovecot.client() as client:
+        client.create_folder("Gesendet")
+        no_sent_mark(dovecot, tmp_path)
+        assert len(dovecot.messages("Gesendet")) == 1
+
+
+def no_sent_mark(dovecot: Dovecot, tmp_path: Path) -> None:
+    with sent_journal(tmp_path / "j.sqlite3", 1) as journal:
+        settings = dovecot.settings()
+        with pytest.raises(ImapError, match="MAILER_IMAP_SENT"):
+            copy_sent(journal, "event", replace(settings, sent_folder=""),
+                      tls_context=dovecot.client_tls())
+        report = copy_sent(journal, "event", replace(settings, sent_folder="Gesendet"),
+                           tls_context=dovecot.client_tls())
+        assert report.appended == 1
+
+
+def test_wrong_password_and_untrusted_certificate_are_one_line_errors(
+        dovecot: Dovecot, tmp_path: Path) -> None:
+    with sent_journal(tmp_path / "j.sqlite3", 1) as journal:
+        bad = replace(dovecot.settings(), password="wrong")
+        with pytest.raises(ImapError, match="refused the login") as err:
+            copy_sent(journal, "event", bad, tls_context=dovecot.client_tls())
+        assert "wrong" not in str(err.value)
+        with pytest.raises(ImapError, match="TLS"):  # the system CAs do not know the test CA
+            copy_sent(journal, "event", replace(dovecot.settings(), security="tls"))
