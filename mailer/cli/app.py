@@ -6,7 +6,7 @@ import sys
 from collections.abc import Callable
 from functools import wraps
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
@@ -16,6 +16,9 @@ from ..errors import ConfigError, MailerError
 from ..journal import Journal
 from ..ratelimit import PRESETS
 
+if TYPE_CHECKING:
+    from rich.console import Console
+
 F = TypeVar("F", bound=Callable[..., Any])
 
 
@@ -23,6 +26,21 @@ F = TypeVar("F", bound=Callable[..., Any])
 @click.version_option(__version__, prog_name="mailer")
 def main() -> None:
     """Send one impersonal "here are my channels" mail, with your vCard, to everyone you met."""
+
+
+PIPE_WIDTH = 4096  # text to a pipe or file is never wrapped: a grep must find whole addresses
+
+
+def console(*, stderr: bool = False) -> Console:
+    """A rich Console for tables: the terminal's width on a terminal, else lines as long
+    as their content (no address folded mid-word), and no markup highlighting."""
+    from rich.console import Console
+
+    stream = sys.stderr if stderr else sys.stdout
+    tty = stream.isatty()
+    return Console(
+        file=stream, highlight=False, width=None if tty else PIPE_WIDTH, soft_wrap=not tty
+    )
 
 
 def handle_errors(func: F) -> F:

@@ -20,11 +20,11 @@ from ..errors import InputError
 from ..models import Contact, ImportResult, Rejected
 from . import normalize
 from .cards import CARD_SUFFIXES, iter_cards
-from .csvfile import check_mapping, read_csv
+from .csvfile import ColumnReport, Columns, check_mapping, read_csv
 from .normalize import Entry, Flag
 from .vcard import read_vcards
 
-__all__ = ["iter_contacts", "load_contacts"]
+__all__ = ["ColumnReport", "iter_contacts", "load_contacts"]
 
 IMAGE_SUFFIXES = CARD_SUFFIXES  # cards.py imports the OCR engine only when a card is read
 VCARD_SUFFIXES = frozenset({".vcf", ".vcard"})
@@ -40,9 +40,12 @@ def load_contacts(
     mapping: Mapping[str, str] | None = None,
     region: str = "DE",
     on_flag: Flag | None = None,
+    on_columns: Columns | None = None,
 ) -> ImportResult:
     """Every entry of every file, with contacts sharing an address merged."""
-    items = iter_contacts(paths, mapping=mapping, region=region, on_flag=on_flag)
+    items = iter_contacts(
+        paths, mapping=mapping, region=region, on_flag=on_flag, on_columns=on_columns
+    )
     return normalize.deduplicate(items)
 
 
@@ -52,9 +55,11 @@ def iter_contacts(
     mapping: Mapping[str, str] | None = None,
     region: str = "DE",
     on_flag: Flag | None = None,
+    on_columns: Columns | None = None,
 ) -> Iterator[Contact | Rejected]:
     """Validated, sanitised contacts and rejected entries in file order, not deduplicated.
-    `on_flag` hears of contacts kept although invalid e-mail values were dropped.
+    `on_flag` hears of contacts kept although invalid e-mail values were dropped,
+    `on_columns` how each CSV file's columns were read.
     Raises InputError for a file that cannot be used at all (before or while streaming)."""
     columns = check_mapping(mapping)
     phone_region = normalize.check_region(region)
@@ -65,7 +70,7 @@ def iter_contacts(
                 yield normalize.sanitise(item)
             continue
         for path in group:
-            for entry in _entries(path, columns):
+            for entry in _entries(path, columns, on_columns):
                 yield normalize.check(entry, phone_region, on_flag)
 
 
@@ -84,7 +89,7 @@ def _expand(path: Path) -> list[Path]:
     return found
 
 
-def _entries(path: Path, columns: Mapping[str, str]) -> Iterator[Entry]:
+def _entries(path: Path, columns: Mapping[str, str], on_columns: Columns | None) -> Iterator[Entry]:
     label = str(path)
     if not path.exists():
         raise InputError(f"{label}: no such file.")
@@ -95,7 +100,7 @@ def _entries(path: Path, columns: Mapping[str, str]) -> Iterator[Entry]:
         )
     if _is_vcard(path):
         return read_vcards(path, label)
-    return read_csv(path, label, columns)
+    return read_csv(path, label, columns, on_columns)
 
 
 def _is_vcard(path: Path) -> bool:

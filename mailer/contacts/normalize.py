@@ -4,7 +4,10 @@ Everything that decides what a contact *is* lives here, so the vCard and CSV
 readers only have to report what the file says:
 
 - sanitising: every text field goes through `sanitize.clean`;
-- addresses: email-validator (syntax and IDN, no DNS), domain lower-cased;
+- who it is: the display name (name, "File As", organisation) apart from a
+  person's name for the salutation ("" for a company's entry);
+- addresses: a cell may hold several (`split_cell`); email-validator (syntax
+  and IDN, no DNS), domain lower-cased;
 - phones: E.164 via phonenumbers when the number parses, else as read;
 - duplicates: same address (case-insensitive) -> merged into the earlier
   record, keeping the richer values.
@@ -14,7 +17,7 @@ from __future__ import annotations
 
 import codecs
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, replace
 
 import phonenumbers
 from email_validator import SPECIAL_USE_DOMAIN_NAMES, EmailNotValidError, validate_email
@@ -48,6 +51,13 @@ class Entry:
     website: str = ""
     lang: str = ""
     problem: str = ""
+    file_as: str = ""  # Google's/Outlook's "File As": how the address book lists it
+    company: bool = False  # the source says the entry is an organisation (vCard KIND:org)
+
+    @property
+    def display(self) -> str:
+        """Who the entry is, for reports: its name, "File As" or organisation."""
+        return clean(self.name) or clean(self.file_as) or clean(self.org)
 
     def as_fields(self) -> dict[str, str]:
         """The non-empty values under the column names the CSV reader maps back
@@ -189,6 +199,53 @@ def _not_local_part(name: str, addresses: list[str], *, nor_address: bool = Fals
     return name
 
 
+def split_cell(value: str) -> list[str]:
+    """The addresses in one cell or value: card scanners and contact managers join
+    several with ";", ",", a line break or Google's " ::: ", or only spaces.
+    Separators inside quotes or angle brackets belong to an address with its
+    display name (`"Doe, Jane" <jane@example.com>`), as in an RFC 5322 address
+    list; spaces separate only when every word is an address ("a@x b@y")."""
+    parts: list[str] = []
+    current: list[str] = []
+    quoted = angled = False
+    for ch in value.replace(" ::: ", "\n"):
+        if ch == '"' and not angled:
+            quoted = not quoted
+        elif ch == "<" and not quoted:
+            angled = True
+        elif ch == ">" and not quoted:
+            angled = False
+        elif ch in ";,\r\n" and not quoted and not angled:
+            parts.append("".join(current))
+            current = []
+            continue
+        current.append(ch)
+    parts.append("".join(current))
+    values: list[str] = []
+    for part in parts:
+        words = part.split()
+        spaced = len(words) > 1 and all(w.count("@") == 1 and '"' not in w for w in words)
+        values.extend(words if spaced else [part.strip()] if words else [])
+    return values
+
+
+def identify(
+    name: str, given: str, family: str, org: str, file_as: str = "", *, company: bool = False
+) -> tuple[str, str]:
+    """(display name, person's name) from cleaned values.  The person's name is the
+    entry's name unless the entry is a company's: marked so (vCard KIND:org, Apple's
+    X-ABShowAs:COMPANY), or named only by its organisation; a name that is an
+    address is no person's name, given + family then are."""
+    composed = " ".join(p for p in (given, family) if p)
+    display = name or composed or file_as or org
+    if company:
+        return display, ""
+    person = name if name and "@" not in name else composed
+    if person and not (given or family) and org and person.casefold() == org.casefold():
+        person = ""
+    return display, person
+
+
 Flag = Callable[[Rejected], None]
 
 
@@ -197,7 +254,7 @@ def check(entry: Entry, region: str, on_flag: Flag | None = None) -> Contact | R
     A contact kept although some of its e-mail values were invalid is also passed
     to `on_flag` (as a Rejected-shaped note; it is not an entry of its own)."""
     if entry.problem:
-        return Rejected(entry.source, clean(entry.problem), entry.as_fields())
+        return Rejected(entry.source, clean(entry.problem), entry.as_fields(), entry.display)
     valid, invalid = split_addresses(entry.emails)
     if not valid:
         if invalid:
@@ -205,28 +262,36 @@ def check(entry: Entry, region: str, on_flag: Flag | None = None) -> Contact | R
             reason = f"invalid e-mail address {value!r}: {why}"
         else:
             reason = "no e-mail address"
-        return Rejected(entry.source, reason, entry.as_fields())
+        return Rejected(entry.source, reason, entry.as_fields(), entry.display)
     if invalid and on_flag is not None:
         values = ", ".join(repr(value) for value, _why in invalid)
         reason = f"invalid e-mail value(s) dropped, contact kept: {values}"
-        on_flag(Rejected(clean(entry.source), reason, entry.as_fields()))
+        on_flag(Rejected(clean(entry.source), reason, entry.as_fields(), entry.display))
     phones: list[str] = []
     for raw in entry.phones:
         phone = normalize_phone(raw, region)
         if phone and phone not in phones:
             phones.append(phone)
+    name = _not_local_part(clean(entry.name), valid, nor_address=True)
+    given = _not_local_part(clean(entry.given), valid)
+    family = _not_local_part(clean(entry.family), valid)
+    org = clean(entry.org)
+    file_as = _not_local_part(clean(entry.file_as), valid, nor_address=True)
+    display, person = identify(name, given, family, org, file_as, company=entry.company)
     return Contact(
         email=valid[0],
-        name=_not_local_part(clean(entry.name), valid, nor_address=True),
-        given=_not_local_part(clean(entry.given), valid),
-        family=_not_local_part(clean(entry.family), valid),
+        name=name,
+        given=given,
+        family=family,
         emails=tuple(valid),
-        org=clean(entry.org),
+        org=org,
         title=clean(entry.title),
         phones=tuple(phones),
         website=clean(entry.website),
         lang=normalize_lang(entry.lang),
         source=clean(entry.source),
+        display=display,
+        person=person,
     )
 
 
@@ -234,19 +299,26 @@ def sanitise(item: Contact | Rejected) -> Contact | Rejected:
     """Apply `clean` to every text field of an entry made elsewhere (card reader)."""
     if isinstance(item, Rejected):
         fields_read = {clean(k): clean(v) for k, v in item.fields.items() if clean(v)}
-        return Rejected(clean(item.source), clean(item.reason), fields_read)
-    return _sanitise_contact(item)
+        name = clean(item.name) or fields_read.get("name", "") or fields_read.get("company", "")
+        return Rejected(clean(item.source), clean(item.reason), fields_read, name)
+    contact = _sanitise_contact(item)
+    if contact.display:
+        return contact
+    display, person = identify(contact.name, contact.given, contact.family, contact.org)
+    return replace(contact, display=display, person=person)
 
 
-def _sanitise_contact(contact: Contact) -> Contact:
-    changes: dict[str, object] = {}
-    for f in fields(contact):
-        value = getattr(contact, f.name)
-        if isinstance(value, str):
-            changes[f.name] = clean(value)
-        elif isinstance(value, tuple):
-            changes[f.name] = tuple(c for c in (clean(v) for v in value) if c)
-    return replace(contact, **changes)
+def _sanitise_contact(c: Contact) -> Contact:
+    def each(values: tuple[str, ...]) -> tuple[str, ...]:
+        return tuple(v for v in map(clean, values) if v)
+
+    return replace(
+        c, email=clean(c.email), name=clean(c.name), given=clean(c.given),
+        family=clean(c.family), emails=each(c.emails), org=clean(c.org), title=clean(c.title),
+        phones=each(c.phones), website=clean(c.website), lang=clean(c.lang),
+        source=clean(c.source), display=clean(c.display), person=clean(c.person),
+        text_lang=clean(c.text_lang),
+    )  # fmt: skip
 
 
 def _richness(contact: Contact) -> tuple[bool, int]:
@@ -267,8 +339,9 @@ def merge(kept: Contact, other: Contact) -> Contact:
     phones = list(base.phones) + [p for p in extra.phones if p not in base.phones]
     filled = {
         name: getattr(base, name) or getattr(extra, name)
-        for name in ("name", "given", "family", "org", "title", "website", "lang")
-    }
+        for name in ("name", "given", "family", "org", "title", "website", "lang", "display",
+                     "person", "text_lang")
+    }  # fmt: skip
     return replace(
         base,
         **filled,
