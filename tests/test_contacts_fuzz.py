@@ -17,8 +17,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from mailer.addresses import InvalidAddress, normalize_address
 from mailer.contacts import iter_contacts, load_contacts
-from mailer.contacts.normalize import InvalidAddress, normalize_address
 from mailer.errors import InputError
 from mailer.models import Contact, ImportResult, Rejected
 
