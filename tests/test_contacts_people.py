@@ -257,3 +257,51 @@ def test_output_to_a_pipe_does_not_wrap_addresses(tmp_path: Path) -> None:
     result = run(str(path), width=40)  # CliRunner's stdout is no terminal
     assert any(address in line for line in result.stdout.splitlines())
     assert any(f"{path}:2" in line for line in result.stdout.splitlines())
+
+
+# ------------------------------------------------------------------ preview and send
+
+
+def test_preview_shows_who_the_language_and_why_and_the_column_note(
+    project_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MAILER_HOME", str(tmp_path / "state"))
+    path = tmp_path / "event.csv"
+    path.write_text(
+        "Person;Mail privat;Telefon;Notiz\n"
+        "Jonas Berg;jonas@example.com;+49 30 901820;booth\n"
+        "Claire Roy;claire@example.fr;;talk\n"
+        "Mia Weber;;;no address\n",
+        encoding="utf-8",
+    )
+    out = tmp_path / "preview"
+    profile = project_root / "profile.example.toml"
+    result = CliRunner().invoke(
+        main, ["preview", str(path), "--profile", str(profile), "--out", str(out), "--lang", "en"]
+    )
+    assert result.exit_code == 0, result.output
+    assert "en: --lang" in result.stdout
+    result = CliRunner().invoke(
+        main, ["preview", str(path), "--profile", str(profile), "--out", str(out)]
+    )
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    assert any("jonas@example.com" in ln and "de: +49 phone" in ln for ln in lines)
+    assert any("claire@example.fr" in ln and "en: .fr address" in ln for ln in lines)
+    assert any("Mia Weber" in ln and "no e-mail address" in ln for ln in lines)
+    assert "mailer: note:" in result.stderr and "ignored: 'Notiz'" in result.stderr
+    index = (out / "index.html").read_text(encoding="utf-8")
+    assert "(+49 phone)" in index and "(.fr address)" in index
+    assert "Mia Weber" in index
+
+
+def test_send_plan_names_a_rejected_entry(capsys: pytest.CaptureFixture[str]) -> None:
+    from mailer.cli.send import show_plan
+    from mailer.plan import PlanItem, Status, Tally
+
+    tally = Tally()
+    rejected = PlanItem(Status.REJECTED, "froscon.vcf:31", "", reason="no e-mail address",
+                        name="Mia Weber")  # fmt: skip
+    list(tally.count([rejected]))
+    show_plan(tally, "nothing to send")
+    assert "  froscon.vcf:31: Mia Weber: rejected: no e-mail address" in capsys.readouterr().out

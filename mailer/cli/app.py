@@ -19,6 +19,8 @@ from ..ratelimit import PRESETS
 if TYPE_CHECKING:
     from rich.console import Console
 
+    from ..contacts import ColumnReport
+
 F = TypeVar("F", bound=Callable[..., Any])
 
 
@@ -41,6 +43,13 @@ def console(*, stderr: bool = False) -> Console:
     return Console(
         file=stream, highlight=False, width=None if tty else PIPE_WIDTH, soft_wrap=not tty
     )
+
+
+def note_columns(report: ColumnReport) -> None:
+    """On stderr: how a CSV file's columns were read, when some were ignored or none
+    names the contact (preview and send; `contacts` shows it in its output)."""
+    if report.ignored or report.nameless:
+        click.echo(f"mailer: note: {report.text()}", err=True)
 
 
 def handle_errors(func: F) -> F:

@@ -36,6 +36,7 @@ from .app import (
     main,
     map_option,
     message_options,
+    note_columns,
     open_journal,
     parse_mappings,
     paths_argument,
@@ -117,7 +118,7 @@ def send(paths: tuple[Path, ...], profile_path: Path, campaign_name: str | None,
         tally = Tally()
         drafts = tally.new_drafts(plan_files(
             paths, composer, journal, campaign=campaign, mapping=parse_mappings(mappings),
-            region=profile.region, again=again))
+            region=profile.region, again=again, on_columns=note_columns))
         if later is not None:
             schedule_later(journal, campaign, later, now, drafts, tally, assume_yes)
             return
@@ -209,7 +210,8 @@ def show_plan(tally: Tally, next_step: str) -> None:
 
     out = console()
     for item in tally.notes:
-        out.print(Text(f"  {item.source}: {item.email or '-'}: {item.status.value}: "
+        who = item.email or item.name or "-"  # a rejected entry: the name it carried
+        out.print(Text(f"  {item.source}: {who}: {item.status.value}: "
                        f"{item.reason}"))
     out.print(Text(tally.line()))
     out.print(Text(next_step))
