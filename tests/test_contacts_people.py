@@ -305,3 +305,10 @@ def test_send_plan_names_a_rejected_entry(capsys: pytest.CaptureFixture[str]) ->
     list(tally.count([rejected]))
     show_plan(tally, "nothing to send")
     assert "  froscon.vcf:31: Mia Weber: rejected: no e-mail address" in capsys.readouterr().out
+
+
+def test_mailers_own_review_file_reports_no_ignored_columns() -> None:
+    reports: list[ColumnReport] = []
+    load_contacts([FIXTURES / "ocr_review.csv"], on_columns=reports.append)
+    assert reports[0].ignored == ()
+    assert ("raw_text", "card_text") in reports[0].used

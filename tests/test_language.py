@@ -129,3 +129,28 @@ def test_contacts_json_shows_language_and_why(tmp_path: Path, project_root: Path
     assert default == {"lang": load_profile(profile).lang, "why": "profile default"}
     table = run(main, ["contacts", str(path)], env={"COLUMNS": "200"}).stdout
     assert "en: .fr address" in table and "de: +49 phone" in table
+
+
+def test_vcard_lang_with_the_lowest_pref(tmp_path: Path) -> None:
+    path = tmp_path / "lang.vcf"
+    path.write_text(
+        "BEGIN:VCARD\r\nVERSION:4.0\r\nFN:Lea\r\nLANG;PREF=2:en\r\nLANG;PREF=1:de-AT\r\n"
+        "EMAIL:lea@example.com\r\nEND:VCARD\r\n"
+    )
+    [lea] = load_contacts([path]).contacts
+    assert str(decide(lea, "en", SHIPPED)) == "de: language de"
+
+
+def test_reviewed_card_csv_uses_the_cards_text(tmp_path: Path) -> None:
+    """`cards review` writes the OCR text as raw_text; imported again, it still counts."""
+    pytest.importorskip("py3langid")
+    path = tmp_path / "reviewed.csv"
+    path.write_text(
+        "file,status,name,email,raw_text\n"
+        'cards/1.jpg#1,ok,Max Muster,max@example.com,"Max Muster | Geschäftsführer | '
+        'Muster GmbH | Hauptstraße 1 | 10115 Berlin"\n',
+        encoding="utf-8",
+    )
+    [card] = load_contacts([path]).contacts
+    assert card.text_lang == "de"
+    assert str(decide(card, "en", SHIPPED)) == "de: card text in de"

@@ -43,7 +43,7 @@ from ..models import Rejected
 from .normalize import Entry, split_cell, unicode_encoding
 
 FIELDS = ("email", "name", "given", "middle", "family", "file_as", "org", "title", "phone",
-          "website", "lang", "ignore")  # fmt: skip
+          "website", "lang", "card_text", "ignore")  # fmt: skip
 _SAMPLE = 1 << 16
 _HEADER_SEARCH_ROWS = 30
 _DELIMITERS = (",", ";", "\t")
@@ -64,10 +64,14 @@ _SYNONYMS = {
     "title": {"jobtitle", "position", "organizationtitle", "organization1title", "function",
               "funktion", "berufsbezeichnung", "role", "rolle", "jobposition"},
     "lang": {"language", "sprache", "lang", "preferredlanguage", "bevorzugtesprache", "locale"},
+    "card_text": {"rawtext", "ocrtext", "cardtext"},  # `cards review`: what the card says
 }  # fmt: skip
 # "Title" is the job title in scanner and generic lists but the salutation ("Mr.")
 # in Outlook, which also has "Job Title": it counts only when no better column exists.
 _WEAK_TITLE = {"title", "titel"}
+# Columns mailer's own files have for the reader, not for the import (rejects: source,
+# reason; `cards review`: file, status, confidences, the numbers that are no phone).
+_OWN_UNUSED = re.compile(r"source|reason|file|status|morenumbers|fax|\w*confidence")
 _EMAIL = re.compile(
     r"(primary|secondary|additional|other|home|work|business|personal|private|privat)?"
     r"e?mails?\d*(address(es)?|adressen?|addr|values?|werte?)?\d*(privat|geschäftlich|home|work)?"
@@ -211,7 +215,10 @@ class Layout:
         ignored = tuple(
             header.strip()
             for i, header in enumerate(self.headers)
-            if header.strip() and i not in names and i not in self.helpers
+            if header.strip()
+            and i not in names
+            and i not in self.helpers
+            and not _OWN_UNUSED.fullmatch(compact(header))
         )
         return ColumnReport(source, used, ignored)
 
@@ -240,6 +247,7 @@ class Layout:
             website=first("website"),
             lang=first("lang"),
             file_as=first("file_as"),
+            card_text=first("card_text"),
         )
 
 

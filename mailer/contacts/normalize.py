@@ -23,6 +23,7 @@ import phonenumbers
 
 from ..addresses import InvalidAddress, normalize_address
 from ..errors import ConfigError
+from ..language import text_language
 from ..models import Contact, Rejected
 from ..sanitize import clean
 
@@ -52,6 +53,7 @@ class Entry:
     lang: str = ""
     problem: str = ""
     file_as: str = ""  # Google's/Outlook's "File As": how the address book lists it
+    card_text: str = ""  # a business card's OCR text (a reviewed `cards review` file)
     company: bool = False  # the source says the entry is an organisation (vCard KIND:org)
 
     @property
@@ -71,6 +73,7 @@ class Entry:
         for i, value in enumerate(self.phones, 1):
             out["phone" if i == 1 else f"phone{i}"] = value
         out["website"], out["lang"] = self.website, self.lang
+        out["raw_text"] = self.card_text
         return {k: clean(v) for k, v in out.items() if clean(v)}
 
 
@@ -253,6 +256,7 @@ def check(entry: Entry, region: str, on_flag: Flag | None = None) -> Contact | R
         source=clean(entry.source),
         display=display,
         person=person,
+        text_lang=text_language(entry.card_text) if entry.card_text else "",
     )
 
 

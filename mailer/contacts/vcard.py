@@ -289,6 +289,7 @@ def _entry(source: str, body: list[bytes], problem: str) -> Entry:
     first: dict[str, str] = {}
     names: list[str] = []
     emails: list[tuple[int, str]] = []  # (preference, address); sorted stably below
+    langs: list[tuple[int, str]] = []  # 4.0 allows several LANG, ranked by PREF too
     phones: list[str] = []
     for logical in _logical_lines(body):
         try:
@@ -301,6 +302,8 @@ def _entry(source: str, body: list[bytes], problem: str) -> Entry:
         name, params, bare, value = parsed
         if name == "EMAIL":
             emails.append((_preference(params, bare), _unescape(value).strip()))
+        elif name == "LANG":
+            langs.append((_preference(params, bare), _unescape(value).strip()))
         elif name == "TEL":
             phones.append(_unescape(value))
         elif name in ("N", "ORG") and name not in first:
@@ -322,7 +325,7 @@ def _entry(source: str, body: list[bytes], problem: str) -> Entry:
         title=first.get("TITLE", "").strip(),
         phones=tuple(phones),
         website=first.get("URL", "").strip(),
-        lang=first.get("LANG", "").strip(),
+        lang=min(langs, key=lambda pair: pair[0])[1] if langs else "",
         problem=problem,
         company=first.get("KIND", "").strip().lower() in _COMPANY_KINDS
         or first.get("X-ABSHOWAS", "").strip().upper() == "COMPANY",
