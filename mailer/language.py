@@ -3,7 +3,8 @@
 `decide()` takes the first of these that names a language there are templates for:
 
 1. the contact's own language (a language column, vCard LANG);
-2. the country of a phone number (its E.164 country code);
+2. the country of a phone number written with its country code ("+49 ...",
+   "0049 ..."; a national number's country was only assumed on import);
 3. the country of an address's country-code TLD (".fr", ".co.uk");
 4. the language of a business card's printed text (OCR);
 5. the profile's `lang`.
@@ -55,12 +56,11 @@ def decide(contact: Contact, profile_lang: str, available: Collection[str]) -> D
         lang = _usable(contact.lang, available)
         if lang:
             return Decision(lang, f"language {contact.lang}")
-    for phone in contact.phones:
-        found = phone_country(phone)
-        if found:
-            lang = country_language(found[0], available)
-            if lang:
-                return Decision(lang, f"+{found[1]} phone")
+    if contact.phone_country:
+        lang = country_language(contact.phone_country, available)
+        if lang:
+            code = phonenumbers.country_code_for_region(contact.phone_country)
+            return Decision(lang, f"+{code} phone")
     for address in contact.emails or (contact.email,):
         tld, country = address_country(address)
         if country:
@@ -80,24 +80,6 @@ def _usable(lang: str, available: Collection[str]) -> str | None:
     if code in available:
         return code
     return LINGUA_FRANCA if LINGUA_FRANCA in available else None
-
-
-def phone_country(phone: str) -> tuple[str, int] | None:
-    """(ISO country, calling code) of an E.164 number; None for a number without "+"
-    (its country was only assumed) or a non-geographic one (+800, +882)."""
-    if not phone.startswith("+"):
-        return None
-    try:
-        number = phonenumbers.parse(phone)
-    except phonenumbers.NumberParseException:
-        return None
-    code = number.country_code or 0
-    region = phonenumbers.region_code_for_number(number) or (
-        phonenumbers.region_code_for_country_code(code)
-    )
-    if not region or not region.isalpha() or region == phonenumbers.UNKNOWN_REGION:
-        return None
-    return region, code
 
 
 def address_country(address: str) -> tuple[str, str | None]:

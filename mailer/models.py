@@ -37,6 +37,7 @@ class Contact:
     display: str = ""
     person: str = ""
     text_lang: str = ""  # the language of a business card's printed text (OCR), if clear
+    phone_country: str = ""  # "DE": of the first phone written with its country code (+, 00)
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)

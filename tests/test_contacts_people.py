@@ -50,6 +50,7 @@ def by_source(path: Path) -> dict[int, Contact | Rejected]:
         ("Jane <jane@example.com>, b@example.org", ["Jane <jane@example.com>", "b@example.org"]),
         ("email other", ["email other"]),  # not addresses: one invalid value, as read
         (" ; , ", []),
+        ("ada@example.com (work); b@example.org", ["ada@example.com", "b@example.org"]),
     ],
 )
 def test_split_cell(cell: str, values: list[str]) -> None:

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from phonenumbers import country_code_for_region as country_code
 
 import mailer.cli.contacts  # noqa: F401  (registers the command on the group)
 from mailer.cli.app import main
@@ -27,16 +28,15 @@ def c(email: str = "x@example.com", **fields: object) -> Contact:
     ("contact", "expected"),
     [
         # 1. the contact's own language wins over everything else
-        (c("a@example.fr", lang="de", phones=("+33142685300",)), "de: language de"),
+        (c("a@example.fr", lang="de", phone_country="FR"), "de: language de"),
         (c("a@example.de", lang="fr"), "en: language fr"),  # no French templates: English
         # 2. the phone's country, before the address
-        (c("a@example.fr", phones=("+4930901820",)), "de: +49 phone"),
-        (c("a@example.de", phones=("+12025550123",)), "en: +1 phone"),
-        (c("a@example.com", phones=("+41446681800",)), "de: +41 phone"),
-        (c("a@example.com", phones=("+35227112233",)), "de: +352 phone"),  # LU
-        (c("a@example.com", phones=("+3222741111",)), "en: +32 phone"),  # BE: no majority de
-        (c("a@example.com", phones=("0301234567",)), "de: profile default"),  # no +country
-        (c("a@example.com", phones=("+80012345678",)), "de: profile default"),  # non-geographic
+        (c("a@example.fr", phone_country="DE"), "de: +49 phone"),
+        (c("a@example.de", phone_country="US"), "en: +1 phone"),
+        (c("a@example.com", phone_country="CH"), "de: +41 phone"),
+        (c("a@example.com", phone_country="LU"), "de: +352 phone"),
+        (c("a@example.com", phone_country="BE"), "en: +32 phone"),  # no majority for German
+        (c("a@example.com", phones=("+4930901820",)), "de: profile default"),  # not from import
         # 3. the country-code TLD of an address
         (c("a@example.fr"), "en: .fr address"),
         (c("a@example.co.jp"), "en: .jp address"),
@@ -89,7 +89,7 @@ def test_card_text_language() -> None:
 def test_composer_records_the_language_and_why(project_root: Path) -> None:
     profile = load_profile(project_root / "profile.example.toml")
     composer = Composer(profile)
-    draft = composer.render(c("a@example.fr", phones=("+4930901820",)))
+    draft = composer.render(c("a@example.fr", phone_country="DE"))
     assert (draft.lang, draft.lang_why) == ("de", "+49 phone")
     forced = Composer(profile, lang="en").render(c("a@example.de"))
     assert (forced.lang, forced.lang_why) == ("en", "--lang")
@@ -154,3 +154,27 @@ def test_reviewed_card_csv_uses_the_cards_text(tmp_path: Path) -> None:
     [card] = load_contacts([path]).contacts
     assert card.text_lang == "de"
     assert str(decide(card, "en", SHIPPED)) == "de: card text in de"
+
+
+@pytest.mark.parametrize(
+    ("phone", "country"),
+    [
+        ("+49 30 901820", "DE"),
+        ("0049 30 901820", "DE"),  # the international prefix instead of "+"
+        ("+1 202 555 0123", "US"),
+        ("+41 44 668 18 00", "CH"),
+        ("030 901820", ""),  # national: its country was only assumed (--region)
+        ("01 42 68 53 00", ""),  # a French number written nationally is no German one
+        ("+800 1234 5678", ""),  # international freephone: no country
+        ("n/a", ""),
+    ],
+)
+def test_only_a_phone_written_with_its_country_code_counts(
+    tmp_path: Path, phone: str, country: str
+) -> None:
+    path = tmp_path / "phone.csv"
+    path.write_text(f"Name,Email,Phone\nP,p@example.fr,{phone}\n", encoding="utf-8")
+    [contact] = load_contacts([path]).contacts
+    assert contact.phone_country == country
+    expected = f"+{country_code(country)} phone" if country else ".fr address"
+    assert decide(contact, "de", SHIPPED).why == expected

@@ -52,7 +52,7 @@ _LEGACY_ENCODINGS = ("cp1252", "cp932")  # what Western and Japanese exporters w
 _SYNONYMS = {
     "name": {"name", "fullname", "displayname", "anzeigename", "formattedname", "fn",
              "vollständigername", "contactname", "kontaktname", "kontakt", "contact",
-             "person", "personname"},
+             "person", "personname", "ansprechpartner", "ansprechperson"},
     "file_as": {"fileas", "speichernunter", "ablegenunter"},
     "given": {"firstname", "givenname", "vorname", "first", "given", "forename", "rufname"},
     "middle": {"middlename", "additionalname", "weiterevornamen", "middle", "zweitervorname"},

@@ -16,6 +16,7 @@ readers only have to report what the file says:
 from __future__ import annotations
 
 import codecs
+import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 
@@ -126,18 +127,38 @@ def split_addresses(values: Iterable[str]) -> tuple[list[str], list[tuple[str, s
     return valid, invalid
 
 
+_DIALLED = frozenset(
+    {
+        phonenumbers.CountryCodeSource.FROM_NUMBER_WITH_PLUS_SIGN,
+        phonenumbers.CountryCodeSource.FROM_NUMBER_WITH_IDD,  # "0049 ...", "011 33 ..."
+    }
+)
+
+
 def normalize_phone(raw: str, region: str) -> str:
     """E.164 when the number parses as a possible number for `region`, else as read."""
+    return _phone(raw, region)[0]
+
+
+def _phone(raw: str, region: str) -> tuple[str, str]:
+    """(E.164 or the text as read, the number's country when it was written with its
+    country code, else "": a national number's country is only the assumed `region`)."""
     text = clean(raw)
     if not text:
-        return ""
+        return "", ""
     try:
-        number = phonenumbers.parse(text, region)
+        number = phonenumbers.parse(text, region, keep_raw_input=True)
     except phonenumbers.NumberParseException:
-        return text
+        return text, ""
     if not phonenumbers.is_possible_number(number):
-        return text
-    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+        return text, ""
+    e164 = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+    if number.country_code_source not in _DIALLED:
+        return e164, ""
+    country = phonenumbers.region_code_for_number(number) or (
+        phonenumbers.region_code_for_country_code(number.country_code or 0)
+    )
+    return e164, country if country.isalpha() and country != phonenumbers.UNKNOWN_REGION else ""
 
 
 def normalize_lang(raw: str) -> str:
@@ -163,12 +184,16 @@ def _not_local_part(name: str, addresses: list[str], *, nor_address: bool = Fals
     return name
 
 
+_COMMENT = re.compile(r"\([^()]*\)")  # RFC 5322 3.2.2; an unquoted address has no "("
+
+
 def split_cell(value: str) -> list[str]:
     """The addresses in one cell or value: card scanners and contact managers join
     several with ";", ",", a line break or Google's " ::: ", or only spaces.
     Separators inside quotes or angle brackets belong to an address with its
     display name (`"Doe, Jane" <jane@example.com>`), as in an RFC 5322 address
-    list; spaces separate only when every word is an address ("a@x b@y")."""
+    list; spaces separate only when every word is an address ("a@x b@y").  RFC 5322
+    comments go ("ada@example.com (work)")."""
     parts: list[str] = []
     current: list[str] = []
     quoted = angled = False
@@ -187,6 +212,8 @@ def split_cell(value: str) -> list[str]:
     parts.append("".join(current))
     values: list[str] = []
     for part in parts:
+        if '"' not in part and "@" in part:
+            part = _COMMENT.sub(" ", part)
         words = part.split()
         spaced = len(words) > 1 and all(w.count("@") == 1 and '"' not in w for w in words)
         values.extend(words if spaced else [part.strip()] if words else [])
@@ -232,10 +259,13 @@ def check(entry: Entry, region: str, on_flag: Flag | None = None) -> Contact | R
         reason = f"invalid e-mail value(s) dropped, contact kept: {values}"
         on_flag(Rejected(clean(entry.source), reason, entry.as_fields(), entry.display))
     phones: list[str] = []
+    countries: list[str] = []
     for raw in entry.phones:
-        phone = normalize_phone(raw, region)
+        phone, country = _phone(raw, region)
         if phone and phone not in phones:
             phones.append(phone)
+        if country:
+            countries.append(country)
     name = _not_local_part(clean(entry.name), valid, nor_address=True)
     given = _not_local_part(clean(entry.given), valid)
     family = _not_local_part(clean(entry.family), valid)
@@ -257,6 +287,7 @@ def check(entry: Entry, region: str, on_flag: Flag | None = None) -> Contact | R
         display=display,
         person=person,
         text_lang=text_language(entry.card_text) if entry.card_text else "",
+        phone_country=countries[0] if countries else "",
     )
 
 
@@ -282,7 +313,7 @@ def _sanitise_contact(c: Contact) -> Contact:
         family=clean(c.family), emails=each(c.emails), org=clean(c.org), title=clean(c.title),
         phones=each(c.phones), website=clean(c.website), lang=clean(c.lang),
         source=clean(c.source), display=clean(c.display), person=clean(c.person),
-        text_lang=clean(c.text_lang),
+        text_lang=clean(c.text_lang), phone_country=clean(c.phone_country),
     )  # fmt: skip
 
 
@@ -305,7 +336,7 @@ def merge(kept: Contact, other: Contact) -> Contact:
     filled = {
         name: getattr(base, name) or getattr(extra, name)
         for name in ("name", "given", "family", "org", "title", "website", "lang", "display",
-                     "person", "text_lang")
+                     "person", "text_lang", "phone_country")
     }  # fmt: skip
     return replace(
         base,
