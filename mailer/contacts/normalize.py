@@ -185,6 +185,7 @@ def _not_local_part(name: str, addresses: list[str], *, nor_address: bool = Fals
 
 
 _COMMENT = re.compile(r"\([^()]*\)")  # RFC 5322 3.2.2; an unquoted address has no "("
+_SEPARATORS = frozenset(";,\r\n(")
 
 
 def split_cell(value: str) -> list[str]:
@@ -194,6 +195,8 @@ def split_cell(value: str) -> list[str]:
     display name (`"Doe, Jane" <jane@example.com>`), as in an RFC 5322 address
     list; spaces separate only when every word is an address ("a@x b@y").  RFC 5322
     comments go ("ada@example.com (work)")."""
+    if value.count("@") < 2 and not _SEPARATORS.intersection(value):
+        return [value.strip()] if value.strip() else []  # the usual cell: one address
     parts: list[str] = []
     current: list[str] = []
     quoted = angled = False
