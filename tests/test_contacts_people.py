@@ -204,7 +204,11 @@ def test_partly_recognised_layout_says_what_was_used_and_ignored() -> None:
     assert data["columns"] == [
         {
             "source": str(path),
-            "used": {"Person": "name", "Mail privat": "email", "Firma 2": "org"},
+            "used": [
+                {"column": "Person", "field": "name"},
+                {"column": "Mail privat", "field": "email"},
+                {"column": "Firma 2", "field": "org"},
+            ],
             "ignored": ["Notiz"],
         }
     ]
@@ -313,3 +317,11 @@ def test_mailers_own_review_file_reports_no_ignored_columns() -> None:
     load_contacts([FIXTURES / "ocr_review.csv"], on_columns=reports.append)
     assert reports[0].ignored == ()
     assert ("raw_text", "card_text") in reports[0].used
+
+
+def test_column_report_is_cleaned_text(tmp_path: Path) -> None:
+    path = tmp_path / "evil.csv"
+    path.write_bytes(b"Name,Email,\x1b[31mNotes\xe2\x80\xae\n Lina,lina@example.com,x\n")
+    reports: list[ColumnReport] = []
+    load_contacts([path], on_columns=reports.append)
+    assert reports[0].ignored == ("[31mNotes",)

@@ -40,6 +40,7 @@ import charset_normalizer
 
 from ..errors import ConfigError, InputError
 from ..models import Rejected
+from ..sanitize import clean
 from .normalize import Entry, split_cell, unicode_encoding
 
 FIELDS = ("email", "name", "given", "middle", "family", "file_as", "org", "title", "phone",
@@ -150,7 +151,7 @@ class ColumnReport:
     def to_json(self) -> dict[str, object]:
         return {
             "source": self.source,
-            "used": {header: name for header, name in self.used},
+            "used": [{"column": header, "field": name} for header, name in self.used],
             "ignored": list(self.ignored),
         }
 
@@ -211,9 +212,9 @@ class Layout:
         names = {i: "email" for i in self.emails} | {i: "phone" for i in self.phones}
         for name, indexes in self.single.items():
             names.update(dict.fromkeys(indexes, name))
-        used = tuple((self.headers[i].strip(), names[i]) for i in sorted(names))
+        used = tuple((clean(self.headers[i]), names[i]) for i in sorted(names))
         ignored = tuple(
-            header.strip()
+            clean(header)
             for i, header in enumerate(self.headers)
             if header.strip()
             and i not in names
