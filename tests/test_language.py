@@ -178,3 +178,20 @@ def test_only_a_phone_written_with_its_country_code_counts(
     assert contact.phone_country == country
     expected = f"+{country_code(country)} phone" if country else ".fr address"
     assert decide(contact, "de", SHIPPED).why == expected
+
+
+def test_a_card_read_by_ocr_carries_its_texts_language() -> None:
+    """The card reader's last step (no OCR engine needed): OCR lines -> fields -> contact."""
+    pytest.importorskip("py3langid")
+    from mailer.contacts.cards import to_contact
+    from mailer.contacts.extract import OcrLine, extract
+
+    texts = ["Max Mustermann", "Geschäftsführer", "Muster GmbH", "Hauptstraße 1, 10115 Berlin",
+             "max@example.com"]  # fmt: skip
+    lines = [
+        OcrLine(text, ((0.0, y), (600.0, y), (600.0, y + 40), (0.0, y + 40)), 0.99)
+        for y, text in zip(range(0, 500, 100), texts, strict=False)
+    ]
+    card = to_contact("cards/1.jpg#1", extract(lines))
+    assert isinstance(card, Contact) and card.text_lang == "de"
+    assert decide(card, "en", SHIPPED) == Decision("de", "card text in de")
