@@ -46,7 +46,8 @@ class Decision(NamedTuple):
     why: str  # "+49 phone", ".fr address", "profile default", ...
 
     def __str__(self) -> str:
-        return f"{self.lang}: {self.why}"
+        # no lang: the profile's, not known here (`mailer contacts` without --profile)
+        return f"{self.lang}: {self.why}" if self.lang else self.why
 
 
 def decide(contact: Contact, profile_lang: str, available: Collection[str]) -> Decision:

@@ -129,6 +129,7 @@ def test_contacts_json_shows_language_and_why(tmp_path: Path, project_root: Path
     assert default == {"lang": load_profile(profile).lang, "why": "profile default"}
     table = run(main, ["contacts", str(path)], env={"COLUMNS": "200"}).stdout
     assert "en: .fr address" in table and "de: +49 phone" in table
+    assert ": profile default" not in table and "profile default" in table
 
 
 def test_vcard_lang_with_the_lowest_pref(tmp_path: Path) -> None:
