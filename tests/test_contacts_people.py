@@ -46,6 +46,7 @@ def by_source(path: Path) -> dict[int, Contact | Rejected]:
         ("a@example.org ::: b@example.org", ["a@example.org", "b@example.org"]),
         ("a@example.org b@example.org", ["a@example.org", "b@example.org"]),
         ("a@example.org;", ["a@example.org"]),
+        ("a@example.org ::: junk", ["a@example.org", "junk"]),
         ('"Doe, Jane" <jane@example.com>', ['"Doe, Jane" <jane@example.com>']),
         ("Jane <jane@example.com>, b@example.org", ["Jane <jane@example.com>", "b@example.org"]),
         ("email other", ["email other"]),  # not addresses: one invalid value, as read

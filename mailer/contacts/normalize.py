@@ -195,7 +195,7 @@ def split_cell(value: str) -> list[str]:
     display name (`"Doe, Jane" <jane@example.com>`), as in an RFC 5322 address
     list; spaces separate only when every word is an address ("a@x b@y").  RFC 5322
     comments go ("ada@example.com (work)")."""
-    if value.count("@") < 2 and not _SEPARATORS.intersection(value):
+    if value.count("@") < 2 and not _SEPARATORS.intersection(value) and " ::: " not in value:
         return [value.strip()] if value.strip() else []  # the usual cell: one address
     parts: list[str] = []
     current: list[str] = []
