@@ -38,14 +38,12 @@ from jinja2 import TemplateError as JinjaTemplateError
 from jinja2.sandbox import SandboxedEnvironment
 
 from .errors import ConfigError, TemplateError
+from .language import Decision, decide
 from .models import Contact, Draft
 from .profile import Profile
 from .sanitize import clean as sanitize
 
 TEMPLATE_FILES = ("subject.txt.j2", "body.txt.j2", "body.html.j2")
-# Country domains whose people most likely read this language (used only when the contact's
-# language is unknown and templates for it exist).
-TLD_LANGS = {"de": "de", "at": "de", "ch": "de", "li": "de", "uk": "en", "ie": "en"}
 CRLF = b"\r\n"
 MAX_LINE = 998  # octets per line, RFC 5322 2.1.1
 
@@ -56,6 +54,13 @@ def default_templates() -> Path:
     if packaged.is_dir():
         return Path(str(packaged))
     return Path(__file__).resolve().parent.parent / "templates"
+
+
+def template_languages(folder: Path) -> tuple[str, ...]:
+    """The languages a templates folder has: its sub-folders holding a subject template."""
+    if not folder.is_dir():
+        return ()
+    return tuple(sorted(d.name for d in folder.iterdir() if (d / TEMPLATE_FILES[0]).is_file()))
 
 
 class Composer:
@@ -73,9 +78,7 @@ class Composer:
         self.folder = templates if templates is not None else default_templates()
         if not self.folder.is_dir():
             raise ConfigError(f"The templates folder {self.folder} does not exist.")
-        self.languages = tuple(
-            sorted(d.name for d in self.folder.iterdir() if (d / TEMPLATE_FILES[0]).is_file())
-        )
+        self.languages = template_languages(self.folder)
         if not self.languages:
             raise TemplateError(
                 f"{self.folder} holds no templates: expected one folder per language, e.g. "
@@ -110,22 +113,28 @@ class Composer:
         self._static = {code: _StaticParts(profile, code) for code in self.languages}
 
     def render(self, contact: Contact) -> Draft:
-        lang = self.language(contact)
+        lang, why = self.language(contact)
         subject_t, text_t, html_t = self._templates[lang]
         static = self._static[lang]
         fields = {
             key: sanitize(getattr(contact, key))
-            for key in ("name", "given", "family", "org", "title")
+            for key in ("given", "family", "org", "title", "display")
         }
-        if not fields["name"]:
-            fields["name"] = f"{fields['given']} {fields['family']}".strip()
+        # the salutation's name is a person's only ("Hello," for a company), as the import
+        # decided; a contact made elsewhere has only its name, or given and family
+        composed = f"{fields['given']} {fields['family']}".strip()
+        if fields["display"]:
+            fields["name"] = sanitize(contact.person)
+        else:
+            fields["name"] = sanitize(contact.name) or composed
+            fields["display"] = fields["name"]
         recipient, smtputf8 = _envelope(contact.email)
         context = {**self._context[lang], "contact": {**fields, "email": recipient}}
         subject = sanitize(_render(subject_t, context))
         context["subject"] = subject
         text = _render(text_t, context)
         html = _render(html_t, context)
-        to = _mailbox(fields["name"], recipient)
+        to = _mailbox(fields["display"], recipient)
         message_id = self._message_id()
         payload = b"".join(
             (
@@ -150,17 +159,14 @@ class Composer:
             html=html,
             payload=payload,
             smtputf8=smtputf8,
+            lang_why=why,
         )
 
-    def language(self, contact: Contact) -> str:
-        """--lang, else the contact's own, else its country domain's, else the profile's."""
+    def language(self, contact: Contact) -> Decision:
+        """--lang for everyone, else `language.decide` among the template languages."""
         if self.lang is not None:
-            return self.lang
-        own = contact.lang.strip().lower()[:2]
-        if own in self.languages:
-            return own
-        guess = TLD_LANGS.get(contact.email.rpartition(".")[2].lower(), "")
-        return guess if guess in self.languages else self.profile.lang
+            return Decision(self.lang, "--lang")
+        return decide(contact, self.profile.lang, self.languages)
 
     def _sender_context(self, lang: str) -> dict[str, Any]:
         p = self.profile

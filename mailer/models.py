@@ -20,7 +20,7 @@ class Contact:
     characters, no encoded-word markers) and trimmed; "" means unknown."""
 
     email: str  # primary address, validated, domain lower-cased
-    name: str = ""  # display name; never derived from the address
+    name: str = ""  # the full name the source gives (FN, a Name column), else given + family
     given: str = ""
     family: str = ""
     emails: tuple[str, ...] = ()  # all valid addresses, primary first
@@ -31,6 +31,13 @@ class Contact:
     lang: str = ""  # "de", "en", ... when the source says so
     source: str = ""  # "file:line" or "file#card"
     needs_review: bool = False  # OCR guess below the confidence threshold
+    # Who the entry is: `display` (To: and previews) is the name, else "File As", else the
+    # organisation; `person` is a person's name only ("" for a company), for the salutation.
+    # Neither is ever derived from the address.
+    display: str = ""
+    person: str = ""
+    text_lang: str = ""  # the language of a business card's printed text (OCR), if clear
+    phone_country: str = ""  # "DE": of the first phone written with its country code (+, 00)
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
@@ -47,9 +54,15 @@ class Rejected:
     source: str
     reason: str
     fields: Mapping[str, str] = field(default_factory=dict)
+    name: str = ""  # the name the entry carried, so a report says who it was
 
     def to_json(self) -> dict[str, Any]:
-        return {"source": self.source, "reason": self.reason, "fields": dict(self.fields)}
+        return {
+            "source": self.source,
+            "name": self.name,
+            "reason": self.reason,
+            "fields": dict(self.fields),
+        }
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,6 +118,7 @@ class Draft:
     payload: bytes
     smtputf8: bool = False  # the recipient address needs SMTPUTF8
     source: str = ""  # the contact's "file:line", kept by the journal for `resend`
+    lang_why: str = ""  # what decided `lang`: "+49 phone", ".fr address", "profile default"
 
     def wire(self, date: datetime | None = None) -> bytes:
         return dated(self.payload, date)

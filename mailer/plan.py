@@ -28,6 +28,7 @@ from .errors import TemplateError
 from .models import Contact, Draft, Duplicate, Rejected, State
 
 if TYPE_CHECKING:
+    from .contacts.csvfile import Columns
     from .journal import Journal
     from .message import Composer
 
@@ -58,6 +59,7 @@ class PlanItem:
     contact: Contact | None = None
     draft: Draft | None = None  # every contact that renders has one, to preview it
     reason: str = ""
+    name: str = ""  # who the entry is (display name), also for a rejected one
 
 
 def plan_files(
@@ -69,11 +71,13 @@ def plan_files(
     mapping: Mapping[str, str] | None = None,
     region: str = "DE",
     again: bool = False,
+    on_columns: Columns | None = None,
 ) -> Iterator[PlanItem]:
-    """The plan over contacts files, streamed (see `plan`)."""
+    """The plan over contacts files, streamed (see `plan`); `on_columns` hears how
+    each CSV file's columns were read."""
     from .contacts import iter_contacts  # the readers load only when contacts are read
 
-    entries = iter_contacts(paths, mapping=mapping, region=region)
+    entries = iter_contacts(paths, mapping=mapping, region=region, on_columns=on_columns)
     return plan(entries, composer, journal, campaign=campaign, again=again)
 
 
@@ -97,18 +101,19 @@ def plan(
             yield PlanItem(Status.DUPLICATE, entry.source, entry.email,
                            reason=f"same address as {entry.kept}")
         else:
-            yield PlanItem(Status.REJECTED, entry.source, "", reason=entry.reason)
+            yield PlanItem(Status.REJECTED, entry.source, "", reason=entry.reason, name=entry.name)
 
 
 def _contact_item(contact: Contact, composer: Composer, journal: Journal | None,
                   campaign: str | None, again: bool) -> PlanItem:
     status, reason = _status(contact, journal, campaign, again)
+    who = contact.display or contact.name
     try:
         draft = composer.render(contact)
     except TemplateError as err:
-        return PlanItem(Status.ERROR, contact.source, contact.email, contact, None, str(err))
+        return PlanItem(Status.ERROR, contact.source, contact.email, contact, None, str(err), who)
     draft = dataclasses.replace(draft, source=contact.source)
-    return PlanItem(status, contact.source, contact.email, contact, draft, reason)
+    return PlanItem(status, contact.source, contact.email, contact, draft, reason, who)
 
 
 def _status(contact: Contact, journal: Journal | None, campaign: str | None,

@@ -1,7 +1,7 @@
 """The dry run: a plan written as one `.eml` per message plus an `index.html`.
 
 The index shows, per entry read, what a send would do with it (new, already
-mailed, duplicate, rejected, suppressed, ...), the language, and the message
+mailed, duplicate, rejected, suppressed, ...), the language and why, and the message
 as the recipient would see it (the HTML in a sandboxed frame) beside its
 plain-text part.  Nothing is sent and nothing is recorded in the journal.
 """
@@ -152,13 +152,15 @@ nothing. The <code>.eml</code> files beside it are the messages a send would del
 {% set item = row.item %}
 <section id="entry-{{ row.number }}">
 <h2>{{ row.number }}.
-{% if item.contact and item.contact.name %}{{ item.contact.name }} {% endif %}
+{% if item.name %}{{ item.name }} {% endif %}
 {% if item.email %}&lt;{{ item.email }}&gt;{% else %}(no address){% endif %}
 <span class="status s-{{ item.status.value | replace(' ', '-') }}">{{ item.status.value }}</span>
 </h2>
 <p class="meta">from {{ item.source }}
 {% if item.draft %}
- &middot; language {{ item.draft.lang }} &middot; <a href="{{ row.eml }}">{{ row.eml }}</a>
+ &middot; language {{ item.draft.lang }}
+{% if item.draft.lang_why %} ({{ item.draft.lang_why }}){% endif %}
+ &middot; <a href="{{ row.eml }}">{{ row.eml }}</a>
 {% endif %}
 {% if item.reason %} &middot; {{ item.reason }}{% endif %}
 </p>

@@ -22,12 +22,13 @@ def test_json_is_one_object_whose_counts_add_up() -> None:
     result = run(str(EXAMPLE), str(FIXTURES / "rejects_and_broken.vcf"), "--json")
     assert result.exit_code == 0
     data = json.loads(result.stdout)  # the whole of stdout is one JSON document
-    assert set(data) == {"contacts", "rejected", "duplicates", "counts", "flagged"}
+    assert set(data) == {"contacts", "rejected", "duplicates", "counts", "flagged", "columns"}
     counts = data["counts"]
     assert counts == {"read": 10, "accepted": 6, "duplicates": 0, "rejected": 4}
     assert counts["read"] == counts["accepted"] + counts["duplicates"] + counts["rejected"]
     assert data["rejected"][0] == {
         "source": f"{EXAMPLE}:7",
+        "name": "Missing Address",
         "reason": "no e-mail address",
         "fields": {"name": "Missing Address", "org": "Nowhere Inc", "title": "CTO", "lang": "en"},
     }

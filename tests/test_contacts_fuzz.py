@@ -1,22 +1,26 @@
 """Property tests: whatever the bytes, import raises nothing but InputError, and every
-entry read is accounted for (accepted + merged duplicates + rejected)."""
+entry read is accounted for (accepted + merged duplicates + rejected), also when a cell
+holds several addresses."""
 
 from __future__ import annotations
 
 import csv
 import io
 import os
+import re
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from mailer.addresses import InvalidAddress, normalize_address
 from mailer.contacts import iter_contacts, load_contacts
 from mailer.errors import InputError
-from mailer.models import ImportResult
+from mailer.models import Contact, ImportResult, Rejected
 
 FIXTURES = Path(__file__).parent / "fixtures" / "contacts"
 VCARDS = [p.read_bytes() for p in sorted(FIXTURES.glob("*.vcf"))]
@@ -81,6 +85,10 @@ def test_random_csv_rows_are_each_accounted_for_at_their_line(
         writer.writerow(row)
     data = buffer.getvalue().encode(codec)
     with file_with(data, "random.csv") as path:
+        if not starts:  # a header and blank lines: refused as a whole, naming the file
+            with pytest.raises(InputError, match=f"no contacts in {re.escape(str(path))}"):
+                list(iter_contacts([path]))
+            return
         items = list(iter_contacts([path]))
     assert [item.source for item in items] == [f"{path}:{line}" for line in starts]
 
@@ -108,3 +116,52 @@ def mutate(card: bytes, edits: list[tuple[int, int, bytes]]) -> bytes:
 def test_mutated_vcards(card: bytes, edits: list[tuple[int, int, bytes]]) -> None:
     with file_with(mutate(card, edits), "mutated.vcf") as path:
         import_or_input_error(path)
+
+
+not_an_address = st.text(st.characters(categories=["L", "Nd"]), min_size=1, max_size=10)
+SEPARATORS = ["; ", ";", ", ", ",", "\n", "\r\n", " ::: "]
+
+
+def _valid(value: str) -> str | None:
+    try:
+        return normalize_address(value)
+    except InvalidAddress:
+        return None
+
+
+@FUZZ
+@given(
+    cells=st.lists(
+        st.lists(st.one_of(address, not_an_address), min_size=1, max_size=4),
+        min_size=1,
+        max_size=10,
+    ),
+    separator=st.sampled_from(SEPARATORS),
+    delimiter=st.sampled_from([",", ";", "\t"]),
+)
+def test_multi_address_cells(cells: list[list[str]], separator: str, delimiter: str) -> None:
+    """Each row's cell holds several values: the first valid address is the primary one,
+    every valid one is kept, an invalid extra flags the contact, a row without any valid
+    address is rejected; nothing but InputError, and the counts add up."""
+    buffer = io.StringIO(newline="")
+    writer = csv.writer(buffer, delimiter=delimiter, lineterminator="\r\n")
+    writer.writerow(["Name", "Emails"])
+    for number, values in enumerate(cells):
+        writer.writerow([f"Person {number}", separator.join(values)])
+    flags: list[Rejected] = []
+    with file_with(buffer.getvalue().encode("utf-8"), "multi.csv") as path:
+        result = import_or_input_error(path)
+        assert result is not None  # every row has a value: never refused as a whole
+        items = list(iter_contacts([path], on_flag=flags.append))
+    flagged = {flag.source for flag in flags}
+    assert len(items) == len(cells)
+    for item, values in zip(items, cells, strict=True):
+        checked = [_valid(v) for v in values]
+        valid = list(dict.fromkeys(v.casefold() for v in checked if v))  # first one of each
+        if not valid:
+            assert isinstance(item, Rejected)
+            continue
+        assert isinstance(item, Contact)
+        assert item.email == next(v for v in checked if v)
+        assert [e.casefold() for e in item.emails] == valid
+        assert (item.source in flagged) == (None in checked)

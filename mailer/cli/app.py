@@ -16,6 +16,9 @@ from ..errors import ConfigError, MailerError
 from ..ratelimit import PRESETS
 
 if TYPE_CHECKING:
+    from rich.console import Console
+
+    from ..contacts.csvfile import ColumnReport
     from ..journal import Journal
     from ..message import Composer
 
@@ -104,6 +107,28 @@ class MailerGroup(click.Group):
 )
 def main() -> None:
     """Send one impersonal "here are my channels" mail, with your vCard, to everyone you met."""
+
+
+PIPE_WIDTH = 4096  # text to a pipe or file is never wrapped: a grep must find whole addresses
+
+
+def console(*, stderr: bool = False) -> Console:
+    """A rich Console for tables: the terminal's width on a terminal, else lines as long
+    as their content (no address folded mid-word), and no markup highlighting."""
+    from rich.console import Console
+
+    stream = sys.stderr if stderr else sys.stdout
+    tty = stream.isatty()
+    return Console(
+        file=stream, highlight=False, width=None if tty else PIPE_WIDTH, soft_wrap=not tty
+    )
+
+
+def note_columns(report: ColumnReport) -> None:
+    """On stderr: how a CSV file's columns were read, when some were ignored or none
+    names the contact (preview and send; `contacts` shows it in its output)."""
+    if report.ignored or report.nameless:
+        click.echo(f"mailer: note: {report.text()}", err=True)
 
 
 def handle_errors(func: Callable[P, R]) -> Callable[P, R]:

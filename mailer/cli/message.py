@@ -15,10 +15,14 @@ from .app import (
     main,
     map_option,
     message_options,
+    note_columns,
     open_journal,
     parse_mappings,
     paths_argument,
     profile_option,
+)
+from .app import (
+    console as output_console,
 )
 
 if TYPE_CHECKING:
@@ -75,7 +79,8 @@ def preview(
     journal = open_journal(create=False)
     try:
         items = plan_files(paths, composer, journal, campaign=campaign,
-                           mapping=parse_mappings(mappings), region=region, again=again)
+                           mapping=parse_mappings(mappings), region=region, again=again,
+                           on_columns=note_columns)
         summary = write_preview(items, out)
     finally:
         if journal is not None:
@@ -84,16 +89,16 @@ def preview(
 
 
 def _print_summary(summary: PreviewSummary, campaign: str) -> None:
-    from rich.console import Console
     from rich.table import Table
     from rich.text import Text
 
-    console = Console()
+    console = output_console()
     table = Table(title=f"Preview of campaign {campaign!r}: nothing was sent")
-    for column in ("#", "status", "address", "lang", "from", "note"):
+    for column in ("#", "status", "address", "name", "language", "from", "note"):
         table.add_column(column, overflow="fold", no_wrap=column in ("status", "address"))
     for number, item in enumerate(summary.items, 1):
-        cells = (item.email or "-", item.draft.lang if item.draft else "", item.source, item.reason)
+        language = f"{item.draft.lang}: {item.draft.lang_why}" if item.draft else ""
+        cells = (item.email or "-", item.name, language, item.source, item.reason)
         # Text(), not str: a "[bold]" in a contact's field is data, not rich markup
         table.add_row(str(number), item.status.value, *(Text(cell) for cell in cells))
     console.print(table)

@@ -36,6 +36,7 @@ from .app import (
     main,
     map_option,
     message_options,
+    note_columns,
     open_journal,
     parse_mappings,
     paths_argument,
@@ -113,9 +114,9 @@ def send(paths: tuple[Path, ...], profile_path: Path, campaign_name: str | None,
     with writable_journal() as journal:
         holds.check_can_queue(journal, campaign, timing.now, at_given=timing.at is not None)
         tally = Tally()
-        drafts = tally.new_drafts(plan_files(paths, composer, journal, campaign=campaign,
-                                             mapping=parse_mappings(mappings), region=region,
-                                             again=again))
+        drafts = tally.new_drafts(plan_files(
+            paths, composer, journal, campaign=campaign, mapping=parse_mappings(mappings),
+            region=region, again=again, on_columns=note_columns))
         if later is not None:
             schedule_later(journal, campaign, later, timing.now, drafts, tally, assume_yes)
             return
@@ -216,7 +217,8 @@ def show_plan(tally: Tally, next_step: str) -> None:
 
     out = console()
     for item in tally.notes:
-        out.print(Text(f"  {item.source}: {item.email or '-'}: {item.status.value}: "
+        who = item.email or item.name or "-"  # a rejected entry: the name it carried
+        out.print(Text(f"  {item.source}: {who}: {item.status.value}: "
                        f"{item.reason}"))
     if tally.more_notes:
         out.print(f"  ... and {tally.more_notes} more (`mailer preview` lists every entry)")

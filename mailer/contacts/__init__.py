@@ -21,6 +21,7 @@ from ..errors import InputError
 from ..models import Contact, Duplicate, ImportResult, Rejected
 
 if TYPE_CHECKING:
+    from .csvfile import Columns
     from .normalize import Entry, Flag
 
 __all__ = ["expand_folders", "iter_contacts", "load_contacts"]
@@ -40,12 +41,16 @@ def load_contacts(
     mapping: Mapping[str, str] | None = None,
     region: str = "DE",
     on_flag: Flag | None = None,
+    on_columns: Columns | None = None,
 ) -> ImportResult:
     """Every entry of every file, with contacts sharing an address merged (`dedupe.py`)."""
     from .dedupe import merged
 
     result = ImportResult()
-    for item in merged(iter_contacts(paths, mapping=mapping, region=region, on_flag=on_flag)):
+    items = iter_contacts(
+        paths, mapping=mapping, region=region, on_flag=on_flag, on_columns=on_columns
+    )
+    for item in merged(items):
         if isinstance(item, Contact):
             result.contacts.append(item)
         elif isinstance(item, Duplicate):
@@ -61,9 +66,11 @@ def iter_contacts(
     mapping: Mapping[str, str] | None = None,
     region: str = "DE",
     on_flag: Flag | None = None,
+    on_columns: Columns | None = None,
 ) -> Iterator[Contact | Rejected]:
     """Validated, sanitised contacts and rejected entries in file order, not deduplicated.
-    `on_flag` hears of contacts kept although invalid e-mail values were dropped.
+    `on_flag` hears of contacts kept although invalid e-mail values were dropped,
+    `on_columns` how each CSV file's columns were read.
     Raises InputError for a file that cannot be used at all (before or while streaming)."""
     from . import normalize
     from .cards import CARD_SUFFIXES, iter_cards
@@ -79,7 +86,7 @@ def iter_contacts(
                 yield normalize.sanitise(item)
             continue
         for path in group:
-            for entry in _entries(path, columns):
+            for entry in _entries(path, columns, on_columns):
                 yield normalize.check(entry, phone_region, on_flag)
 
 
@@ -105,7 +112,7 @@ def expand_folders(paths: Sequence[Path], suffixes: frozenset[str], what: str) -
     return files
 
 
-def _entries(path: Path, columns: Mapping[str, str]) -> Iterator[Entry]:
+def _entries(path: Path, columns: Mapping[str, str], on_columns: Columns | None) -> Iterator[Entry]:
     from .csvfile import read_csv
     from .vcard import read_vcards
 
@@ -119,7 +126,7 @@ def _entries(path: Path, columns: Mapping[str, str]) -> Iterator[Entry]:
         )
     if _is_vcard(path):
         return read_vcards(path, label)
-    return read_csv(path, label, columns)
+    return read_csv(path, label, columns, on_columns)
 
 
 def _is_vcard(path: Path) -> bool:

@@ -29,6 +29,7 @@ import phonenumbers
 
 from .. import DISTRIBUTION, config
 from ..errors import InputError, OcrUnavailable
+from ..language import text_language
 from ..models import Contact, Rejected
 from .extract import CardFields, OcrLine, extract, split_name
 
@@ -413,6 +414,7 @@ def to_contact(source: str, fields: CardFields) -> Contact | Rejected:
         website=fields.website.value,
         source=source,
         needs_review=fields.needs_review,
+        text_lang=text_language(fields.raw_text),
     )
 
 

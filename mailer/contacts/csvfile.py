@@ -14,8 +14,11 @@ What is detected, from the first 64 KB (the rest of the file is never held):
   (both generations), Outlook (English and German), Thunderbird, LinkedIn,
   card scanners (CamCard, ABBYY, generic Name/Company/Title/Email/Mobile/Web),
   German Excel lists, mailer's own rejects and card-review files;
-  `--map COLUMN=FIELD` overrides.  Unknown columns are ignored; a layout with
-  no e-mail column is an error that lists the headers seen and how to map one.
+  `--map COLUMN=FIELD` overrides.  Unknown columns are ignored and reported
+  (`ColumnReport`: which column was used for what, which were ignored); a
+  layout with no e-mail column is an error that lists the headers seen and how
+  to map one, a file with a header and no records is an error too;
+- a cell may hold several addresses (`normalize.split_cell`).
 
 Source lines are physical lines (LF-terminated) where a record starts, so an
 entry can be found in an editor even when earlier records span several lines.
@@ -27,7 +30,7 @@ import codecs
 import csv
 import io
 import re
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from itertools import chain
@@ -38,8 +41,9 @@ import charset_normalizer
 from ..csvsafe import write_csv
 from ..errors import ConfigError, InputError
 from ..models import Rejected
+from ..sanitize import clean
 from .fields import FIELDS
-from .normalize import Entry, unicode_encoding
+from .normalize import Entry, split_cell, unicode_encoding
 
 _SAMPLE = 1 << 16
 _HEADER_SEARCH_ROWS = 30
@@ -48,7 +52,9 @@ _LEGACY_ENCODINGS = ("cp1252", "cp932")  # what Western and Japanese exporters w
 
 _SYNONYMS = {
     "name": {"name", "fullname", "displayname", "anzeigename", "formattedname", "fn",
-             "vollständigername", "contactname", "kontaktname", "kontakt", "contact"},
+             "vollständigername", "contactname", "kontaktname", "kontakt", "contact",
+             "person", "personname", "ansprechpartner", "ansprechperson"},
+    "file_as": {"fileas", "speichernunter", "ablegenunter"},
     "given": {"firstname", "givenname", "vorname", "first", "given", "forename", "rufname"},
     "middle": {"middlename", "additionalname", "weiterevornamen", "middle", "zweitervorname"},
     "family": {"lastname", "familyname", "nachname", "surname", "last", "family", "zuname",
@@ -59,19 +65,23 @@ _SYNONYMS = {
     "title": {"jobtitle", "position", "organizationtitle", "organization1title", "function",
               "funktion", "berufsbezeichnung", "role", "rolle", "jobposition"},
     "lang": {"language", "sprache", "lang", "preferredlanguage", "bevorzugtesprache", "locale"},
+    "card_text": {"rawtext", "ocrtext", "cardtext"},  # `cards review`: what the card says
 }  # fmt: skip
 # "Title" is the job title in scanner and generic lists but the salutation ("Mr.")
 # in Outlook, which also has "Job Title": it counts only when no better column exists.
 _WEAK_TITLE = {"title", "titel"}
+# Columns mailer's own files have for the reader, not for the import (rejects: source,
+# reason; `cards review`: file, status, confidences, the numbers that are no phone).
+_OWN_UNUSED = re.compile(r"source|reason|file|status|morenumbers|fax|\w*confidence")
 _EMAIL = re.compile(
     r"(primary|secondary|additional|other|home|work|business|personal|private|privat)?"
-    r"e?mail\d*(address|adresse|addr|value|wert)?\d*(privat|geschäftlich|home|work)?"
+    r"e?mails?\d*(address(es)?|adressen?|addr|values?|werte?)?\d*(privat|geschäftlich|home|work)?"
 )
 _EMAIL_TYPE = re.compile(r"e?mail(\d+)(type|label)")  # Google: "* Home" marks the primary one
+_DESCRIBES = re.compile(r"(.+?)(type|typ|label|bezeichnung)")  # "Phone 1 - Label": about a column
 _PHONE = re.compile(r".*(phone|telefon|mobil|handy).*|(tel|cell)\w*|\w*(tel|cell)\d*")
-_NOT_PHONE = re.compile(r".*(fax|type|typ|label|pager).*")
+_NOT_PHONE = re.compile(r".*(fax|type|typ|label|pager|phonetic).*")
 _WEBSITE = re.compile(r"\w*url|web(site|page|seite|adresse)?\d*(value)?|homepage\d*|internet")
-_GOOGLE_SEPARATOR = " ::: "  # Google joins several values in one cell with it
 
 
 def compact(header: str) -> str:
@@ -80,10 +90,11 @@ def compact(header: str) -> str:
 
 
 def field_for(header: str) -> str | None:
-    """The contact field a column header names, or None when it is not one we use."""
+    """The contact field a column header names, or None when it is not one we use.
+    A number after a name counts as the same column ("Firma 2" is a company)."""
     key = compact(header)
     for name, synonyms in _SYNONYMS.items():
-        if key in synonyms:
+        if key in synonyms or key.rstrip("0123456789") in synonyms:
             return name
     if key in _WEAK_TITLE:
         return "title"
@@ -113,6 +124,42 @@ def check_mapping(mapping: Mapping[str, str] | None) -> dict[str, str]:
 
 
 @dataclass(frozen=True, slots=True)
+class ColumnReport:
+    """How a CSV file's columns were read: (header, field) per column used, and the
+    non-empty headers ignored, so that nothing is dropped without a word."""
+
+    source: str
+    used: tuple[tuple[str, str], ...]
+    ignored: tuple[str, ...]
+
+    @property
+    def nameless(self) -> bool:
+        """No column names the contact: every entry will be known by its address only."""
+        return not {"name", "given", "family", "file_as", "org"} & {f for _h, f in self.used}
+
+    def text(self, limit: int = 12) -> str:
+        used = ", ".join(f"{header!r} -> {name}" for header, name in self.used)
+        line = f"{self.source}: columns used: {used}"
+        if self.ignored:
+            shown = ", ".join(repr(h) for h in self.ignored[:limit])
+            more = len(self.ignored) - limit
+            line += f"; ignored: {shown}" + (f" and {more} more" if more > 0 else "")
+            example = self.ignored[0].replace("'", "")
+            line += f". To use one, add e.g. --map '{example}=FIELD' ({', '.join(FIELDS)})"
+        return line + "."
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "source": self.source,
+            "used": [{"column": header, "field": name} for header, name in self.used],
+            "ignored": list(self.ignored),
+        }
+
+
+Columns = Callable[[ColumnReport], None]
+
+
+@dataclass(frozen=True, slots=True)
 class Layout:
     """Which column indexes hold which field, for one header row."""
 
@@ -121,16 +168,20 @@ class Layout:
     email_types: Mapping[int, int] = field(default_factory=dict)  # value column -> type column
     phones: tuple[int, ...] = ()
     single: Mapping[str, tuple[int, ...]] = field(default_factory=dict)  # first non-empty wins
+    helpers: tuple[int, ...] = ()  # describe another column ("Phone 1 - Label"), not a contact
 
     @classmethod
     def of(cls, headers: Sequence[str], mapping: Mapping[str, str]) -> Layout:
         columns: dict[str, list[int]] = {}
         weak_title: list[int] = []
         types: dict[str, int] = {}
+        helpers: list[int] = []
         for index, header in enumerate(headers):
             key = compact(header)
             if match := _EMAIL_TYPE.fullmatch(key):
                 types[match.group(1)] = index
+            if (about := _DESCRIBES.fullmatch(key)) and field_for(about.group(1)) is not None:
+                helpers.append(index)
             target = mapping.get(key) or field_for(header)
             if target == "title" and key in _WEAK_TITLE and key not in mapping:
                 weak_title.append(index)
@@ -150,11 +201,27 @@ class Layout:
             email_types=email_types,
             phones=tuple(columns.pop("phone", ())),
             single={name: tuple(indexes) for name, indexes in columns.items()},
+            helpers=tuple(helpers),
         )
 
     @property
     def known(self) -> int:
         return len(self.emails) + len(self.phones) + sum(len(c) for c in self.single.values())
+
+    def report(self, source: str) -> ColumnReport:
+        names = {i: "email" for i in self.emails} | {i: "phone" for i in self.phones}
+        for name, indexes in self.single.items():
+            names.update(dict.fromkeys(indexes, name))
+        used = tuple((clean(self.headers[i]), names[i]) for i in sorted(names))
+        ignored = tuple(
+            clean(header)
+            for i, header in enumerate(self.headers)
+            if header.strip()
+            and i not in names
+            and i not in self.helpers
+            and not _OWN_UNUSED.fullmatch(compact(header))
+        )
+        return ColumnReport(source, used, ignored)
 
     def entry(self, row: Sequence[str], source: str) -> Entry:
         def cell(index: int) -> str:
@@ -167,8 +234,7 @@ class Layout:
         others: list[str] = []
         for index in self.emails:
             marked = index in self.email_types and cell(self.email_types[index]).startswith("*")
-            values = [v.strip() for v in cell(index).split(_GOOGLE_SEPARATOR) if v.strip()]
-            (preferred if marked else others).extend(values)
+            (preferred if marked else others).extend(split_cell(cell(index)))
         given, middle, family = first("given"), first("middle"), first("family")
         return Entry(
             source=source,
@@ -181,12 +247,17 @@ class Layout:
             phones=tuple(v for v in map(cell, self.phones) if v),
             website=first("website"),
             lang=first("lang"),
+            file_as=first("file_as"),
+            card_text=first("card_text"),
         )
 
 
-def read_csv(path: Path, label: str, mapping: Mapping[str, str]) -> Iterator[Entry]:
+def read_csv(
+    path: Path, label: str, mapping: Mapping[str, str], on_columns: Columns | None = None
+) -> Iterator[Entry]:
     """One Entry per non-empty data record; source "label:LINE".  `mapping` comes
-    from `check_mapping`.  Raises InputError for a file that cannot be used at all."""
+    from `check_mapping`; `on_columns` hears how the columns were read.  Raises
+    InputError for a file that cannot be used at all or holds no record."""
     try:
         encoding = _encoding(path)
         with path.open(encoding=encoding, errors="replace", newline="") as fh:
@@ -198,10 +269,20 @@ def read_csv(path: Path, label: str, mapping: Mapping[str, str]) -> Iterator[Ent
             )
         newline = "\r" if "\r" in sample and "\n" not in sample else "\n"
         delimiter, skip, layout = _find_layout(sample, newline, mapping, label)
+        if on_columns is not None:
+            on_columns(layout.report(label))
+        records = 0
         with path.open(encoding=encoding, errors="replace", newline=newline) as fh:
-            yield from _records(fh, delimiter, skip, layout, label)
+            for entry in _records(fh, delimiter, skip, layout, label):
+                records += 1
+                yield entry
     except OSError as err:
         raise InputError(f"{label}: cannot read the file ({err.strerror or err}).") from None
+    if not records:
+        raise InputError(
+            f"no contacts in {label}: the file has a header row ({len(layout.headers)} "
+            f"columns) but no records below it."
+        )
 
 
 def _records(

@@ -56,7 +56,7 @@ def merged(items: Iterable[Contact | Rejected]) -> Iterator[Entry]:
         for n, grp, source, detail, contact, kept in rows:
             if grp is None:
                 data = json.loads(detail)
-                yield Rejected(data["source"], data["reason"], data["fields"])
+                yield Rejected(data["source"], data["reason"], data["fields"], data["name"])
             elif grp == n:
                 yield _contact(contact)
             else:

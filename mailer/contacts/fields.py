@@ -1,5 +1,5 @@
 """The contact fields a CSV column can be mapped to (`--map COLUMN=FIELD`): apart
 from the CSV reader, so that the command line lists them without loading it."""
 
-FIELDS = ("email", "name", "given", "middle", "family", "org", "title", "phone", "website",
-          "lang", "ignore")  # fmt: skip
+FIELDS = ("email", "name", "given", "middle", "family", "file_as", "org", "title", "phone",
+          "website", "lang", "card_text", "ignore")  # fmt: skip

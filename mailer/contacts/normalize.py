@@ -4,7 +4,10 @@ Everything that decides what a contact *is* lives here, so the vCard and CSV
 readers only have to report what the file says:
 
 - sanitising: every text field goes through `sanitize.clean`;
-- addresses: `addresses.normalize_address`, the one validator;
+- who it is: the display name (name, "File As", organisation) apart from a
+  person's name for the salutation ("" for a company's entry);
+- addresses: a cell may hold several (`split_cell`); each is checked by
+  `addresses.normalize_address`, the one validator;
 - phones: E.164 via phonenumbers when the number parses, else as read;
 - duplicates: `merge` makes one record of two that share an address, keeping
   the richer values (`dedupe.py` decides which records share one).
@@ -13,6 +16,7 @@ readers only have to report what the file says:
 from __future__ import annotations
 
 import codecs
+import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 
@@ -20,6 +24,7 @@ import phonenumbers
 
 from ..addresses import InvalidAddress, normalize_address
 from ..errors import ConfigError
+from ..language import text_language
 from ..models import Contact, Rejected
 from ..sanitize import clean
 
@@ -48,6 +53,14 @@ class Entry:
     website: str = ""
     lang: str = ""
     problem: str = ""
+    file_as: str = ""  # Google's/Outlook's "File As": how the address book lists it
+    card_text: str = ""  # a business card's OCR text (a reviewed `cards review` file)
+    company: bool = False  # the source says the entry is an organisation (vCard KIND:org)
+
+    @property
+    def display(self) -> str:
+        """Who the entry is, for reports: its name, "File As" or organisation."""
+        return clean(self.name) or clean(self.file_as) or clean(self.org)
 
     def as_fields(self) -> dict[str, str]:
         """The non-empty values under the column names the CSV reader maps back
@@ -61,6 +74,7 @@ class Entry:
         for i, value in enumerate(self.phones, 1):
             out["phone" if i == 1 else f"phone{i}"] = value
         out["website"], out["lang"] = self.website, self.lang
+        out["raw_text"] = self.card_text
         return {k: clean(v) for k, v in out.items() if clean(v)}
 
 
@@ -113,18 +127,38 @@ def split_addresses(values: Iterable[str]) -> tuple[list[str], list[tuple[str, s
     return valid, invalid
 
 
+_DIALLED = frozenset(
+    {
+        phonenumbers.CountryCodeSource.FROM_NUMBER_WITH_PLUS_SIGN,
+        phonenumbers.CountryCodeSource.FROM_NUMBER_WITH_IDD,  # "0049 ...", "011 33 ..."
+    }
+)
+
+
 def normalize_phone(raw: str, region: str) -> str:
     """E.164 when the number parses as a possible number for `region`, else as read."""
+    return _phone(raw, region)[0]
+
+
+def _phone(raw: str, region: str) -> tuple[str, str]:
+    """(E.164 or the text as read, the number's country when it was written with its
+    country code, else "": a national number's country is only the assumed `region`)."""
     text = clean(raw)
     if not text:
-        return ""
+        return "", ""
     try:
-        number = phonenumbers.parse(text, region)
+        number = phonenumbers.parse(text, region, keep_raw_input=True)
     except phonenumbers.NumberParseException:
-        return text
+        return text, ""
     if not phonenumbers.is_possible_number(number):
-        return text
-    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+        return text, ""
+    e164 = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+    if number.country_code_source not in _DIALLED:
+        return e164, ""
+    country = phonenumbers.region_code_for_number(number) or (
+        phonenumbers.region_code_for_country_code(number.country_code or 0)
+    )
+    return e164, country if country.isalpha() and country != phonenumbers.UNKNOWN_REGION else ""
 
 
 def normalize_lang(raw: str) -> str:
@@ -150,6 +184,62 @@ def _not_local_part(name: str, addresses: list[str], *, nor_address: bool = Fals
     return name
 
 
+_COMMENT = re.compile(r"\([^()]*\)")  # RFC 5322 3.2.2; an unquoted address has no "("
+_SEPARATORS = frozenset(";,\r\n(")
+
+
+def split_cell(value: str) -> list[str]:
+    """The addresses in one cell or value: card scanners and contact managers join
+    several with ";", ",", a line break or Google's " ::: ", or only spaces.
+    Separators inside quotes or angle brackets belong to an address with its
+    display name (`"Doe, Jane" <jane@example.com>`), as in an RFC 5322 address
+    list; spaces separate only when every word is an address ("a@x b@y").  RFC 5322
+    comments go ("ada@example.com (work)")."""
+    if value.count("@") < 2 and not _SEPARATORS.intersection(value) and " ::: " not in value:
+        return [value.strip()] if value.strip() else []  # the usual cell: one address
+    parts: list[str] = []
+    current: list[str] = []
+    quoted = angled = False
+    for ch in value.replace(" ::: ", "\n"):
+        if ch == '"' and not angled:
+            quoted = not quoted
+        elif ch == "<" and not quoted:
+            angled = True
+        elif ch == ">" and not quoted:
+            angled = False
+        elif ch in ";,\r\n" and not quoted and not angled:
+            parts.append("".join(current))
+            current = []
+            continue
+        current.append(ch)
+    parts.append("".join(current))
+    values: list[str] = []
+    for part in parts:
+        if '"' not in part and "@" in part:
+            part = _COMMENT.sub(" ", part)
+        words = part.split()
+        spaced = len(words) > 1 and all(w.count("@") == 1 and '"' not in w for w in words)
+        values.extend(words if spaced else [part.strip()] if words else [])
+    return values
+
+
+def identify(
+    name: str, given: str, family: str, org: str, file_as: str = "", *, company: bool = False
+) -> tuple[str, str]:
+    """(display name, person's name) from cleaned values.  The person's name is the
+    entry's name unless the entry is a company's: marked so (vCard KIND:org, Apple's
+    X-ABShowAs:COMPANY), or named only by its organisation; a name that is an
+    address is no person's name, given + family then are."""
+    composed = " ".join(p for p in (given, family) if p)
+    display = name or composed or file_as or org
+    if company:
+        return display, ""
+    person = name if name and "@" not in name else composed
+    if person and not (given or family) and org and person.casefold() == org.casefold():
+        person = ""
+    return display, person
+
+
 Flag = Callable[[Rejected], None]
 
 
@@ -158,7 +248,7 @@ def check(entry: Entry, region: str, on_flag: Flag | None = None) -> Contact | R
     A contact kept although some of its e-mail values were invalid is also passed
     to `on_flag` (as a Rejected-shaped note; it is not an entry of its own)."""
     if entry.problem:
-        return Rejected(entry.source, clean(entry.problem), entry.as_fields())
+        return Rejected(entry.source, clean(entry.problem), entry.as_fields(), entry.display)
     valid, invalid = split_addresses(entry.emails)
     if not valid:
         if invalid:
@@ -166,28 +256,41 @@ def check(entry: Entry, region: str, on_flag: Flag | None = None) -> Contact | R
             reason = f"invalid e-mail address {value!r}: {why}"
         else:
             reason = "no e-mail address"
-        return Rejected(entry.source, reason, entry.as_fields())
+        return Rejected(entry.source, reason, entry.as_fields(), entry.display)
     if invalid and on_flag is not None:
         values = ", ".join(repr(value) for value, _why in invalid)
         reason = f"invalid e-mail value(s) dropped, contact kept: {values}"
-        on_flag(Rejected(clean(entry.source), reason, entry.as_fields()))
+        on_flag(Rejected(clean(entry.source), reason, entry.as_fields(), entry.display))
     phones: list[str] = []
+    countries: list[str] = []
     for raw in entry.phones:
-        phone = normalize_phone(raw, region)
+        phone, country = _phone(raw, region)
         if phone and phone not in phones:
             phones.append(phone)
+        if country:
+            countries.append(country)
+    name = _not_local_part(clean(entry.name), valid, nor_address=True)
+    given = _not_local_part(clean(entry.given), valid)
+    family = _not_local_part(clean(entry.family), valid)
+    org = clean(entry.org)
+    file_as = _not_local_part(clean(entry.file_as), valid, nor_address=True)
+    display, person = identify(name, given, family, org, file_as, company=entry.company)
     return Contact(
         email=valid[0],
-        name=_not_local_part(clean(entry.name), valid, nor_address=True),
-        given=_not_local_part(clean(entry.given), valid),
-        family=_not_local_part(clean(entry.family), valid),
+        name=name,
+        given=given,
+        family=family,
         emails=tuple(valid),
-        org=clean(entry.org),
+        org=org,
         title=clean(entry.title),
         phones=tuple(phones),
         website=clean(entry.website),
         lang=normalize_lang(entry.lang),
         source=clean(entry.source),
+        display=display,
+        person=person,
+        text_lang=text_language(entry.card_text) if entry.card_text else "",
+        phone_country=countries[0] if countries else "",
     )
 
 
@@ -195,20 +298,26 @@ def sanitise(item: Contact | Rejected) -> Contact | Rejected:
     """Apply `clean` to every text field of an entry made elsewhere (card reader)."""
     if isinstance(item, Rejected):
         fields_read = {clean(k): clean(v) for k, v in item.fields.items() if clean(v)}
-        return Rejected(clean(item.source), clean(item.reason), fields_read)
-    return _sanitise_contact(item)
+        name = clean(item.name) or fields_read.get("name", "") or fields_read.get("company", "")
+        return Rejected(clean(item.source), clean(item.reason), fields_read, name)
+    contact = _sanitise_contact(item)
+    if contact.display:
+        return contact
+    display, person = identify(contact.name, contact.given, contact.family, contact.org)
+    return replace(contact, display=display, person=person)
 
 
-def _sanitise_contact(contact: Contact) -> Contact:
-    def cleaned(values: tuple[str, ...]) -> tuple[str, ...]:
-        return tuple(c for c in map(clean, values) if c)
+def _sanitise_contact(c: Contact) -> Contact:
+    def each(values: tuple[str, ...]) -> tuple[str, ...]:
+        return tuple(v for v in map(clean, values) if v)
 
     return replace(
-        contact, email=clean(contact.email), name=clean(contact.name),
-        given=clean(contact.given), family=clean(contact.family), emails=cleaned(contact.emails),
-        org=clean(contact.org), title=clean(contact.title), phones=cleaned(contact.phones),
-        website=clean(contact.website), lang=clean(contact.lang), source=clean(contact.source),
-    )
+        c, email=clean(c.email), name=clean(c.name), given=clean(c.given),
+        family=clean(c.family), emails=each(c.emails), org=clean(c.org), title=clean(c.title),
+        phones=each(c.phones), website=clean(c.website), lang=clean(c.lang),
+        source=clean(c.source), display=clean(c.display), person=clean(c.person),
+        text_lang=clean(c.text_lang), phone_country=clean(c.phone_country),
+    )  # fmt: skip
 
 
 def _richness(contact: Contact) -> tuple[bool, int]:
@@ -229,8 +338,9 @@ def merge(kept: Contact, other: Contact) -> Contact:
     phones = list(base.phones) + [p for p in extra.phones if p not in base.phones]
     filled = {
         name: getattr(base, name) or getattr(extra, name)
-        for name in ("name", "given", "family", "org", "title", "website", "lang")
-    }
+        for name in ("name", "given", "family", "org", "title", "website", "lang", "display",
+                     "person", "text_lang", "phone_country")
+    }  # fmt: skip
     return replace(
         base,
         **filled,

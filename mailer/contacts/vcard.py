@@ -20,6 +20,7 @@ card level (`_cards`)
   - a 2.1 AGENT card embedded on the following lines is skipped as a unit; a
     one-line 3.0 AGENT:BEGIN:VCARD\\n... value is just a value;
   - a card that never reaches END:VCARD is reported, not merged into the next;
+  - a card nested in a card (not as a 2.1 AGENT) is reported as that;
 line level (`_logical_lines`)
   - folding with space or tab, unfolded *as bytes* so a fold inside a
     multi-byte UTF-8 sequence (ownCloud folds at 75 octets) decodes whole;
@@ -34,8 +35,9 @@ value level (`_value`)
     backslash unescaping: a Shift_JIS trail byte 0x5C is not an escape;
   - no or a wrong CHARSET: UTF-8, else windows-1252, else Latin-1 (raw Latin-1
     in 3.0 cards, raw UTF-8 in 2.1 cards, The Bat!'s undeclared 8-bit QP);
-  - 2.1 bare type parameters (EMAIL;PREF;INTERNET), TYPE=pref, PREF=1: the
-    preferred address becomes the primary one, all are kept.
+  - 2.1 bare type parameters (EMAIL;PREF;INTERNET), 3.0 TYPE=pref, 4.0 PREF=n
+    (lowest wins, RFC 6350 5.3): the preferred address becomes the primary one
+    whatever the order of the lines; all are kept.
 """
 
 from __future__ import annotations
@@ -55,11 +57,16 @@ from ..errors import InputError
 from .normalize import Entry, unicode_encoding
 
 _CHUNK = 1 << 16
-_WANTED = frozenset({b"FN", b"N", b"EMAIL", b"ORG", b"TITLE", b"TEL", b"URL", b"LANG"})
+_WANTED = frozenset(
+    {b"FN", b"N", b"EMAIL", b"ORG", b"TITLE", b"TEL", b"URL", b"LANG", b"KIND", b"X-ABSHOWAS"}
+)
+_COMPANY_KINDS = frozenset({"org", "group", "location"})  # RFC 6350 6.1.4: no person to greet
+_UNRANKED = 101  # RFC 6350 5.3: PREF is 1..100, and a value without one is least preferred
 _ESCAPABLE = '\\;,:nN"'  # vobject's list plus ":" (Apple writes "http\://")
 _CHARSET_ALIASES = {"shift_jis": "cp932", "sjis": "cp932", "x-sjis": "cp932"}  # phones write cp932
 
 _INCOMPLETE = "incomplete card: no END:VCARD before the next card or the end of the file"
+_NESTED = "a card nested inside this card (BEGIN:VCARD at line {}): a vCard cannot hold another"
 
 Params = dict[str, list[str]]
 
@@ -70,9 +77,9 @@ def read_vcards(path: Path, label: str) -> Iterator[Entry]:
     cards = 0
     try:
         with path.open("rb") as fh:
-            for start, body, complete in _cards(_lines(_utf8_chunks(fh))):
+            for start, body, problem in _cards(_lines(_utf8_chunks(fh))):
                 cards += 1
-                yield _entry(f"{label}:{start}", body, complete)
+                yield _entry(f"{label}:{start}", body, problem)
     except OSError as err:
         raise InputError(f"{label}: cannot read the file ({err.strerror or err}).") from None
     if not cards:
@@ -129,32 +136,55 @@ def _opens_agent(line: bytes) -> bool:
     return line.upper().startswith(b"AGENT") and line.rstrip()[-1:] == b":"
 
 
-def _cards(lines: Iterable[bytes]) -> Iterator[tuple[int, list[bytes], bool]]:
-    """(line number of BEGIN:VCARD, body lines, reached END:VCARD) per top-level card."""
+def _cards(lines: Iterable[bytes]) -> Iterator[tuple[int, list[bytes], str]]:
+    """(line number of BEGIN:VCARD, body lines, problem or "") per top-level card.
+
+    A BEGIN:VCARD inside a card is either a card nested in it (the outer card's
+    END:VCARD follows the inner one's) or the start of the next card after one
+    that lacks its END:VCARD (another BEGIN or the end of the file follows).
+    The inner card is held until the next tag tells which: a nested card is
+    reported as such and is no entry of its own (entries are top-level cards);
+    otherwise both cards are entries, the first one incomplete."""
     body: list[bytes] | None = None
-    start = depth = 0  # depth > 0: inside a 2.1 AGENT card embedded in this one
+    inner: list[bytes] | None = None  # a card begun inside `body`
+    start = inner_start = depth = 0  # depth > 0: inside a 2.1 AGENT card embedded in this one
+    inner_closed = False
     previous = b""
     for number, line in enumerate(lines, 1):
         tag = _tag(line)
         if tag == b"BEGIN:VCARD":
-            if body is not None and _opens_agent(previous):
+            if body is not None and inner is None and _opens_agent(previous):
                 depth += 1
                 continue
+            if body is not None and inner is None and not depth:
+                inner, inner_start, inner_closed = [], number, False
+                continue
             if body is not None:
-                yield start, body, False
-            body, start, depth, previous = [], number, 0, b""
+                yield start, body, _INCOMPLETE
+            if inner is not None:
+                yield inner_start, inner, "" if inner_closed else _INCOMPLETE
+            body, inner, start, depth, previous = [], None, number, 0, b""
         elif tag == b"END:VCARD" and body is not None:
             if depth:
                 depth -= 1
-                continue
-            yield start, body, True
-            body = None
+            elif inner is not None and not inner_closed:
+                inner_closed = True
+            elif inner is not None:
+                yield start, body, _NESTED.format(inner_start)
+                body, inner = None, None
+            else:
+                yield start, body, ""
+                body = None
+        elif inner is not None and not inner_closed:
+            inner.append(line)
         elif body is not None and not depth:
             body.append(line)
             if line.strip():
                 previous = line
     if body is not None:
-        yield start, body, False
+        yield start, body, _INCOMPLETE
+    if inner is not None:
+        yield inner_start, inner, "" if inner_closed else _INCOMPLETE
 
 
 def _logical_lines(body: Iterable[bytes]) -> Iterator[bytes]:
@@ -244,18 +274,24 @@ def _components(text: str) -> list[str]:
     return [_unescape(c) for c in stringToTextValues(text, listSeparator=";", charList=";")]
 
 
-def _is_preferred(params: Params, bare: set[str]) -> bool:
+def _preference(params: Params, bare: set[str]) -> int:
+    """1 (most preferred) .. 100 from 4.0 PREF=n; 2.1 bare PREF and 3.0 TYPE=pref
+    mean most preferred; none: _UNRANKED."""
+    for value in params.get("PREF", []):
+        if value.strip().isdigit():
+            return min(max(int(value.strip()), 1), _UNRANKED - 1)
     types = {t.strip().upper() for t in params.get("TYPE", [])}
-    return "PREF" in bare or "PREF" in params or "PREF" in types
+    if "PREF" in bare or "PREF" in params or "PREF" in types:
+        return 1
+    return _UNRANKED
 
 
-def _entry(source: str, body: list[bytes], complete: bool) -> Entry:
+def _entry(source: str, body: list[bytes], problem: str) -> Entry:
     first: dict[str, str] = {}
     names: list[str] = []
-    preferred: list[str] = []
-    others: list[str] = []
+    emails: list[tuple[int, str]] = []  # (preference, address); sorted stably below
+    langs: list[tuple[int, str]] = []  # 4.0 allows several LANG, ranked by PREF too
     phones: list[str] = []
-    problem = "" if complete else _INCOMPLETE
     for logical in _logical_lines(body):
         try:
             parsed = _parse(logical)
@@ -266,7 +302,9 @@ def _entry(source: str, body: list[bytes], complete: bool) -> Entry:
             continue
         name, params, bare, value = parsed
         if name == "EMAIL":
-            (preferred if _is_preferred(params, bare) else others).append(_unescape(value).strip())
+            emails.append((_preference(params, bare), _unescape(value).strip()))
+        elif name == "LANG":
+            langs.append((_preference(params, bare), _unescape(value).strip()))
         elif name == "TEL":
             phones.append(_unescape(value))
         elif name in ("N", "ORG") and name not in first:
@@ -283,11 +321,13 @@ def _entry(source: str, body: list[bytes], complete: bool) -> Entry:
         name=first.get("FN", "").strip() or built,
         given=given.strip(),
         family=family.strip(),
-        emails=tuple(e for e in (*preferred, *others) if e),
+        emails=tuple(e for _rank, e in sorted(emails, key=lambda pair: pair[0]) if e),
         org=first.get("ORG", "").strip(),
         title=first.get("TITLE", "").strip(),
         phones=tuple(phones),
         website=first.get("URL", "").strip(),
-        lang=first.get("LANG", "").strip(),
+        lang=min(langs, key=lambda pair: pair[0])[1] if langs else "",
         problem=problem,
+        company=first.get("KIND", "").strip().lower() in _COMPANY_KINDS
+        or first.get("X-ABSHOWAS", "").strip().upper() == "COMPANY",
     )
