@@ -28,7 +28,8 @@ class SmtpSettings:
     security: str = "starttls"  # one of SECURITY_MODES
     username: str = ""
     password: str = field(default="", repr=False)
-    timeout: float = 30.0
+    timeout: float = 30.0  # per command
+    data_timeout: float = 600.0  # for the reply to the final dot (RFC 5321 4.5.3.2.6)
     allow_insecure: bool = False  # plain SMTP to a non-loopback host, explicitly wanted
 
     @property
@@ -87,11 +88,8 @@ def smtp_settings(env: Mapping[str, str]) -> SmtpSettings:
         raise ConfigError(f"MAILER_SMTP_PORT={port_text!r} is not a number.") from None
     if not 0 < port < 65536:
         raise ConfigError(f"MAILER_SMTP_PORT={port} is out of range.")
-    timeout_text = env.get("MAILER_SMTP_TIMEOUT", "").strip()
-    try:
-        timeout = float(timeout_text) if timeout_text else 30.0
-    except ValueError:
-        raise ConfigError(f"MAILER_SMTP_TIMEOUT={timeout_text!r} is not a number.") from None
+    timeout = _seconds(env, "MAILER_SMTP_TIMEOUT", 30.0)
+    data_timeout = _seconds(env, "MAILER_SMTP_DATA_TIMEOUT", 600.0)
     settings = SmtpSettings(
         host=host,
         port=port,
@@ -99,11 +97,23 @@ def smtp_settings(env: Mapping[str, str]) -> SmtpSettings:
         username=env.get("MAILER_SMTP_USERNAME", "").strip(),
         password=env.get("MAILER_SMTP_PASSWORD", ""),
         timeout=timeout,
+        data_timeout=data_timeout,
         allow_insecure=env.get("MAILER_SMTP_ALLOW_INSECURE", "").strip().lower()
         in ("1", "true", "yes"),
     )
     settings.check_safe()
     return settings
+
+
+def _seconds(env: Mapping[str, str], name: str, default: float) -> float:
+    text = env.get(name, "").strip()
+    try:
+        value = float(text) if text else default
+    except ValueError:
+        raise ConfigError(f"{name}={text!r} is not a number of seconds.") from None
+    if not 0 < value < float("inf"):
+        raise ConfigError(f"{name}={text!r} must be a positive number of seconds.")
+    return value
 
 
 def state_dir(env: Mapping[str, str]) -> Path:

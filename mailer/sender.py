@@ -10,17 +10,23 @@ reports them as `unknown` (see journal.py).
 
 Outcomes by reply class:
 - 2xx: sent.
-- 4xx, a dropped connection or a timeout: retried in this run after an
-  exponential back-off with jitter, up to `RetryPolicy.attempts` tries, then
-  left `deferred` for `mailer resend`.  421 also closes the connection and
-  makes that worker wait before reconnecting.
+- 4xx, or a connection dropped or timed out before the final dot of DATA was
+  written: retried in this run after an exponential back-off with jitter, up
+  to `RetryPolicy.attempts` tries, then left `deferred` for `mailer resend`.
+  421 also closes the connection and makes that worker wait before
+  reconnecting.
+- No reply to the final dot (closed, reset, or nothing within the data
+  timeout): `unknown`.  The server may have delivered it (RFC 1047), so
+  nothing resends it: not this run, not a rerun, `run-due` or `resend`
+  without `--unknown`.
 - 5xx: failed, with the server's reply kept.  `error_budget` failures in a
   row pause the run: something is wrong with the account or the message.
 - Authentication or TLS failures are `SmtpError`s: the run stops at once,
   and the claimed row is given back, so nobody is marked.
 
 Ctrl-C (first): no new transactions; the ones in flight finish and are
-recorded.  A second Ctrl-C cancels them; their rows become `unknown`.
+recorded.  A second Ctrl-C cancels them: a row whose final dot was already
+written becomes `unknown`, the others go back to the queue untouched.
 """
 
 from __future__ import annotations
@@ -39,7 +45,7 @@ from .errors import AuthError, SmtpError
 from .journal import Claimed, Journal, Outcome
 from .models import Draft, State
 from .ratelimit import Rate, RateLimiter
-from .transport import Connection, Lost
+from .transport import Connection, Lost, NoFinalReply
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,7 +57,7 @@ class RetryPolicy:
     def delay(self, tries: int) -> float:
         """Back-off after the `tries`-th failed try, with +-50 % jitter so that
         retries of many recipients do not arrive together."""
-        return min(self.cap, self.base * 2 ** (tries - 1)) * random.uniform(0.5, 1.5)
+        return min(self.cap, self.base * 2.0 ** (tries - 1)) * random.uniform(0.5, 1.5)
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,6 +69,18 @@ class Progress:
     failed: int
     remaining: int
     rate: str
+    unknown: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Wait:
+    """The run is waiting longer than LONG_WAIT: for what, until when (epoch s)."""
+
+    what: str
+    until: float
+
+
+LONG_WAIT = 10.0  # seconds; shorter waits are part of the pace, not news
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,6 +95,7 @@ class SendSummary:
     stopped: str = ""  # "" ran to the end; otherwise why it stopped early
     logins: int = 0
     fed: int = 0  # rows the feed queued during the run
+    unknown: int = 0  # in this run: no reply to the final dot
 
     @property
     def complete(self) -> bool:
@@ -95,11 +114,14 @@ class _Run:
     error_budget: int
     progress: Callable[[Progress], None] | None
     remaining: int
+    on_wait: Callable[[Wait], None] | None = None
+    announced: tuple[str, float] = ("", 0.0)
     stop: asyncio.Event = field(default_factory=asyncio.Event)
     stopped: str = ""
     sent: int = 0
     deferred: int = 0
     failed: int = 0
+    unknown: int = 0
     consecutive_failures: int = 0
     tries: dict[int, int] = field(default_factory=dict)  # row id -> tries in this run
     feeding: bool = False  # a feed is still queueing drafts
@@ -123,7 +145,8 @@ class _Run:
     def report(self) -> None:
         if self.progress is not None:
             self.progress(
-                Progress(self.sent, self.deferred, self.failed, self.remaining, str(self.limiter))
+                Progress(self.sent, self.deferred, self.failed, self.remaining,
+                         str(self.limiter), self.unknown)
             )
 
     async def worker(self, conn: Connection) -> None:
@@ -133,22 +156,23 @@ class _Run:
         pending: Outcome | None = None
         try:
             while not self.stop.is_set():
-                if not conn.connected or self.limiter.wait_time() > 0:
+                wait, rule = self.limiter.blocked()
+                if not conn.connected or wait > 0:
                     self.flush(pending)
                     pending = None
                     if not conn.connected:
                         await conn.connect()
-                    if not await self.until_stopped(self.limiter.acquire()):
-                        return
-                    if self.stop.is_set():  # stopped while the slot was granted
-                        self.limiter.refund()
+                    if rule is not None:
+                        self.announce(f"the rate limit {rule}", wait)
+                    slot = await self.acquire_unless_stopped()
+                    if slot is None:
                         return
                 else:
-                    await self.limiter.acquire()  # free: returns without suspending
+                    slot = await self.limiter.acquire()  # free: returns without suspending
                 row = self.journal.claim(self.campaign, record=pending)
                 pending = None
                 if row is None:
-                    self.limiter.refund()
+                    self.limiter.refund(slot)
                     if not await self.wait_for_work():
                         return
                     continue
@@ -156,13 +180,38 @@ class _Run:
                 if pending.code == 421:  # the server is shedding load: give it a rest
                     self.flush(pending)
                     pending = None
-                    await self.until_stopped(asyncio.sleep(self.retry.delay(1)))
+                    rest = self.retry.delay(1)
+                    self.announce("the server, which answered 421 (busy)", rest)
+                    await self.until_stopped(asyncio.sleep(rest))
         except SmtpError as err:
             self.halt(str(err))  # the other workers stop after their transaction
             raise
         finally:
             self.flush(pending)
             await conn.quit()
+
+    async def acquire_unless_stopped(self) -> int | None:
+        """A rate-limit slot, or None when the run is stopped first."""
+        task = asyncio.ensure_future(self.limiter.acquire())
+        if not await self.until_stopped(task):
+            return None
+        slot = task.result()
+        if self.stop.is_set():  # stopped while the slot was granted
+            self.limiter.refund(slot)
+            return None
+        return slot
+
+    def announce(self, what: str, seconds: float) -> None:
+        """Tell the user about a wait longer than LONG_WAIT, once (every
+        connection may run into the same one)."""
+        if self.on_wait is None or seconds <= LONG_WAIT:
+            return
+        until = time.time() + seconds
+        last_what, last_until = self.announced
+        if what == last_what and abs(until - last_until) < LONG_WAIT:
+            return
+        self.announced = (what, until)
+        self.on_wait(Wait(what, until))
 
     def flush(self, pending: Outcome | None) -> None:
         if pending is not None:
@@ -177,6 +226,7 @@ class _Run:
         due = self.journal.next_due(self.campaign)
         if due is None:
             return False
+        self.announce("retries of temporarily refused messages", due - time.time())
         await self.until_stopped(asyncio.sleep(max(0.0, due - time.time())))
         return True
 
@@ -186,11 +236,21 @@ class _Run:
             reply = await conn.send(row.sender, row.recipient, row.wire(), smtputf8=row.smtputf8)
         except Lost as err:
             return self.defer(row, None, str(err))
+        except NoFinalReply as err:
+            self.tries.pop(row.id, None)
+            self.unknown += 1
+            self.remaining -= 1
+            self.report()
+            return Outcome(row.id, State.UNKNOWN, None, str(err))
         except SmtpError:
             self.journal.release(row.id)  # nothing went out with it
             raise
         except asyncio.CancelledError:
-            self.journal.mark(row.id, State.UNKNOWN, None, "interrupted during the transaction")
+            if conn.dot_written:
+                self.journal.mark(row.id, State.UNKNOWN, None,
+                                  "stopped after the whole message, before the server's reply")
+            else:
+                self.journal.release(row.id)  # stopped before the final dot: nothing went out
             raise
         if reply.code == 530:  # "authentication required": the account, not the recipient
             self.journal.release(row.id)
@@ -274,16 +334,18 @@ async def send_campaign(
     tls_context: ssl.SSLContext | None = None,
     handle_sigint: bool = False,
     feed: Iterable[Sequence[Draft]] | None = None,
+    on_wait: Callable[[Wait], None] | None = None,
 ) -> SendSummary:
     """Send every due queued message of `campaign`; returns the summary.
     `feed`: batches of drafts to queue while sending (see `_Run.feed_from`).
+    `on_wait`: told about every wait longer than LONG_WAIT (rate limit, retries).
     Raises `SmtpError` when the server cannot be used (nobody is marked)."""
     settings.check_safe()
     started = time.monotonic()
     recovered = journal.recover()
     counts = journal.counts(campaign)
     run = _Run(journal, campaign, limiter, retry or RetryPolicy(), max(1, error_budget),
-               progress, remaining=counts[State.QUEUED])
+               progress, remaining=counts[State.QUEUED], on_wait=on_wait)
     batches = iter(feed if feed is not None else ())
     while not run.remaining:  # queue until there is something to send: else never log in
         batch = next(batches, None)
@@ -340,6 +402,7 @@ async def send_campaign(
         stopped=run.stopped,
         logins=sum(c.logins for c in conns),
         fed=run.fed_rows,
+        unknown=run.unknown,
     )
 
 
