@@ -53,7 +53,8 @@ CREATE TABLE IF NOT EXISTS campaigns (
     name          TEXT PRIMARY KEY,
     created_at    REAL NOT NULL,
     scheduled_at  REAL,                  -- epoch seconds; NULL = send now
-    cancelled_at  REAL
+    cancelled_at  REAL,
+    paused_at     REAL                   -- stopped by Ctrl-C; run-due leaves it alone
 );
 CREATE TABLE IF NOT EXISTS messages (
     id              INTEGER PRIMARY KEY,
@@ -107,7 +108,7 @@ class DeferredRetry:
 
     def delay(self, attempts: int) -> float:
         """Seconds to wait after the row's `attempts`-th attempt."""
-        return min(self.cap, self.first * 2 ** min(max(0, attempts - 1), 30))
+        return min(self.cap, self.first * 2.0 ** min(max(0, attempts - 1), 30))
 
 
 @dataclass(frozen=True, slots=True)
@@ -174,6 +175,7 @@ class Campaign:
     created_at: float
     scheduled_at: float | None
     cancelled_at: float | None
+    paused_at: float | None = None
 
 
 def journal_path(state_dir: Path) -> Path:
@@ -204,10 +206,14 @@ class Journal:
     # -- housekeeping -------------------------------------------------------
 
     def _add_missing_columns(self) -> None:
-        """A journal written by an older mailer lacks `messages.source`."""
+        """A journal written by an older mailer lacks `messages.source` and
+        `campaigns.paused_at`."""
         columns = {row[1] for row in self._db.execute("PRAGMA table_info(messages)")}
         if "source" not in columns:
             self._db.execute("ALTER TABLE messages ADD COLUMN source TEXT NOT NULL DEFAULT ''")
+        columns = {row[1] for row in self._db.execute("PRAGMA table_info(campaigns)")}
+        if "paused_at" not in columns:
+            self._db.execute("ALTER TABLE campaigns ADD COLUMN paused_at REAL")
 
     def close(self) -> None:
         self.end_run()
@@ -347,13 +353,14 @@ class Journal:
         return added
 
     def campaigns(self) -> list[Campaign]:
-        sql = ("SELECT name, created_at, scheduled_at, cancelled_at FROM campaigns "
+        sql = ("SELECT name, created_at, scheduled_at, cancelled_at, paused_at FROM campaigns "
                "ORDER BY created_at")
         return [Campaign(*row) for row in self._db.execute(sql)]
 
     def campaign(self, name: str) -> Campaign | None:
         row = self._db.execute(
-            "SELECT name, created_at, scheduled_at, cancelled_at FROM campaigns WHERE name = ?",
+            "SELECT name, created_at, scheduled_at, cancelled_at, paused_at FROM campaigns "
+            "WHERE name = ?",
             (name,),
         ).fetchone()
         return Campaign(*row) if row else None
@@ -384,11 +391,24 @@ class Journal:
             )
         return cur.rowcount
 
+    def pause(self, campaign: str, now: float | None = None) -> None:
+        """Mark the campaign paused (Ctrl-C): `run-due` skips it until an
+        explicit send, resend or resume takes it up again."""
+        with self._write() as db:
+            db.execute("UPDATE campaigns SET paused_at = ? WHERE name = ?",
+                       (time.time() if now is None else now, campaign))
+
+    def unpause(self, campaign: str) -> None:
+        with self._write() as db:
+            db.execute("UPDATE campaigns SET paused_at = NULL WHERE name = ? "
+                       "AND paused_at IS NOT NULL", (campaign,))
+
     def due_campaigns(self, now: float) -> list[str]:
-        """Campaigns, oldest first, that are not cancelled, whose time has come
+        """Campaigns, oldest first, that are not cancelled nor paused, whose time has come
         (`scheduled_at` unset or <= `now`, both UTC epoch seconds) and that have
         queued rows due by `now`."""
         sql = ("SELECT c.name FROM campaigns c WHERE c.cancelled_at IS NULL "
+               "AND c.paused_at IS NULL "
                "AND (c.scheduled_at IS NULL OR c.scheduled_at <= ?) "
                "AND EXISTS (SELECT 1 FROM messages m WHERE m.campaign = c.name "
                "  AND m.state = 'queued' AND m.next_attempt_at <= ?) "
@@ -401,7 +421,8 @@ class Journal:
         rows = self._db.execute(
             "SELECT m.id, m.attempts, m.finished_at FROM messages m "
             "JOIN campaigns c ON c.name = m.campaign "
-            "WHERE m.state = 'deferred' AND c.cancelled_at IS NULL AND m.attempts < ?",
+            "WHERE m.state = 'deferred' AND c.cancelled_at IS NULL AND c.paused_at IS NULL "
+            "AND m.attempts < ?",
             (policy.max_attempts,),
         ).fetchall()
         due = [(row_id,) for row_id, attempts, finished in rows
@@ -516,7 +537,7 @@ class Journal:
             "WHERE campaign = ? AND state = 'queued'",
             (campaign,),
         ).fetchone()
-        return row[0]
+        return float(row[0]) if row[0] is not None else None
 
     def mark(self, row_id: int, state: State, code: int | None, reply: str,
              *, retry_at: float | None = None) -> None:

@@ -122,6 +122,7 @@ class _Run:
     deferred: int = 0
     failed: int = 0
     unknown: int = 0
+    in_flight: int = 0  # transactions between claim and outcome
     consecutive_failures: int = 0
     tries: dict[int, int] = field(default_factory=dict)  # row id -> tries in this run
     feeding: bool = False  # a feed is still queueing drafts
@@ -232,6 +233,13 @@ class _Run:
 
     async def transact(self, conn: Connection, row: Claimed) -> Outcome:
         """One SMTP transaction; returns its outcome, to be recorded by the caller."""
+        self.in_flight += 1
+        try:
+            return await self._transact(conn, row)
+        finally:
+            self.in_flight -= 1
+
+    async def _transact(self, conn: Connection, row: Claimed) -> Outcome:
         try:
             reply = await conn.send(row.sender, row.recipient, row.wire(), smtputf8=row.smtputf8)
         except Lost as err:
@@ -335,13 +343,19 @@ async def send_campaign(
     handle_sigint: bool = False,
     feed: Iterable[Sequence[Draft]] | None = None,
     on_wait: Callable[[Wait], None] | None = None,
+    on_interrupt: Callable[[int | None], None] | None = None,
 ) -> SendSummary:
     """Send every due queued message of `campaign`; returns the summary.
     `feed`: batches of drafts to queue while sending (see `_Run.feed_from`).
     `on_wait`: told about every wait longer than LONG_WAIT (rate limit, retries).
+    `on_interrupt`: told at once of a Ctrl-C (with `handle_sigint`): the number
+    of transactions in flight being finished, or None for the second, which
+    stops them.  An interrupted campaign is left paused (`Journal.pause`);
+    calling this for a paused campaign is the explicit resume.
     Raises `SmtpError` when the server cannot be used (nobody is marked)."""
     settings.check_safe()
     started = time.monotonic()
+    journal.unpause(campaign)
     recovered = journal.recover()
     counts = journal.counts(campaign)
     run = _Run(journal, campaign, limiter, retry or RetryPolicy(), max(1, error_budget),
@@ -362,10 +376,13 @@ async def send_campaign(
     tasks: list[asyncio.Task[None]] = []
 
     def interrupt() -> None:
-        if run.stop.is_set():
+        second = run.stop.is_set()
+        if second:
             for task in tasks:
                 task.cancel()
         run.halt("interrupted")
+        if on_interrupt is not None:
+            on_interrupt(None if second else run.in_flight)
 
     if handle_sigint:
         loop.add_signal_handler(signal.SIGINT, interrupt)
@@ -391,6 +408,8 @@ async def send_campaign(
             run.halt("interrupted")
         elif isinstance(result, BaseException):
             raise result
+    if run.stopped == "interrupted":
+        journal.pause(campaign)  # a Ctrl-C means stop: cron's run-due must not carry on
     return SendSummary(
         campaign=campaign,
         counts=journal.counts(campaign),

@@ -19,6 +19,7 @@ import shutil
 import subprocess
 import sys
 from bisect import bisect_left
+from itertools import pairwise
 from pathlib import Path
 
 from hypothesis import assume, given, settings
@@ -135,7 +136,7 @@ def test_a_burst_rate_is_spread_evenly() -> None:
     for rate, gap in ((Rate(1200, 60.0), 0.05), (Rate(20, 60.0), 3.0)):
         clock = EventClock()
         starts = simulate(RateLimiter([rate], clock=clock, sleep=clock.sleep), clock, 8, 200, 1)
-        gaps = [b - a for a, b in zip(starts, starts[1:], strict=False)]
+        gaps = [b - a for a, b in pairwise(starts)]
         assert min(gaps) >= gap - EPSILON
         assert max(gaps) < 2 * gap + 30.0  # paced, not crawling: a worker is always ready
 
@@ -181,6 +182,6 @@ def test_wall_clock_pace_in_a_subprocess(tmp_path: Path) -> None:
         assert done.returncode == 0, done.stdout + done.stderr
         starts = sorted(m.started for m in server.received)
     assert len(starts) == 6
-    gaps = [b - a for a, b in zip(starts, starts[1:], strict=False)]
+    gaps = [b - a for a, b in pairwise(starts)]
     assert min(gaps) >= 0.45, gaps
     assert starts[-1] - starts[0] < 5 * 0.5 + 1.5  # and not much slower than the pace

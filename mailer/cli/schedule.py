@@ -43,7 +43,7 @@ from .app import (
     sending_options,
     yes_option,
 )
-from .send import choose_rates, console, report_and_exit, send_now
+from .send import Sending, choose_rates, console, report_and_exit, send_now, show_paused
 
 if TYPE_CHECKING:
     from ..journal import Journal
@@ -174,13 +174,14 @@ def run_due(rates: tuple[str, ...], provider: str | None, concurrency: int,
     exits at once when another run-due is still busy. For cron / systemd."""
     from ..journal import Journal, journal_path
     from ..runlock import RunLock
-    from ..sender import RetryPolicy, make_limiter, send_campaign_sync
+    from ..sender import RetryPolicy
     from ..when import now_from
 
     env = config.environment()
     state = config.state_dir(env)
     now = now_from(now_text)
-    limits = choose_rates(rates, provider)
+    options = Sending(rates, provider, concurrency)
+    choose_rates(rates, provider)  # a bad --rate fails before anything is read
     path = journal_path(state)
     summaries: list[SendSummary] = []
     with RunLock(state) as lock:
@@ -193,11 +194,12 @@ def run_due(rates: tuple[str, ...], provider: str | None, concurrency: int,
                 return
             settings = config.smtp_settings(env)
             for campaign in due:
-                summary = send_campaign_sync(
-                    journal, campaign, settings, limiter=make_limiter(journal, limits),
-                    concurrency=concurrency, retry=RetryPolicy(attempts=1), handle_sigint=True)
+                summary = send_now(journal, campaign, settings, options,
+                                   retry=RetryPolicy(attempts=1))
                 click.echo(f"{now:%Y-%m-%d %H:%M %Z} {run_line(summary)}")
                 summaries.append(summary)
+                if summary.stopped == "interrupted":
+                    show_paused(campaign, summary.counts[State.QUEUED], options)
                 if summary.stopped:
                     break
     if any(s.stopped == "interrupted" for s in summaries):
@@ -208,7 +210,7 @@ def run_due(rates: tuple[str, ...], provider: str | None, concurrency: int,
 def run_line(summary: SendSummary) -> str:
     totals = ", ".join(f"{n} {s}" for s, n in summary.counts.items() if n)
     line = (f"campaign {summary.campaign!r}: {summary.sent} sent, {summary.deferred} deferred, "
-            f"{summary.failed} failed (in all: {totals})")
+            f"{summary.failed} failed, {summary.unknown} unknown (in all: {totals})")
     return line + (f"; stopped: {summary.stopped}" if summary.stopped else "")
 
 
@@ -231,6 +233,7 @@ def campaigns_command(as_json: bool) -> None:
                     "created_at": c.created_at,
                     "scheduled_at": c.scheduled_at,
                     "cancelled_at": c.cancelled_at,
+                    "paused_at": c.paused_at,
                     "counts": {str(s): n for s, n in counts.items()},
                 })
     if as_json:
@@ -247,7 +250,7 @@ def campaigns_command(as_json: bool) -> None:
 
     now = local_now()
     table = Table()
-    for column in ("campaign", "scheduled", "cancelled", "recipients"):
+    for column in ("campaign", "scheduled", "cancelled", "paused", "recipients"):
         table.add_column(column, overflow="fold")
     for row in listed:
         at = row["scheduled_at"]
@@ -255,7 +258,9 @@ def campaigns_command(as_json: bool) -> None:
         stop = row["cancelled_at"]
         cancelled = f"{datetime.fromtimestamp(stop, now.tzinfo):%Y-%m-%d %H:%M}" if stop else ""
         per_state = ", ".join(f"{n} {s}" for s, n in row["counts"].items() if n) or "none"
-        table.add_row(Text(row["name"]), when, cancelled, per_state)
+        held = row["paused_at"]
+        paused = f"{datetime.fromtimestamp(held, now.tzinfo):%Y-%m-%d %H:%M}" if held else ""
+        table.add_row(Text(row["name"]), when, cancelled, paused, per_state)
     Console(highlight=False, width=200).print(table)
 
 
@@ -308,6 +313,31 @@ def cancel(name: str, assume_yes: bool) -> None:
             return
         removed = journal.cancel(campaign)
     click.echo(f"Campaign {campaign!r} cancelled: {removed} message(s) will not be sent.")
+
+
+# --- resume ------------------------------------------------------------------
+
+
+@main.command("resume")
+@click.argument("name")
+@sending_options
+@handle_errors
+def resume(name: str, rates: tuple[str, ...], provider: str | None, concurrency: int) -> None:
+    """Send what campaign NAME still has queued, e.g. after Ctrl-C paused it
+    (`mailer run-due` never resumes a paused campaign on its own)."""
+    from .. import holds
+
+    env = config.environment()
+    options = Sending(rates, provider, concurrency)
+    choose_rates(rates, provider)  # a bad --rate fails before anything is sent
+    journal, campaign = known_campaign(open_journal(create=False), name)
+    with journal:
+        held = holds.check_can_resend(journal, campaign)
+        if holds.due_later(held, time.time()) is not None:
+            raise ConfigError(f"Campaign {campaign!r} is scheduled for later: `mailer run-due` "
+                              f"sends it then (or `mailer send ... --at now`).")
+        summary = send_now(journal, campaign, config.smtp_settings(env), options)
+        report_and_exit(journal, summary, options)
 
 
 # --- resend ------------------------------------------------------------------
@@ -365,9 +395,9 @@ def resend(paths: tuple[Path, ...], campaign_name: str | None, failed: bool, unk
             click.echo(f"Queued {queued}; the campaign is scheduled for later, so "
                        f"`mailer run-due` sends them then.")
             return
-        summary = send_now(journal, campaign, config.smtp_settings(env),
-                           choose_rates(rates, provider), concurrency)
-        report_and_exit(journal, summary)
+        options = Sending(rates, provider, concurrency)
+        summary = send_now(journal, campaign, config.smtp_settings(env), options)
+        report_and_exit(journal, summary, options)
 
 
 def read_files(journal: Journal, campaign: str, paths: tuple[Path, ...], profile_path: Path,
