@@ -158,6 +158,8 @@ class _Run:
         try:
             while not self.stop.is_set():
                 wait, rule = self.limiter.blocked()
+                if wait > 0 and not self.feeding and self.remaining <= self.in_flight:
+                    return  # nothing left but what is in flight: do not wait for a slot
                 if not conn.connected or wait > 0:
                     self.flush(pending)
                     pending = None

@@ -263,10 +263,12 @@ def send_now(journal: Journal, campaign: str, settings: SmtpSettings, options: S
     terminal = sys.stderr.isatty()
     if header or not terminal:
         queued = journal.counts(campaign)[State.QUEUED]
-        more = " and the new contacts as they are read" if feed is not None else ""
+        plan = f"{queued} queued message(s)"
+        if feed is not None:
+            plan = "the new contacts as they are read" + (f" and {plan}" if queued else "")
         console().print(f"{server_line(settings)}; pace {limiter}; "
                         f"{options.concurrency} connection(s).")
-        console().print(f"Campaign {campaign!r}: sending {queued} queued message(s){more}.")
+        console().print(f"Campaign {campaign!r}: sending {plan}.")
     with progress_display(terminal) as update:
         return send_campaign_sync(journal, campaign, settings, limiter=limiter,
                                   concurrency=options.concurrency, progress=update,
@@ -299,15 +301,18 @@ def progress_display(terminal: bool) -> Iterator[Callable[[Progress], None]]:
     """A rich progress bar on stderr on a terminal; else a line at most every
     PROGRESS_EVERY seconds, with the counts, the rate reached and the pace."""
     if not terminal:
-        started = last = time.monotonic()
+        last = time.monotonic()
+        first: float | None = None  # when the first message was sent: the rate counts from it
 
         def line(p: Progress) -> None:
-            nonlocal last
+            nonlocal last, first
             now = time.monotonic()
+            if first is None and p.sent:
+                first = now
             if now - last < PROGRESS_EVERY:
                 return
             last = now
-            per_minute = p.sent * 60.0 / max(now - started, 1e-9)
+            per_minute = (p.sent - 1) * 60.0 / (now - first) if first and now > first else 0.0
             click.echo(f"{clock()} sent {p.sent}, deferred {p.deferred}, failed {p.failed}, "
                        f"unknown {p.unknown}, {p.remaining} left; {per_minute:.1f}/min "
                        f"(pace {p.rate})")
