@@ -189,6 +189,9 @@ class _Run:
         except SmtpError as err:
             self.halt(str(err))  # the other workers stop after their transaction
             raise
+        except asyncio.CancelledError:
+            conn.close()  # stopping now: no polite QUIT to a server busy with our message
+            raise
         finally:
             self.flush(pending)
             await conn.quit()

@@ -214,6 +214,7 @@ def schedule_later(journal: Journal, campaign: str, later: datetime, now: dateti
 
     at = f"{later.astimezone(now.tzinfo):%a %Y-%m-%d %H:%M %Z}"
     with journal.staged() as staging:
+        journal.unpause(campaign)  # scheduling it again is the user taking it up again
         journal.enqueue(campaign, drafts, scheduled_at=later.timestamp())
         queued = journal.counts(campaign)[State.QUEUED]
         show_plan(tally, will_send(campaign, queued, tally.new, f"on {at}"))
