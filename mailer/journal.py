@@ -3,7 +3,7 @@
 A recipient row moves through these states::
 
     queued ──claim──> claimed ──reply──> sent | deferred | failed
-      ^                  │
+      ^                  │     no reply to the final dot ──> unknown
       └── retry (4xx) ───┘     claimed by a process that died ──> unknown
 
 `claimed` is committed *before* the SMTP transaction starts, and the outcome
@@ -11,6 +11,9 @@ right after the reply, so a crash leaves at most one `claimed` row per
 connection.  The next run turns those into `unknown` and never resends them on
 its own: the message may or may not have left, and a duplicate is worse than
 a question.  `requeue()` (used by `mailer resend`) puts chosen states back.
+
+A campaign stopped by Ctrl-C is `paused_at`: `run-due` skips it (a crash sets
+nothing, so run-due carries on after one); an explicit send or resume clears it.
 
 Scheduling (`mailer send --at`, `mailer run-due`): a campaign's `scheduled_at`
 is UTC epoch seconds and is compared with the current epoch seconds, so a DST
