@@ -113,11 +113,11 @@ class FaultHandler:
                 session.number = self.connections  # type: ignore[attr-defined]
                 session.messages = 0  # type: ignore[attr-defined]
         if self.close_after is not None and session.messages >= self.close_after:  # type: ignore[attr-defined]
-            asyncio.get_running_loop().call_soon(server.transport.close)  # after the reply
+            asyncio.get_running_loop().call_soon(drop, server)  # after the reply
             return "421 4.7.0 Too many messages on this connection, closing"
         fault = self.take(address, "mail")
         if fault is not None and fault.action == "drop":
-            server.transport.close()
+            drop(server)
             return "451 never seen: the connection is gone"
         envelope.mail_from = address
         envelope.mail_options.extend(mail_options)
@@ -128,7 +128,7 @@ class FaultHandler:
                           address: str, rcpt_options: list[str]) -> str:
         fault = self.take(address, "rcpt")
         if fault is not None and fault.action == "drop":
-            server.transport.close()
+            drop(server)
             return "451 never seen: the connection is gone"
         if fault is not None:
             return fault.reply
@@ -149,7 +149,7 @@ class FaultHandler:
                 self.log(session, envelope)
             if fault.action == "stall":
                 await asyncio.sleep(self.stall_seconds)
-            server.transport.close()
+            drop(server)
             return "451 never seen: the connection is gone"
         self.log(session, envelope)
         return "250 2.0.0 OK queued"
@@ -164,6 +164,16 @@ class FaultHandler:
                 session.started,  # type: ignore[attr-defined]
             ))
             session.messages += 1  # type: ignore[attr-defined]
+
+
+def drop(server: SMTPServerProtocol, *, at_once: bool = False) -> None:
+    """Close the client's connection without a reply."""
+    transport = server.transport
+    assert isinstance(transport, asyncio.Transport)
+    if at_once:
+        transport.abort()
+    else:
+        transport.close()
 
 
 class FaultSMTP(SMTPServerProtocol):
@@ -184,8 +194,7 @@ class FaultSMTP(SMTPServerProtocol):
         await self.push("354 End data with <CR><LF>.<CR><LF>")
         if fault.stage == "body":
             await self._reader.readexactly(fault.body_bytes)
-        assert self.transport is not None
-        self.transport.abort()  # at once, unread content or not (close() would shut TLS down)
+        drop(self, at_once=True)  # unread content or not (close() would shut TLS down first)
         await asyncio.sleep(0.05)  # connection_lost ends the session before the rest is read
 
 

@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner, Result
 
-import mailer.cli.schedule  # registers run-due, resend, resume
+import mailer.cli.schedule  # noqa: F401  (registers run-due, resend, resume)
+import mailer.cli.send as send_cli
 from mailer import sender
-from mailer.cli import send as send_cli
 from mailer.cli.app import main
 from tests.smtpd import Fault, SmtpServer
 
@@ -38,12 +38,12 @@ def use(server: SmtpServer, monkeypatch: pytest.MonkeyPatch, **extra: str) -> No
         monkeypatch.setenv(name, value)
 
 
-def mailer(*args: str) -> Result:
+def cli(*args: str) -> Result:
     return CliRunner().invoke(main, list(args), catch_exceptions=False)
 
 
 def states() -> dict[str, str]:
-    result = mailer("status", "--json")
+    result = cli("status", "--json")
     return {r["recipient"]: r["state"] for r in json.loads(result.output)["recipients"]}
 
 
@@ -64,23 +64,23 @@ def test_unknown_is_left_alone_by_rerun_run_due_and_resend(work: Path,
     server.fault("chloe@example.net", Fault(action="stall", stage="data", delivered=True,
                                              times=1))
     send = ("send", "contacts.csv", "--profile", "profile.toml", "--rate", "none", "--yes")
-    first = mailer(*send)
+    first = cli(*send)
     assert first.exit_code == 1, first.output
     assert "2 message(s) are 'unknown'" in first.output
     assert states() == {"anna@example.com": "sent", "ben@example.org": "unknown",
                         "chloe@example.net": "unknown", "dan@example.com": "sent"}
-    row = json.loads(mailer("status", "--json").output)["recipients"][2]
+    row = json.loads(cli("status", "--json").output)["recipients"][2]
     assert "no reply within 1 s after the whole message" in row["last_reply"]
 
-    assert mailer(*send).exit_code == 1  # a rerun
-    assert mailer("run-due", "--rate", "none").output == ""
-    assert mailer("resend", "--rate", "none", "--yes").output.endswith("Nothing to resend.\n")
-    again = mailer("resend", "--failed", "--deferred", "--rate", "none", "--yes")
+    assert cli(*send).exit_code == 1  # a rerun
+    assert cli("run-due", "--rate", "none").output == ""
+    assert cli("resend", "--rate", "none", "--yes").output.endswith("Nothing to resend.\n")
+    again = cli("resend", "--failed", "--deferred", "--rate", "none", "--yes")
     assert again.output.endswith("Nothing to resend.\n")
     assert Counter(server.recipients()) == Counter(PEOPLE)  # one copy each, nobody twice
     assert states()["ben@example.org"] == states()["chloe@example.net"] == "unknown"
 
-    forced = mailer("resend", "--unknown", "--only", "chloe@example.net", "--rate", "none",
+    forced = cli("resend", "--unknown", "--only", "chloe@example.net", "--rate", "none",
                     "--yes")
     assert forced.exit_code == 1, forced.output  # Ben is still unknown
     assert Counter(server.recipients())["chloe@example.net"] == 2
@@ -98,7 +98,7 @@ def test_unattended_output_against_a_slow_server(work: Path, monkeypatch: pytest
     with SmtpServer(starttls=True, auth=("alex@example.com", "app-password"),
                     data_delay=0.3) as server:
         use(server, monkeypatch)
-        result = mailer("send", "contacts.csv", "--profile", "profile.toml", "--rate", "60/min",
+        result = cli("send", "contacts.csv", "--profile", "profile.toml", "--rate", "60/min",
                         "--yes")
     assert result.exit_code == 0, result.output
     lines = result.output.splitlines()
