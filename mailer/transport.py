@@ -220,6 +220,10 @@ class Connection:
             self.close()
             raise Lost("the server closed the connection before the message was complete; "
                        "nothing was delivered") from None
+        except aiosmtplib.SMTPException as err:  # an unreadable reply
+            self.close()
+            raise Lost(f"no usable reply before the message was complete ({err}); nothing "
+                       f"was delivered") from None
         self.dot_written = True
         wait = self.settings.data_timeout
         try:
@@ -232,6 +236,10 @@ class Connection:
             self.close()
             raise NoFinalReply("the server closed the connection after the whole message "
                                "without a reply: it may have been delivered") from None
+        except aiosmtplib.SMTPException as err:
+            self.close()
+            raise NoFinalReply(f"no usable reply after the whole message ({err}): it may "
+                               f"have been delivered") from None
         if reply.code == 421:
             self.close()
         return Reply(reply.code, reply.message)

@@ -16,9 +16,10 @@ from click.testing import CliRunner, Result
 
 import mailer.cli.schedule  # noqa: F401  (registers run-due, resend, resume)
 import mailer.cli.send as send_cli
-from mailer import sender
+from mailer import config, sender
 from mailer.cli.app import main
-from tests.smtpd import Fault, SmtpServer
+from mailer.journal import Journal, journal_path
+from tests.smtpd import Fault, SmtpServer, make_draft
 
 PROJECT = Path(__file__).resolve().parents[1]
 PEOPLE = ["anna@example.com", "ben@example.org", "chloe@example.net", "dan@example.com"]
@@ -116,3 +117,18 @@ def test_unattended_output_against_a_slow_server(work: Path, monkeypatch: pytest
     assert 1 <= len(progress) <= 4  # about 4 s of sending, a line at most every second
     assert any(x.startswith("This run: 4 sent, 0 deferred, 0 failed, 0 unknown") for x in lines)
     assert lines.index(waits[0]) > 1 and lines.index(progress[-1]) < len(lines) - 1
+
+
+def test_resume_sends_a_paused_campaign_that_run_due_left(work: Path,
+                                                          server: SmtpServer) -> None:
+    with Journal(journal_path(config.state_dir(config.environment()))) as journal:
+        journal.enqueue("event", [make_draft(address) for address in PEOPLE])
+        journal.pause("event")
+    assert cli("run-due", "--rate", "none").output == ""
+    assert server.received == []
+    result = cli("resume", "event", "--rate", "none")
+    assert result.exit_code == 0, result.output
+    assert sorted(server.recipients()) == sorted(PEOPLE)
+    assert cli("campaigns", "--json").output.count('"paused_at": null') == 1
+    missing = cli("resume", "nope")
+    assert missing.exit_code == 2 and "No campaign 'nope'" in missing.output

@@ -77,6 +77,10 @@ class Sending:
     rates: tuple[str, ...] = ()
     provider: str | None = None
     concurrency: int = 1
+    again: tuple[str, ...] = ()  # the command that resumes; default `mailer resume NAME ...`
+
+    def resume_command(self, campaign: str) -> str:
+        return shlex.join(self.again or ("mailer", "resume", campaign, *self.args()))
 
     @property
     def limits(self) -> tuple[Rate, ...]:
@@ -153,7 +157,8 @@ def send(paths: tuple[Path, ...], profile_path: Path, campaign_name: str | None,
             return
         scheduled_at = at_time.timestamp() if at_time is not None else None  # --at now
         feed = None
-        options = Sending(rates, provider, concurrency)
+        # resumed by the same command: it also queues the contacts not read yet
+        options = Sending(rates, provider, concurrency, again=("mailer", *sys.argv[1:]))
         if assume_yes:  # queue while sending: rendering overlaps with the server's replies
             if scheduled_at is not None:
                 journal.set_schedule(campaign, scheduled_at)
@@ -390,7 +395,7 @@ def finish(summary: SendSummary, options: Sending) -> None:
 
 
 def show_paused(campaign: str, left: int, options: Sending) -> None:
-    resume = shlex.join(["mailer", "resume", campaign, *options.args()])
+    resume = options.resume_command(campaign)
     click.echo(f"Paused campaign {campaign!r} after Ctrl-C: {left} message(s) still queued. "
                f"`mailer run-due` leaves a paused campaign alone.\n"
                f"  to resume it:       {resume}\n"
