@@ -37,7 +37,8 @@ class SmtpSettings:
     security: str = "starttls"  # one of SECURITY_MODES
     username: str = ""
     password: str = field(default="", repr=False)
-    timeout: float = 30.0
+    timeout: float = 30.0  # per command
+    data_timeout: float = 600.0  # for the reply to the final dot (RFC 5321 4.5.3.2.6)
     allow_insecure: bool = False  # plain SMTP to a non-loopback host, explicitly wanted
     auth: str = "password"  # one of AUTH_MODES
     # where the password or token comes from; None: `password` above
@@ -120,11 +121,8 @@ def smtp_settings(env: Mapping[str, str]) -> SmtpSettings:
         raise ConfigError(f"MAILER_SMTP_PORT={port_text!r} is not a number.") from None
     if not 0 < port < 65536:
         raise ConfigError(f"MAILER_SMTP_PORT={port} is out of range.")
-    timeout_text = env.get("MAILER_SMTP_TIMEOUT", "").strip()
-    try:
-        timeout = float(timeout_text) if timeout_text else 30.0
-    except ValueError:
-        raise ConfigError(f"MAILER_SMTP_TIMEOUT={timeout_text!r} is not a number.") from None
+    timeout = _seconds(env, "MAILER_SMTP_TIMEOUT", 30.0)
+    data_timeout = _seconds(env, "MAILER_SMTP_DATA_TIMEOUT", 600.0)
     username = env.get("MAILER_SMTP_USERNAME", "").strip()
     password = env.get("MAILER_SMTP_PASSWORD", "")
     auth = env.get("MAILER_SMTP_AUTH", "").strip().lower() or "password"
@@ -137,13 +135,7 @@ def smtp_settings(env: Mapping[str, str]) -> SmtpSettings:
         credentials = TokenSource(oauth_settings(env, host), username)
     elif username:
         command = env.get("MAILER_SMTP_PASSWORD_COMMAND", "").strip()
-        wait_text = env.get("MAILER_SMTP_PASSWORD_TIMEOUT", "").strip()
-        try:
-            wait = float(wait_text) if wait_text else 60.0
-        except ValueError:
-            raise ConfigError(
-                f"MAILER_SMTP_PASSWORD_TIMEOUT={wait_text!r} is not a number."
-            ) from None
+        wait = _seconds(env, "MAILER_SMTP_PASSWORD_TIMEOUT", 60.0)
         credentials = PasswordSource(host, username, command, password, wait)
     settings = SmtpSettings(
         host=host,
@@ -152,6 +144,7 @@ def smtp_settings(env: Mapping[str, str]) -> SmtpSettings:
         username=username,
         password=password,
         timeout=timeout,
+        data_timeout=data_timeout,
         allow_insecure=env.get("MAILER_SMTP_ALLOW_INSECURE", "").strip().lower()
         in ("1", "true", "yes"),
         auth=auth,
@@ -159,6 +152,17 @@ def smtp_settings(env: Mapping[str, str]) -> SmtpSettings:
     )
     settings.check_safe()
     return settings
+
+
+def _seconds(env: Mapping[str, str], name: str, default: float) -> float:
+    text = env.get(name, "").strip()
+    try:
+        value = float(text) if text else default
+    except ValueError:
+        raise ConfigError(f"{name}={text!r} is not a number of seconds.") from None
+    if not 0 < value < float("inf"):
+        raise ConfigError(f"{name}={text!r} must be a positive number of seconds.")
+    return value
 
 
 def state_dir(env: Mapping[str, str]) -> Path:

@@ -15,13 +15,15 @@ from pathlib import Path
 
 from .config import SmtpSettings
 from .journal import Journal, journal_path
-from .ratelimit import Rate
 from .runlock import RunLock
-from .sender import RetryPolicy, SendSummary, make_limiter, send_campaign_sync
+from .sender import SendSummary
+
+# sends one campaign: the command line's, with its pace, output and Ctrl-C handling
+Send = Callable[[Journal, str, SmtpSettings], SendSummary]
 
 
 def send_due(state_dir: Path, now: datetime, settings: Callable[[], SmtpSettings],
-             limits: tuple[Rate, ...], concurrency: int, *,
+             send: Send, *,
              after_each: Callable[[Journal, SendSummary], None] | None = None,
              after_all: Callable[[Journal], None] | None = None) -> Iterator[SendSummary]:
     """One summary per due campaign sent; nothing when there is no journal yet, or
@@ -40,9 +42,7 @@ def send_due(state_dir: Path, now: datetime, settings: Callable[[], SmtpSettings
             smtp = settings() if due else None
             for campaign in due:
                 assert smtp is not None
-                summary = send_campaign_sync(
-                    journal, campaign, smtp, limiter=make_limiter(journal, limits),
-                    concurrency=concurrency, retry=RetryPolicy(attempts=1), handle_sigint=True)
+                summary = send(journal, campaign, smtp)
                 yield summary
                 if summary.stopped == "interrupted":
                     return

@@ -3,15 +3,18 @@
 A recipient row moves through these states::
 
     queued ──claim──> claimed ──reply──> sent | deferred | failed
-      ^                  │                 │
-      └── retry (4xx) ───┘                 └──inbox──> bounced | replied
-                               claimed by a process that died ──> unknown
+      ^                  │     no reply to the final dot ──> unknown
+      └── retry (4xx) ───┘     claimed by a process that died ──> unknown
+                               sent ──inbox──> bounced | replied
 
 `claimed` is committed *before* the SMTP transaction starts, and the outcome
 right after the reply, so a crash leaves at most one `claimed` row per
 connection.  The next run turns those into `unknown` and never resends them on
 its own: the message may or may not have left, and a duplicate is worse than
 a question.  `requeue()` (used by `mailer resend`) puts chosen states back.
+
+A campaign stopped by Ctrl-C is `paused_at`: `run-due` skips it (a crash sets
+nothing, so run-due carries on after one); an explicit send or resume clears it.
 
 Scheduling (`mailer send --at`, `mailer run-due`): a campaign's `scheduled_at`
 is UTC epoch seconds and is compared with the current epoch seconds, so a DST
@@ -62,7 +65,8 @@ CREATE TABLE IF NOT EXISTS campaigns (
     name          TEXT PRIMARY KEY,
     created_at    REAL NOT NULL,
     scheduled_at  REAL,                  -- epoch seconds; NULL = send now
-    cancelled_at  REAL
+    cancelled_at  REAL,
+    paused_at     REAL                   -- stopped by Ctrl-C; run-due leaves it alone
 );
 CREATE TABLE IF NOT EXISTS messages (
     id              INTEGER PRIMARY KEY,
@@ -216,6 +220,7 @@ class Campaign:
     created_at: float
     scheduled_at: float | None
     cancelled_at: float | None
+    paused_at: float | None = None
 
 
 BUSY_TIMEOUT = 30.0  # seconds a write waits for another process's write lock
@@ -249,10 +254,14 @@ class Journal:
     # -- housekeeping -------------------------------------------------------
 
     def _add_missing_columns(self) -> None:
-        """A journal written by an older mailer lacks `messages.source`."""
+        """A journal written by an older mailer lacks `messages.source` and
+        `campaigns.paused_at`."""
         columns = {row[1] for row in self._db.execute("PRAGMA table_info(messages)")}
         if "source" not in columns:
             self._db.execute("ALTER TABLE messages ADD COLUMN source TEXT NOT NULL DEFAULT ''")
+        columns = {row[1] for row in self._db.execute("PRAGMA table_info(campaigns)")}
+        if "paused_at" not in columns:
+            self._db.execute("ALTER TABLE campaigns ADD COLUMN paused_at REAL")
 
     def close(self) -> None:
         self.end_run()
@@ -407,13 +416,14 @@ class Journal:
         return added
 
     def campaigns(self) -> list[Campaign]:
-        sql = ("SELECT name, created_at, scheduled_at, cancelled_at FROM campaigns "
+        sql = ("SELECT name, created_at, scheduled_at, cancelled_at, paused_at FROM campaigns "
                "ORDER BY created_at")
         return [Campaign(*row) for row in self._db.execute(sql)]
 
     def campaign(self, name: str) -> Campaign | None:
         row = self._db.execute(
-            "SELECT name, created_at, scheduled_at, cancelled_at FROM campaigns WHERE name = ?",
+            "SELECT name, created_at, scheduled_at, cancelled_at, paused_at FROM campaigns "
+            "WHERE name = ?",
             (name,),
         ).fetchone()
         return Campaign(*row) if row else None
@@ -444,11 +454,28 @@ class Journal:
             )
         return cur.rowcount
 
+    def pause(self, campaign: str, now: float | None = None) -> None:
+        """Mark the campaign paused (Ctrl-C): `run-due` skips it until an
+        explicit send, resend or resume takes it up again."""
+        with self._write() as db:
+            db.execute("UPDATE campaigns SET paused_at = ? WHERE name = ?",
+                       (time.time() if now is None else now, campaign))
+
+    def unpause(self, campaign: str) -> None:
+        paused = self._db.execute("SELECT 1 FROM campaigns WHERE name = ? AND paused_at IS NOT "
+                                  "NULL", (campaign,)).fetchone()
+        if paused is None:  # the usual case: no write, so no wait for another's lock
+            return
+        with self._write() as db:
+            db.execute("UPDATE campaigns SET paused_at = NULL WHERE name = ? "
+                       "AND paused_at IS NOT NULL", (campaign,))
+
     def due_campaigns(self, now: float) -> list[str]:
-        """Campaigns, oldest first, that are not cancelled, whose time has come
+        """Campaigns, oldest first, that are not cancelled nor paused, whose time has come
         (`scheduled_at` unset or <= `now`, both UTC epoch seconds) and that have
         queued rows due by `now`."""
         sql = ("SELECT c.name FROM campaigns c WHERE c.cancelled_at IS NULL "
+               "AND c.paused_at IS NULL "
                "AND (c.scheduled_at IS NULL OR c.scheduled_at <= ?) "
                "AND EXISTS (SELECT 1 FROM messages m WHERE m.campaign = c.name "
                "  AND m.state = 'queued' AND m.next_attempt_at <= ?) "
@@ -461,7 +488,8 @@ class Journal:
         rows = self._db.execute(
             "SELECT m.id, m.attempts, m.finished_at FROM messages m "
             "JOIN campaigns c ON c.name = m.campaign "
-            "WHERE m.state = 'deferred' AND c.cancelled_at IS NULL AND m.attempts < ?",
+            "WHERE m.state = 'deferred' AND c.cancelled_at IS NULL AND c.paused_at IS NULL "
+            "AND m.attempts < ?",
             (policy.max_attempts,),
         ).fetchall()
         due = [(row_id,) for row_id, attempts, finished in rows
@@ -576,8 +604,7 @@ class Journal:
             "WHERE campaign = ? AND state = 'queued'",
             (campaign,),
         ).fetchone()
-        due: float | None = row[0]
-        return due
+        return float(row[0]) if row[0] is not None else None
 
     def mark(self, row_id: int, state: State, code: int | None, reply: str,
              *, retry_at: float | None = None) -> None:

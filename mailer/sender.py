@@ -10,17 +10,23 @@ reports them as `unknown` (see journal.py).
 
 Outcomes by reply class:
 - 2xx: sent.
-- 4xx, a dropped connection or a timeout: retried in this run after an
-  exponential back-off with jitter, up to `RetryPolicy.attempts` tries, then
-  left `deferred` for `mailer resend`.  421 also closes the connection and
-  makes that worker wait before reconnecting.
+- 4xx, or a connection dropped or timed out before the final dot of DATA was
+  written: retried in this run after an exponential back-off with jitter, up
+  to `RetryPolicy.attempts` tries, then left `deferred` for `mailer resend`.
+  421 also closes the connection and makes that worker wait before
+  reconnecting.
+- No reply to the final dot (closed, reset, or nothing within the data
+  timeout): `unknown`.  The server may have delivered it (RFC 1047), so
+  nothing resends it: not this run, not a rerun, `run-due` or `resend`
+  without `--unknown`.
 - 5xx: failed, with the server's reply kept.  `error_budget` failures in a
   row pause the run: something is wrong with the account or the message.
 - Authentication or TLS failures are `SmtpError`s: the run stops at once,
   and the claimed row is given back, so nobody is marked.
 
 Ctrl-C (first): no new transactions; the ones in flight finish and are
-recorded.  A second Ctrl-C cancels them; their rows become `unknown`.
+recorded.  A second Ctrl-C cancels them: a row whose final dot was already
+written becomes `unknown`, the others go back to the queue untouched.
 
 The journal's write lock: while another process (a second `mailer`, a backup)
 holds it, a journal write here fails after a few milliseconds and is retried
@@ -46,7 +52,7 @@ from .errors import AuthError, JournalBusy, JournalError, SmtpError
 from .journal import Claimed, Journal, Outcome
 from .models import Draft, State
 from .ratelimit import Rate, RateLimiter
-from .transport import Connection, Lost
+from .transport import Connection, Lost, NoFinalReply
 
 T = TypeVar("T")
 P = ParamSpec("P")
@@ -92,6 +98,18 @@ class Progress:
     failed: int
     remaining: int
     rate: str
+    unknown: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Wait:
+    """The run is waiting longer than LONG_WAIT: for what, until when (epoch s)."""
+
+    what: str
+    until: float
+
+
+LONG_WAIT = 10.0  # seconds; shorter waits are part of the pace, not news
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,6 +124,7 @@ class SendSummary:
     stopped: str = ""  # "" ran to the end; otherwise why it stopped early
     logins: int = 0
     fed: int = 0  # rows the feed queued during the run
+    unknown: int = 0  # in this run: no reply to the final dot
 
     @property
     def complete(self) -> bool:
@@ -124,11 +143,15 @@ class _Run:
     error_budget: int
     progress: Callable[[Progress], None] | None
     remaining: int
+    on_wait: Callable[[Wait], None] | None = None
+    announced: tuple[str, float] = ("", 0.0)
     stop: asyncio.Event = field(default_factory=asyncio.Event)
     stopped: str = ""
     sent: int = 0
     deferred: int = 0
     failed: int = 0
+    unknown: int = 0
+    in_flight: int = 0  # transactions between claim and outcome
     consecutive_failures: int = 0
     tries: dict[int, int] = field(default_factory=dict)  # row id -> tries in this run
     feeding: bool = False  # a feed is still queueing drafts
@@ -152,7 +175,8 @@ class _Run:
     def report(self) -> None:
         if self.progress is not None:
             self.progress(
-                Progress(self.sent, self.deferred, self.failed, self.remaining, str(self.limiter))
+                Progress(self.sent, self.deferred, self.failed, self.remaining,
+                         str(self.limiter), self.unknown)
             )
 
     async def worker(self, conn: Connection) -> None:
@@ -162,22 +186,25 @@ class _Run:
         pending: Outcome | None = None
         try:
             while not self.stop.is_set():
-                if not conn.connected or self.limiter.wait_time() > 0:
+                wait, rule = self.limiter.blocked()
+                if wait > 0 and not self.feeding and self.remaining <= self.in_flight:
+                    return  # nothing left but what is in flight: do not wait for a slot
+                if not conn.connected or wait > 0:
                     await self.flush(pending)
                     pending = None
                     if not conn.connected:
                         await conn.connect()
-                    if not await self.until_stopped(self.limiter.acquire()):
-                        return
-                    if self.stop.is_set():  # stopped while the slot was granted
-                        self.limiter.refund()
+                    if rule is not None:
+                        self.announce(f"the rate limit {rule}", wait)
+                    slot = await self.acquire_unless_stopped()
+                    if slot is None:
                         return
                 else:
-                    await self.limiter.acquire()  # free: returns without suspending
+                    slot = await self.limiter.acquire()  # free: returns without suspending
                 row = await patiently(partial(self.journal.claim, self.campaign, record=pending))
                 pending = None
                 if row is None:
-                    self.limiter.refund()
+                    self.limiter.refund(slot)
                     if not await self.wait_for_work():
                         return
                     continue
@@ -185,13 +212,41 @@ class _Run:
                 if pending.code == 421:  # the server is shedding load: give it a rest
                     await self.flush(pending)
                     pending = None
-                    await self.until_stopped(asyncio.sleep(self.retry.delay(1)))
+                    rest = self.retry.delay(1)
+                    self.announce("the server, which answered 421 (busy)", rest)
+                    await self.until_stopped(asyncio.sleep(rest))
         except SmtpError as err:
             self.halt(str(err))  # the other workers stop after their transaction
+            raise
+        except asyncio.CancelledError:
+            conn.close()  # stopping now: no polite QUIT to a server busy with our message
             raise
         finally:
             await self.flush(pending)
             await conn.quit()
+
+    async def acquire_unless_stopped(self) -> int | None:
+        """A rate-limit slot, or None when the run is stopped first."""
+        task = asyncio.ensure_future(self.limiter.acquire())
+        if not await self.until_stopped(task):
+            return None
+        slot = task.result()
+        if self.stop.is_set():  # stopped while the slot was granted
+            self.limiter.refund(slot)
+            return None
+        return slot
+
+    def announce(self, what: str, seconds: float) -> None:
+        """Tell the user about a wait longer than LONG_WAIT, once (every
+        connection may run into the same one)."""
+        if self.on_wait is None or seconds <= LONG_WAIT:
+            return
+        until = time.time() + seconds
+        last_what, last_until = self.announced
+        if what == last_what and abs(until - last_until) < LONG_WAIT:
+            return
+        self.announced = (what, until)
+        self.on_wait(Wait(what, until))
 
     async def flush(self, pending: Outcome | None) -> None:
         if pending is not None:
@@ -206,26 +261,45 @@ class _Run:
         due = self.journal.next_due(self.campaign)
         if due is None:
             return False
+        self.announce("retries of temporarily refused messages", due - time.time())
         await self.until_stopped(asyncio.sleep(max(0.0, due - time.time())))
         return True
 
     async def transact(self, conn: Connection, row: Claimed) -> Outcome:
         """One SMTP transaction; returns its outcome, to be recorded by the caller."""
+        self.in_flight += 1
+        try:
+            return await self._transact(conn, row)
+        finally:
+            self.in_flight -= 1
+
+    async def _transact(self, conn: Connection, row: Claimed) -> Outcome:
         try:
             reply = await conn.send(row.sender, row.recipient, row.wire(), smtputf8=row.smtputf8)
         except Lost as err:
             return self.defer(row, None, str(err))
+        except NoFinalReply as err:
+            self.tries.pop(row.id, None)
+            self.unknown += 1
+            self.remaining -= 1
+            self.report()
+            return Outcome(row.id, State.UNKNOWN, None, str(err))
         except SmtpError:
             await patiently(partial(self.journal.release, row.id))  # nothing went out with it
             raise
         except asyncio.CancelledError:
-            await patiently(partial(self.journal.mark, row.id, State.UNKNOWN, None,
-                                    "interrupted during the transaction"))
+            if conn.dot_written:
+                await patiently(partial(
+                    self.journal.mark, row.id, State.UNKNOWN, None,
+                    "stopped after the whole message, before the server's reply"))
+            else:  # stopped before the final dot: nothing went out
+                await patiently(partial(self.journal.release, row.id))
             raise
         if reply.code == 530:  # "authentication required": the account, not the recipient
             await patiently(partial(self.journal.release, row.id))
             raise AuthError(f"The server wants a login before sending: {reply}. "
-                            f"Set MAILER_SMTP_USERNAME and MAILER_SMTP_PASSWORD.")
+                            f"Set MAILER_SMTP_USERNAME, then store the password with "
+                            f"`mailer login` (or check MAILER_SMTP_AUTH).")
         if 400 <= reply.code < 500:
             return self.defer(row, reply.code, reply.text)
         self.tries.pop(row.id, None)
@@ -304,16 +378,25 @@ async def send_campaign(
     tls_context: ssl.SSLContext | None = None,
     handle_sigint: bool = False,
     feed: Iterable[Sequence[Draft]] | None = None,
+    on_wait: Callable[[Wait], None] | None = None,
+    on_interrupt: Callable[[int | None], None] | None = None,
 ) -> SendSummary:
     """Send every due queued message of `campaign`; returns the summary.
     `feed`: batches of drafts to queue while sending (see `_Run.feed_from`).
+    `on_wait`: told about every wait longer than LONG_WAIT (rate limit, retries).
+    `on_interrupt`: told at once of a Ctrl-C (with `handle_sigint`): the number
+    of transactions in flight being finished, or None for the second, which
+    stops them.  An interrupted campaign is left paused (`Journal.pause`);
+    calling this for a paused campaign is the explicit resume.
     Raises `SmtpError` when the server cannot be used (nobody is marked)."""
     settings.check_safe()
     started = time.monotonic()
-    recovered = journal.recover()
+    with journal.busy_wait(LOCK_POLL):  # another process's write lock: wait in the loop
+        await patiently(partial(journal.unpause, campaign))
+        recovered = await patiently(journal.recover)
     counts = journal.counts(campaign)
     run = _Run(journal, campaign, limiter, retry or RetryPolicy(), max(1, error_budget),
-               progress, remaining=counts[State.QUEUED])
+               progress, remaining=counts[State.QUEUED], on_wait=on_wait)
     batches = iter(feed if feed is not None else ())
     with journal.busy_wait(LOCK_POLL):
         while not run.remaining:  # queue until there is something to send: else never log in
@@ -331,10 +414,13 @@ async def send_campaign(
     tasks: list[asyncio.Task[None]] = []
 
     def interrupt() -> None:
-        if run.stop.is_set():
+        second = run.stop.is_set()
+        if second:
             for task in tasks:
                 task.cancel()
         run.halt("interrupted")
+        if on_interrupt is not None:
+            on_interrupt(None if second else run.in_flight)
 
     if handle_sigint:
         loop.add_signal_handler(signal.SIGINT, interrupt)
@@ -361,6 +447,8 @@ async def send_campaign(
             run.halt("interrupted")
         elif isinstance(result, BaseException):
             raise result
+    if run.stopped == "interrupted":
+        journal.pause(campaign)  # a Ctrl-C means stop: cron's run-due must not carry on
     return SendSummary(
         campaign=campaign,
         counts=journal.counts(campaign),
@@ -372,6 +460,7 @@ async def send_campaign(
         stopped=run.stopped,
         logins=sum(c.logins for c in conns),
         fed=run.fed_rows,
+        unknown=run.unknown,
     )
 
 

@@ -8,18 +8,32 @@ transparently: nothing of that message had been sent yet.
 
 Failures that concern the whole account (cannot connect, TLS, login) raise
 the `SmtpError` subclasses; everything about one recipient comes back as a
-`Reply` (the server's code and text) or as `Lost` (no reply: connection
-dropped or timed out), and the sender decides what each means.
+`Reply` (the server's code and text) or as an exception saying where the
+transaction was when the reply did not come:
+
+- `Lost`: before the final dot was written (MAIL, RCPT, DATA, the body).
+  The server cannot have taken the message: it may be sent again.
+- `NoFinalReply`: after the final dot, no reply (closed, reset, or nothing
+  within `SmtpSettings.data_timeout`, 10 minutes by default as RFC 5321
+  4.5.3.2.6 asks).  The server may have taken the message and delivered it
+  (RFC 1047): it must not be sent again without the user's say-so.
+
+aiosmtplib's `data()` writes the body and the final dot in one go, which
+leaves no way to tell the two apart, so the DATA phase is driven here: DATA
+and 354, then the body flushed to the socket, then a last look whether the
+connection is still up, then the dot.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import ssl
 from dataclasses import dataclass
 
 import aiosmtplib
+from aiosmtplib.protocol import PERIOD_REGEX, normalize_message_line_endings
 
 from .config import DEFAULT_PORTS, SmtpSettings
 from .errors import AuthError, ConnectError, TlsError
@@ -35,8 +49,15 @@ class Reply:
         return f"{self.code} {self.text}".strip()
 
 
+BODY_CHUNK = 64 * 1024  # asyncio's write high-water mark
+
+
 class Lost(Exception):
-    """The connection dropped or timed out before the server's reply."""
+    """No reply, and the final dot was never written: nothing was delivered."""
+
+
+class NoFinalReply(Exception):
+    """No reply to the final dot: the message may have been delivered."""
 
 
 # Our own reply for a recipient the server cannot take at all: RFC 6531 says
@@ -59,6 +80,9 @@ class Connection:
         self._local_hostname = local_hostname
         self._smtp: aiosmtplib.SMTP | None = None
         self.logins = 0  # connections opened (each with one login): for reports and tests
+        # True from the moment the final dot of the current message is handed to
+        # the socket: if the transaction is cancelled now, the message may be out.
+        self.dot_written = False
 
     @property
     def connected(self) -> bool:
@@ -121,10 +145,12 @@ class Connection:
 
     async def send(self, sender: str, recipient: str, message: bytes, *, smtputf8: bool) -> Reply:
         """One transaction.  Returns the final 250, or the first reply that is
-        not a success; raises `Lost` when no reply came.  Reconnects once,
+        not a success; raises `Lost` (before the final dot) or `NoFinalReply`
+        (after it) when no reply came.  Reconnects once,
         transparently, when the connection was found closed (or answered 421)
         before anything of this message was sent."""
         smtputf8 = smtputf8 or not (sender.isascii() and recipient.isascii())
+        self.dot_written = False
         for fresh in (False, True):
             if not self.connected:
                 await self.connect()
@@ -162,21 +188,63 @@ class Connection:
             if reply.code not in (250, 251):
                 await self._reset()
                 return Reply(reply.code, reply.message)
-            try:
-                reply = await smtp.data(message)
-            except aiosmtplib.SMTPDataError as err:
-                if err.code == 421:
+            reply = await smtp.execute_command(b"DATA")
+            if reply.code != 354:
+                if reply.code == 421:
                     self.close()
                 else:
                     await self._reset()
-                return Reply(err.code, err.message)
-            return Reply(reply.code, reply.message)
-        except aiosmtplib.SMTPServerDisconnected:
+                return Reply(reply.code, reply.message)
+            await self._write_body(smtp, message)
+        except aiosmtplib.SMTPTimeoutError:  # first: it is an OSError too (TimeoutError)
             self.close()
-            raise Lost("the server closed the connection before replying") from None
+            raise Lost(f"no reply within {self.settings.timeout:g} s before the message was "
+                       f"complete; nothing was delivered") from None
+        except (aiosmtplib.SMTPServerDisconnected, OSError):
+            self.close()
+            raise Lost("the server closed the connection before the message was complete; "
+                       "nothing was delivered") from None
+        except aiosmtplib.SMTPException as err:  # an unreadable reply
+            self.close()
+            raise Lost(f"no usable reply before the message was complete ({err}); nothing "
+                       f"was delivered") from None
+        self.dot_written = True
+        wait = self.settings.data_timeout
+        try:
+            reply = await smtp.execute_command(b".", timeout=wait)
         except aiosmtplib.SMTPTimeoutError:
             self.close()
-            raise Lost(f"no reply within {self.settings.timeout:g} s") from None
+            raise NoFinalReply(f"no reply within {wait:g} s after the whole message: it may "
+                               f"have been delivered") from None
+        except (aiosmtplib.SMTPServerDisconnected, OSError):
+            self.close()
+            raise NoFinalReply("the server closed the connection after the whole message "
+                               "without a reply: it may have been delivered") from None
+        except aiosmtplib.SMTPException as err:
+            self.close()
+            raise NoFinalReply(f"no usable reply after the whole message ({err}): it may "
+                               f"have been delivered") from None
+        if reply.code == 421:
+            self.close()
+        return Reply(reply.code, reply.message)
+
+    @staticmethod
+    async def _write_body(smtp: aiosmtplib.SMTP, message: bytes) -> None:
+        """Write the dot-stuffed body (without the final dot) in chunks under
+        flow control, giving the loop a turn after each to notice a close or
+        reset that has arrived: only a connection still up gets the dot.  (In
+        chunks because over TLS one big write is encrypted and queued whole,
+        and drain would return before any of it left.)"""
+        protocol = smtp.protocol
+        if protocol is None:
+            raise aiosmtplib.SMTPServerDisconnected("Connection lost")
+        body = memoryview(PERIOD_REGEX.sub(b"..", normalize_message_line_endings(message)))
+        for start in range(0, len(body), BODY_CHUNK):
+            protocol.write(bytes(body[start:start + BODY_CHUNK]))  # raises once closing
+            await protocol._drain_helper()  # StreamWriter.drain()'s contract, kept by aiosmtplib
+            await asyncio.sleep(0)
+        if not protocol.is_connected:
+            raise aiosmtplib.SMTPServerDisconnected("Connection lost")
 
     async def _reset(self) -> None:
         """RSET after a refused step, so the next transaction starts clean."""

@@ -13,20 +13,28 @@ stalled messages are not, because the server did not take them.
 Faults, per recipient, optionally only for the first N times:
 - `Fault(reply="450 ...")`: that reply to RCPT TO (stage "rcpt") or to the end
   of DATA (stage "data");
-- `Fault(action="drop")`: close the connection after the message content
-  arrived, without a reply (a crash or network cut mid-DATA);
-- `Fault(action="stall")`: wait `stall_seconds` without replying (set it past
-  the client's timeout), then drop the connection;
+- `Fault(action="drop", stage=...)`: close the connection without a reply, at
+  one phase of the transaction: "mail" (on MAIL FROM; this fault is keyed by
+  the sender's address, the only one known then), "rcpt" (on RCPT TO),
+  "354" (right after the 354 go-ahead), "body" (after `body_bytes` of the
+  content), "data" (after the final dot: a crash or network cut before the
+  reply);
+- `Fault(action="stall")`: at the final dot, wait `stall_seconds` without
+  replying (set it past the client's timeout), then drop the connection;
+- `delivered=True` with a drop or stall at "data": the server keeps the message
+  (logs it in `received`) before going silent, the case RFC 1047 describes;
+and per server: `close_after=N` answers the (N+1)-th MAIL on a connection
+with 421 and closes it (a per-connection message limit); `idle_timeout`
+closes connections idle that long; `data_delay` makes every end-of-DATA reply
+wait (so that transactions are in flight when a test interrupts the sender);
+`recv_buffer` fixes the connections' kernel receive buffer (drops inside the
+body of a large message then happen while the client is still writing).
+
 OAuth2: `SmtpServer(starttls=True, oauth=check)` also offers XOAUTH2 and
 OAUTHBEARER (RFC 7628), accepting a token when `check(user, token)` is true and
 answering others as Gmail does (a 334 error challenge, then 535);
 `mechanisms=("XOAUTH2",)` offers only some of them.  `handler.tokens` lists
 every (mechanism, token, accepted) login try.
-
-and per server: `close_after=N` answers the (N+1)-th MAIL on a connection
-with 421 and closes it (a per-connection message limit); `idle_timeout`
-closes connections idle that long; `data_delay` makes every end-of-DATA reply
-wait (so that transactions are in flight when a test interrupts the sender).
 """
 
 from __future__ import annotations
@@ -39,6 +47,7 @@ import socket
 import ssl
 import tempfile
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from email.message import EmailMessage
@@ -70,14 +79,17 @@ class Received:
     message_id: str | None
     data: bytes
     connection: int  # which connection carried it (1, 2, ...)
+    started: float = 0.0  # time.monotonic() when its MAIL FROM arrived
 
 
 @dataclass(slots=True)
 class Fault:
     reply: str = "451 4.3.0 Temporary failure, try again later"
-    stage: str = "rcpt"  # "rcpt" or "data"
+    stage: str = "rcpt"  # "mail", "rcpt", "354", "body" or "data"
     action: str = "reply"  # "reply", "drop" or "stall"
     times: int | None = None  # only the first N times; None = always
+    delivered: bool = False  # drop/stall at "data": the message was taken first
+    body_bytes: int = 4096  # stage "body": how much content arrives before the drop
 
 
 class FaultHandler:
@@ -153,15 +165,23 @@ class FaultHandler:
                 session.number = self.connections  # type: ignore[attr-defined]
                 session.messages = 0  # type: ignore[attr-defined]
         if self.close_after is not None and session.messages >= self.close_after:  # type: ignore[attr-defined]
-            asyncio.get_running_loop().call_soon(server.transport.close)  # after the reply
+            asyncio.get_running_loop().call_soon(drop, server)  # after the reply
             return "421 4.7.0 Too many messages on this connection, closing"
+        fault = self.take(address, "mail")
+        if fault is not None and fault.action == "drop":
+            drop(server)
+            return "451 never seen: the connection is gone"
         envelope.mail_from = address
         envelope.mail_options.extend(mail_options)
+        session.started = time.monotonic()  # type: ignore[attr-defined]
         return "250 OK"
 
     async def handle_RCPT(self, server: SMTPServerProtocol, session: Session, envelope: Envelope,
                           address: str, rcpt_options: list[str]) -> str:
         fault = self.take(address, "rcpt")
+        if fault is not None and fault.action == "drop":
+            drop(server)
+            return "451 never seen: the connection is gone"
         if fault is not None:
             return fault.reply
         envelope.rcpt_tos.append(address)
@@ -175,21 +195,77 @@ class FaultHandler:
             fault = self.take(address, "data")
             if fault is None:
                 continue
+            if fault.action == "reply":
+                return fault.reply
+            if fault.delivered:
+                self.log(session, envelope)
             if fault.action == "stall":
                 await asyncio.sleep(self.stall_seconds)
-            if fault.action in ("stall", "drop"):
-                server.transport.close()
-                return "451 never seen: the connection is gone"
-            return fault.reply
+            drop(server)
+            return "451 never seen: the connection is gone"
+        self.log(session, envelope)
+        return "250 2.0.0 OK queued"
+
+    def log(self, session: Session, envelope: Envelope) -> None:
         data = envelope.original_content or b""
         headers = BytesHeaderParser().parsebytes(data)
         with self.lock:
             self.received.append(Received(
                 envelope.mail_from or "", tuple(envelope.rcpt_tos), headers.get("Message-ID"),
                 data, session.number,  # type: ignore[attr-defined]
+                session.started,  # type: ignore[attr-defined]
             ))
             session.messages += 1  # type: ignore[attr-defined]
-        return "250 2.0.0 OK queued"
+
+
+def drop(server: SMTPServerProtocol, *, at_once: bool = False) -> None:
+    """Close the client's connection without a reply."""
+    transport = server.transport
+    assert isinstance(transport, asyncio.Transport)
+    if at_once:
+        transport.abort()
+    else:
+        transport.close()
+
+
+class FaultSMTP(SMTPServerProtocol):
+    """aiosmtpd's protocol with drops inside DATA: right after the 354, and in
+    the middle of the content (aiosmtpd's handler hook only runs after the dot)."""
+
+    async def smtp_DATA(self, arg: str) -> None:
+        handler: FaultHandler = self.event_handler
+        fault = None
+        if self.envelope is not None and self.session is not None and not arg:
+            for address in self.envelope.rcpt_tos:
+                fault = handler.take(address, "354") or handler.take(address, "body")
+                if fault is not None:
+                    break
+        if fault is None or fault.action != "drop":
+            await super().smtp_DATA(arg)
+            return
+        await self.push("354 End data with <CR><LF>.<CR><LF>")
+        if fault.stage == "body":
+            await self._reader.readexactly(fault.body_bytes)
+        drop(self, at_once=True)  # unread content or not (close() would shut TLS down first)
+        await asyncio.sleep(0.05)  # connection_lost ends the session before the rest is read
+
+
+class FaultController(Controller):
+    def __init__(self, handler: FaultHandler, *, recv_buffer: int | None, **kwargs: Any) -> None:
+        super().__init__(handler, **kwargs)
+        self.recv_buffer = recv_buffer
+
+    def factory(self) -> SMTPServerProtocol:
+        return FaultSMTP(self.handler, **self.SMTP_kwargs)
+
+    def _create_server(self) -> Any:
+        if self.recv_buffer is None:
+            return super()._create_server()
+        # a fixed receive buffer (no autotuning) on the listening socket, which the
+        # connections inherit: a client cannot park megabytes in it
+        sock = socket.create_server((self.hostname, self.port))
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, self.recv_buffer)
+        return self.loop.create_server(self._factory_invoker, sock=sock, ssl=self.ssl_context)
 
 
 def free_port() -> int:
@@ -212,6 +288,7 @@ class SmtpServer:
         oauth: Callable[[str, str], bool] | None = None,
         mechanisms: tuple[str, ...] | None = None,
         size_limit: int | None = None,
+        recv_buffer: int | None = None,
     ) -> None:
         self.handler = FaultHandler(close_after, stall_seconds, data_delay)
         self.handler.oauth = oauth
@@ -236,8 +313,8 @@ class SmtpServer:
         kwargs["auth_exclude_mechanism"] = [m for m in all_mechanisms if m not in offered]
         self.host = "127.0.0.1"
         self.port = free_port()
-        self._controller = Controller(self.handler, hostname=self.host, port=self.port,
-                                      **kwargs)
+        self._controller = FaultController(self.handler, hostname=self.host, port=self.port,
+                                           recv_buffer=recv_buffer, **kwargs)
 
     def _authenticate(self, server: SMTPServerProtocol, session: Session, envelope: Envelope,
                       mechanism: str, auth_data: Any) -> AuthResult:
@@ -263,11 +340,13 @@ class SmtpServer:
         with self.handler.lock:
             self.handler.faults[address] = fault
 
-    def settings(self, *, timeout: float = 5.0, password: str | None = None) -> SmtpSettings:
+    def settings(self, *, timeout: float = 5.0, password: str | None = None,
+                 data_timeout: float = 5.0) -> SmtpSettings:
         user, secret = self.auth or ("", "")
         return SmtpSettings(
             host=self.host, port=self.port, security="starttls" if self.starttls else "none",
             username=user, password=secret if password is None else password, timeout=timeout,
+            data_timeout=data_timeout,
         )
 
     def client_tls(self) -> ssl.SSLContext:
@@ -282,7 +361,8 @@ class SmtpServer:
         s = self.settings()
         env = {"MAILER_SMTP_HOST": s.host, "MAILER_SMTP_PORT": str(s.port),
                "MAILER_SMTP_SECURITY": s.security, "MAILER_SMTP_USERNAME": s.username,
-               "MAILER_SMTP_PASSWORD": s.password, "MAILER_SMTP_TIMEOUT": str(s.timeout)}
+               "MAILER_SMTP_PASSWORD": s.password, "MAILER_SMTP_TIMEOUT": str(s.timeout),
+               "MAILER_SMTP_DATA_TIMEOUT": str(s.data_timeout)}
         if self.starttls:
             env["SSL_CERT_FILE"] = str(self.ca_file)
         return env

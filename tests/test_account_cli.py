@@ -430,7 +430,7 @@ def test_the_provider_init_wrote_sets_the_rate_of_send(work: Path) -> None:
                                                "--profile", "profile.toml"],
                               cwd=str(work), env=subprocess_env(), encoding="utf-8",
                               timeout=30, dimensions=(50, 200))
-        child.expect_exact("rate 30/min, 500/hour")  # IONOS, from MAILER_PROVIDER in .env
+        child.expect_exact("pace one message every 2 s (30/min), at most 500/hour")  # IONOS (.env)
         child.expect_exact("[y/N]")
         child.sendline("n")
         child.expect(pexpect.EOF)

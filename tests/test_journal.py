@@ -198,3 +198,27 @@ def test_a_journal_from_before_the_source_column_is_upgraded(tmp_path: Path) -> 
         j.enqueue("c1", [dataclasses.replace(make_draft("b@example.com"), source="x.csv:3")])
         assert [(r.recipient, r.source) for r in j.rows("c1")] == [
             ("a@example.com", ""), ("b@example.com", "x.csv:3")]
+
+
+def test_a_paused_campaign_is_not_due_and_its_deferred_rows_wait(tmp_path: Path) -> None:
+    """Ctrl-C pauses: run-due's queries skip the campaign until it is unpaused;
+    a journal from before the column gets it."""
+    path = tmp_path / "old.sqlite3"
+    with Journal(path) as j:
+        j.enqueue("c1", drafts("a", "b"))
+        j.enqueue("c2", drafts("c"))
+    db = sqlite3.connect(path)
+    db.execute("ALTER TABLE campaigns DROP COLUMN paused_at")  # as an older mailer left it
+    db.commit()
+    db.close()
+    with Journal(path) as j:
+        row = j.claim("c1")
+        assert row is not None
+        j.mark(row.id, State.DEFERRED, 451, "later")
+        j.pause("c1", now=5.0)
+        assert j.campaign("c1").paused_at == 5.0 and j.campaign("c2").paused_at is None
+        assert j.due_campaigns(time.time()) == ["c2"]
+        assert j.retry_deferred(time.time() + 86400) == 0
+        j.unpause("c1")
+        assert j.due_campaigns(time.time()) == ["c1", "c2"]
+        assert j.retry_deferred(time.time() + 86400) == 1

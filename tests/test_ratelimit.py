@@ -112,9 +112,12 @@ def test_history_from_earlier_runs_counts_against_the_day() -> None:
 def test_refund_returns_the_slot() -> None:
     clock = FakeClock()
     limiter = RateLimiter([Rate(1, 60.0)], clock=clock, sleep=clock.sleep)
-    run_acquirers(limiter, clock, 1, 1)
+    async def take() -> int:
+        return await limiter.acquire()
+
+    slot = asyncio.run(take())
     assert limiter.wait_time() == pytest.approx(60.0)
-    limiter.refund()
+    limiter.refund(slot)
     assert limiter.wait_time() == 0
 
 

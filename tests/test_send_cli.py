@@ -7,11 +7,13 @@ import csv
 import json
 import os
 import pty
+import shlex
 import shutil
 import signal
 import subprocess
 import sys
 import time
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -169,28 +171,34 @@ def test_confirmation_on_a_terminal(work: Path, server: SmtpServer) -> None:
     code, out = run_on_a_terminal(work, server, b"n\n")
     assert code == 0 and "Nothing queued, nothing sent." in out
     assert (f"SMTP server 127.0.0.1:{server.port} (starttls, as alex@example.com), "
-            f"rate no limit, 1 connection(s).") in out
+            f"pace no limit, 1 connection(s).") in out
     assert server.received == [] and status()["counts"] == {}
     code, out = run_on_a_terminal(work, server, b"n\n", "--provider", "m365")
-    assert "rate 30/min, 10000/day, 1 connection(s)." in out
+    assert "pace one message every 2 s (30/min), at most 10000/day, 1 connection(s)." in out
     code, out = run_on_a_terminal(work, server, b"y\n")
     assert code == 0, out
     assert sorted(server.recipients()) == sorted(PEOPLE)
 
 
 @pytest.mark.slow
-def test_ctrl_c_prints_a_resume_hint_and_the_rerun_finishes(
+def test_ctrl_c_pauses_run_due_leaves_it_and_the_printed_command_resumes(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """SIGINT to a real `mailer send`: it says at once that the transactions in
+    flight are being finished, stops, pauses the campaign and prints the exact
+    commands to resume or cancel; a cron-style `run-due` then sends nothing;
+    the printed resume command sends the rest, nobody twice."""
     monkeypatch.chdir(tmp_path)
     people = [f"p{i:02d}@example.com" for i in range(40)]
     (tmp_path / "contacts.csv").write_text(
         "Name,Email\n" + "\n".join(f"P {i},{e}" for i, e in enumerate(people)) + "\n")
     shutil.copy(PROJECT / "profile.example.toml", tmp_path / "profile.toml")
+    mailer = [sys.executable, "-m", "mailer"]
     with SmtpServer(data_delay=0.2) as srv:
-        env = {**os.environ, **srv.env(), "PYTHONPATH": str(PROJECT)}
-        cmd = [sys.executable, "-c", CLI, "send", "contacts.csv", "--profile", "profile.toml",
-               "--rate", "none", "--concurrency", "2", "--yes"]
+        env = {**os.environ, **srv.env(), "PYTHONPATH": str(PROJECT),
+               "MAILER_HOME": str(tmp_path / "home")}
+        cmd = [*mailer, "send", "contacts.csv", "--profile", "profile.toml",
+               "--rate", "1000/min", "--concurrency", "2", "--yes"]
         proc = subprocess.Popen(cmd, cwd=tmp_path, env=env, text=True,
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         deadline = time.monotonic() + 60
@@ -199,12 +207,25 @@ def test_ctrl_c_prints_a_resume_hint_and_the_rerun_finishes(
         proc.send_signal(signal.SIGINT)
         _, err = proc.communicate(timeout=30)
         assert proc.returncode == 130, err
-        assert "Run the same command again to resume campaign 'contacts'" in err
+        assert err.startswith("Ctrl-C: stopping. Finishing the 2 message(s) in flight"), err
+        assert "press Ctrl-C again to stop at once" in err
+        assert "Paused campaign 'contacts' after Ctrl-C" in err
+        resume = next(line for line in err.splitlines() if "to resume it:" in line)
+        resume_cmd = shlex.split(resume.split(":", 1)[1])
+        assert resume_cmd == ["mailer", *cmd[3:]]  # the same send: it reads what is left too
+        assert "to cancel the rest: mailer cancel contacts" in err
         first = len(srv.received)
         assert 3 <= first < 40
-        rerun = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True,
-                               timeout=120)
-        assert rerun.returncode == 0, rerun.stderr
+        assert Counter(srv.recipients()).most_common(1)[0][1] == 1
+
+        due = subprocess.run([*mailer, "run-due", "--rate", "none"], cwd=tmp_path, env=env,
+                             capture_output=True, text=True, timeout=60)
+        assert (due.returncode, due.stdout, due.stderr) == (0, "", "")
+        assert len(srv.received) == first  # a paused campaign is not cron's to resume
+
+        resumed = subprocess.run([*mailer, *resume_cmd[1:]], cwd=tmp_path, env=env,
+                                 capture_output=True, text=True, timeout=120)
+        assert resumed.returncode == 0, resumed.stdout + resumed.stderr
         assert sorted(srv.recipients()) == people
 
 

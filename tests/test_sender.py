@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from email import message_from_bytes
+from itertools import pairwise
 from pathlib import Path
 
 import pytest
@@ -80,18 +81,20 @@ def test_auth_failure_marks_nobody(journal: Journal) -> None:
 
 
 def test_rate_limit_holds_over_every_window(journal: Journal) -> None:
-    """The run's admissions, on an injected clock, never exceed 3 per 10 s."""
+    """The run's admissions, on an injected clock, are evenly paced: 3 per 10 s
+    is one every 3.33 s, never more than 3 in any 10 s."""
     journal.enqueue("c1", [make_draft(a) for a in people(10)])
     clock = FakeClock()
     admitted: list[float] = []
 
     class Recording(RateLimiter):
-        async def acquire(self) -> None:
-            await super().acquire()
+        async def acquire(self) -> int:
+            slot = await super().acquire()
             admitted.append(clock())
+            return slot
 
-        def refund(self) -> None:  # a slot taken when nothing was left to send
-            super().refund()
+        def refund(self, slot: int) -> None:  # a slot taken when nothing was left to send
+            super().refund(slot)
             admitted.pop()
 
     limiter = Recording([Rate(3, 10.0)], clock=clock, sleep=clock.sleep)
@@ -101,7 +104,8 @@ def test_rate_limit_holds_over_every_window(journal: Journal) -> None:
     assert summary.sent == 10
     assert len(admitted) == 10
     assert max_in_window(admitted, 10.0) <= 3
-    assert clock.now - 1_000_000.0 >= 30.0  # 10 messages at 3 per 10 s take 3 more windows
+    assert min(b - a for a, b in pairwise(admitted)) >= 10.0 / 3 - 1e-9
+    assert clock.now - 1_000_000.0 >= 30.0  # 10 messages, one every 3.33 s
 
 
 def test_limiter_counts_what_was_sent_earlier_today(journal: Journal) -> None:

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import ssl
+import time
 
 import pytest
 
-from mailer.config import SmtpSettings
-from mailer.errors import AuthError, ConnectError, TlsError
-from mailer.transport import NO_SMTPUTF8, Connection, Lost, Reply
+from mailer.config import SmtpSettings, smtp_settings
+from mailer.errors import AuthError, ConfigError, ConnectError, TlsError
+from mailer.transport import NO_SMTPUTF8, Connection, Lost, NoFinalReply, Reply
 from tests.smtpd import Fault, SmtpServer, free_port, make_draft
 
 
@@ -124,25 +125,68 @@ def test_smtputf8_address_needs_the_extension() -> None:
         assert server.recipients() == ["jürgen@example.com"]
 
 
-def test_stall_past_the_timeout_and_drop_mid_data_are_lost_replies() -> None:
-    with SmtpServer(stall_seconds=2.0) as server:
-        server.fault("t0@example.com", Fault(action="stall", stage="data"))
-        server.fault("t1@example.com", Fault(action="drop", stage="data"))
-        conn = Connection(server.settings(timeout=0.5))
+BIG = 8_000_000  # bytes of body: far more than the socket buffers hold (see below)
 
-        async def main() -> list[str]:
-            outcomes = []
-            for address in addresses(3):
-                d = make_draft(address)
-                try:
-                    outcomes.append(str((await conn.send(d.sender, d.recipient, d.payload,
-                                                         smtputf8=False)).code))
-                except Lost as err:
-                    outcomes.append(f"lost: {err}")
-            return outcomes
 
-        outcomes = asyncio.run(main())
-        assert outcomes[0].startswith("lost: no reply within 0.5 s")
-        assert outcomes[1].startswith("lost: the server closed the connection")
-        assert outcomes[2] == "250"
-        assert server.recipients() == ["t2@example.com"]
+def big_payload(address: str) -> bytes:
+    return make_draft(address).payload + (b"x" * 70 + b"\r\n") * (BIG // 72)
+
+
+def attempt(conn: Connection, address: str, payload: bytes) -> str:
+    async def main() -> str:
+        try:
+            return str(await conn.send("me@example.org", address, payload, smtputf8=False))
+        except (Lost, NoFinalReply) as err:
+            return f"{type(err).__name__}: {err}"
+
+    return asyncio.run(main())
+
+
+@pytest.mark.parametrize("stage", ["mail", "rcpt", "354", "body"])
+@pytest.mark.parametrize("tls", [False, True])
+def test_a_drop_before_the_final_dot_is_lost_nothing_delivered(stage: str, tls: bool) -> None:
+    """A drop at MAIL, RCPT, right after 354 or in the middle of the body: the
+    final dot was never written, so the message can be sent again.  The body is
+    8 MB and the server's receive buffer fixed at 64 kB, so the drop inside DATA
+    happens while mailer is still writing (with a small message the whole body
+    and the dot may already be in the socket when the drop shows: that is
+    reported as NoFinalReply, the safe side)."""
+    with SmtpServer(starttls=tls, auth=("u", "p") if tls else None,
+                    recv_buffer=65536) as server:
+        faulty = "me@example.org" if stage == "mail" else "t0@example.com"  # MAIL: the sender
+        server.fault(faulty, Fault(action="drop", stage=stage, times=1))
+        conn = Connection(server.settings(), tls_context=server.client_tls())
+        outcome = attempt(conn, "t0@example.com", big_payload("t0@example.com"))
+        assert outcome.startswith("Lost: the server closed the connection"), outcome
+        assert server.received == []
+        assert attempt(conn, "t1@example.com", make_draft("t1@example.com").payload) == \
+            "250 2.0.0 OK queued"  # a new connection, transparently
+        assert server.recipients() == ["t1@example.com"]
+
+
+@pytest.mark.parametrize("action", ["drop", "stall"])
+def test_no_reply_to_the_final_dot_may_have_been_delivered(action: str) -> None:
+    """RFC 1047's case: the server took the whole message, then closed or fell
+    silent (past the data timeout, which is not the command timeout)."""
+    with SmtpServer(stall_seconds=3.0) as server:
+        server.fault("t0@example.com", Fault(action=action, stage="data", delivered=True))
+        conn = Connection(server.settings(timeout=0.3, data_timeout=1.0))
+        started = time.monotonic()
+        outcome = attempt(conn, "t0@example.com", make_draft("t0@example.com").payload)
+        waited = time.monotonic() - started
+        assert outcome.startswith("NoFinalReply: "), outcome
+        assert "may have been delivered" in outcome
+        if action == "stall":
+            assert "no reply within 1 s" in outcome
+            assert waited >= 1.0  # the data timeout, not the 0.3 s command timeout
+        assert server.recipients() == ["t0@example.com"]
+        assert attempt(conn, "t1@example.com", make_draft("t1@example.com").payload) == \
+            "250 2.0.0 OK queued"
+
+
+def test_data_timeout_is_a_setting_of_its_own() -> None:
+    env = {"MAILER_SMTP_HOST": "127.0.0.1", "MAILER_SMTP_SECURITY": "none"}
+    assert smtp_settings(env).data_timeout == 600.0  # RFC 5321 4.5.3.2.6
+    assert smtp_settings({**env, "MAILER_SMTP_DATA_TIMEOUT": "90"}).data_timeout == 90.0
+    with pytest.raises(ConfigError, match="MAILER_SMTP_DATA_TIMEOUT"):
+        smtp_settings({**env, "MAILER_SMTP_DATA_TIMEOUT": "soon"})

@@ -40,9 +40,10 @@ from .app import (
     yes_option,
 )
 from .inbox import file_sent_copies, imap_settings, inbox_pass, sent_copy_option
-from .send import choose_rates, console, report_and_exit, send_now
+from .send import Sending, choose_rates, console, report_and_exit, send_now, show_paused
 
 if TYPE_CHECKING:
+    from ..config import SmtpSettings
     from ..journal import Journal
     from ..plan import Tally
     from ..resend import FileContacts, ResendPlan
@@ -180,11 +181,19 @@ def run_due(rates: tuple[str, ...], provider: str | None, concurrency: int, with
     exits at once when another run-due is still busy. For cron / systemd."""
     from .. import config
     from ..due import send_due
+    from ..sender import RetryPolicy
     from ..when import now_from
 
     env = config.environment()
     now = now_from(now_text)
+    options = Sending(rates, provider, concurrency)
+    choose_rates(rates, provider)  # a bad --rate fails before anything is read
     summaries: list[SendSummary] = []
+
+    def send(journal: Journal, campaign: str, settings: SmtpSettings) -> SendSummary:
+        # a 4xx defers at once: the journal's back-off takes over, not an in-process wait
+        return send_now(journal, campaign, settings, options, retry=RetryPolicy(attempts=1))
+
     def sent_copies(journal: Journal, summary: SendSummary) -> None:
         if not no_sent_copy:
             file_sent_copies(journal, summary.campaign, provider)
@@ -193,11 +202,12 @@ def run_due(rates: tuple[str, ...], provider: str | None, concurrency: int, with
         if with_inbox:
             inbox_pass(journal, imap_settings(provider), "INBOX", assume_yes=True, quiet=True)
 
-    for summary in send_due(config.state_dir(env), now, lambda: config.smtp_settings(env),
-                            choose_rates(rates, provider), concurrency,
+    for summary in send_due(config.state_dir(env), now, lambda: config.smtp_settings(env), send,
                             after_each=sent_copies, after_all=inbox):
         click.echo(f"{now:%Y-%m-%d %H:%M %Z} {run_line(summary)}")
         summaries.append(summary)
+        if summary.stopped == "interrupted":
+            show_paused(summary.campaign, summary.counts[State.QUEUED], options)
     if not summaries:
         return
     if any(s.stopped == "interrupted" for s in summaries):
@@ -208,7 +218,7 @@ def run_due(rates: tuple[str, ...], provider: str | None, concurrency: int, with
 def run_line(summary: SendSummary) -> str:
     totals = ", ".join(f"{n} {s}" for s, n in summary.counts.items() if n)
     line = (f"campaign {summary.campaign!r}: {summary.sent} sent, {summary.deferred} deferred, "
-            f"{summary.failed} failed (in all: {totals})")
+            f"{summary.failed} failed, {summary.unknown} unknown (in all: {totals})")
     return line + (f"; stopped: {summary.stopped}" if summary.stopped else "")
 
 
@@ -236,7 +246,7 @@ def list_campaigns() -> list[dict[str, Any]]:
         return []
     with journal:
         return [{"name": c.name, "created_at": c.created_at, "scheduled_at": c.scheduled_at,
-                 "cancelled_at": c.cancelled_at,
+                 "cancelled_at": c.cancelled_at, "paused_at": c.paused_at,
                  "counts": {str(s): n for s, n in journal.counts(c.name).items()}}
                 for c in journal.campaigns()]
 
@@ -250,7 +260,7 @@ def show_campaigns(listed: list[dict[str, Any]]) -> None:
 
     now = local_now()
     table = Table()
-    for column in ("campaign", "scheduled", "cancelled", "recipients"):
+    for column in ("campaign", "scheduled", "cancelled", "paused", "recipients"):
         table.add_column(column, overflow="fold")
     for row in listed:
         at = row["scheduled_at"]
@@ -258,7 +268,9 @@ def show_campaigns(listed: list[dict[str, Any]]) -> None:
         stop = row["cancelled_at"]
         cancelled = f"{datetime.fromtimestamp(stop, now.tzinfo):%Y-%m-%d %H:%M}" if stop else ""
         per_state = ", ".join(f"{n} {s}" for s, n in row["counts"].items() if n) or "none"
-        table.add_row(Text(row["name"]), when, cancelled, per_state)
+        held = row["paused_at"]
+        paused = f"{datetime.fromtimestamp(held, now.tzinfo):%Y-%m-%d %H:%M}" if held else ""
+        table.add_row(Text(row["name"]), when, cancelled, paused, per_state)
     Console(highlight=False, width=200).print(table)
 
 
@@ -311,6 +323,33 @@ def cancel(name: str, assume_yes: bool) -> None:
             return
         removed = journal.cancel(campaign)
     click.echo(f"Campaign {campaign!r} cancelled: {removed} message(s) will not be sent.")
+
+
+# --- resume ------------------------------------------------------------------
+
+
+@main.command("resume")
+@click.argument("name")
+@sending_options
+@handle_errors
+def resume(name: str, rates: tuple[str, ...], provider: str | None, concurrency: int) -> None:
+    """Send what campaign NAME still has queued, e.g. after Ctrl-C paused it
+    (`mailer run-due` never resumes a paused campaign on its own)."""
+    from .. import config, holds
+
+    env = config.environment()
+    options = Sending(rates, provider, concurrency)
+    choose_rates(rates, provider)  # a bad --rate fails before anything is sent
+    journal, campaign = known_campaign(open_journal(create=False), name)
+    with journal:
+        held = holds.check_can_resend(journal, campaign)
+        if holds.due_later(held, time.time()) is not None:
+            raise ConfigError(f"Campaign {campaign!r} is scheduled for later: `mailer run-due` "
+                              f"sends it then (or `mailer send ... --at now`).")
+        summary = send_now(journal, campaign, config.smtp_settings(env), options)
+        if summary.stopped != "interrupted":
+            file_sent_copies(journal, campaign, provider)
+        report_and_exit(journal, summary, options)
 
 
 # --- resend ------------------------------------------------------------------
@@ -373,11 +412,11 @@ def resend(paths: tuple[Path, ...], campaign_name: str | None, failed: bool, unk
             click.echo(f"Queued {queued}; the campaign is scheduled for later, so "
                        f"`mailer run-due` sends them then.")
             return
-        summary = send_now(journal, campaign, config.smtp_settings(env),
-                           choose_rates(rates, provider), concurrency)
+        options = Sending(rates, provider, concurrency)
+        summary = send_now(journal, campaign, config.smtp_settings(env), options)
         if not no_sent_copy and summary.stopped != "interrupted":
             file_sent_copies(journal, campaign, provider)
-        report_and_exit(journal, summary)
+        report_and_exit(journal, summary, options)
 
 
 def read_files(journal: Journal, campaign: str, paths: tuple[Path, ...], profile_path: Path,

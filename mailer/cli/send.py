@@ -13,14 +13,24 @@ resumes the same campaign instead of starting a new one.
 `send --at WHEN` plans, asks and queues exactly the same way, records the time
 on the campaign and returns: `mailer run-due` sends it when due (`holds.py`
 has the rules for campaigns scheduled or cancelled).
+
+While sending (`send_now`, shared with resend, resume and run-due): on a
+terminal a progress bar on stderr; without one (cron, a pipe) the server, the
+login, the pace and the plan first, then a line at most every 30 s, a line
+for every wait longer than 10 s, and the summary.  Ctrl-C is answered at
+once; the campaign is then paused and the closing message names the
+commands that resume or cancel it.
 """
 
 from __future__ import annotations
 
 import json
+import shlex
 import sys
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import datetime
 from itertools import islice
 from pathlib import Path
@@ -54,11 +64,35 @@ if TYPE_CHECKING:
     from ..journal import Journal, Row
     from ..plan import Tally
     from ..ratelimit import Rate
-    from ..sender import Progress, SendSummary
+    from ..sender import Progress, RetryPolicy, SendSummary, Wait
     from ..when import Timing
 
 EXIT_INTERRUPTED = 130
 FEED_BATCH = 16  # drafts rendered and queued between turns of the send loop
+PROGRESS_EVERY = 30.0  # seconds between progress lines without a terminal
+
+
+@dataclass(frozen=True, slots=True)
+class Sending:
+    """The sending options as given: what to send with, and what to repeat in
+    the command that resumes a paused campaign."""
+
+    rates: tuple[str, ...] = ()
+    provider: str | None = None
+    concurrency: int = 1
+    again: tuple[str, ...] = ()  # the command that resumes; default `mailer resume NAME ...`
+
+    def resume_command(self, campaign: str) -> str:
+        return shlex.join(self.again or ("mailer", "resume", campaign, *self.args()))
+
+    @property
+    def limits(self) -> tuple[Rate, ...]:
+        return choose_rates(self.rates, self.provider)
+
+    def args(self) -> list[str]:
+        return [*(["--provider", self.provider] if self.provider else []),
+                *(arg for rate in self.rates for arg in ("--rate", rate)),
+                *(["--concurrency", str(self.concurrency)] if self.concurrency != 1 else [])]
 
 
 def choose_rates(rates: tuple[str, ...], provider: str | None) -> tuple[Rate, ...]:
@@ -120,17 +154,19 @@ def send(paths: tuple[Path, ...], profile_path: Path, campaign_name: str | None,
         if later is not None:
             schedule_later(journal, campaign, later, timing.now, drafts, tally, assume_yes)
             return
-        how = f"{server_line(settings)}, rate {rate_text(limits)}, {concurrency} connection(s)."
+        how = f"{server_line(settings)}, pace {rate_text(limits)}, {concurrency} connection(s)."
+        # resumed by the same command: it also queues the contacts not read yet
+        options = Sending(rates, provider, concurrency, again=("mailer", *sys.argv[1:]))
         feed = feed_while_sending(journal, campaign, drafts, timing) if assume_yes else None
         if feed is None and not queue_and_ask(journal, campaign, drafts, tally, timing, how):
             return
-        summary = send_now(journal, campaign, settings, limits, concurrency, feed)
+        summary = send_now(journal, campaign, settings, options, feed, header=assume_yes)
         if feed is not None:
             show_plan(tally, f"Campaign {campaign!r}: {summary.fed} new message(s) queued "
                              f"by this run (--yes: while sending).")
         if not no_sent_copy and summary.stopped != "interrupted":
             file_sent_copies(journal, campaign, provider)
-        report_and_exit(journal, summary)
+        report_and_exit(journal, summary, options)
 
 
 def feed_while_sending(journal: Journal, campaign: str, drafts: Iterator[Draft],
@@ -143,9 +179,9 @@ def feed_while_sending(journal: Journal, campaign: str, drafts: Iterator[Draft],
 
 
 def rate_text(limits: tuple[Rate, ...]) -> str:
-    from ..ratelimit import describe
+    from ..ratelimit import RateLimiter
 
-    return describe(limits)
+    return str(RateLimiter(limits))  # "one message every 3 s (20/min), at most 500/day"
 
 
 def server_line(settings: SmtpSettings) -> str:
@@ -187,6 +223,7 @@ def schedule_later(journal: Journal, campaign: str, later: datetime, now: dateti
 
     at = f"{later.astimezone(now.tzinfo):%a %Y-%m-%d %H:%M %Z}"
     with journal.staged() as staging:
+        journal.unpause(campaign)  # scheduling it again is the user taking it up again
         added = journal.enqueue(campaign, drafts, scheduled_at=later.timestamp())
         queued = journal.counts(campaign)[State.QUEUED]
         show_plan(tally, will_send(campaign, queued, tally.new, f"on {at}"))
@@ -231,23 +268,73 @@ def batched(items: Iterator[Draft], size: int) -> Iterator[list[Draft]]:
         yield batch
 
 
-def send_now(journal: Journal, campaign: str, settings: SmtpSettings, limits: tuple[Rate, ...],
-             concurrency: int, feed: Iterator[list[Draft]] | None = None) -> SendSummary:
-    """Send what the campaign has queued, with a progress bar on a terminal."""
+def send_now(journal: Journal, campaign: str, settings: SmtpSettings, options: Sending,
+             feed: Iterator[list[Draft]] | None = None, *, header: bool = True,
+             retry: RetryPolicy | None = None) -> SendSummary:
+    """Send what the campaign has queued: a progress bar on a terminal, timed
+    lines without one.  `header`: first print the server, login, pace and plan
+    (False when the question before sending has just shown them)."""
     from ..sender import make_limiter, send_campaign_sync
 
-    with progress_display() as update:
-        return send_campaign_sync(journal, campaign, settings,
-                                  limiter=make_limiter(journal, limits),
-                                  concurrency=concurrency, progress=update,
-                                  handle_sigint=True, feed=feed)
+    limiter = make_limiter(journal, options.limits)
+    terminal = sys.stderr.isatty()
+    if header or not terminal:
+        queued = journal.counts(campaign)[State.QUEUED]
+        plan = f"{queued} queued message(s)"
+        if feed is not None:
+            plan = "the new contacts as they are read" + (f" and {plan}" if queued else "")
+        console().print(f"{server_line(settings)}; pace {limiter}; "
+                        f"{options.concurrency} connection(s).")
+        console().print(f"Campaign {campaign!r}: sending {plan}.")
+    with progress_display(terminal) as update:
+        return send_campaign_sync(journal, campaign, settings, limiter=limiter,
+                                  concurrency=options.concurrency, progress=update,
+                                  handle_sigint=True, feed=feed, retry=retry,
+                                  on_wait=show_wait, on_interrupt=show_interrupt)
+
+
+def clock(epoch: float | None = None) -> str:
+    """Local time for log lines; with the date when it is not today."""
+    moment = datetime.fromtimestamp(time.time() if epoch is None else epoch)
+    return f"{moment:%H:%M:%S}" if moment.date() == datetime.now().date() else \
+        f"{moment:%Y-%m-%d %H:%M:%S}"
+
+
+def show_wait(wait: Wait) -> None:
+    click.echo(f"{clock()} waiting for {wait.what} until {clock(wait.until)}")
+
+
+def show_interrupt(in_flight: int | None) -> None:
+    if in_flight is None:
+        click.echo("Stopping now: a message whose whole content was already sent is "
+                   "recorded as 'unknown', the others stay queued.", err=True)
+    else:
+        click.echo(f"Ctrl-C: stopping. Finishing the {in_flight} message(s) in flight and "
+                   f"recording them; press Ctrl-C again to stop at once.", err=True)
 
 
 @contextmanager
-def progress_display() -> Iterator[Callable[[Progress], None] | None]:
-    """A rich progress bar on stderr, only when stderr is a terminal."""
-    if not sys.stderr.isatty():
-        yield None
+def progress_display(terminal: bool) -> Iterator[Callable[[Progress], None]]:
+    """A rich progress bar on stderr on a terminal; else a line at most every
+    PROGRESS_EVERY seconds, with the counts, the rate reached and the pace."""
+    if not terminal:
+        last = time.monotonic()
+        first: float | None = None  # when the first message was sent: the rate counts from it
+
+        def line(p: Progress) -> None:
+            nonlocal last, first
+            now = time.monotonic()
+            if first is None and p.sent:
+                first = now
+            if now - last < PROGRESS_EVERY:
+                return
+            last = now
+            per_minute = (p.sent - 1) * 60.0 / (now - first) if first and now > first else 0.0
+            click.echo(f"{clock()} sent {p.sent}, deferred {p.deferred}, failed {p.failed}, "
+                       f"unknown {p.unknown}, {p.remaining} left; {per_minute:.1f}/min "
+                       f"(pace {p.rate})")
+
+        yield line
         return
     import rich.progress as bars
     from rich.console import Console
@@ -258,15 +345,15 @@ def progress_display() -> Iterator[Callable[[Progress], None] | None]:
         task = bar.add_task("", total=None)
 
         def update(p: Progress) -> None:
-            done = p.sent + p.deferred + p.failed
+            done = p.sent + p.deferred + p.failed + p.unknown
             bar.update(task, completed=done, total=done + p.remaining, description=(
                 f"sent {p.sent}  deferred {p.deferred}  failed {p.failed}  "
-                f"left {p.remaining}  held to {p.rate}"))
+                f"unknown {p.unknown}  left {p.remaining}  pace {p.rate}"))
 
         yield update
 
 
-def report_and_exit(journal: Journal, summary: SendSummary) -> None:
+def report_and_exit(journal: Journal, summary: SendSummary, options: Sending) -> None:
     """The summary, the problems report, and the exit code."""
     from ..problems import write_problems
 
@@ -276,7 +363,7 @@ def report_and_exit(journal: Journal, summary: SendSummary) -> None:
     report = write_problems(journal, summary.campaign)
     if report is not None:
         click.echo(f"Failed, deferred or unknown recipients with the server's replies: {report}")
-    finish(summary)
+    finish(summary, options)
 
 
 def show_summary(summary: SendSummary) -> None:
@@ -291,27 +378,39 @@ def show_summary(summary: SendSummary) -> None:
             table.add_row(str(state), str(count))
     out.print(table)
     out.print(f"This run: {summary.sent} sent, {summary.deferred} deferred, {summary.failed} "
-              f"failed in {summary.elapsed:.1f} s over {summary.logins} login(s).")
+              f"failed, {summary.unknown} unknown in {summary.elapsed:.1f} s over "
+              f"{summary.logins} login(s).")
+    if summary.unknown:
+        out.print(f"{summary.unknown} message(s) are 'unknown': the server took the whole "
+                  f"message and then gave no reply, so it may have delivered them. They are "
+                  f"not sent again; `mailer resend --unknown` sends them anyway.")
     if summary.recovered_unknown:
         out.print(f"{summary.recovered_unknown} message(s) from an interrupted run are "
                   f"'unknown': they may or may not have been delivered, so they were not sent "
                   f"again. `mailer resend --unknown` sends them anyway.")
 
 
-def finish(summary: SendSummary) -> None:
+def finish(summary: SendSummary, options: Sending) -> None:
     left = summary.counts[State.QUEUED]
     if summary.stopped == "interrupted":
-        click.echo(f"Interrupted: the messages in flight were finished and recorded; {left} "
-                   f"still queued. Run the same command again to resume campaign "
-                   f"{summary.campaign!r}.", err=True)
+        show_paused(summary.campaign, left, options)
         sys.exit(EXIT_INTERRUPTED)
     if summary.stopped:
         click.echo(f"Stopped: {summary.stopped}. {left} still queued.", err=True)
         sys.exit(1)
     if summary.counts[State.DEFERRED]:
         click.echo(f"{summary.counts[State.DEFERRED]} deferred after several tries: "
-                   f"`mailer resend --campaign {summary.campaign}` tries them again.", err=True)
+                   f"`mailer resend --campaign {shlex.quote(summary.campaign)}` tries them "
+                   f"again.", err=True)
     sys.exit(0 if summary.complete else 1)
+
+
+def show_paused(campaign: str, left: int, options: Sending) -> None:
+    resume = options.resume_command(campaign)
+    click.echo(f"Paused campaign {campaign!r} after Ctrl-C: {left} message(s) still queued. "
+               f"`mailer run-due` leaves a paused campaign alone.\n"
+               f"  to resume it:       {resume}\n"
+               f"  to cancel the rest: {shlex.join(['mailer', 'cancel', campaign])}", err=True)
 
 
 @main.command()
