@@ -21,7 +21,11 @@ from email_validator import SPECIAL_USE_DOMAIN_NAMES, EmailNotValidError, valida
 
 from ..errors import ConfigError
 from ..models import Contact, Duplicate, ImportResult, Rejected
-from ..sanitize import clean
+from ..sanitize import clean, problem
+
+# A field longer than this is no name, title or address but an attack or a broken file:
+# the entry is rejected, so no later stage (preview, journal) ever holds such a value.
+MAX_FIELD = 64 * 1024
 
 _LANGUAGE_NAMES = {
     "english": "en", "englisch": "en", "german": "de", "deutsch": "de",
@@ -104,12 +108,18 @@ def normalize_address(raw: str) -> str:
     Special-use domains (".invalid", "@invalid", ".test", ...) are syntactically
     fine, and exporters write them for placeholder contacts; email-validator
     refuses them by policy, so they are validated with a neutral stand-in
-    domain and kept: the user sees them in the import and decides."""
-    text = clean(raw)
+    domain and kept: the user sees them in the import and decides.
+
+    A value with a control or format character or "=?" is refused, never cleaned:
+    removing characters from an address can turn it into someone else's."""
+    text = raw.strip()
     if text[:7].lower() == "mailto:":
         text = text[7:].strip()
     if not text:
         raise InvalidAddress("empty")
+    why = problem(text)
+    if why:
+        raise InvalidAddress(why)
     local, at, domain = text.rpartition("@")
     special = bool(at) and _is_special_use(domain)
     candidate = f"{local}@{domain}.example.com" if special else text
@@ -144,7 +154,7 @@ def split_addresses(values: Iterable[str]) -> tuple[list[str], list[tuple[str, s
         try:
             address = normalize_address(raw)
         except InvalidAddress as err:
-            invalid.append((clean(raw), str(err)))
+            invalid.append((raw.strip(), str(err)))  # shown with repr(): escaped
             continue
         if address.casefold() not in seen:
             seen.add(address.casefold())
@@ -196,8 +206,14 @@ def check(entry: Entry, region: str, on_flag: Flag | None = None) -> Contact | R
     """Validate and sanitise one entry: a Contact, or a Rejected saying why not.
     A contact kept although some of its e-mail values were invalid is also passed
     to `on_flag` (as a Rejected-shaped note; it is not an entry of its own)."""
+    source = clean(entry.source)
     if entry.problem:
-        return Rejected(entry.source, clean(entry.problem), entry.as_fields())
+        return Rejected(source, clean(entry.problem), entry.as_fields())
+    too_long = _too_long(entry)
+    if too_long:
+        reason = f"{too_long} is longer than {MAX_FIELD // 1024} KB"
+        fields_read = {k: v for k, v in entry.as_fields().items() if len(v) <= MAX_FIELD}
+        return Rejected(source, reason, fields_read)
     valid, invalid = split_addresses(entry.emails)
     if not valid:
         if invalid:
@@ -205,11 +221,11 @@ def check(entry: Entry, region: str, on_flag: Flag | None = None) -> Contact | R
             reason = f"invalid e-mail address {value!r}: {why}"
         else:
             reason = "no e-mail address"
-        return Rejected(entry.source, reason, entry.as_fields())
+        return Rejected(source, reason, entry.as_fields())
     if invalid and on_flag is not None:
         values = ", ".join(repr(value) for value, _why in invalid)
         reason = f"invalid e-mail value(s) dropped, contact kept: {values}"
-        on_flag(Rejected(clean(entry.source), reason, entry.as_fields()))
+        on_flag(Rejected(source, reason, entry.as_fields()))
     phones: list[str] = []
     for raw in entry.phones:
         phone = normalize_phone(raw, region)
@@ -226,15 +242,30 @@ def check(entry: Entry, region: str, on_flag: Flag | None = None) -> Contact | R
         phones=tuple(phones),
         website=clean(entry.website),
         lang=normalize_lang(entry.lang),
-        source=clean(entry.source),
+        source=source,
     )
 
 
+def _too_long(entry: Entry) -> str:
+    """The name of the first field over MAX_FIELD characters, else ""."""
+    for f in fields(entry):
+        value = getattr(entry, f.name)
+        values = value if isinstance(value, tuple) else (value,)
+        if any(len(v) > MAX_FIELD for v in values):
+            return f.name
+    return ""
+
+
 def sanitise(item: Contact | Rejected) -> Contact | Rejected:
-    """Apply `clean` to every text field of an entry made elsewhere (card reader)."""
+    """Apply `clean` to every text field of an entry made elsewhere (card reader);
+    a contact whose address is not clean as it is becomes a Rejected."""
     if isinstance(item, Rejected):
         fields_read = {clean(k): clean(v) for k, v in item.fields.items() if clean(v)}
         return Rejected(clean(item.source), clean(item.reason), fields_read)
+    for address in item.emails or (item.email,):
+        why = problem(address)
+        if why:
+            return Rejected(clean(item.source), f"invalid e-mail address {address!r}: {why}")
     return _sanitise_contact(item)
 
 
@@ -242,6 +273,8 @@ def _sanitise_contact(contact: Contact) -> Contact:
     changes: dict[str, object] = {}
     for f in fields(contact):
         value = getattr(contact, f.name)
+        if f.name in ("email", "emails"):
+            continue  # checked, never changed
         if isinstance(value, str):
             changes[f.name] = clean(value)
         elif isinstance(value, tuple):
