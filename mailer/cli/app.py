@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Callable
 from functools import wraps
@@ -15,6 +16,7 @@ from ..contacts.csvfile import FIELDS
 from ..errors import ConfigError, MailerError
 from ..journal import Journal
 from ..ratelimit import PRESETS
+from ..sanitize import shown
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -23,6 +25,9 @@ F = TypeVar("F", bound=Callable[..., Any])
 @click.version_option(__version__, prog_name="mailer")
 def main() -> None:
     """Send one impersonal "here are my channels" mail, with your vCard, to everyone you met."""
+    # Everything mailer writes (journal, cache, previews, reports) holds other people's
+    # data: private to the user whatever umask the shell had.
+    os.umask(0o077)
 
 
 def handle_errors(func: F) -> F:
@@ -33,8 +38,8 @@ def handle_errors(func: F) -> F:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return func(*args, **kwargs)
-        except MailerError as err:
-            click.echo(f"mailer: error: {err}", err=True)
+        except MailerError as err:  # the text may quote file names and file contents
+            click.echo(f"mailer: error: {shown(str(err))}", err=True)
             sys.exit(err.exit_code)
         except KeyboardInterrupt:
             click.echo("\nmailer: interrupted", err=True)
