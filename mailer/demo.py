@@ -14,12 +14,11 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import campaign
 from .capture import CaptureServer
 from .config import SmtpSettings
-from .contacts import load_contacts
 from .journal import Journal
 from .message import Composer
+from .plan import Tally, plan_files
 from .preview import PreviewSummary, write_preview
 from .profile import load_profile
 from .ratelimit import RateLimiter
@@ -54,15 +53,13 @@ def run_demo(workdir: Path) -> DemoReport:
         inputs[name] = workdir / name
         shutil.copyfile(example_file(name), inputs[name])
     profile = load_profile(inputs["profile.example.toml"])
-    contacts = load_contacts([inputs["contacts.csv.example"]], region=profile.region)
     composer = Composer(profile)
     journal_path = workdir / "state" / "journal.sqlite3"
     with Journal(journal_path) as journal:
-        items = list(campaign.plan(contacts, composer, journal))
+        items = list(plan_files([inputs["contacts.csv.example"]], composer, journal,
+                                campaign=CAMPAIGN, region=profile.region))
         preview = write_preview(items, workdir / "preview")
-        journal.enqueue(
-            CAMPAIGN, (i.draft for i in items if i.status is campaign.Status.NEW and i.draft)
-        )
+        journal.enqueue(CAMPAIGN, Tally().new_drafts(items))
         maildir = workdir / "Maildir"
         with CaptureServer(maildir) as server:
             settings = SmtpSettings(host=server.host, port=server.port, security="none")

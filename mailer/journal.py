@@ -44,6 +44,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
+from .addresses import address_key
 from .errors import JournalError
 from .models import Draft, State, dated
 
@@ -91,14 +92,6 @@ CREATE TABLE IF NOT EXISTS suppressed (
     added_at  REAL NOT NULL
 );
 """
-
-
-def address_key(email: str) -> str:
-    """The key for dedupe, "mailed before" and suppression: the whole address,
-    case-folded.  RFC 5321 lets a server treat local parts case-sensitively, but
-    mail providers do not, and erring this way never mails anyone twice and
-    never mails a suppressed "Ben@" as "ben@"."""
-    return email.strip().lower()
 
 
 @dataclass(frozen=True, slots=True)
@@ -189,6 +182,11 @@ def private_file(path: Path) -> None:
     os.close(os.open(path, os.O_CREAT | os.O_RDWR, 0o600))
     if path.stat().st_mode & 0o077:
         path.chmod(0o600)
+
+
+def journal_path(state_dir: Path) -> Path:
+    """Where the journal of a state directory (`config.state_dir`) lives."""
+    return state_dir / "journal.sqlite3"
 
 
 class Journal:
@@ -286,6 +284,14 @@ class Journal:
             (address_key(email),),
         ).fetchone()
         return row[0] if row else None
+
+    def state_in(self, campaign: str, email: str) -> State | None:
+        """This address's state in this campaign; None when it has no row there."""
+        row = self._db.execute(
+            "SELECT state FROM messages WHERE campaign = ? AND address = ?",
+            (campaign, address_key(email)),
+        ).fetchone()
+        return State(row[0]) if row else None
 
     def is_suppressed(self, email: str) -> bool:
         sql = "SELECT 1 FROM suppressed WHERE address = ?"

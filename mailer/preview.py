@@ -17,8 +17,8 @@ from pathlib import Path
 
 from jinja2 import Environment
 
-from .campaign import PlanItem, Status
 from .errors import ConfigError
+from .plan import PlanItem, Status, summary_line
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,6 +31,9 @@ class PreviewSummary:
     @property
     def total(self) -> int:
         return len(self.items)
+
+    def line(self) -> str:
+        return summary_line(self.counts)
 
 
 def write_preview(
@@ -93,8 +96,9 @@ h2 { font-size: 1.05rem; margin: 0 0 .4rem; }
 .meta { color: #555; font-size: .9rem; margin: 0 0 .6rem; }
 .status { display: inline-block; margin-left: .4rem; padding: 0 .5rem; border-radius: 4px;
           font-size: .85rem; }
-.s-new { background: #d8f5dd; } .s-already-mailed, .s-duplicate { background: #eee; }
-.s-rejected, .s-render-error { background: #fbd9d9; }
+.s-new { background: #d8f5dd; }
+.s-already-mailed, .s-already-queued, .s-duplicate { background: #eee; }
+.s-rejected, .s-render-error, .s-failed-before { background: #fbd9d9; }
 .s-suppressed { background: #fde8c8; } .s-needs-review { background: #fff3b0; }
 .side { display: flex; flex-wrap: wrap; gap: 1rem; }
 .side > * { flex: 1 1 420px; min-width: 0; }

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from mailer import campaign
 from mailer.contacts import load_contacts
 from mailer.message import Composer
+from mailer.plan import plan
 from mailer.preview import write_preview
 from mailer.profile import load_profile
 
@@ -31,7 +31,7 @@ def preview_dir(request: pytest.FixtureRequest, project_root: Path, tmp_path: Pa
     profile = load_profile(profile_path)
     result = load_contacts([project_root / "contacts.csv.example"], region=profile.region)
     out = tmp_path / "preview"
-    summary = write_preview(campaign.plan(result, Composer(profile), None), out)
+    summary = write_preview(plan(result.contacts, Composer(profile), None), out)
     assert summary.messages == len(result.contacts) >= 5
     return out
 

@@ -12,12 +12,12 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from mailer import campaign, config
-from mailer.campaign import PlanItem, Status
+from mailer import config
 from mailer.cli import main
 from mailer.journal import Journal
 from mailer.message import Composer
-from mailer.models import Contact, Duplicate, ImportResult, Rejected
+from mailer.models import Contact, Rejected
+from mailer.plan import PlanItem, Status, plan
 from mailer.preview import write_preview
 from mailer.profile import load_profile
 
@@ -32,33 +32,29 @@ def composer(project_root: Path) -> Composer:
 
 
 @pytest.fixture
-def result() -> ImportResult:
-    return ImportResult(
-        contacts=[
-            Contact(email="ada@example.com", name="Ada Lovelace", lang="en", source="c.csv:2"),
-            Contact(email="juergen@example.org", name="Jürgen Müller", lang="de", source="c.csv:3"),
-            Contact(email="quiet@example.net", name="Quiet Person", source="c.csv:4"),
-            Contact(email="nasty@example.com", name=NASTY, source="c.csv:5"),
-            Contact(
-                email="card@example.de", name="Card Reader", needs_review=True, source="c.jpg#1"
-            ),
-        ],
-        duplicates=[Duplicate(source="c.csv:6", kept="c.csv:2", email="ada@example.com")],
-        rejected=[Rejected(source="c.csv:7", reason="no e-mail address", fields={"Name": "X"})],
-    )
+def entries() -> list[Contact | Rejected]:
+    return [
+        Contact(email="ada@example.com", name="Ada Lovelace", lang="en", source="c.csv:2"),
+        Contact(email="juergen@example.org", name="Jürgen Müller", lang="de", source="c.csv:3"),
+        Contact(email="quiet@example.net", name="Quiet Person", source="c.csv:4"),
+        Contact(email="nasty@example.com", name=NASTY, source="c.csv:5"),
+        Contact(email="card@example.de", name="Card Reader", needs_review=True, source="c.jpg#1"),
+        Contact(email="ADA@example.com", source="c.csv:6"),
+        Rejected(source="c.csv:7", reason="no e-mail address", fields={"Name": "X"}),
+    ]
 
 
 @pytest.fixture
-def plan(tmp_path: Path, composer: Composer, result: ImportResult) -> list[PlanItem]:
+def items(tmp_path: Path, composer: Composer, entries: list[Contact | Rejected]) -> list[PlanItem]:
     with Journal(tmp_path / "journal.sqlite3") as journal:
         journal.suppress_add("quiet@example.net", "asked")
-        return list(campaign.plan(result, composer, journal))
+        return list(plan(entries, composer, journal))
 
 
-def test_writes_one_eml_per_draft_and_an_index(tmp_path: Path, plan: list[PlanItem]) -> None:
+def test_writes_one_eml_per_draft_and_an_index(tmp_path: Path, items: list[PlanItem]) -> None:
     out = tmp_path / "preview"
-    summary = write_preview(plan, out, date=DATE)
-    statuses = {item.email: item.status for item in plan if item.email}
+    summary = write_preview(items, out, date=DATE)
+    statuses = {item.email: item.status for item in items if item.email}
     assert statuses["quiet@example.net"] is Status.SUPPRESSED
     assert statuses["card@example.de"] is Status.REVIEW
     assert summary.counts == {
@@ -77,7 +73,7 @@ def test_writes_one_eml_per_draft_and_an_index(tmp_path: Path, plan: list[PlanIt
         assert msg.defects == []
     index = summary.index.read_text(encoding="utf-8")
     assert summary.index == out / "index.html"
-    for item in plan:
+    for item in items:
         assert item.source in index
         assert f">{item.status.value}</span>" in index
         if item.email:
@@ -89,11 +85,11 @@ def test_writes_one_eml_per_draft_and_an_index(tmp_path: Path, plan: list[PlanIt
     assert "{{ 7 * 7 }}" in index
 
 
-def test_a_new_preview_replaces_the_old_messages(tmp_path: Path, plan: list[PlanItem]) -> None:
+def test_a_new_preview_replaces_the_old_messages(tmp_path: Path, items: list[PlanItem]) -> None:
     out = tmp_path / "preview"
-    write_preview(plan, out, date=DATE)
+    write_preview(items, out, date=DATE)
     (out / "notes.txt").write_text("mine", encoding="utf-8")
-    summary = write_preview(plan[:1], out, date=DATE)
+    summary = write_preview(items[:1], out, date=DATE)
     assert summary.messages == 1
     assert [p.name for p in out.glob("*.eml")] == ["0001-ada@example.com.eml"]
     assert (out / "notes.txt").read_text(encoding="utf-8") == "mine"
@@ -103,9 +99,9 @@ def test_a_new_preview_replaces_the_old_messages(tmp_path: Path, plan: list[Plan
     not CHROMIUM.exists(), reason="/usr/bin/chromium not installed (Debian's chromium)"
 )
 def test_index_shows_every_recipient_in_headless_chromium(
-    tmp_path: Path, plan: list[PlanItem]
+    tmp_path: Path, items: list[PlanItem]
 ) -> None:
-    summary = write_preview(plan, tmp_path / "preview", date=DATE)
+    summary = write_preview(items, tmp_path / "preview", date=DATE)
     done = subprocess.run(
         [
             str(CHROMIUM),
@@ -127,7 +123,7 @@ def test_index_shows_every_recipient_in_headless_chromium(
     assert done.returncode == 0, done.stderr[-2000:]
     dom = done.stdout
     assert "<section" in dom
-    for item in plan:
+    for item in items:
         if item.email:
             assert item.email in dom
         assert item.source in dom

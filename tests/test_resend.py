@@ -136,7 +136,7 @@ def test_a_rerun_of_send_picks_up_contacts_added_later_and_mails_nobody_twice(
         f.write("Dora,dora@example.com\n")
     rerun = send("--yes")
     assert rerun.exit_code == 0, rerun.output
-    assert "1 newly queued" in rerun.output and "3 already mailed" in rerun.output
+    assert "read 4 = new 1 + already mailed 3" in rerun.output
     assert sorted(server.recipients()) == sorted([*PEOPLE, "dora@example.com"])
 
 

@@ -10,7 +10,7 @@ import pytest
 from click.testing import CliRunner, Result
 
 import mailer.cli.schedule  # noqa: F401  (registers the commands)
-from mailer import schedule
+from mailer import timer
 from mailer.cli.app import main
 
 FAKE_CRONTAB = f"""#!{sys.executable}
@@ -192,7 +192,7 @@ def test_mailer_command_is_the_running_script_resolved(
     link = tmp_path / "mailer"
     link.symlink_to(script)
     monkeypatch.setattr(sys, "argv", [str(link), "schedule", "install"])
-    assert schedule.mailer_command() == (str(script),)
+    assert timer.mailer_command() == (str(script),)
 
 
 def test_mailer_command_falls_back_to_python_m_mailer(
@@ -200,7 +200,7 @@ def test_mailer_command_falls_back_to_python_m_mailer(
 ) -> None:
     monkeypatch.setattr(sys, "argv", [str(tmp_path / "__main__.py")])
     monkeypatch.setenv("PATH", str(tmp_path))  # no `mailer` on PATH
-    program, *rest = schedule.mailer_command()
+    program, *rest = timer.mailer_command()
     assert Path(program).is_absolute()
     assert rest == ["-m", "mailer"]
 

@@ -66,7 +66,8 @@ def test_send_with_yes_mails_everyone_and_reports_the_bad_row(work: Path,
     assert result.exit_code == 0, result.output
     assert sorted(server.recipients()) == sorted(PEOPLE)
     assert "contacts.csv:5" in result.output  # the rejected row, with file and line
-    assert "Campaign 'contacts': 3 newly queued." in result.output
+    assert "read 4 = new 3 + rejected 1" in result.output
+    assert "Campaign 'contacts': 3 new message(s) queued and sent in this run." in result.output
     assert status()["counts"]["sent"] == 3
     assert server.logins == 2
 
@@ -75,7 +76,8 @@ def test_rerun_sends_nothing_twice(work: Path, server: SmtpServer) -> None:
     assert send("--yes").exit_code == 0
     again = send("--yes")
     assert again.exit_code == 0, again.output
-    assert "3 already mailed" in again.output and "Nothing to send." in again.output
+    assert "read 4 = new 0 + already mailed 3 + rejected 1" in again.output
+    assert "Nothing to send." in again.output
     other = send("--yes", "--campaign", "next-event")  # across campaigns too
     assert other.exit_code == 0 and "Nothing to send." in other.output
     assert sorted(server.recipients()) == sorted(PEOPLE)
@@ -97,7 +99,7 @@ def test_failed_recipient_exits_1_with_a_problems_csv(work: Path, server: SmtpSe
     result = send("--yes")
     assert result.exit_code == 1, result.output
     report = work / "mailer-problems-contacts.csv"
-    rows = list(csv.DictReader(report.open(encoding="utf-8")))
+    rows = list(csv.DictReader(report.open(encoding="utf-8-sig")))
     assert [(r["recipient"], r["state"], r["code"], r["reply"]) for r in rows] == [
         ("ben@example.org", "failed", "550", "5.1.1 No such user here")]
     recipients = {r["recipient"]: r["state"] for r in status()["recipients"]}
@@ -111,7 +113,7 @@ def test_suppressed_addresses_are_never_mailed(work: Path, server: SmtpServer) -
     assert [e["address"] for e in json.loads(listed.output)] == ["ben@example.org"]
     result = send("--yes")
     assert result.exit_code == 0, result.output
-    assert "1 suppressed" in result.output
+    assert "read 4 = new 2 + rejected 1 + suppressed 1" in result.output
     assert sorted(server.recipients()) == ["anna@example.com", "chloe@example.net"]
     assert mailer("suppress", "remove", "Ben@example.org").output.endswith("removed\n")
     assert mailer("suppress", "add", "not an address").exit_code == 2
@@ -204,5 +206,5 @@ def test_an_address_listed_twice_is_mailed_once(work: Path, server: SmtpServer) 
         f.write("Anna Again,ANNA@example.com\n")
     result = send("--yes")
     assert result.exit_code == 0, result.output
-    assert "3 newly queued (1 already queued or listed twice)." in result.output
+    assert "read 5 = new 3 + duplicate 1 + rejected 1" in result.output
     assert sorted(server.recipients()) == sorted(PEOPLE)

@@ -14,7 +14,7 @@ import click
 from .. import __version__, config
 from ..contacts.csvfile import FIELDS
 from ..errors import ConfigError, MailerError
-from ..journal import Journal
+from ..journal import Journal, journal_path
 from ..ratelimit import PRESETS
 from ..sanitize import shown
 
@@ -91,8 +91,13 @@ def parse_mappings(pairs: tuple[str, ...]) -> dict[str, str] | None:
 def open_journal(*, create: bool = True) -> Journal | None:
     """The journal in the state directory; with create=False, None where none exists yet
     (so that a preview or a status query never creates one)."""
-    path = config.state_dir(config.environment()) / "journal.sqlite3"
+    path = journal_path(config.state_dir(config.environment()))
     return Journal(path) if create or path.exists() else None
+
+
+def writable_journal() -> Journal:
+    """The journal in the state directory, created when missing."""
+    return Journal(journal_path(config.state_dir(config.environment())))
 
 
 def message_options(func: F) -> F:

@@ -28,11 +28,10 @@ def demo(workdir: Path) -> None:
     from ..demo import run_demo  # the importers and the engine load only when needed
 
     report = run_demo(workdir)
-    counts = report.preview.counts
-    click.echo("Plan: " + ", ".join(f"{n} {status.value}" for status, n in counts.items()))
     for item in report.preview.items:
         if item.reason:
             click.echo(f"  {item.status.value:>14}  {item.source}: {item.reason}")
+    click.echo(report.preview.line())
     sent = report.send.counts[State.SENT]
     click.echo(f"Sent {sent} message(s) over SMTP to the local capture server:")
     for item in report.preview.items:

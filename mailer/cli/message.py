@@ -3,15 +3,11 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
-from rich.console import Console
-from rich.table import Table
-from rich.text import Text
 
-from .. import campaign
-from ..message import Composer
-from ..preview import PreviewSummary, write_preview
+from ..plan import Status
 from ..profile import VCARD_VERSIONS, load_profile
 from .app import (
     handle_errors,
@@ -23,6 +19,9 @@ from .app import (
     paths_argument,
     profile_option,
 )
+
+if TYPE_CHECKING:
+    from ..preview import PreviewSummary
 
 
 @main.command()
@@ -51,7 +50,8 @@ def card(profile_path: Path, version: str) -> None:
     help="Folder for the .eml files and index.html.",
 )
 @message_options
-@click.option("--campaign", "campaign_name", help="Campaign name (shown with the plan).")
+@click.option("--campaign", "campaign_name",
+              help="Campaign a send would fill [default: the first contacts file's name].")
 @click.option("--again", is_flag=True, help="Include people mailed in an earlier campaign.")
 @map_option
 @handle_errors
@@ -66,24 +66,31 @@ def preview(
     mappings: tuple[str, ...],
 ) -> None:
     """Write the mails a send would send as .eml files plus index.html; send nothing."""
-    from ..contacts import load_contacts  # here, so `mailer card` skips the importers' start-up
+    from ..message import Composer
+    from ..plan import plan_files
+    from ..preview import write_preview
 
     profile = load_profile(profile_path)
     composer = Composer(profile, templates=templates, lang=lang)
-    result = load_contacts(list(paths), mapping=parse_mappings(mappings), region=profile.region)
+    campaign = campaign_name or paths[0].stem  # the campaign a send would fill
     journal = open_journal(create=False)
     try:
-        summary = write_preview(campaign.plan(result, composer, journal, again=again), out)
+        items = plan_files(paths, composer, journal, campaign=campaign,
+                           mapping=parse_mappings(mappings), region=profile.region, again=again)
+        summary = write_preview(items, out)
     finally:
         if journal is not None:
             journal.close()
-    _print_summary(summary, campaign_name)
+    _print_summary(summary, campaign)
 
 
-def _print_summary(summary: PreviewSummary, campaign_name: str | None) -> None:
+def _print_summary(summary: PreviewSummary, campaign: str) -> None:
+    from rich.console import Console
+    from rich.table import Table
+    from rich.text import Text
+
     console = Console()
-    title = f"Preview of campaign {campaign_name!r}" if campaign_name else "Preview"
-    table = Table(title=f"{title}: nothing was sent")
+    table = Table(title=f"Preview of campaign {campaign!r}: nothing was sent")
     for column in ("#", "status", "address", "lang", "from", "note"):
         table.add_column(column, overflow="fold", no_wrap=column in ("status", "address"))
     for number, item in enumerate(summary.items, 1):
@@ -91,6 +98,7 @@ def _print_summary(summary: PreviewSummary, campaign_name: str | None) -> None:
         # Text(), not str: a "[bold]" in a contact's field is data, not rich markup
         table.add_row(str(number), item.status.value, *(Text(cell) for cell in cells))
     console.print(table)
-    counts = ", ".join(f"{count} {status.value}" for status, count in summary.counts.items())
-    console.print(f"{summary.total} entries: {counts}. {summary.messages} messages written.")
+    console.print(Text(summary.line()))
+    console.print(f"A send would mail {summary.counts.get(Status.NEW, 0)} new message(s) in "
+                  f"campaign {campaign!r}; {summary.messages} .eml file(s) written, nothing sent.")
     console.print(f"Open {summary.index}", soft_wrap=True, markup=False, highlight=False)

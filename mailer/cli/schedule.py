@@ -22,24 +22,16 @@ import json
 import shutil
 import sys
 import time
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass, replace
+from collections.abc import Callable
 from datetime import datetime
-from email.parser import BytesHeaderParser
-from email.policy import default as default_policy
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
-from rich.console import Console
-from rich.table import Table
-from rich.text import Text
 
-from .. import config, schedule
+from .. import config
 from ..errors import ConfigError
-from ..journal import Journal, Row, address_key
-from ..models import Draft, State
-from ..sender import RetryPolicy, SendSummary, make_limiter, send_campaign_sync
+from ..models import State
 from .app import (
     handle_errors,
     main,
@@ -51,14 +43,14 @@ from .app import (
     sending_options,
     yes_option,
 )
-from .send import (
-    choose_rates,
-    finish,
-    progress_display,
-    show_summary,
-    streamed_plan,
-    write_problems,
-)
+from .send import choose_rates, console, report_and_exit, send_now
+
+if TYPE_CHECKING:
+    from ..journal import Journal
+    from ..plan import Tally
+    from ..resend import FileContacts, ResendPlan
+    from ..sender import SendSummary
+    from ..timer import Kind, TimerChange, Tools
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -91,58 +83,64 @@ def schedule_group() -> None:
 )
 @sending_options
 @handle_errors
-def install_command(kind: schedule.Kind | None, every: int, print_only: bool,
+def install_command(kind: Kind | None, every: int, print_only: bool,
                     rates: tuple[str, ...], provider: str | None, concurrency: int) -> None:
     """Install the cron line (default when crontab exists) or the systemd timer.
 
     Installing again replaces the earlier entry. The job runs in the current
     directory, so that run-due reads the same .env (SMTP settings) as send.
     --rate, --provider and --concurrency are passed on to run-due."""
+    from .. import timer
+
     choose_rates(rates, provider)  # a bad --rate fails now, not in every cron run
     passed = [*(("--provider", provider) if provider else ()),
               *(arg for rate in rates for arg in ("--rate", rate)),
               *(("--concurrency", str(concurrency)) if concurrency != 1 else ())]
     env = config.environment()
-    tools = schedule.Tools.from_env(env)
+    tools = timer.Tools.from_env(env)
     kind = kind or tools.default_kind()
     state = config.state_dir(env)
-    job = schedule.Job(
-        command=(*schedule.mailer_command(), "run-due", *passed),
+    job = timer.Job(
+        command=(*timer.mailer_command(), "run-due", *passed),
         workdir=Path.cwd(),
         log=state / "run-due.log",
         every_minutes=every,
         mailer_home=str(state) if env.get("MAILER_HOME", "").strip() else "",
     )
     if print_only:
-        click.echo(schedule.render(kind, job, tools))
+        click.echo(timer.render(kind, job, tools))
         return
-    report(schedule.install(kind, job, tools))
+    report(timer.install(kind, job, tools))
 
 
 @schedule_group.command("remove")
 @kind_option
 @handle_errors
-def remove_command(kind: schedule.Kind | None) -> None:
+def remove_command(kind: Kind | None) -> None:
     """Remove the cron line and/or the systemd timer (both unless one is named).
     Other lines of your crontab are kept."""
-    tools = schedule.Tools.from_env(config.environment())
-    for each in [kind] if kind else schedule.KINDS:
+    from .. import timer
+
+    tools = timer.Tools.from_env(config.environment())
+    for each in [kind] if kind else timer.KINDS:
         if kind is None and each == "cron" and not _has_crontab(tools):
             continue
-        report(schedule.remove(each, tools))
+        report(timer.remove(each, tools))
 
 
 @schedule_group.command("show")
 @kind_option
 @handle_errors
-def show_command(kind: schedule.Kind | None) -> None:
+def show_command(kind: Kind | None) -> None:
     """Show the installed cron line and/or systemd timer."""
-    tools = schedule.Tools.from_env(config.environment())
-    for each in [kind] if kind else schedule.KINDS:
+    from .. import timer
+
+    tools = timer.Tools.from_env(config.environment())
+    for each in [kind] if kind else timer.KINDS:
         if kind is None and each == "cron" and not _has_crontab(tools):
             click.echo("cron: no crontab program on this machine")
             continue
-        installed = schedule.show(each, tools)
+        installed = timer.show(each, tools)
         click.echo(f"{each}: " + (f"installed\n{installed}" if installed else "not installed"))
     click.echo(
         "Check with: crontab -l; systemctl --user list-timers mailer-run-due.timer; "
@@ -150,7 +148,7 @@ def show_command(kind: schedule.Kind | None) -> None:
     )
 
 
-def report(outcome: schedule.Outcome) -> None:
+def report(outcome: TimerChange) -> None:
     click.echo(outcome.message)
     if outcome.manual:
         click.echo("Run by hand:")
@@ -158,7 +156,7 @@ def report(outcome: schedule.Outcome) -> None:
             click.echo(f"  {command}")
 
 
-def _has_crontab(tools: schedule.Tools) -> bool:
+def _has_crontab(tools: Tools) -> bool:
     return shutil.which(tools.crontab) is not None
 
 
@@ -174,13 +172,18 @@ def run_due(rates: tuple[str, ...], provider: str | None, concurrency: int,
     """Send what is due: scheduled campaigns whose time has come and deferred
     recipients whose back-off has elapsed. Prints nothing when nothing is due;
     exits at once when another run-due is still busy. For cron / systemd."""
+    from ..journal import Journal, journal_path
+    from ..runlock import RunLock
+    from ..sender import RetryPolicy, make_limiter, send_campaign_sync
+    from ..when import now_from
+
     env = config.environment()
     state = config.state_dir(env)
-    now = schedule.now_from(now_text)
+    now = now_from(now_text)
     limits = choose_rates(rates, provider)
-    path = state / "journal.sqlite3"
+    path = journal_path(state)
     summaries: list[SendSummary] = []
-    with schedule.RunLock(state) as lock:
+    with RunLock(state) as lock:
         if not lock.acquired or not path.exists():
             return
         with Journal(path) as journal:
@@ -236,17 +239,23 @@ def campaigns_command(as_json: bool) -> None:
     if not listed:
         click.echo("No campaigns yet.")
         return
-    now = schedule.local_now()
+    from rich.console import Console
+    from rich.table import Table
+    from rich.text import Text
+
+    from ..when import format_when, local_now
+
+    now = local_now()
     table = Table()
     for column in ("campaign", "scheduled", "cancelled", "recipients"):
         table.add_column(column, overflow="fold")
-    for c in listed:
-        at = c["scheduled_at"]
-        when = schedule.format_when(datetime.fromtimestamp(at, now.tzinfo), now) if at else "-"
-        cancelled = (f"{datetime.fromtimestamp(c['cancelled_at'], now.tzinfo):%Y-%m-%d %H:%M}"
-                     if c["cancelled_at"] else "")
-        counts = ", ".join(f"{n} {s}" for s, n in c["counts"].items() if n) or "none"
-        table.add_row(Text(c["name"]), when, cancelled, counts)
+    for row in listed:
+        at = row["scheduled_at"]
+        when = format_when(datetime.fromtimestamp(at, now.tzinfo), now) if at else "-"
+        stop = row["cancelled_at"]
+        cancelled = f"{datetime.fromtimestamp(stop, now.tzinfo):%Y-%m-%d %H:%M}" if stop else ""
+        per_state = ", ".join(f"{n} {s}" for s, n in row["counts"].items() if n) or "none"
+        table.add_row(Text(row["name"]), when, cancelled, per_state)
     Console(highlight=False, width=200).print(table)
 
 
@@ -303,94 +312,6 @@ def cancel(name: str, assume_yes: bool) -> None:
 
 # --- resend ------------------------------------------------------------------
 
-RESENDABLE = (State.FAILED, State.DEFERRED, State.UNKNOWN)
-
-
-@dataclass(frozen=True, slots=True)
-class ResendPlan:
-    again: list[Row]  # rows queued again as they are
-    corrected: list[tuple[Row, Draft]]  # rows that get the corrected contact's draft
-    added: list[Draft]  # contacts new in the files
-    refused: list[str]  # why some --only addresses are not resent
-
-
-def chosen_states(failed: bool, unknown: bool, deferred: bool, only: bool,
-                  with_files: bool) -> tuple[State, ...]:
-    """The flags given; without any: deferred (plus failed when contacts files
-    come with corrections), or every resendable state for --only."""
-    flagged = tuple(s for s, on in zip(RESENDABLE, (failed, deferred, unknown), strict=True)
-                    if on)
-    if flagged:
-        return flagged
-    if only:
-        return RESENDABLE
-    return (State.FAILED, State.DEFERRED) if with_files else (State.DEFERRED,)
-
-
-@dataclass(frozen=True, slots=True)
-class FileContacts:
-    """What the corrected contacts files hold."""
-
-    new: list[Draft]  # contacts a send would mail (never mailed), with their source
-    addresses: set[str]  # address_key of every contact read, mailed or not
-
-
-def plan_resend(journal: Journal, campaign: str, states: Iterable[State], only: tuple[str, ...],
-                files: FileContacts | None) -> ResendPlan:
-    """What resend will do (`files`: None when no contacts files were given)."""
-    rows = list(journal.rows(campaign, states))
-    refused: list[str] = []
-    if only:
-        wanted = {address_key(a) for a in only}
-        rows = [r for r in rows if address_key(r.recipient) in wanted]
-        found = {address_key(r.recipient) for r in rows}
-        states_of = {address_key(r.recipient): r.state for r in journal.rows(campaign)}
-        for address in only:
-            key = address_key(address)
-            if key not in found:
-                refused.append(f"{address}: " + (f"is {states_of[key]}, not resent"
-                                                 if key in states_of else "not in this campaign"))
-    if files is None:
-        return ResendPlan(rows, [], [], refused)
-    in_campaign = {address_key(r.recipient) for r in journal.rows(campaign)}
-    # rows whose address the files no longer hold: corrected (or removed) since
-    stale = [r for r in rows if address_key(r.recipient) not in files.addresses]
-    corrected: list[tuple[Row, Draft]] = []
-    added: list[Draft] = []
-    for draft in files.new:
-        if address_key(draft.recipient) in in_campaign:
-            continue
-        match = same_contact(journal, campaign, stale, draft)
-        if match is not None:
-            stale.remove(match)
-            corrected.append((match, draft))
-        elif not only:
-            added.append(draft)
-    fixed = {id(r) for r, _ in corrected}
-    return ResendPlan([r for r in rows if id(r) not in fixed], corrected, added, refused)
-
-
-def same_contact(journal: Journal, campaign: str, rows: list[Row],
-                 draft: Draft) -> Row | None:
-    """The journal row of this contact before its address was corrected: the
-    same "file:line", else the only row with the same display name."""
-    for row in rows:
-        if row.source and row.source == draft.source:
-            return row
-    name = display_name(draft.payload)
-    if not name:
-        return None
-    named = [r for r in rows
-             if display_name(journal.payload(campaign, r.recipient) or b"") == name]
-    return named[0] if len(named) == 1 else None
-
-
-def display_name(payload: bytes) -> str:
-    """The recipient's name in the message's To header, case-folded."""
-    to = BytesHeaderParser(policy=default_policy).parsebytes(payload).get("To")
-    addresses = getattr(to, "addresses", ())
-    return addresses[0].display_name.casefold().strip() if addresses else ""
-
 
 @main.command("resend")
 @click.argument("paths", nargs=-1, type=click.Path(exists=True, path_type=Path))
@@ -417,65 +338,60 @@ def resend(paths: tuple[Path, ...], campaign_name: str | None, failed: bool, unk
     Without flags: the deferred ones. With PATH... --profile (the corrected
     contacts files): corrected addresses replace their failed or deferred
     rows, and contacts new in the files are queued; nobody mailed is mailed again."""
+    from .. import holds
+    from .. import resend as core
+    from ..plan import Tally
+
     if paths and profile_path is None:
         raise ConfigError("Resending from contacts files needs --profile to render the mails.")
     env = config.environment()
     journal, campaign = known_campaign(open_journal(create=False), campaign_name)
     with journal:
-        held = journal.campaign(campaign)
-        if held is not None and held.cancelled_at is not None:
-            raise ConfigError(f"Campaign {campaign!r} was cancelled; nothing is resent from it.")
-        states = chosen_states(failed, unknown, deferred, bool(only), bool(paths))
-        files = (read_files(journal, paths, profile_path, templates, lang, mappings)
-                 if paths and profile_path is not None else None)
-        plan = plan_resend(journal, campaign, states, only, files)
-        show_resend(campaign, states, plan)
-        if not (plan.again or plan.corrected or plan.added):
+        held = holds.check_can_resend(journal, campaign)
+        states = core.chosen_states(failed, unknown, deferred, bool(only), bool(paths))
+        tally = Tally()
+        files = (read_files(journal, campaign, paths, profile_path, templates, lang, mappings,
+                            tally) if paths and profile_path is not None else None)
+        plan = core.plan_resend(journal, campaign, states, only, files)
+        show_resend(campaign, states, plan, tally if files is not None else None)
+        if not plan.people:
             click.echo("Nothing to resend.")
             return
-        if not confirm_or_stop("Queue and send them?", assume_yes):
+        if not confirm_or_stop(f"Queue and send these {plan.people}?", assume_yes):
             click.echo("Nothing changed.")
             return
-        queued = apply_resend(journal, campaign, states, plan)
-        if held is not None and (held.scheduled_at or 0.0) > time.time():
+        queued = core.apply_resend(journal, campaign, states, plan)
+        if holds.due_later(held, time.time()) is not None:
             click.echo(f"Queued {queued}; the campaign is scheduled for later, so "
                        f"`mailer run-due` sends them then.")
             return
-        settings = config.smtp_settings(env)
-        limiter = make_limiter(journal, choose_rates(rates, provider))
-        with progress_display() as update:
-            summary = send_campaign_sync(journal, campaign, settings, limiter=limiter,
-                                         concurrency=concurrency, progress=update,
-                                         handle_sigint=True)
-        show_summary(Console(highlight=False, soft_wrap=True), summary)
-        report = write_problems(journal, campaign)
-    if report is not None:
-        click.echo(f"Failed, deferred or unknown recipients with the server's replies: {report}")
-    finish(summary)
+        summary = send_now(journal, campaign, config.smtp_settings(env),
+                           choose_rates(rates, provider), concurrency)
+        report_and_exit(journal, summary)
 
 
-def read_files(journal: Journal, paths: tuple[Path, ...], profile_path: Path,
-               templates: Path | None, lang: str | None,
-               mappings: tuple[str, ...]) -> FileContacts:
-    """The contacts files, planned as a send would plan them."""
-    from ..campaign import Status
+def read_files(journal: Journal, campaign: str, paths: tuple[Path, ...], profile_path: Path,
+               templates: Path | None, lang: str | None, mappings: tuple[str, ...],
+               tally: Tally) -> FileContacts:
+    from .. import resend
     from ..message import Composer
     from ..profile import load_profile
 
     profile = load_profile(profile_path)
     composer = Composer(profile, templates=templates, lang=lang)
-    files = FileContacts([], set())
-    for item in streamed_plan(paths, parse_mappings(mappings), profile.region, composer,
-                              journal, False):
-        if item.email:
-            files.addresses.add(address_key(item.email))
-        if item.status is Status.NEW and item.draft is not None:
-            files.new.append(replace(item.draft, source=item.source))
-    return files
+    return resend.read_files(journal, campaign, paths, composer,
+                             mapping=parse_mappings(mappings),
+                             region=profile.region, tally=tally)
 
 
-def show_resend(campaign: str, states: tuple[State, ...], plan: ResendPlan) -> None:
-    out = Console(highlight=False, soft_wrap=True)
+def show_resend(campaign: str, states: tuple[State, ...], plan: ResendPlan,
+                tally: Tally | None) -> None:
+    """The contacts files' summary line (when given), then every person resent."""
+    from rich.text import Text
+
+    out = console()
+    if tally is not None:
+        out.print(Text(tally.line()))
     out.print(Text(f"Campaign {campaign!r}, resending {'/'.join(map(str, states))} recipients:"))
     for row in plan.again:
         out.print(Text(f"  again     {row.recipient} (was {row.state}: {row.last_reply})"))
@@ -485,16 +401,3 @@ def show_resend(campaign: str, states: tuple[State, ...], plan: ResendPlan) -> N
         out.print(Text(f"  new       {draft.recipient} ({draft.source})"))
     for why in plan.refused:
         out.print(Text(f"  skipped   {why}"))
-
-
-def apply_resend(journal: Journal, campaign: str, states: tuple[State, ...],
-                 plan: ResendPlan) -> int:
-    """Queue what the plan says; returns how many rows were queued."""
-    queued = 0
-    if plan.again:
-        queued += journal.requeue(campaign, states, [r.recipient for r in plan.again])
-    for row, draft in plan.corrected:
-        queued += journal.replace_recipient(campaign, row.recipient, draft)
-    if plan.added:
-        queued += journal.enqueue(campaign, plan.added)
-    return queued

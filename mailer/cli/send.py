@@ -1,27 +1,24 @@
 """Commands: `send`, `status` and `suppress add|remove|list`.
 
-`send` plans (the same plan as `preview`), queues the new messages in the
-journal, asks, then sends.  Queuing and asking share one journal transaction:
-answering no leaves the journal as it was.  With --yes there is nothing to ask,
-so messages are rendered and queued while the first ones are being sent.
+`send` plans (`plan.plan_files`, the same plan as `preview`), prints the plan's
+summary line and what will happen, asks, then queues and sends.  Queuing and
+asking share one journal transaction: answering no leaves the journal as it
+was.  With --yes there is nothing to ask, so messages are rendered and queued
+while the first ones are being sent.
 
 The campaign name defaults to the first contacts file's name without its
 extension (`contacts.csv` -> "contacts"), so running the same command again
 resumes the same campaign instead of starting a new one.
 
 `send --at WHEN` plans, asks and queues exactly the same way, records the time
-(UTC epoch seconds) on the campaign and returns: `mailer run-due` sends it when
-due.  A plain `send` of a campaign scheduled for later refuses rather than
-sending early (`--at now` sends it now); a cancelled campaign refuses too.
+on the campaign and returns: `mailer run-due` sends it when due (`holds.py`
+has the rules for campaigns scheduled or cancelled).
 """
 
 from __future__ import annotations
 
-import csv
-import dataclasses
 import json
 import sys
-from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
@@ -30,19 +27,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import click
-from email_validator import EmailNotValidError, validate_email
-from rich.console import Console
-from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
-from rich.table import Table
-from rich.text import Text
 
-from .. import config, schedule
+from .. import config
 from ..errors import ConfigError
-from ..journal import Journal
-from ..models import Contact, Draft, ImportResult, State
-from ..ratelimit import PRESETS, Rate, describe, parse_rates
-from ..sender import Progress as SendProgress
-from ..sender import SendSummary, make_limiter, send_campaign_sync
+from ..models import Draft, State
 from .app import (
     handle_errors,
     main,
@@ -53,22 +41,34 @@ from .app import (
     paths_argument,
     profile_option,
     sending_options,
+    writable_journal,
     yes_option,
 )
 
 if TYPE_CHECKING:
-    from ..campaign import PlanItem
-    from ..message import Composer
+    from rich.console import Console
+
+    from ..config import SmtpSettings
+    from ..journal import Journal
+    from ..plan import Tally
+    from ..ratelimit import Rate
+    from ..sender import Progress, SendSummary
 
 EXIT_INTERRUPTED = 130
-PLAN_CHUNK = 500  # contacts read and planned at a time
 FEED_BATCH = 16  # drafts rendered and queued between turns of the send loop
-PROBLEM_STATES = (State.FAILED, State.DEFERRED, State.UNKNOWN)
 
 
 def choose_rates(rates: tuple[str, ...], provider: str | None) -> tuple[Rate, ...]:
     """--rate wins over --provider; with neither, the cautious generic preset."""
+    from ..ratelimit import PRESETS, parse_rates
+
     return parse_rates(rates) if rates else PRESETS[provider or "generic"]
+
+
+def console() -> Console:
+    from rich.console import Console
+
+    return Console(highlight=False, soft_wrap=True)  # long reasons stay one greppable line
 
 
 @main.command()
@@ -92,8 +92,10 @@ def send(paths: tuple[Path, ...], profile_path: Path, campaign_name: str | None,
          assume_yes: bool, templates: Path | None, lang: str | None,
          mappings: tuple[str, ...], at: str | None, now_text: str | None) -> None:
     """Queue one mail per new contact and send them (or, with --at, schedule them)."""
-    from ..campaign import Status
+    from .. import holds, when
+    from ..journal import Journal, journal_path
     from ..message import Composer
+    from ..plan import Tally, plan_files
     from ..profile import load_profile
 
     if not assume_yes and not sys.stdin.isatty():
@@ -103,97 +105,87 @@ def send(paths: tuple[Path, ...], profile_path: Path, campaign_name: str | None,
     settings = config.smtp_settings(env)
     limits = choose_rates(rates, provider)
     campaign = campaign_name or paths[0].stem
-    now = schedule.now_from(now_text)
-    when = schedule.parse_when(at, now) if at else None
-    later = when if when is not None and when > now else None  # else: send now
+    now = when.now_from(now_text)
+    at_time = when.parse_when(at, now) if at else None
+    later = at_time if at_time is not None and at_time > now else None  # else: send now
     if later is not None:  # before anything is read or recorded
-        click.echo(f"Scheduled for {schedule.format_when(later, now)}.")
+        click.echo(f"Scheduled for {when.format_when(later, now)}.")
     profile = load_profile(profile_path)
     composer = Composer(profile, templates=templates, lang=lang)
-    mapping = parse_mappings(mappings)
-    out = Console(highlight=False, soft_wrap=True)  # long reasons stay one greppable line
-    with Journal(config.state_dir(env) / "journal.sqlite3") as journal:
-        statuses: Counter[str] = Counter()
-        notes: list[tuple[str, str, str]] = []
-
-        def new_drafts() -> Iterator[Draft]:
-            items = streamed_plan(paths, mapping, profile.region, composer, journal, again)
-            for item in items:
-                statuses[item.status.value] += 1
-                if item.status is Status.NEW and item.draft is not None:
-                    yield dataclasses.replace(item.draft, source=item.source)
-                elif item.status in (Status.REJECTED, Status.ERROR, Status.REVIEW):
-                    notes.append((item.source, item.email, item.reason))
-
-        check_not_held(journal, campaign, now, at_given=when is not None)
+    with Journal(journal_path(config.state_dir(env))) as journal:
+        holds.check_can_queue(journal, campaign, now, at_given=at_time is not None)
+        tally = Tally()
+        drafts = tally.new_drafts(plan_files(
+            paths, composer, journal, campaign=campaign, mapping=parse_mappings(mappings),
+            region=profile.region, again=again))
         if later is not None:
-            schedule_later(out, journal, campaign, later, now, new_drafts, assume_yes,
-                           lambda added, queued: show_plan(out, statuses, notes, added, campaign,
-                                                           queued))
+            schedule_later(journal, campaign, later, now, drafts, tally, assume_yes)
             return
-        limiter = make_limiter(journal, limits)
+        scheduled_at = at_time.timestamp() if at_time is not None else None  # --at now
         feed = None
         if assume_yes:  # queue while sending: rendering overlaps with the server's replies
-            if when is not None:  # --at now: whatever the campaign's schedule was
-                journal.set_schedule(campaign, when.timestamp())
-            feed = batched(new_drafts(), FEED_BATCH)
-        else:
-            with journal.staged() as staging:
-                if when is not None:
-                    journal.set_schedule(campaign, when.timestamp())
-                added = journal.enqueue(campaign, new_drafts())
-                queued = journal.counts(campaign)[State.QUEUED]
-                show_plan(out, statuses, notes, added, campaign, queued)
-                if queued:
-                    out.print(f"SMTP server {settings.host}:{settings.port} "
-                              f"({settings.security}"
-                              f"{', as ' + settings.username if settings.username else ''}), "
-                              f"rate {describe(limits)}, {concurrency} connection(s).")
-                    if not click.confirm(f"Send {queued} message(s) now?", default=False):
-                        staging.discard()
-                        click.echo("Nothing queued, nothing sent.")
-                        return
-        with progress_display() as update:
-            summary = send_campaign_sync(journal, campaign, settings, limiter=limiter,
-                                         concurrency=concurrency, progress=update,
-                                         handle_sigint=True, feed=feed)
+            if scheduled_at is not None:
+                journal.set_schedule(campaign, scheduled_at)
+            feed = batched(drafts, FEED_BATCH)
+        elif not queue_and_ask(journal, campaign, drafts, tally, scheduled_at,
+                               f"{server_line(settings)}, rate {rate_text(limits)}, "
+                               f"{concurrency} connection(s)."):
+            return
+        summary = send_now(journal, campaign, settings, limits, concurrency, feed)
         if assume_yes:
-            show_plan(out, statuses, notes, summary.fed, campaign)
-        if summary.logins == 0:
-            click.echo("Nothing to send.")
-        show_summary(out, summary)
-        report = write_problems(journal, campaign)
-    if report is not None:
-        click.echo(f"Failed, deferred or unknown recipients with the server's replies: {report}")
-    finish(summary)
+            show_plan(tally, f"Campaign {campaign!r}: {summary.fed} new message(s) queued "
+                             f"and sent in this run.")
+        report_and_exit(journal, summary)
 
 
-def check_not_held(journal: Journal, campaign: str, now: datetime, *, at_given: bool) -> None:
-    """Refuse to add to a cancelled campaign, and to send early one scheduled
-    for later (unless --at says when)."""
-    held = journal.campaign(campaign)
-    if held is None:
-        return
-    if held.cancelled_at is not None:
-        raise ConfigError(f"Campaign {campaign!r} was cancelled; pass --campaign with a new "
-                          f"name to start another one.")
-    if not at_given and held.scheduled_at is not None and held.scheduled_at > now.timestamp():
-        due = datetime.fromtimestamp(held.scheduled_at, now.tzinfo)
-        raise ConfigError(
-            f"Campaign {campaign!r} is scheduled for {schedule.format_when(due, now)}: "
-            f"`mailer run-due` sends it then. To send it right away, add --at now; to "
-            f"change the time, --at WHEN.")
+def rate_text(limits: tuple[Rate, ...]) -> str:
+    from ..ratelimit import describe
+
+    return describe(limits)
 
 
-def schedule_later(out: Console, journal: Journal, campaign: str, when: datetime,
-                   now: datetime, drafts: Callable[[], Iterator[Draft]], assume_yes: bool,
-                   show: Callable[[int, int], None]) -> None:
-    """`send --at` in the future: plan, ask, queue with the campaign's time, and stop."""
-    at = f"{when.astimezone(now.tzinfo):%a %Y-%m-%d %H:%M %Z}"
+def server_line(settings: SmtpSettings) -> str:
+    who = f", as {settings.username}" if settings.username else ""
+    return f"SMTP server {settings.host}:{settings.port} ({settings.security}{who})"
+
+
+def queue_and_ask(journal: Journal, campaign: str, drafts: Iterator[Draft], tally: Tally,
+                  scheduled_at: float | None, how: str) -> bool:
+    """Stage the new drafts, show the plan and ask; False (journal unchanged)
+    when the answer is no or there is nothing to send."""
     with journal.staged() as staging:
-        added = journal.enqueue(campaign, drafts(), scheduled_at=when.timestamp())
+        if scheduled_at is not None:
+            journal.set_schedule(campaign, scheduled_at)
+        journal.enqueue(campaign, drafts)
+        to_send = journal.counts(campaign)[State.QUEUED]
+        show_plan(tally, will_send(campaign, to_send, tally.new))
+        if not to_send:
+            return True  # the sender reports that there is nothing to send
+        console().print(how)
+        if not click.confirm(f"Send {to_send} message(s) now?", default=False):
+            staging.discard()
+            click.echo("Nothing queued, nothing sent.")
+            return False
+    return True
+
+
+def will_send(campaign: str, to_send: int, new: int, at: str = "now") -> str:
+    """What happens next, in people: the new ones and those an earlier run left queued."""
+    earlier = to_send - new
+    more = f" ({new} new + {earlier} queued by an earlier run)" if earlier > 0 else ""
+    return f"Campaign {campaign!r}: {to_send} message(s) to send {at}{more}."
+
+
+def schedule_later(journal: Journal, campaign: str, later: datetime, now: datetime,
+                   drafts: Iterator[Draft], tally: Tally, assume_yes: bool) -> None:
+    """`send --at` in the future: plan, ask, queue with the campaign's time, and stop."""
+    from rich.text import Text
+
+    at = f"{later.astimezone(now.tzinfo):%a %Y-%m-%d %H:%M %Z}"
+    with journal.staged() as staging:
+        journal.enqueue(campaign, drafts, scheduled_at=later.timestamp())
         queued = journal.counts(campaign)[State.QUEUED]
-        show(added, queued)
+        show_plan(tally, will_send(campaign, queued, tally.new, f"on {at}"))
         if not queued:
             staging.discard()
             click.echo("Nothing to schedule.")
@@ -203,7 +195,7 @@ def schedule_later(out: Console, journal: Journal, campaign: str, when: datetime
             staging.discard()
             click.echo("Nothing queued, nothing scheduled.")
             return
-    out.print(Text(
+    console().print(Text(
         f"Queued {queued} message(s) of campaign {campaign!r} for {at}; nothing sent now.\n"
         f"`mailer run-due` sends them once due: let cron or a systemd timer start it every "
         f"5 minutes with `mailer schedule install` (from this folder, so it reads the same "
@@ -211,34 +203,16 @@ def schedule_later(out: Console, journal: Journal, campaign: str, when: datetime
         f"`mailer campaigns` shows the schedule; `mailer cancel {campaign}` drops it."))
 
 
-def streamed_plan(paths: tuple[Path, ...], mapping: dict[str, str] | None, region: str,
-                  composer: Composer, journal: Journal, again: bool) -> Iterator[PlanItem]:
-    """The campaign plan over contacts streamed in chunks, so memory stays flat
-    however long the list: an address listed twice is caught by the journal
-    (one row per campaign and address) instead of an in-memory merge."""
-    from ..campaign import plan
-    from ..contacts import iter_contacts
+def show_plan(tally: Tally, next_step: str) -> None:
+    """The entries to act on with their reasons, the summary line, what happens next."""
+    from rich.text import Text
 
-    chunk = ImportResult()
-    for entry in iter_contacts(list(paths), mapping=mapping, region=region):
-        (chunk.contacts if isinstance(entry, Contact) else chunk.rejected).append(entry)
-        if len(chunk.contacts) + len(chunk.rejected) >= PLAN_CHUNK:
-            yield from plan(chunk, composer, journal, again=again)
-            chunk = ImportResult()
-    yield from plan(chunk, composer, journal, again=again)
-
-
-def show_plan(out: Console, statuses: Counter[str], notes: list[tuple[str, str, str]],
-              added: int, campaign: str, queued: int | None = None) -> None:
-    for source, email, reason in notes:
-        out.print(Text(f"  {source}: {email or '-'}: {reason}"))
-    counts = ", ".join(f"{n} {status}" for status, n in statuses.items()) or "no entries"
-    out.print(Text(f"Read: {counts}."))
-    repeated = statuses["new"] - added
-    line = f"Campaign {campaign!r}: {added} newly queued"
-    if repeated:
-        line += f" ({repeated} already queued or listed twice)"
-    out.print(Text(line + (f", {queued} to send." if queued is not None else ".")))
+    out = console()
+    for item in tally.notes:
+        out.print(Text(f"  {item.source}: {item.email or '-'}: {item.status.value}: "
+                       f"{item.reason}"))
+    out.print(Text(tally.line()))
+    out.print(Text(next_step))
 
 
 def batched(items: Iterator[Draft], size: int) -> Iterator[list[Draft]]:
@@ -246,18 +220,33 @@ def batched(items: Iterator[Draft], size: int) -> Iterator[list[Draft]]:
         yield batch
 
 
+def send_now(journal: Journal, campaign: str, settings: SmtpSettings, limits: tuple[Rate, ...],
+             concurrency: int, feed: Iterator[list[Draft]] | None = None) -> SendSummary:
+    """Send what the campaign has queued, with a progress bar on a terminal."""
+    from ..sender import make_limiter, send_campaign_sync
+
+    with progress_display() as update:
+        return send_campaign_sync(journal, campaign, settings,
+                                  limiter=make_limiter(journal, limits),
+                                  concurrency=concurrency, progress=update,
+                                  handle_sigint=True, feed=feed)
+
+
 @contextmanager
-def progress_display() -> Iterator[Callable[[SendProgress], None] | None]:
+def progress_display() -> Iterator[Callable[[Progress], None] | None]:
     """A rich progress bar on stderr, only when stderr is a terminal."""
     if not sys.stderr.isatty():
         yield None
         return
-    columns = (TextColumn("[bold]sending"), BarColumn(), TextColumn("{task.description}"),
-               TimeRemainingColumn())
-    with Progress(*columns, console=Console(stderr=True), transient=True) as bar:
+    import rich.progress as bars
+    from rich.console import Console
+
+    columns = (bars.TextColumn("[bold]sending"), bars.BarColumn(),
+               bars.TextColumn("{task.description}"), bars.TimeRemainingColumn())
+    with bars.Progress(*columns, console=Console(stderr=True), transient=True) as bar:
         task = bar.add_task("", total=None)
 
-        def update(p: SendProgress) -> None:
+        def update(p: Progress) -> None:
             done = p.sent + p.deferred + p.failed
             bar.update(task, completed=done, total=done + p.remaining, description=(
                 f"sent {p.sent}  deferred {p.deferred}  failed {p.failed}  "
@@ -266,7 +255,23 @@ def progress_display() -> Iterator[Callable[[SendProgress], None] | None]:
         yield update
 
 
-def show_summary(out: Console, summary: SendSummary) -> None:
+def report_and_exit(journal: Journal, summary: SendSummary) -> None:
+    """The summary, the problems report, and the exit code."""
+    from ..problems import write_problems
+
+    if summary.logins == 0:
+        click.echo("Nothing to send.")
+    show_summary(summary)
+    report = write_problems(journal, summary.campaign, Path.cwd())
+    if report is not None:
+        click.echo(f"Failed, deferred or unknown recipients with the server's replies: {report}")
+    finish(summary)
+
+
+def show_summary(summary: SendSummary) -> None:
+    from rich.table import Table
+
+    out = console()
     table = Table(title=f"Campaign {summary.campaign!r}")
     table.add_column("state")
     table.add_column("recipients", justify="right")
@@ -280,24 +285,6 @@ def show_summary(out: Console, summary: SendSummary) -> None:
         out.print(f"{summary.recovered_unknown} message(s) from an interrupted run are "
                   f"'unknown': they may or may not have been delivered, so they were not sent "
                   f"again. `mailer resend --unknown` sends them anyway.")
-
-
-def write_problems(journal: Journal, campaign: str) -> Path | None:
-    rows = list(journal.rows(campaign, PROBLEM_STATES))
-    if not rows:
-        return None
-    path = Path.cwd() / f"mailer-problems-{safe_name(campaign)}.csv"
-    with path.open("w", newline="", encoding="utf-8") as f:
-        writer = csv.writer(f)
-        writer.writerow(["recipient", "state", "code", "reply", "attempts", "message_id"])
-        for r in rows:
-            writer.writerow([r.recipient, r.state, r.last_code or "", r.last_reply, r.attempts,
-                             r.message_id])
-    return path
-
-
-def safe_name(name: str) -> str:
-    return "".join(c if c.isalnum() or c in "-_." else "_" for c in name)
 
 
 def finish(summary: SendSummary) -> None:
@@ -348,7 +335,9 @@ def status(campaign_name: str | None, as_json: bool) -> None:
             "recipients": [r.to_json() for r in rows],
         }, ensure_ascii=False))
         return
-    out = Console(highlight=False)
+    from rich.table import Table
+    from rich.text import Text
+
     table = Table(title=f"Campaign {campaign!r}: " + ", ".join(
         f"{n} {s}" for s, n in counts.items() if n))
     for column in ("recipient", "state", "attempts", "last reply", "when"):
@@ -357,19 +346,12 @@ def status(campaign_name: str | None, as_json: bool) -> None:
         when = datetime.fromtimestamp(r.finished_at or r.queued_at).strftime("%Y-%m-%d %H:%M")
         reply = f"{r.last_code} {r.last_reply}" if r.last_code else r.last_reply
         table.add_row(Text(r.recipient), str(r.state), str(r.attempts), Text(reply), when)
-    out.print(table)
+    console().print(table)
 
 
 @main.group()
 def suppress() -> None:
     """The do-not-mail list: addresses here are never mailed."""
-
-
-def checked_address(email: str) -> str:
-    try:
-        return validate_email(email, check_deliverability=False).normalized
-    except EmailNotValidError as err:
-        raise ConfigError(f"{email!r} is not an e-mail address: {err}") from None
 
 
 @suppress.command("add")
@@ -378,8 +360,15 @@ def checked_address(email: str) -> str:
 @handle_errors
 def suppress_add(emails: tuple[str, ...], reason: str) -> None:
     """Never mail these addresses (queued messages to them are cancelled)."""
-    addresses = [checked_address(e) for e in emails]
-    with Journal(config.state_dir(config.environment()) / "journal.sqlite3") as journal:
+    from ..addresses import InvalidAddress, normalize_address
+
+    addresses = []
+    for email in emails:
+        try:
+            addresses.append(normalize_address(email))
+        except InvalidAddress as err:
+            raise ConfigError(f"{email!r} is not an e-mail address: {err}") from None
+    with writable_journal() as journal:
         for address in addresses:
             added = journal.suppress_add(address, reason)
             click.echo(f"{address}: {'suppressed' if added else 'already suppressed'}")

@@ -17,10 +17,11 @@ from itertools import groupby
 from pathlib import Path
 
 from ..errors import InputError
-from ..models import Contact, ImportResult, Rejected
+from ..models import Contact, Duplicate, ImportResult, Rejected
 from . import normalize
 from .cards import CARD_SUFFIXES, iter_cards
 from .csvfile import check_mapping, read_csv
+from .dedupe import merged
 from .normalize import Entry, Flag
 from .vcard import read_vcards
 
@@ -41,9 +42,16 @@ def load_contacts(
     region: str = "DE",
     on_flag: Flag | None = None,
 ) -> ImportResult:
-    """Every entry of every file, with contacts sharing an address merged."""
-    items = iter_contacts(paths, mapping=mapping, region=region, on_flag=on_flag)
-    return normalize.deduplicate(items)
+    """Every entry of every file, with contacts sharing an address merged (`dedupe.py`)."""
+    result = ImportResult()
+    for item in merged(iter_contacts(paths, mapping=mapping, region=region, on_flag=on_flag)):
+        if isinstance(item, Contact):
+            result.contacts.append(item)
+        elif isinstance(item, Duplicate):
+            result.duplicates.append(item)
+        else:
+            result.rejected.append(item)
+    return result
 
 
 def iter_contacts(

@@ -20,8 +20,8 @@ from dataclasses import dataclass
 
 import phonenumbers
 
+from ..addresses import InvalidAddress, normalize_address
 from ..sanitize import clean
-from .normalize import InvalidAddress, normalize_address
 
 # An e-mail read with less confidence than this is held back until reviewed.
 EMAIL_REVIEW_THRESHOLD = 0.9

@@ -1,13 +1,13 @@
-"""From what a reader read (`Entry`) to a `Contact` or a `Rejected`; duplicate merging.
+"""From what a reader read (`Entry`) to a `Contact` or a `Rejected`; merging two records.
 
 Everything that decides what a contact *is* lives here, so the vCard and CSV
 readers only have to report what the file says:
 
 - sanitising: every text field goes through `sanitize.clean`;
-- addresses: email-validator (syntax and IDN, no DNS), domain lower-cased;
+- addresses: `addresses.normalize_address`, the one validator;
 - phones: E.164 via phonenumbers when the number parses, else as read;
-- duplicates: same address (case-insensitive) -> merged into the earlier
-  record, keeping the richer values.
+- duplicates: `merge` makes one record of two that share an address, keeping
+  the richer values (`dedupe.py` decides which records share one).
 """
 
 from __future__ import annotations
@@ -17,10 +17,10 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, fields, replace
 
 import phonenumbers
-from email_validator import SPECIAL_USE_DOMAIN_NAMES, EmailNotValidError, validate_email
 
+from ..addresses import InvalidAddress, normalize_address
 from ..errors import ConfigError
-from ..models import Contact, Duplicate, ImportResult, Rejected
+from ..models import Contact, Rejected
 from ..sanitize import clean, problem
 
 # A field longer than this is no name, title or address but an attack or a broken file:
@@ -96,51 +96,6 @@ def check_region(region: str) -> str:
             f"such as DE, AT, CH, GB or US."
         )
     return code
-
-
-class InvalidAddress(ValueError):
-    """An e-mail value that is not a usable address; str() says why."""
-
-
-def normalize_address(raw: str) -> str:
-    """A validated address, trimmed, domain lower-cased (IDN in Unicode form).
-
-    Special-use domains (".invalid", "@invalid", ".test", ...) are syntactically
-    fine, and exporters write them for placeholder contacts; email-validator
-    refuses them by policy, so they are validated with a neutral stand-in
-    domain and kept: the user sees them in the import and decides.
-
-    A value with a control or format character or "=?" is refused, never cleaned:
-    removing characters from an address can turn it into someone else's."""
-    text = raw.strip()
-    if text[:7].lower() == "mailto:":
-        text = text[7:].strip()
-    if not text:
-        raise InvalidAddress("empty")
-    why = problem(text)
-    if why:
-        raise InvalidAddress(why)
-    local, at, domain = text.rpartition("@")
-    special = bool(at) and _is_special_use(domain)
-    candidate = f"{local}@{domain}.example.com" if special else text
-    try:
-        result = validate_email(
-            candidate,
-            check_deliverability=False,
-            allow_smtputf8=True,
-            allow_display_name=True,  # "Ada Lovelace <ada@example.com>" in one cell
-            globally_deliverable=False,
-        )
-    except EmailNotValidError as err:
-        raise InvalidAddress(str(err)) from None
-    if special:
-        return f"{result.local_part}@{result.domain.removesuffix('.example.com')}"
-    return result.normalized
-
-
-def _is_special_use(domain: str) -> bool:
-    name = domain.strip().rstrip(".").lower()
-    return any(name == d or name.endswith("." + d) for d in SPECIAL_USE_DOMAIN_NAMES)
 
 
 def split_addresses(values: Iterable[str]) -> tuple[list[str], list[tuple[str, str]]]:
@@ -311,27 +266,3 @@ def merge(kept: Contact, other: Contact) -> Contact:
         source=kept.source,
         needs_review=base.needs_review,
     )
-
-
-def deduplicate(items: Iterable[Contact | Rejected]) -> ImportResult:
-    """Collect a stream into an ImportResult, merging contacts that share an address."""
-    result = ImportResult()
-    by_address: dict[str, int] = {}
-    for item in items:
-        if isinstance(item, Rejected):
-            result.rejected.append(item)
-            continue
-        index = next(
-            (by_address[a.casefold()] for a in item.emails if a.casefold() in by_address), None
-        )
-        if index is None:
-            index = len(result.contacts)
-            result.contacts.append(item)
-        else:
-            kept = result.contacts[index]
-            shared = next(a for a in item.emails if by_address.get(a.casefold()) == index)
-            result.duplicates.append(Duplicate(item.source, kept.source, shared))
-            result.contacts[index] = merge(kept, item)
-        for address in result.contacts[index].emails:
-            by_address.setdefault(address.casefold(), index)
-    return result
