@@ -9,6 +9,7 @@ import click
 
 from ..plan import Status
 from ..profile import VCARD_VERSIONS, load_profile
+from ..sanitize import clean
 from .app import (
     handle_errors,
     main,
@@ -72,7 +73,7 @@ def preview(
 
     profile = load_profile(profile_path)
     composer = Composer(profile, templates=templates, lang=lang)
-    campaign = campaign_name or paths[0].stem  # the campaign a send would fill
+    campaign = campaign_name or clean(paths[0].stem)  # the campaign a send would fill
     journal = open_journal(create=False)
     try:
         items = plan_files(paths, composer, journal, campaign=campaign,

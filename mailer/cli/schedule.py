@@ -19,6 +19,7 @@ replaced) and queues contacts that are new in the files.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import sys
 import time
@@ -97,7 +98,7 @@ def install_command(kind: Kind | None, every: int, print_only: bool,
               *(arg for rate in rates for arg in ("--rate", rate)),
               *(("--concurrency", str(concurrency)) if concurrency != 1 else ())]
     env = config.environment()
-    tools = timer.Tools.from_env(env)
+    tools = timer.Tools.from_env(os.environ)  # test seams: never from a .env
     kind = kind or tools.default_kind()
     state = config.state_dir(env)
     job = timer.Job(
@@ -121,7 +122,7 @@ def remove_command(kind: Kind | None) -> None:
     Other lines of your crontab are kept."""
     from .. import timer
 
-    tools = timer.Tools.from_env(config.environment())
+    tools = timer.Tools.from_env(os.environ)  # test seams: never from a .env
     for each in [kind] if kind else timer.KINDS:
         if kind is None and each == "cron" and not _has_crontab(tools):
             continue
@@ -135,7 +136,7 @@ def show_command(kind: Kind | None) -> None:
     """Show the installed cron line and/or systemd timer."""
     from .. import timer
 
-    tools = timer.Tools.from_env(config.environment())
+    tools = timer.Tools.from_env(os.environ)  # test seams: never from a .env
     for each in [kind] if kind else timer.KINDS:
         if kind is None and each == "cron" and not _has_crontab(tools):
             click.echo("cron: no crontab program on this machine")

@@ -18,6 +18,7 @@ has the rules for campaigns scheduled or cancelled).
 from __future__ import annotations
 
 import json
+import shlex
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -31,6 +32,7 @@ import click
 from .. import config
 from ..errors import ConfigError
 from ..models import Draft, State
+from ..sanitize import clean
 from .app import (
     handle_errors,
     main,
@@ -104,7 +106,7 @@ def send(paths: tuple[Path, ...], profile_path: Path, campaign_name: str | None,
     env = config.environment()
     settings = config.smtp_settings(env)
     limits = choose_rates(rates, provider)
-    campaign = campaign_name or paths[0].stem
+    campaign = campaign_name or clean(paths[0].stem)  # a file name is outside text
     now = when.now_from(now_text)
     at_time = when.parse_when(at, now) if at else None
     later = at_time if at_time is not None and at_time > now else None  # else: send now
@@ -200,7 +202,8 @@ def schedule_later(journal: Journal, campaign: str, later: datetime, now: dateti
         f"`mailer run-due` sends them once due: let cron or a systemd timer start it every "
         f"5 minutes with `mailer schedule install` (from this folder, so it reads the same "
         f".env), or run `mailer run-due` yourself after that time.\n"
-        f"`mailer campaigns` shows the schedule; `mailer cancel {campaign}` drops it."))
+        f"`mailer campaigns` shows the schedule; `mailer cancel {shlex.quote(campaign)}` drops "
+        f"it."))
 
 
 def show_plan(tally: Tally, next_step: str) -> None:
@@ -299,7 +302,8 @@ def finish(summary: SendSummary) -> None:
         sys.exit(1)
     if summary.counts[State.DEFERRED]:
         click.echo(f"{summary.counts[State.DEFERRED]} deferred after several tries: "
-                   f"`mailer resend --campaign {summary.campaign}` tries them again.", err=True)
+                   f"`mailer resend --campaign {shlex.quote(summary.campaign)}` tries them "
+                   f"again.", err=True)
     sys.exit(0 if summary.complete else 1)
 
 
