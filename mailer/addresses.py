@@ -7,8 +7,6 @@ duplicate merging and the suppression list all compare by `address_key`.
 
 from __future__ import annotations
 
-from email_validator import SPECIAL_USE_DOMAIN_NAMES, EmailNotValidError, validate_email
-
 from .sanitize import problem
 
 
@@ -26,6 +24,8 @@ def normalize_address(raw: str) -> str:
 
     A value with a control or format character or "=?" is refused, never cleaned:
     removing characters from an address can turn it into someone else's."""
+    from email_validator import EmailNotValidError, validate_email  # slow; not for `status`
+
     text = raw.strip()
     if text[:7].lower() == "mailto:":
         text = text[7:].strip()
@@ -53,6 +53,8 @@ def normalize_address(raw: str) -> str:
 
 
 def _is_special_use(domain: str) -> bool:
+    from email_validator import SPECIAL_USE_DOMAIN_NAMES
+
     name = domain.strip().rstrip(".").lower()
     return any(name == d or name.endswith("." + d) for d in SPECIAL_USE_DOMAIN_NAMES)
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from .capture import CaptureServer
 from .config import SmtpSettings
-from .journal import Journal
+from .journal import Journal, journal_path
 from .message import Composer
 from .plan import Tally, plan_files
 from .preview import PreviewSummary, write_preview
@@ -54,8 +54,8 @@ def run_demo(workdir: Path) -> DemoReport:
         shutil.copyfile(example_file(name), inputs[name])
     profile = load_profile(inputs["profile.example.toml"])
     composer = Composer(profile)
-    journal_path = workdir / "state" / "journal.sqlite3"
-    with Journal(journal_path) as journal:
+    journal_file = journal_path(workdir / "state")
+    with Journal(journal_file) as journal:
         items = list(plan_files([inputs["contacts.csv.example"]], composer, journal,
                                 campaign=CAMPAIGN, region=profile.region))
         preview = write_preview(items, workdir / "preview")
@@ -66,4 +66,4 @@ def run_demo(workdir: Path) -> DemoReport:
             summary = send_campaign_sync(
                 journal, CAMPAIGN, settings, limiter=RateLimiter(()), concurrency=2
             )
-    return DemoReport(preview=preview, send=summary, maildir=maildir, journal=journal_path)
+    return DemoReport(preview=preview, send=summary, maildir=maildir, journal=journal_file)

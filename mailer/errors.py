@@ -6,6 +6,7 @@
     │   └── OcrUnavailable      an image was given but the OCR extra is missing
     ├── TemplateError           a template that does not compile or render
     ├── JournalError            the state database is unusable or locked
+    │   └── JournalBusy         another process holds its write lock right now (retried)
     └── SmtpError               the SMTP server cannot be used for this run
         ├── ConnectError        cannot connect (host, port, network)
         ├── TlsError            TLS required but unavailable or failed
@@ -44,6 +45,10 @@ class TemplateError(MailerError):
 
 class JournalError(MailerError):
     """The journal (SQLite state) cannot be used."""
+
+
+class JournalBusy(JournalError):
+    """Another process holds the journal's write lock right now (see `Journal.busy_wait`)."""
 
 
 class SmtpError(MailerError):

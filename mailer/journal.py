@@ -45,7 +45,7 @@ from datetime import datetime
 from pathlib import Path
 
 from .addresses import address_key
-from .errors import JournalError
+from .errors import JournalBusy, JournalError
 from .models import Draft, State, dated
 
 SCHEMA = """
@@ -107,7 +107,7 @@ class DeferredRetry:
 
     def delay(self, attempts: int) -> float:
         """Seconds to wait after the row's `attempts`-th attempt."""
-        return min(self.cap, self.first * 2 ** min(max(0, attempts - 1), 30))
+        return min(self.cap, self.first * 2.0 ** min(max(0, attempts - 1), 30))
 
 
 @dataclass(frozen=True, slots=True)
@@ -176,6 +176,9 @@ class Campaign:
     cancelled_at: float | None
 
 
+BUSY_TIMEOUT = 30.0  # seconds a write waits for another process's write lock
+
+
 def private_file(path: Path) -> None:
     """Create `path` readable by its owner only (0600) whatever the umask, or make an
     existing one so: the journal holds every contact and every message."""
@@ -196,7 +199,7 @@ class Journal:
             path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
             private_file(path)  # SQLite gives its -wal and -shm files the same mode
             # autocommit mode: every transaction below is explicit
-            self._db = sqlite3.connect(path, isolation_level=None, timeout=30.0)
+            self._db = sqlite3.connect(path, isolation_level=None, timeout=BUSY_TIMEOUT)
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
             # checkpoint (the one step that fsyncs) every ~40 MB of WAL, not every 4 MB
@@ -239,6 +242,17 @@ class Journal:
             yield self._db
 
     @contextmanager
+    def busy_wait(self, seconds: float) -> Iterator[None]:
+        """Inside, a write waits at most `seconds` for another process's write lock
+        (then JournalBusy) instead of the default 30 s: the sender waits for the
+        lock in its event loop, where a wait stalls no other connection."""
+        self._db.execute(f"PRAGMA busy_timeout = {max(0, round(seconds * 1000))}")
+        try:
+            yield
+        finally:
+            self._db.execute(f"PRAGMA busy_timeout = {round(BUSY_TIMEOUT * 1000)}")
+
+    @contextmanager
     def staged(self) -> Iterator[Staging]:
         """Everything written inside becomes visible only if the block ends
         without calling `discard()` (used to queue, then ask, then commit)."""
@@ -259,6 +273,9 @@ class Journal:
         try:
             self._db.execute("BEGIN IMMEDIATE")
         except sqlite3.Error as err:
+            if getattr(err, "sqlite_errorcode", None) == sqlite3.SQLITE_BUSY:
+                raise JournalBusy(f"The journal {self.path} is locked by another "
+                                  f"process.") from None
             raise JournalError(f"The journal {self.path} is busy or unusable: {err}") from None
         try:
             yield
@@ -346,29 +363,18 @@ class Journal:
                     "INSERT OR IGNORE INTO messages (campaign, address, recipient, sender, "
                     "message_id, smtputf8, queued_at, source) SELECT ?, ?, ?, ?, ?, ?, ?, ? "
                     "WHERE NOT EXISTS (SELECT 1 FROM suppressed WHERE address = ?)",
-                    (
-                        campaign,
-                        key,
-                        d.recipient,
-                        d.sender,
-                        d.message_id,
-                        int(d.smtputf8),
-                        now,
-                        d.source,
-                        key,
-                    ),
+                    (campaign, key, d.recipient, d.sender, d.message_id, int(d.smtputf8), now,
+                     d.source, key),
                 )
                 if cur.rowcount:
-                    db.execute(
-                        "INSERT INTO payloads (id, data) VALUES (?, ?)", (cur.lastrowid, d.payload)
-                    )
+                    db.execute("INSERT INTO payloads (id, data) VALUES (?, ?)",
+                               (cur.lastrowid, d.payload))
                     added += 1
         return added
 
     def campaigns(self) -> list[Campaign]:
-        sql = (
-            "SELECT name, created_at, scheduled_at, cancelled_at FROM campaigns ORDER BY created_at"
-        )
+        sql = ("SELECT name, created_at, scheduled_at, cancelled_at FROM campaigns "
+               "ORDER BY created_at")
         return [Campaign(*row) for row in self._db.execute(sql)]
 
     def campaign(self, name: str) -> Campaign | None:
@@ -408,13 +414,11 @@ class Journal:
         """Campaigns, oldest first, that are not cancelled, whose time has come
         (`scheduled_at` unset or <= `now`, both UTC epoch seconds) and that have
         queued rows due by `now`."""
-        sql = (
-            "SELECT c.name FROM campaigns c WHERE c.cancelled_at IS NULL "
-            "AND (c.scheduled_at IS NULL OR c.scheduled_at <= ?) "
-            "AND EXISTS (SELECT 1 FROM messages m WHERE m.campaign = c.name "
-            "  AND m.state = 'queued' AND m.next_attempt_at <= ?) "
-            "ORDER BY c.created_at, c.rowid"
-        )
+        sql = ("SELECT c.name FROM campaigns c WHERE c.cancelled_at IS NULL "
+               "AND (c.scheduled_at IS NULL OR c.scheduled_at <= ?) "
+               "AND EXISTS (SELECT 1 FROM messages m WHERE m.campaign = c.name "
+               "  AND m.state = 'queued' AND m.next_attempt_at <= ?) "
+               "ORDER BY c.created_at, c.rowid")
         return [row[0] for row in self._db.execute(sql, (now, now))]
 
     def retry_deferred(self, now: float, policy: DeferredRetry = DeferredRetry()) -> int:
@@ -426,11 +430,8 @@ class Journal:
             "WHERE m.state = 'deferred' AND c.cancelled_at IS NULL AND m.attempts < ?",
             (policy.max_attempts,),
         ).fetchall()
-        due = [
-            (row_id,)
-            for row_id, attempts, finished in rows
-            if (finished or 0.0) + policy.delay(attempts) <= now
-        ]
+        due = [(row_id,) for row_id, attempts, finished in rows
+               if (finished or 0.0) + policy.delay(attempts) <= now]
         if not due:
             return 0
         with self._write() as db:
@@ -489,12 +490,9 @@ class Journal:
 
     def recover(self) -> int:
         """Turn claims left by dead processes into `unknown`; returns how many."""
-        owners = [
-            r[0]
-            for r in self._db.execute(
-                "SELECT DISTINCT claimed_by FROM messages WHERE state = 'claimed'"
-            )
-        ]
+        owners = [r[0] for r in self._db.execute(
+            "SELECT DISTINCT claimed_by FROM messages WHERE state = 'claimed'"
+        )]
         unknown = 0
         for owner in owners:
             if self._owner_alive(owner):
@@ -509,9 +507,8 @@ class Journal:
                 unknown += cur.rowcount
         return unknown
 
-    def claim(
-        self, campaign: str, now: float | None = None, *, record: Outcome | None = None
-    ) -> Claimed | None:
+    def claim(self, campaign: str, now: float | None = None, *,
+              record: Outcome | None = None) -> Claimed | None:
         """Atomically claim the next due `queued` row of the campaign: rows never
         tried first (in queue order), then retries by due time.  The order matches
         the `messages_due` index, so a claim is one index probe, not a sort.
@@ -535,27 +532,21 @@ class Journal:
         if row is None:
             return None
         payload = self._db.execute("SELECT data FROM payloads WHERE id = ?", (row[0],))
-        return Claimed(
-            row[0], row[1], row[2], row[3], row[4], bool(row[5]), payload.fetchone()[0], row[6]
-        )
+        return Claimed(row[0], row[1], row[2], row[3], row[4], bool(row[5]),
+                       payload.fetchone()[0], row[6])
 
     def next_due(self, campaign: str) -> float | None:
         """When the earliest queued row becomes due (None: nothing queued)."""
         row = self._db.execute(
-            "SELECT MIN(next_attempt_at) FROM messages WHERE campaign = ? AND state = 'queued'",
+            "SELECT MIN(next_attempt_at) FROM messages "
+            "WHERE campaign = ? AND state = 'queued'",
             (campaign,),
         ).fetchone()
-        return row[0]
+        due: float | None = row[0]
+        return due
 
-    def mark(
-        self,
-        row_id: int,
-        state: State,
-        code: int | None,
-        reply: str,
-        *,
-        retry_at: float | None = None,
-    ) -> None:
+    def mark(self, row_id: int, state: State, code: int | None, reply: str,
+             *, retry_at: float | None = None) -> None:
         """Record an outcome.  With `retry_at` the row goes back to `queued`
         (not before that time) and keeps the reply that deferred it."""
         self.record(Outcome(row_id, state, code, reply, retry_at))
@@ -589,20 +580,17 @@ class Journal:
                 (row_id,),
             )
 
-    def requeue(
-        self, campaign: str, states: Iterable[State], addresses: Iterable[str] | None = None
-    ) -> int:
+    def requeue(self, campaign: str, states: Iterable[State],
+                addresses: Iterable[str] | None = None) -> int:
         """Put rows in the given states (e.g. deferred, unknown) back in the
         queue; with `addresses`, only those recipients."""
         wanted = [str(s) for s in states]
         if str(State.SENT) in wanted or str(State.CLAIMED) in wanted:
             raise JournalError("Sent or in-flight messages cannot be queued again.")
         marks = ",".join("?" * len(wanted))
-        sql = (
-            f"UPDATE messages SET state = 'queued', next_attempt_at = 0, "
-            f"finished_at = NULL WHERE campaign = ? AND state IN ({marks}) "
-            f"AND NOT EXISTS (SELECT 1 FROM suppressed s WHERE s.address = messages.address)"
-        )
+        sql = (f"UPDATE messages SET state = 'queued', next_attempt_at = 0, "
+               f"finished_at = NULL WHERE campaign = ? AND state IN ({marks}) "
+               f"AND NOT EXISTS (SELECT 1 FROM suppressed s WHERE s.address = messages.address)")
         args: list[object] = [campaign, *wanted]
         if addresses is not None:
             keys = [address_key(a) for a in addresses]
@@ -621,9 +609,8 @@ class Journal:
         if self.is_suppressed(key):
             return False
         with self._write() as db:
-            taken = db.execute(
-                "SELECT 1 FROM messages WHERE campaign = ? AND address = ?", (campaign, key)
-            ).fetchone()
+            taken = db.execute("SELECT 1 FROM messages WHERE campaign = ? AND address = ?",
+                               (campaign, key)).fetchone()
             if taken:
                 return False
             row = db.execute(
@@ -632,18 +619,8 @@ class Journal:
                 "last_reply = ?, next_attempt_at = 0, finished_at = NULL, queued_at = ? "
                 "WHERE campaign = ? AND address = ? "
                 "AND state IN ('failed', 'deferred', 'queued') RETURNING id",
-                (
-                    key,
-                    draft.recipient,
-                    draft.sender,
-                    draft.message_id,
-                    int(draft.smtputf8),
-                    draft.source,
-                    f"replaces {old}",
-                    time.time(),
-                    campaign,
-                    address_key(old),
-                ),
+                (key, draft.recipient, draft.sender, draft.message_id, int(draft.smtputf8),
+                 draft.source, f"replaces {old}", time.time(), campaign, address_key(old)),
             ).fetchone()
             if row is not None:
                 db.execute("UPDATE payloads SET data = ? WHERE id = ?", (draft.payload, row[0]))
@@ -661,10 +638,8 @@ class Journal:
     def sent_since(self, since: float) -> list[float]:
         """Times of messages sent since `since`, oldest first (seeds the rate limiter,
         so a daily limit also counts earlier runs)."""
-        sql = (
-            "SELECT finished_at FROM messages WHERE state = 'sent' AND finished_at >= ? "
-            "ORDER BY finished_at"
-        )
+        sql = ("SELECT finished_at FROM messages WHERE state = 'sent' AND finished_at >= ? "
+               "ORDER BY finished_at")
         return [r[0] for r in self._db.execute(sql, (since,))]
 
     # -- reports ------------------------------------------------------------
@@ -677,10 +652,8 @@ class Journal:
         return counts
 
     def rows(self, campaign: str, states: Iterable[State] | None = None) -> Iterator[Row]:
-        sql = (
-            "SELECT campaign, recipient, state, message_id, attempts, last_code, last_reply, "
-            "queued_at, finished_at, source FROM messages WHERE campaign = ?"
-        )
+        sql = ("SELECT campaign, recipient, state, message_id, attempts, last_code, last_reply, "
+               "queued_at, finished_at, source FROM messages WHERE campaign = ?")
         args: list[object] = [campaign]
         if states is not None:
             wanted = [str(s) for s in states]

@@ -136,18 +136,25 @@ def _status(contact: Contact, journal: Journal | None, campaign: str | None,
 
 
 class Tally:
-    """Counts the items that pass through it, and keeps those the user must
-    act on (`NOTED`) to list them with their reasons."""
+    """Counts the items that pass through it, and keeps the first `NOTE_LIMIT`
+    of those the user must act on (`NOTED`) to list them with their reasons
+    (the preview lists all; memory stays flat however many there are)."""
+
+    NOTE_LIMIT = 200
 
     def __init__(self) -> None:
         self.counts: Counter[Status] = Counter()
         self.notes: list[PlanItem] = []
+        self.more_notes = 0  # noted items beyond NOTE_LIMIT
 
     def count(self, items: Iterable[PlanItem]) -> Iterator[PlanItem]:
         for item in items:
             self.counts[item.status] += 1
             if item.status in NOTED:
-                self.notes.append(item)
+                if len(self.notes) < self.NOTE_LIMIT:
+                    self.notes.append(item)
+                else:
+                    self.more_notes += 1
             yield item
 
     def new_drafts(self, items: Iterable[PlanItem]) -> Iterator[Draft]:

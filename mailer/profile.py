@@ -14,12 +14,10 @@ import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 from urllib.parse import quote, urlsplit, urlunsplit
 
-import phonenumbers
-import vobject
-
+from .addresses import InvalidAddress, normalize_address
 from .errors import ConfigError
 from .sanitize import problem
 
@@ -141,6 +139,9 @@ class Profile:
             raise ConfigError(
                 f"vCard version {version!r} is not one of {', '.join(VCARD_VERSIONS)}."
             )
+        import phonenumbers
+        import vobject  # slow to import: here, so that `mailer --help` does not pay for it
+
         v4 = version == "4.0"
         card = vobject.vCard()
         card.add("version").value = version
@@ -191,7 +192,8 @@ class Profile:
                 item += 1
                 _add(card, f"item{item}.url", channel.url)
                 _add(card, f"item{item}.x-ablabel", channel.label)
-        return card.serialize()
+        text: str = card.serialize()
+        return text
 
 
 def _add(card: Any, name: str, value: str | bytes, **params: str | list[str]) -> None:
@@ -221,7 +223,6 @@ _TOP_KEYS = {
 }
 _ADDRESS_KEYS = {"street", "city", "postcode", "region", "country"}
 _CHANNEL_KEYS = {"network", "value", "label"}
-_EMAIL = re.compile(r"[^@\s<>()\[\],;:\"]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+")
 
 
 def load_profile(path: Path) -> Profile:
@@ -235,6 +236,13 @@ def load_profile(path: Path) -> Profile:
     except tomllib.TOMLDecodeError as err:
         raise ConfigError(f"{path}: not valid TOML: {err}") from None
     return _Reader(path, text).profile(data)
+
+
+class _Where(TypedDict):
+    """Where in the file a key is: `[[table]]` number `index` (0-based)."""
+
+    table: str
+    index: int
 
 
 class _Reader:
@@ -302,17 +310,21 @@ class _Reader:
         self.unknown(data, _TOP_KEYS)
         name = self.string(data, "name", required=True)
         email = self.string(data, "email", required=True)
-        if not _EMAIL.fullmatch(email) or not email.isascii():
-            raise self.fail(
-                f"{email!r} is not an e-mail address (ASCII, user@domain.tld).", "email"
-            )
+        try:
+            email = normalize_address(email)
+        except InvalidAddress as err:
+            raise self.fail(f"{email!r} is not an e-mail address: {err}", "email") from None
+        if not email.isascii():  # the envelope sender is sent without SMTPUTF8
+            raise self.fail(f"{email!r}: the sender's address must be ASCII.", "email")
         lang = self.string(data, "lang") or "en"
         if not re.fullmatch(r"[a-z]{2}", lang):
             raise self.fail(
                 f'{lang!r} is not a two-letter language code like "de" or "en".', "lang"
             )
+        from phonenumbers import SUPPORTED_REGIONS
+
         region = self.string(data, "region").upper() or "DE"
-        if region not in phonenumbers.SUPPORTED_REGIONS:
+        if region not in SUPPORTED_REGIONS:
             raise self.fail(f'{region!r} is not a two-letter country code like "DE".', "region")
         unsubscribe_url = self.string(data, "unsubscribe_url")
         if unsubscribe_url and not _is_https(unsubscribe_url):
@@ -357,6 +369,8 @@ class _Reader:
         return tuple(self.phone(p, region, "phones") for p in value)
 
     def phone(self, text: str, region: str, key: str, *, table: str = "", index: int = 0) -> str:
+        import phonenumbers
+
         try:
             number = phonenumbers.parse(text, region)
         except phonenumbers.NumberParseException:
@@ -405,7 +419,7 @@ class _Reader:
         return tuple(self.channel(entry, index, region) for index, entry in enumerate(value))
 
     def channel(self, entry: Mapping[str, Any], index: int, region: str) -> Channel:
-        where = {"table": "channels", "index": index}
+        where: _Where = {"table": "channels", "index": index}
         self.unknown(entry, _CHANNEL_KEYS, **where)
         key = self.string(entry, "network", required=True, **where).lower()
         network = NETWORKS.get(key)

@@ -15,7 +15,6 @@ send times from earlier runs today can seed a daily limit.
 
 from __future__ import annotations
 
-import asyncio
 import re
 import time
 from collections import deque
@@ -93,13 +92,17 @@ class RateLimiter:
         rates: Sequence[Rate] = (),
         *,
         clock: Callable[[], float] = time.time,
-        sleep: Callable[[float], Awaitable[object]] = asyncio.sleep,
+        sleep: Callable[[float], Awaitable[object]] | None = None,  # default asyncio.sleep
         history: Iterable[float] = (),
     ) -> None:
         """`history`: admission times before this run (e.g. today's sent
         messages from the journal), oldest first."""
         self.rates = tuple(rates)
         self._clock = clock
+        if sleep is None:
+            import asyncio  # here: `mailer --help` and `status` read PRESETS, never sleep
+
+            sleep = asyncio.sleep
         self._sleep = sleep
         depth = max((r.count for r in self.rates), default=0)
         self._log: deque[float] = deque(history, maxlen=depth)

@@ -21,6 +21,11 @@ Outcomes by reply class:
 
 Ctrl-C (first): no new transactions; the ones in flight finish and are
 recorded.  A second Ctrl-C cancels them; their rows become `unknown`.
+
+The journal's write lock: while another process (a second `mailer`, a backup)
+holds it, a journal write here fails after a few milliseconds and is retried
+from the event loop (`patiently`), so the other connections keep talking to
+the server instead of all stalling inside SQLite's own 30 s busy wait.
 """
 
 from __future__ import annotations
@@ -31,15 +36,39 @@ import signal
 import socket
 import ssl
 import time
-from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from functools import partial
+from typing import ParamSpec, TypeVar
 
 from .config import SmtpSettings
-from .errors import AuthError, SmtpError
+from .errors import AuthError, JournalBusy, JournalError, SmtpError
 from .journal import Claimed, Journal, Outcome
 from .models import Draft, State
 from .ratelimit import Rate, RateLimiter
 from .transport import Connection, Lost
+
+T = TypeVar("T")
+P = ParamSpec("P")
+
+LOCK_POLL = 0.01  # seconds a journal write may block the event loop on another's lock
+LOCK_PATIENCE = 30.0  # seconds to keep retrying before the run gives up
+
+
+async def patiently(write: Callable[[], T], patience: float = LOCK_PATIENCE) -> T:
+    """A journal write (inside `Journal.busy_wait(LOCK_POLL)`), retried with
+    back-off while another process holds the write lock."""
+    deadline = time.monotonic() + patience
+    pause = LOCK_POLL
+    while True:
+        try:
+            return write()
+        except JournalBusy as err:
+            if time.monotonic() >= deadline:
+                raise JournalError(f"{err} It stayed locked for {patience:g} s; run the "
+                                   f"same command again once it is free.") from None
+        await asyncio.sleep(pause)
+        pause = min(pause * 2, 0.2)
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,7 +80,7 @@ class RetryPolicy:
     def delay(self, tries: int) -> float:
         """Back-off after the `tries`-th failed try, with +-50 % jitter so that
         retries of many recipients do not arrive together."""
-        return min(self.cap, self.base * 2 ** (tries - 1)) * random.uniform(0.5, 1.5)
+        return min(self.cap, self.base * 2.0 ** (tries - 1)) * random.uniform(0.5, 1.5)
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,7 +163,7 @@ class _Run:
         try:
             while not self.stop.is_set():
                 if not conn.connected or self.limiter.wait_time() > 0:
-                    self.flush(pending)
+                    await self.flush(pending)
                     pending = None
                     if not conn.connected:
                         await conn.connect()
@@ -145,7 +174,7 @@ class _Run:
                         return
                 else:
                     await self.limiter.acquire()  # free: returns without suspending
-                row = self.journal.claim(self.campaign, record=pending)
+                row = await patiently(partial(self.journal.claim, self.campaign, record=pending))
                 pending = None
                 if row is None:
                     self.limiter.refund()
@@ -154,19 +183,19 @@ class _Run:
                     continue
                 pending = await self.transact(conn, row)
                 if pending.code == 421:  # the server is shedding load: give it a rest
-                    self.flush(pending)
+                    await self.flush(pending)
                     pending = None
                     await self.until_stopped(asyncio.sleep(self.retry.delay(1)))
         except SmtpError as err:
             self.halt(str(err))  # the other workers stop after their transaction
             raise
         finally:
-            self.flush(pending)
+            await self.flush(pending)
             await conn.quit()
 
-    def flush(self, pending: Outcome | None) -> None:
+    async def flush(self, pending: Outcome | None) -> None:
         if pending is not None:
-            self.journal.record(pending)
+            await patiently(partial(self.journal.record, pending))
 
     async def wait_for_work(self) -> bool:
         """Nothing due right now: wait for the feed or a retry; False when done."""
@@ -187,13 +216,14 @@ class _Run:
         except Lost as err:
             return self.defer(row, None, str(err))
         except SmtpError:
-            self.journal.release(row.id)  # nothing went out with it
+            await patiently(partial(self.journal.release, row.id))  # nothing went out with it
             raise
         except asyncio.CancelledError:
-            self.journal.mark(row.id, State.UNKNOWN, None, "interrupted during the transaction")
+            await patiently(partial(self.journal.mark, row.id, State.UNKNOWN, None,
+                                    "interrupted during the transaction"))
             raise
         if reply.code == 530:  # "authentication required": the account, not the recipient
-            self.journal.release(row.id)
+            await patiently(partial(self.journal.release, row.id))
             raise AuthError(f"The server wants a login before sending: {reply}. "
                             f"Set MAILER_SMTP_USERNAME and MAILER_SMTP_PASSWORD.")
         if 400 <= reply.code < 500:
@@ -230,8 +260,8 @@ class _Run:
         self.report()
         return outcome
 
-    def enqueue(self, batch: Sequence[Draft]) -> None:
-        added = self.journal.enqueue(self.campaign, batch)
+    async def enqueue(self, batch: Sequence[Draft]) -> None:
+        added = await patiently(partial(self.journal.enqueue, self.campaign, batch))
         self.fed_rows += added
         self.remaining += added
 
@@ -240,7 +270,7 @@ class _Run:
         overlaps with waiting for the server's replies."""
         try:
             for batch in batches:
-                self.enqueue(batch)
+                await self.enqueue(batch)
                 self.fed.set()
                 await asyncio.sleep(0)  # let the workers take the replies that came in
                 if self.stop.is_set():
@@ -253,12 +283,12 @@ class _Run:
             self.fed.set()
 
 
-def make_limiter(journal: Journal, rates: tuple[Rate, ...], **kwargs: object) -> RateLimiter:
+def make_limiter(journal: Journal, rates: tuple[Rate, ...]) -> RateLimiter:
     """A limiter that also counts what earlier runs sent within its longest window,
     so a daily limit holds across reruns."""
     longest = max((r.per for r in rates), default=0.0)
     history = journal.sent_since(time.time() - longest) if rates else []
-    return RateLimiter(rates, history=history, **kwargs)  # type: ignore[arg-type]
+    return RateLimiter(rates, history=history)
 
 
 async def send_campaign(
@@ -285,11 +315,12 @@ async def send_campaign(
     run = _Run(journal, campaign, limiter, retry or RetryPolicy(), max(1, error_budget),
                progress, remaining=counts[State.QUEUED])
     batches = iter(feed if feed is not None else ())
-    while not run.remaining:  # queue until there is something to send: else never log in
-        batch = next(batches, None)
-        if batch is None:
-            break
-        run.enqueue(batch)
+    with journal.busy_wait(LOCK_POLL):
+        while not run.remaining:  # queue until there is something to send: else never log in
+            batch = next(batches, None)
+            if batch is None:
+                break
+            await run.enqueue(batch)
     local_hostname = await asyncio.to_thread(socket.getfqdn)  # once, not per connection
     if tls_context is None and settings.security != "none":
         tls_context = ssl.create_default_context()  # one for all connections: loading CAs is slow
@@ -315,7 +346,8 @@ async def send_campaign(
             tasks.extend(asyncio.create_task(run.worker(c)) for c in conns)
             if feed is not None:
                 tasks.append(asyncio.create_task(run.feed_from(batches)))
-            results = await asyncio.gather(*tasks, return_exceptions=True)
+            with journal.busy_wait(LOCK_POLL):
+                results = await asyncio.gather(*tasks, return_exceptions=True)
     finally:
         if handle_sigint:
             loop.remove_signal_handler(signal.SIGINT)
@@ -343,6 +375,11 @@ async def send_campaign(
     )
 
 
-def send_campaign_sync(*args: object, **kwargs: object) -> SendSummary:
-    """`send_campaign` for callers without an event loop."""
-    return asyncio.run(send_campaign(*args, **kwargs))  # type: ignore[arg-type]
+def _in_new_loop(func: Callable[P, Coroutine[object, object, T]]) -> Callable[P, T]:
+    def run(*args: P.args, **kwargs: P.kwargs) -> T:
+        return asyncio.run(func(*args, **kwargs))
+
+    return run
+
+
+send_campaign_sync = _in_new_loop(send_campaign)  # for callers without an event loop

@@ -44,7 +44,7 @@ class Job:
             why = problem(value, encoded_word_ok=True)
             if why:
                 raise ConfigError(
-                    f"The {what} {shown(value)!r} {why}, which a cron line or a systemd "
+                    f"The {what} '{shown(value)}' {why}, which a cron line or a systemd "
                     f"unit cannot hold safely; run the scheduler from a plain folder."
                 )
         if self.every_minutes not in ALLOWED_INTERVALS:

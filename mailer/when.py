@@ -12,6 +12,7 @@ Time rules (all tested in Europe/Berlin across both DST transitions):
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
 
 import tzlocal
@@ -41,6 +42,24 @@ _WEEKDAY_NAMES = (
 _WEEKDAYS = {name: number for number, names in enumerate(_WEEKDAY_NAMES) for name in names}
 # "in" followed by number+unit pairs; the units themselves are dateparser's job.
 _RELATIVE = re.compile(r"in(\s*\d+\s*[^\W\d_]+\.?)+", re.IGNORECASE)
+
+
+@dataclass(frozen=True, slots=True)
+class Timing:
+    """When `send` sends: `now`, the `--at` time when given, and `later` when
+    that time is in the future (then run-due sends; else it is sent now)."""
+
+    now: datetime
+    at: datetime | None = None
+
+    @classmethod
+    def of(cls, at: str | None, now_text: str | None) -> Timing:
+        now = now_from(now_text)
+        return cls(now, parse_when(at, now) if at else None)
+
+    @property
+    def later(self) -> datetime | None:
+        return self.at if self.at is not None and self.at > self.now else None
 
 
 def local_now() -> datetime:

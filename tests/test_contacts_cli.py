@@ -51,7 +51,7 @@ def test_table_lists_rejects_and_ends_with_the_counts_line() -> None:
     result = run(str(EXAMPLE), google, google)
     assert result.exit_code == 0
     lines = result.stdout.rstrip("\n").splitlines()
-    assert lines[-1] == "read 8 = accepted 5 + duplicates 2 + rejected 1"
+    assert lines[-1] == "read 8 = accepted 5 + duplicate 2 + rejected 1"
     assert "Ada Lovelace" in result.stdout
     assert "no e-mail address" in result.stdout
     assert "Duplicates (merged)" in result.stdout
@@ -106,4 +106,4 @@ def test_contacts_kept_without_an_invalid_value_are_listed(tmp_path: Path) -> No
     result = run(str(path), width=200)
     assert "Accepted, invalid values dropped" in result.stdout
     assert "invalid e-mail value(s) dropped, contact kept: 'not an address'" in result.stdout
-    assert result.stdout.splitlines()[-1] == "read 1 = accepted 1 + duplicates 0 + rejected 0"
+    assert result.stdout.splitlines()[-1] == "read 1 = accepted 1 + duplicate 0 + rejected 0"

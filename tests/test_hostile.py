@@ -346,3 +346,127 @@ def test_a_pdf_with_too_many_pages_reads_only_the_first_pages(tmp_path: Path) ->
     with pytest.raises(ValueError, match=f"{MAX_PDF_PAGES + 50} pages; only the first"):
         load_page(pages[-1])
     assert load_page(Page(path, 0)).size[0] > 0
+
+
+# -- 3: a newline in a path cannot add cron lines or systemd directives ---------------------
+
+
+@pytest.mark.parametrize(
+    "field",
+    ["workdir", "mailer_home", "log"],
+)
+def test_paths_with_newlines_are_refused_for_cron_and_systemd(tmp_path: Path, field: str) -> None:
+    from mailer import timer
+
+    evil = str(tmp_path / "x\n* * * * * touch /tmp/pwned #\nExecStartPre=/bin/evil")
+    values = {"workdir": tmp_path, "mailer_home": "", "log": tmp_path / "run-due.log"}
+    values[field] = Path(evil) if field != "mailer_home" else evil
+    with pytest.raises(ConfigError, match="cannot hold safely"):
+        timer.Job(command=("/usr/bin/mailer", "run-due"), **values)  # type: ignore[arg-type]
+
+
+def test_schedule_install_print_from_a_folder_with_a_newline_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    folder = tmp_path / "x\n* * * * * touch pwned #"
+    folder.mkdir()
+    monkeypatch.chdir(folder)
+    for kind in ("--cron", "--systemd"):
+        result = CliRunner().invoke(main, ["schedule", "install", kind, "--print"])
+        assert result.exit_code == 2, result.output
+        assert "cannot hold safely" in result.output
+        assert "\n* * * * *" not in result.output
+
+
+# -- 9: test seams are not settings ---------------------------------------------------------
+
+
+def test_a_dotenv_in_the_working_folder_cannot_name_the_crontab_program(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    evil = tmp_path / "evil.sh"
+    evil.write_text(f"#!/bin/sh\necho run > {tmp_path / 'pwned'}\n")  # builtins only
+    evil.chmod(0o755)
+    (tmp_path / ".env").write_text(
+        f"MAILER_CRONTAB={evil}\nMAILER_SYSTEMCTL={evil}\nMAILER_SYSTEMD_DIR={tmp_path / 'u'}\n"
+    )
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("MAILER_ENV_FILE")  # the default: ./.env
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))  # and no real crontab to fall back on
+    for name in ("MAILER_CRONTAB", "MAILER_SYSTEMCTL", "MAILER_SYSTEMD_DIR"):
+        monkeypatch.delenv(name, raising=False)
+    CliRunner().invoke(main, ["schedule", "show"])
+    CliRunner().invoke(main, ["schedule", "install", "--cron"])
+    assert not (tmp_path / "pwned").exists()
+    assert not (tmp_path / "u").exists()
+
+
+# -- 13: suggested commands are shell-quoted ------------------------------------------------
+
+
+def test_suggested_commands_quote_the_campaign_name() -> None:
+    import shlex
+
+    from mailer.cli import send as send_cli
+
+    source = Path(send_cli.__file__).read_text(encoding="utf-8")
+    hostile = "x; rm -rf ~ #"
+    assert shlex.split(f"mailer cancel {shlex.quote(hostile)}")[-1] == hostile
+    # every suggested command with a campaign in it goes through shlex.quote
+    assert "`mailer cancel {campaign}`" not in source
+    assert "--campaign {summary.campaign}`" not in source
+    assert source.count("shlex.quote(") >= 2
+
+
+# -- 12: preview writes only into its own folder ---------------------------------------------
+
+
+def preview_items(profile: Profile, count: int = 2) -> list[object]:
+    from mailer.plan import plan
+
+    entries = [Contact(email=f"p{i}@example.com", source=f"c.csv:{i}") for i in range(count)]
+    return list(plan(entries, Composer(profile), None))
+
+
+def test_preview_refuses_a_folder_with_files_it_did_not_write(
+    tmp_path: Path, profile: Profile
+) -> None:
+    from mailer.preview import write_preview
+
+    out = tmp_path / "mine"
+    out.mkdir()
+    (out / "0001-keep.eml").write_text("the user's own mail")
+    with pytest.raises(ConfigError, match="did not write"):
+        write_preview(preview_items(profile), out)  # type: ignore[arg-type]
+    assert (out / "0001-keep.eml").read_text() == "the user's own mail"
+
+
+def test_preview_never_writes_through_a_symlink(tmp_path: Path, profile: Profile) -> None:
+    from mailer.preview import write_preview
+
+    target = tmp_path / "elsewhere.html"
+    target.write_text("precious")
+    out = tmp_path / "preview"
+    write_preview(preview_items(profile), out)  # type: ignore[arg-type]
+    (out / "index.html").unlink()
+    (out / "index.html").symlink_to(target)  # planted between two previews
+    write_preview(preview_items(profile, 1), out)  # type: ignore[arg-type]
+    assert target.read_text() == "precious"
+    assert not (out / "index.html").is_symlink()
+    assert sorted(p.name for p in out.glob("*.eml")) == ["0001-p0@example.com.eml"]
+    link = tmp_path / "link"
+    link.symlink_to(out)
+    with pytest.raises(ConfigError, match="symbolic link"):
+        write_preview(preview_items(profile), link)  # type: ignore[arg-type]
+
+
+def test_preview_replaces_only_its_own_files(tmp_path: Path, profile: Profile) -> None:
+    from mailer.preview import write_preview
+
+    out = tmp_path / "preview"
+    write_preview(preview_items(profile, 3), out)  # type: ignore[arg-type]
+    (out / "notes.txt").write_text("mine")  # the user's, added to mailer's folder
+    write_preview(preview_items(profile, 1), out)  # type: ignore[arg-type]
+    assert (out / "notes.txt").read_text() == "mine"
+    assert len(list(out.glob("*.eml"))) == 1
+    assert stat.S_IMODE((out / "index.html").stat().st_mode) == 0o600

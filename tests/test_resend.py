@@ -160,5 +160,18 @@ def test_a_row_whose_contact_is_still_in_the_file_is_never_corrected_into_anothe
     out = resend("contacts.csv", "--profile", "profile.toml", "--unknown", code=0)
     assert "  again     anna@example.com (was unknown: the sending process stopped)" in out
     assert "  new       dora@example.com (contacts.csv:2)" in out
-    assert not any("corrected" in line for line in out)
+    assert not any(line.startswith("  corrected") for line in out)
+    assert "2 to resend = again 1 + corrected 0 + new 1" in out
     assert sorted(server.recipients()) == ["anna@example.com", "dora@example.com"]
+
+
+def test_resend_counts_people_as_the_journal_does(
+    work: Path, server: SmtpServer, isolated_env: Path
+) -> None:
+    journal_with_every_state(isolated_env)
+    out = resend("--failed", "--deferred")
+    assert "2 to resend = again 2 + corrected 0 + new 0" in out
+    assert "This run: 2 sent, 0 deferred, 0 failed" in "\n".join(out)
+    with Journal(isolated_env / "journal.sqlite3") as journal:
+        counts = journal.counts("event")
+    assert counts[State.SENT] == 3 and counts[State.UNKNOWN] == 1  # the two, plus the one before

@@ -67,7 +67,8 @@ def test_send_with_yes_mails_everyone_and_reports_the_bad_row(work: Path,
     assert sorted(server.recipients()) == sorted(PEOPLE)
     assert "contacts.csv:5" in result.output  # the rejected row, with file and line
     assert "read 4 = new 3 + rejected 1" in result.output
-    assert "Campaign 'contacts': 3 new message(s) queued and sent in this run." in result.output
+    assert "Campaign 'contacts': 3 new message(s) queued by this run (--yes: while sending)." \
+        in result.output
     assert status()["counts"]["sent"] == 3
     assert server.logins == 2
 

@@ -7,18 +7,23 @@ import sys
 from collections.abc import Callable
 from functools import wraps
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 import click
 
-from .. import __version__, config
-from ..contacts.csvfile import FIELDS
+from .. import __version__
+from ..contacts.fields import FIELDS
 from ..errors import ConfigError, MailerError
-from ..journal import Journal, journal_path
 from ..ratelimit import PRESETS
 from ..sanitize import shown
 
-F = TypeVar("F", bound=Callable[..., Any])
+if TYPE_CHECKING:
+    from ..journal import Journal
+    from ..message import Composer
+
+F = TypeVar("F", bound=Callable[..., Any])  # a click command being decorated
+P = ParamSpec("P")
+R = TypeVar("R")
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -30,12 +35,12 @@ def main() -> None:
     os.umask(0o077)
 
 
-def handle_errors(func: F) -> F:
+def handle_errors(func: Callable[P, R]) -> Callable[P, R]:
     """Turn a MailerError into `mailer: error: ...` on stderr and its exit code.
     Ctrl-C outside the sender (which handles it itself) exits quietly with 130."""
 
     @wraps(func)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
         try:
             return func(*args, **kwargs)
         except MailerError as err:  # the text may quote file names and file contents
@@ -45,7 +50,7 @@ def handle_errors(func: F) -> F:
             click.echo("\nmailer: interrupted", err=True)
             sys.exit(130)
 
-    return wrapper  # type: ignore[return-value]
+    return wrapper
 
 
 def paths_argument(func: F) -> F:
@@ -91,12 +96,18 @@ def parse_mappings(pairs: tuple[str, ...]) -> dict[str, str] | None:
 def open_journal(*, create: bool = True) -> Journal | None:
     """The journal in the state directory; with create=False, None where none exists yet
     (so that a preview or a status query never creates one)."""
+    from .. import config
+    from ..journal import Journal, journal_path
+
     path = journal_path(config.state_dir(config.environment()))
     return Journal(path) if create or path.exists() else None
 
 
 def writable_journal() -> Journal:
     """The journal in the state directory, created when missing."""
+    from .. import config
+    from ..journal import Journal, journal_path
+
     return Journal(journal_path(config.state_dir(config.environment())))
 
 
@@ -143,3 +154,13 @@ def yes_option(func: F) -> F:
         is_flag=True,
         help="Do not ask; needed when there is no terminal.",
     )(func)
+
+
+def composer_for(profile_path: Path, templates: Path | None,
+                 lang: str | None) -> tuple[str, Composer]:
+    """The profile's phone region and the Composer for its mails (--templates, --lang)."""
+    from ..message import Composer
+    from ..profile import load_profile
+
+    profile = load_profile(profile_path)
+    return profile.region, Composer(profile, templates=templates, lang=lang)

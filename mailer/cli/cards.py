@@ -2,20 +2,12 @@
 
 from __future__ import annotations
 
-import csv
-import os
-import re
-import tempfile
 from pathlib import Path
 
 import click
 
-from ..contacts.cards import CARD_SUFFIXES, REVIEW_COLUMNS, read_cards, review_row
-from ..contacts.normalize import check_region
 from ..errors import InputError
 from .app import handle_errors, main, paths_argument
-
-_PHONE = re.compile(r"\+[\d ]+")  # how review_row writes numbers: not a formula
 
 
 @main.group()
@@ -41,6 +33,9 @@ def cards() -> None:
 def review(paths: tuple[Path, ...], out: Path, region: str) -> None:
     """Read card images and PDF scans (or folders of them) into a CSV to check and correct
     in a spreadsheet; `mailer contacts/preview/send reviewed.csv` then uses your version."""
+    from ..contacts.cards import read_cards, review_row
+    from ..contacts.normalize import check_region
+
     files = card_files(paths)
     phone_region = check_region(region)
     rows = [review_row(*card) for card in read_cards(files, region=phone_region)]
@@ -61,20 +56,12 @@ def review(paths: tuple[Path, ...], out: Path, region: str) -> None:
 
 def card_files(paths: tuple[Path, ...]) -> list[Path]:
     """The card images/PDFs named, and those directly inside the folders named."""
-    files: list[Path] = []
-    for path in paths:
-        if path.is_dir():
-            found = sorted(
-                p
-                for p in path.iterdir()
-                if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in CARD_SUFFIXES
-            )
-            if not found:
-                raise InputError(f"{path}: no card images or PDF scans in this folder.")
-            files.extend(found)
-        elif path.suffix.lower() in CARD_SUFFIXES:
-            files.append(path)
-        else:
+    from ..contacts import expand_folders
+    from ..contacts.cards import CARD_SUFFIXES
+
+    files = expand_folders(paths, CARD_SUFFIXES, "card images or PDF scans")
+    for path in files:
+        if path.suffix.lower() not in CARD_SUFFIXES:
             raise InputError(
                 f"{path}: not a card image or PDF scan (expected {', '.join(CARD_SUFFIXES)})."
             )
@@ -82,23 +69,10 @@ def card_files(paths: tuple[Path, ...]) -> list[Path]:
 
 
 def write_review(out: Path, rows: list[dict[str, str]]) -> None:
-    """Write the CSV whole or not at all (a temporary file renamed into place), with a BOM
-    so that spreadsheet programs open it as UTF-8."""
-    target = out.resolve()
+    from ..contacts.cards import REVIEW_COLUMNS
+    from ..csvsafe import write_csv
+
     try:
-        with tempfile.NamedTemporaryFile(
-            "w", encoding="utf-8-sig", newline="", dir=target.parent, delete=False, suffix=".tmp"
-        ) as handle:
-            writer = csv.DictWriter(handle, fieldnames=REVIEW_COLUMNS)
-            writer.writeheader()
-            writer.writerows({k: _cell(v) for k, v in row.items()} for row in rows)
-        os.replace(handle.name, target)
+        write_csv(out, REVIEW_COLUMNS, rows)
     except OSError as err:
         raise InputError(f"Cannot write {out}: {err.strerror}") from None
-
-
-def _cell(value: str) -> str:
-    """Keep OCR text from running as a spreadsheet formula (a leading ' shows it as text)."""
-    if value[:1] in ("=", "+", "-", "@", "\t", "\r") and not _PHONE.fullmatch(value):
-        return "'" + value
-    return value

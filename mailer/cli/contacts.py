@@ -4,16 +4,17 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
-from rich.console import Console
-from rich.table import Table
-from rich.text import Text
 
-from ..contacts import load_contacts
-from ..contacts.csvfile import write_rejects
-from ..models import ImportResult, Rejected
 from .app import handle_errors, main, map_option, parse_mappings, paths_argument
+
+if TYPE_CHECKING:
+    from rich.console import Console
+    from rich.table import Table
+
+    from ..models import ImportResult, Rejected
 
 TABLE_LIMIT = 200  # beyond that a terminal table helps nobody; --json has everything
 
@@ -41,7 +42,12 @@ def contacts(
 ) -> None:  # fmt: skip
     """Read contacts from vCard/CSV files, card images or folders (the supported
     files directly inside, not sub-folders); list what was accepted, merged and
-    rejected, and why.  Ends with: read N = accepted + duplicates + rejected."""
+    rejected, and why.  Ends with: read N = accepted + duplicate + rejected."""
+    from rich.console import Console
+
+    from ..contacts import load_contacts
+    from ..contacts.csvfile import write_rejects
+
     flagged: list[Rejected] = []
     result = load_contacts(
         list(paths), mapping=parse_mappings(mappings), region=region, on_flag=flagged.append
@@ -62,7 +68,7 @@ def contacts(
 
 def counts_line(result: ImportResult) -> str:
     return (
-        f"read {result.read} = accepted {len(result.contacts)} + duplicates "
+        f"read {result.read} = accepted {len(result.contacts)} + duplicate "
         f"{len(result.duplicates)} + rejected {len(result.rejected)}"
     )
 
@@ -71,6 +77,8 @@ def show(result: ImportResult, flagged: list[Rejected], console: Console) -> Non
     """Tables of accepted, merged and rejected entries, and of contacts kept without
     some invalid value.  Every value is wrapped in Text so contact data can never
     be read as rich markup."""
+    from rich.text import Text
+
     accepted = _table("Accepted", "source", "name", "e-mail", "organisation")
     for contact in result.contacts[:TABLE_LIMIT]:
         more = len(contact.emails) - 1
@@ -98,6 +106,8 @@ def show(result: ImportResult, flagged: list[Rejected], console: Console) -> Non
 
 def _table(title: str, *columns: str) -> Table:
     """Long sources and addresses fold instead of being cut: the line number is at the end."""
+    from rich.table import Table
+
     table = Table(title=title)
     for column in columns:
         table.add_column(column, overflow="fold")

@@ -11,6 +11,7 @@ from ..plan import Status
 from ..profile import VCARD_VERSIONS, load_profile
 from ..sanitize import clean
 from .app import (
+    composer_for,
     handle_errors,
     main,
     map_option,
@@ -67,17 +68,15 @@ def preview(
     mappings: tuple[str, ...],
 ) -> None:
     """Write the mails a send would send as .eml files plus index.html; send nothing."""
-    from ..message import Composer
     from ..plan import plan_files
     from ..preview import write_preview
 
-    profile = load_profile(profile_path)
-    composer = Composer(profile, templates=templates, lang=lang)
+    region, composer = composer_for(profile_path, templates, lang)
     campaign = campaign_name or clean(paths[0].stem)  # the campaign a send would fill
     journal = open_journal(create=False)
     try:
         items = plan_files(paths, composer, journal, campaign=campaign,
-                           mapping=parse_mappings(mappings), region=profile.region, again=again)
+                           mapping=parse_mappings(mappings), region=region, again=again)
         summary = write_preview(items, out)
     finally:
         if journal is not None:

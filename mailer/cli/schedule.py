@@ -1,12 +1,8 @@
 """Commands for campaigns over time: run-due, campaigns, cancel, resend, and
 schedule install|remove|show (the cron line or systemd user timer for run-due).
 
-`run-due` is what cron or the timer starts every few minutes.  It sends every
-campaign that is due (not cancelled, scheduled time reached or none) and gives
-deferred recipients another try once their back-off has elapsed
-(`journal.DeferredRetry`).  Within one run-due a 4xx reply defers the
-recipient at once (no in-process waiting): the journal's back-off takes over.
-A run with nothing to do prints nothing, so cron logs stay empty.
+`run-due` is what cron or the timer starts every few minutes (`due.py`); a
+run with nothing to do prints nothing, so cron logs stay empty.
 
 `resend` is the manual counterpart: it queues chosen recipients again (never
 a `sent` one) and sends them now, unless the campaign is scheduled for later.
@@ -30,10 +26,10 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
-from .. import config
 from ..errors import ConfigError
 from ..models import State
 from .app import (
+    composer_for,
     handle_errors,
     main,
     map_option,
@@ -91,7 +87,7 @@ def install_command(kind: Kind | None, every: int, print_only: bool,
     Installing again replaces the earlier entry. The job runs in the current
     directory, so that run-due reads the same .env (SMTP settings) as send.
     --rate, --provider and --concurrency are passed on to run-due."""
-    from .. import timer
+    from .. import config, timer
 
     choose_rates(rates, provider)  # a bad --rate fails now, not in every cron run
     passed = [*(("--provider", provider) if provider else ()),
@@ -173,34 +169,19 @@ def run_due(rates: tuple[str, ...], provider: str | None, concurrency: int,
     """Send what is due: scheduled campaigns whose time has come and deferred
     recipients whose back-off has elapsed. Prints nothing when nothing is due;
     exits at once when another run-due is still busy. For cron / systemd."""
-    from ..journal import Journal, journal_path
-    from ..runlock import RunLock
-    from ..sender import RetryPolicy, make_limiter, send_campaign_sync
+    from .. import config
+    from ..due import send_due
     from ..when import now_from
 
     env = config.environment()
-    state = config.state_dir(env)
     now = now_from(now_text)
-    limits = choose_rates(rates, provider)
-    path = journal_path(state)
     summaries: list[SendSummary] = []
-    with RunLock(state) as lock:
-        if not lock.acquired or not path.exists():
-            return
-        with Journal(path) as journal:
-            journal.retry_deferred(now.timestamp())
-            due = journal.due_campaigns(now.timestamp())
-            if not due:
-                return
-            settings = config.smtp_settings(env)
-            for campaign in due:
-                summary = send_campaign_sync(
-                    journal, campaign, settings, limiter=make_limiter(journal, limits),
-                    concurrency=concurrency, retry=RetryPolicy(attempts=1), handle_sigint=True)
-                click.echo(f"{now:%Y-%m-%d %H:%M %Z} {run_line(summary)}")
-                summaries.append(summary)
-                if summary.stopped:
-                    break
+    for summary in send_due(config.state_dir(env), now, lambda: config.smtp_settings(env),
+                            choose_rates(rates, provider), concurrency):
+        click.echo(f"{now:%Y-%m-%d %H:%M %Z} {run_line(summary)}")
+        summaries.append(summary)
+    if not summaries:
+        return
     if any(s.stopped == "interrupted" for s in summaries):
         sys.exit(130)
     sys.exit(0 if all(s.complete for s in summaries) else 1)
@@ -221,25 +202,28 @@ def run_line(summary: SendSummary) -> str:
 @handle_errors
 def campaigns_command(as_json: bool) -> None:
     """List the campaigns with their schedule, whether cancelled, and counts per state."""
-    journal = open_journal(create=False)
-    listed: list[dict[str, Any]] = []
-    if journal is not None:
-        with journal:
-            for c in journal.campaigns():
-                counts = journal.counts(c.name)
-                listed.append({
-                    "name": c.name,
-                    "created_at": c.created_at,
-                    "scheduled_at": c.scheduled_at,
-                    "cancelled_at": c.cancelled_at,
-                    "counts": {str(s): n for s, n in counts.items()},
-                })
+    listed = list_campaigns()
     if as_json:
         click.echo(json.dumps(listed, ensure_ascii=False))
-        return
-    if not listed:
+    elif not listed:
         click.echo("No campaigns yet.")
-        return
+    else:
+        show_campaigns(listed)
+
+
+def list_campaigns() -> list[dict[str, Any]]:
+    """Every campaign with its times and counts per state, as `campaigns --json` prints it."""
+    journal = open_journal(create=False)
+    if journal is None:
+        return []
+    with journal:
+        return [{"name": c.name, "created_at": c.created_at, "scheduled_at": c.scheduled_at,
+                 "cancelled_at": c.cancelled_at,
+                 "counts": {str(s): n for s, n in journal.counts(c.name).items()}}
+                for c in journal.campaigns()]
+
+
+def show_campaigns(listed: list[dict[str, Any]]) -> None:
     from rich.console import Console
     from rich.table import Table
     from rich.text import Text
@@ -339,7 +323,7 @@ def resend(paths: tuple[Path, ...], campaign_name: str | None, failed: bool, unk
     Without flags: the deferred ones. With PATH... --profile (the corrected
     contacts files): corrected addresses replace their failed or deferred
     rows, and contacts new in the files are queued; nobody mailed is mailed again."""
-    from .. import holds
+    from .. import config, holds
     from .. import resend as core
     from ..plan import Tally
 
@@ -358,7 +342,7 @@ def resend(paths: tuple[Path, ...], campaign_name: str | None, failed: bool, unk
         if not plan.people:
             click.echo("Nothing to resend.")
             return
-        if not confirm_or_stop(f"Queue and send these {plan.people}?", assume_yes):
+        if not confirm_or_stop(f"Queue and send these {plan.people} again?", assume_yes):
             click.echo("Nothing changed.")
             return
         queued = core.apply_resend(journal, campaign, states, plan)
@@ -375,14 +359,10 @@ def read_files(journal: Journal, campaign: str, paths: tuple[Path, ...], profile
                templates: Path | None, lang: str | None, mappings: tuple[str, ...],
                tally: Tally) -> FileContacts:
     from .. import resend
-    from ..message import Composer
-    from ..profile import load_profile
 
-    profile = load_profile(profile_path)
-    composer = Composer(profile, templates=templates, lang=lang)
+    region, composer = composer_for(profile_path, templates, lang)
     return resend.read_files(journal, campaign, paths, composer,
-                             mapping=parse_mappings(mappings),
-                             region=profile.region, tally=tally)
+                             mapping=parse_mappings(mappings), region=region, tally=tally)
 
 
 def show_resend(campaign: str, states: tuple[State, ...], plan: ResendPlan,
@@ -402,3 +382,5 @@ def show_resend(campaign: str, states: tuple[State, ...], plan: ResendPlan,
         out.print(Text(f"  new       {draft.recipient} ({draft.source})"))
     for why in plan.refused:
         out.print(Text(f"  skipped   {why}"))
+    out.print(Text(f"{plan.people} to resend = again {len(plan.again)} + corrected "
+                   f"{len(plan.corrected)} + new {len(plan.added)}"))

@@ -29,11 +29,11 @@ from typing import TYPE_CHECKING
 
 import click
 
-from .. import config
 from ..errors import ConfigError
 from ..models import Draft, State
 from ..sanitize import clean
 from .app import (
+    composer_for,
     handle_errors,
     main,
     map_option,
@@ -51,10 +51,11 @@ if TYPE_CHECKING:
     from rich.console import Console
 
     from ..config import SmtpSettings
-    from ..journal import Journal
+    from ..journal import Journal, Row
     from ..plan import Tally
     from ..ratelimit import Rate
     from ..sender import Progress, SendSummary
+    from ..when import Timing
 
 EXIT_INTERRUPTED = 130
 FEED_BATCH = 16  # drafts rendered and queued between turns of the send loop
@@ -94,50 +95,46 @@ def send(paths: tuple[Path, ...], profile_path: Path, campaign_name: str | None,
          assume_yes: bool, templates: Path | None, lang: str | None,
          mappings: tuple[str, ...], at: str | None, now_text: str | None) -> None:
     """Queue one mail per new contact and send them (or, with --at, schedule them)."""
-    from .. import holds, when
-    from ..journal import Journal, journal_path
-    from ..message import Composer
+    from .. import config, holds
     from ..plan import Tally, plan_files
-    from ..profile import load_profile
+    from ..when import Timing, format_when
 
     if not assume_yes and not sys.stdin.isatty():
         raise ConfigError("No terminal to confirm on: check with `mailer preview`, then pass "
                           "--yes to send without asking.")
-    env = config.environment()
-    settings = config.smtp_settings(env)
-    limits = choose_rates(rates, provider)
+    settings, limits = config.smtp_settings(config.environment()), choose_rates(rates, provider)
     campaign = campaign_name or clean(paths[0].stem)  # a file name is outside text
-    now = when.now_from(now_text)
-    at_time = when.parse_when(at, now) if at else None
-    later = at_time if at_time is not None and at_time > now else None  # else: send now
-    if later is not None:  # before anything is read or recorded
-        click.echo(f"Scheduled for {when.format_when(later, now)}.")
-    profile = load_profile(profile_path)
-    composer = Composer(profile, templates=templates, lang=lang)
-    with Journal(journal_path(config.state_dir(env))) as journal:
-        holds.check_can_queue(journal, campaign, now, at_given=at_time is not None)
+    timing = Timing.of(at, now_text)
+    if (later := timing.later) is not None:  # before anything is read or recorded
+        click.echo(f"Scheduled for {format_when(later, timing.now)}.")
+    region, composer = composer_for(profile_path, templates, lang)
+    with writable_journal() as journal:
+        holds.check_can_queue(journal, campaign, timing.now, at_given=timing.at is not None)
         tally = Tally()
-        drafts = tally.new_drafts(plan_files(
-            paths, composer, journal, campaign=campaign, mapping=parse_mappings(mappings),
-            region=profile.region, again=again))
+        drafts = tally.new_drafts(plan_files(paths, composer, journal, campaign=campaign,
+                                             mapping=parse_mappings(mappings), region=region,
+                                             again=again))
         if later is not None:
-            schedule_later(journal, campaign, later, now, drafts, tally, assume_yes)
+            schedule_later(journal, campaign, later, timing.now, drafts, tally, assume_yes)
             return
-        scheduled_at = at_time.timestamp() if at_time is not None else None  # --at now
-        feed = None
-        if assume_yes:  # queue while sending: rendering overlaps with the server's replies
-            if scheduled_at is not None:
-                journal.set_schedule(campaign, scheduled_at)
-            feed = batched(drafts, FEED_BATCH)
-        elif not queue_and_ask(journal, campaign, drafts, tally, scheduled_at,
-                               f"{server_line(settings)}, rate {rate_text(limits)}, "
-                               f"{concurrency} connection(s)."):
+        how = f"{server_line(settings)}, rate {rate_text(limits)}, {concurrency} connection(s)."
+        feed = feed_while_sending(journal, campaign, drafts, timing) if assume_yes else None
+        if feed is None and not queue_and_ask(journal, campaign, drafts, tally, timing, how):
             return
         summary = send_now(journal, campaign, settings, limits, concurrency, feed)
-        if assume_yes:
+        if feed is not None:
             show_plan(tally, f"Campaign {campaign!r}: {summary.fed} new message(s) queued "
-                             f"and sent in this run.")
+                             f"by this run (--yes: while sending).")
         report_and_exit(journal, summary)
+
+
+def feed_while_sending(journal: Journal, campaign: str, drafts: Iterator[Draft],
+                       timing: Timing) -> Iterator[list[Draft]]:
+    """--yes: nothing to ask, so the drafts are queued while the first ones are
+    sent (rendering overlaps with waiting for the server's replies)."""
+    if timing.at is not None:  # --at now: whatever the campaign's schedule was
+        journal.set_schedule(campaign, timing.at.timestamp())
+    return batched(drafts, FEED_BATCH)
 
 
 def rate_text(limits: tuple[Rate, ...]) -> str:
@@ -152,12 +149,12 @@ def server_line(settings: SmtpSettings) -> str:
 
 
 def queue_and_ask(journal: Journal, campaign: str, drafts: Iterator[Draft], tally: Tally,
-                  scheduled_at: float | None, how: str) -> bool:
+                  timing: Timing, how: str) -> bool:
     """Stage the new drafts, show the plan and ask; False (journal unchanged)
-    when the answer is no or there is nothing to send."""
+    when the answer is no."""
     with journal.staged() as staging:
-        if scheduled_at is not None:
-            journal.set_schedule(campaign, scheduled_at)
+        if timing.at is not None:  # --at now
+            journal.set_schedule(campaign, timing.at.timestamp())
         journal.enqueue(campaign, drafts)
         to_send = journal.counts(campaign)[State.QUEUED]
         show_plan(tally, will_send(campaign, to_send, tally.new))
@@ -185,20 +182,24 @@ def schedule_later(journal: Journal, campaign: str, later: datetime, now: dateti
 
     at = f"{later.astimezone(now.tzinfo):%a %Y-%m-%d %H:%M %Z}"
     with journal.staged() as staging:
-        journal.enqueue(campaign, drafts, scheduled_at=later.timestamp())
+        added = journal.enqueue(campaign, drafts, scheduled_at=later.timestamp())
         queued = journal.counts(campaign)[State.QUEUED]
         show_plan(tally, will_send(campaign, queued, tally.new, f"on {at}"))
         if not queued:
             staging.discard()
             click.echo("Nothing to schedule.")
             return
-        if not assume_yes and not click.confirm(f"Queue {queued} message(s) for {at}?",
-                                                default=False):
+        question = (f"Queue {queued} message(s) for {at}?" if added == queued else
+                    f"Send these {queued} message(s) on {at}?")
+        if not assume_yes and not click.confirm(question, default=False):
             staging.discard()
             click.echo("Nothing queued, nothing scheduled.")
             return
+    done = (f"Queued {queued} message(s) of campaign {campaign!r} for {at}" if added == queued
+            else f"{queued} message(s) of campaign {campaign!r} wait for {at} ({added} queued "
+                 f"now)")
     console().print(Text(
-        f"Queued {queued} message(s) of campaign {campaign!r} for {at}; nothing sent now.\n"
+        f"{done}; nothing sent now.\n"
         f"`mailer run-due` sends them once due: let cron or a systemd timer start it every "
         f"5 minutes with `mailer schedule install` (from this folder, so it reads the same "
         f".env), or run `mailer run-due` yourself after that time.\n"
@@ -214,6 +215,8 @@ def show_plan(tally: Tally, next_step: str) -> None:
     for item in tally.notes:
         out.print(Text(f"  {item.source}: {item.email or '-'}: {item.status.value}: "
                        f"{item.reason}"))
+    if tally.more_notes:
+        out.print(f"  ... and {tally.more_notes} more (`mailer preview` lists every entry)")
     out.print(Text(tally.line()))
     out.print(Text(next_step))
 
@@ -313,32 +316,34 @@ def finish(summary: SendSummary) -> None:
 @handle_errors
 def status(campaign_name: str | None, as_json: bool) -> None:
     """Show a campaign's counts and every recipient's state from the journal."""
+    found = read_status(campaign_name)
+    if as_json:
+        name, counts, rows = found or (None, {}, [])
+        click.echo(json.dumps({"campaign": name, "counts": {str(s): n for s, n in counts.items()},
+                               "recipients": [r.to_json() for r in rows]}, ensure_ascii=False))
+    elif found is None:
+        click.echo("No campaigns yet: nothing was sent from here.")
+    else:
+        show_status(*found)
+
+
+def read_status(name: str | None) -> tuple[str, dict[State, int], list[Row]] | None:
+    """The named (default: latest) campaign's counts and rows; None without any
+    campaign; an error naming the known ones for an unknown name."""
     journal = open_journal(create=False)
-    known: set[str] = set()
-    campaign = None
+    known: list[str] = []
     if journal is not None:
         with journal:
-            known = {c.name for c in journal.campaigns()}
-            campaign = campaign_name or journal.latest_campaign()
+            known = [c.name for c in journal.campaigns()]
+            campaign = name or journal.latest_campaign()
             if campaign in known:
-                counts = journal.counts(campaign)
-                rows = list(journal.rows(campaign))
-    if campaign_name and campaign_name not in known:
-        raise ConfigError(f"No campaign {campaign_name!r}; known: "
-                          f"{', '.join(sorted(known)) or 'none'}.")
-    if campaign is None:
-        if as_json:
-            click.echo(json.dumps({"campaign": None, "counts": {}, "recipients": []}))
-        else:
-            click.echo("No campaigns yet: nothing was sent from here.")
-        return
-    if as_json:
-        click.echo(json.dumps({
-            "campaign": campaign,
-            "counts": {str(s): n for s, n in counts.items()},
-            "recipients": [r.to_json() for r in rows],
-        }, ensure_ascii=False))
-        return
+                return campaign, journal.counts(campaign), list(journal.rows(campaign))
+    if name:
+        raise ConfigError(f"No campaign {name!r}; known: {', '.join(sorted(known)) or 'none'}.")
+    return None
+
+
+def show_status(campaign: str, counts: dict[State, int], rows: list[Row]) -> None:
     from rich.table import Table
     from rich.text import Text
 

@@ -15,24 +15,23 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping, Sequence
 from itertools import groupby
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..errors import InputError
 from ..models import Contact, Duplicate, ImportResult, Rejected
-from . import normalize
-from .cards import CARD_SUFFIXES, iter_cards
-from .csvfile import check_mapping, read_csv
-from .dedupe import merged
-from .normalize import Entry, Flag
-from .vcard import read_vcards
 
-__all__ = ["iter_contacts", "load_contacts"]
+if TYPE_CHECKING:
+    from .normalize import Entry, Flag
 
-IMAGE_SUFFIXES = CARD_SUFFIXES  # cards.py imports the OCR engine only when a card is read
+__all__ = ["expand_folders", "iter_contacts", "load_contacts"]
+
+# The readers load when contacts are read, not when the package is imported (the
+# command line imports `contacts.fields` for its help): see docs/benchmarks.md.
 VCARD_SUFFIXES = frozenset({".vcf", ".vcard"})
 CSV_SUFFIXES = frozenset({".csv", ".tsv"})
 TEXT_SUFFIXES = frozenset({".txt"})  # Thunderbird's tab-separated export, or a vCard
 SPREADSHEET_SUFFIXES = frozenset({".xlsx", ".xlsm", ".xls", ".ods", ".numbers"})
-SUPPORTED_SUFFIXES = IMAGE_SUFFIXES | VCARD_SUFFIXES | CSV_SUFFIXES | TEXT_SUFFIXES
+
 
 
 def load_contacts(
@@ -43,6 +42,8 @@ def load_contacts(
     on_flag: Flag | None = None,
 ) -> ImportResult:
     """Every entry of every file, with contacts sharing an address merged (`dedupe.py`)."""
+    from .dedupe import merged
+
     result = ImportResult()
     for item in merged(iter_contacts(paths, mapping=mapping, region=region, on_flag=on_flag)):
         if isinstance(item, Contact):
@@ -64,10 +65,15 @@ def iter_contacts(
     """Validated, sanitised contacts and rejected entries in file order, not deduplicated.
     `on_flag` hears of contacts kept although invalid e-mail values were dropped.
     Raises InputError for a file that cannot be used at all (before or while streaming)."""
+    from . import normalize
+    from .cards import CARD_SUFFIXES, iter_cards
+    from .csvfile import check_mapping
+
     columns = check_mapping(mapping)
     phone_region = normalize.check_region(region)
-    files = [f for path in paths for f in _expand(path)]
-    for is_image, group in groupby(files, key=lambda f: f.suffix.lower() in IMAGE_SUFFIXES):
+    supported = CARD_SUFFIXES | VCARD_SUFFIXES | CSV_SUFFIXES | TEXT_SUFFIXES
+    files = expand_folders(paths, supported, "contacts files")
+    for is_image, group in groupby(files, key=lambda f: f.suffix.lower() in CARD_SUFFIXES):
         if is_image:
             for item in iter_cards(list(group), region=phone_region):
                 yield normalize.sanitise(item)
@@ -77,22 +83,32 @@ def iter_contacts(
                 yield normalize.check(entry, phone_region, on_flag)
 
 
-def _expand(path: Path) -> list[Path]:
-    if not path.is_dir():
-        return [path]
-    found = sorted(
-        p for p in path.iterdir()
-        if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in SUPPORTED_SUFFIXES
-    )  # fmt: skip
-    if not found:
-        raise InputError(
-            f"{path}: no contacts files in this folder (looked for "
-            f"{', '.join(sorted(SUPPORTED_SUFFIXES))}; sub-folders are not searched)."
-        )
-    return found
+def expand_folders(paths: Sequence[Path], suffixes: frozenset[str], what: str) -> list[Path]:
+    """The paths, each folder replaced by the files directly inside it whose suffix is
+    one of `suffixes` (sorted by name; hidden files and sub-folders are not read).
+    A folder without any is an InputError naming `what` was looked for."""
+    files: list[Path] = []
+    for path in paths:
+        if not path.is_dir():
+            files.append(path)
+            continue
+        found = sorted(
+            p for p in path.iterdir()
+            if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in suffixes
+        )  # fmt: skip
+        if not found:
+            raise InputError(
+                f"{path}: no {what} in this folder (looked for "
+                f"{', '.join(sorted(suffixes))}; sub-folders are not searched)."
+            )
+        files.extend(found)
+    return files
 
 
 def _entries(path: Path, columns: Mapping[str, str]) -> Iterator[Entry]:
+    from .csvfile import read_csv
+    from .vcard import read_vcards
+
     label = str(path)
     if not path.exists():
         raise InputError(f"{label}: no such file.")
@@ -116,6 +132,8 @@ def _is_vcard(path: Path) -> bool:
             head = fh.read(4096)
     except OSError as err:
         raise InputError(f"{path}: cannot read the file ({err.strerror or err}).") from None
-    codec = normalize.unicode_encoding(head) or "latin-1"
+    from .normalize import unicode_encoding
+
+    codec = unicode_encoding(head) or "latin-1"
     text = head.decode(codec.replace("-sig", ""), errors="replace").replace("\x00", "")
     return "BEGIN:VCARD" in text.upper()

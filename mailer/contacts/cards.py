@@ -159,7 +159,7 @@ def load_page(page: Page) -> Image.Image:
             pdf_page = document[page.index]
             width, height = pdf_page.get_size()  # points
             scale = min(PDF_DPI / 72, LONG_SIDE / max(width, height, 1))
-            image = pdf_page.render(scale=scale).to_pil()
+            image: Image.Image = pdf_page.render(scale=scale).to_pil()
     else:
         _register_heif()
         try:
@@ -243,7 +243,8 @@ def _file_digest(path: Path) -> str | None:
 
 def _cache_read(path: Path) -> list[Any] | None:
     try:
-        return json.loads(path.read_text(encoding="utf-8"))["lines"]
+        lines: list[Any] = json.loads(path.read_text(encoding="utf-8"))["lines"]
+        return lines
     except (OSError, ValueError, KeyError, TypeError):
         return None  # absent or damaged: read the card again
 

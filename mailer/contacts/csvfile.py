@@ -35,12 +35,12 @@ from pathlib import Path
 
 import charset_normalizer
 
+from ..csvsafe import write_csv
 from ..errors import ConfigError, InputError
 from ..models import Rejected
+from .fields import FIELDS
 from .normalize import Entry, unicode_encoding
 
-FIELDS = ("email", "name", "given", "middle", "family", "org", "title", "phone", "website",
-          "lang", "ignore")  # fmt: skip
 _SAMPLE = 1 << 16
 _HEADER_SEARCH_ROWS = 30
 _DELIMITERS = (",", ";", "\t")
@@ -310,10 +310,7 @@ def write_rejects(path: Path, rejected: Iterable[Rejected]) -> None:
                    key=lambda k: (k.rstrip("0123456789"), len(k), k))  # fmt: skip
     columns = ["source", "reason", *_REJECT_COLUMNS, *extra]
     try:
-        with path.open("w", encoding="utf-8-sig", newline="") as fh:  # BOM: Excel reads UTF-8
-            writer = csv.DictWriter(fh, fieldnames=columns)
-            writer.writeheader()
-            writer.writerows(rows)
+        write_csv(path, columns, rows)
     except OSError as err:
         reason = err.strerror or err
         raise ConfigError(f"--rejects {path}: cannot write the file ({reason}).") from None

@@ -16,7 +16,8 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections.abc import Iterable, Iterator
-from dataclasses import replace
+from dataclasses import fields, replace
+from typing import Any
 
 from ..addresses import address_key
 from ..models import Contact, Duplicate, Rejected
@@ -75,20 +76,29 @@ def _add(db: sqlite3.Connection, n: int, contact: Contact) -> None:
             break
     if grp is None:
         grp = n
-        db.execute("INSERT INTO person VALUES (?, ?)", (n, json.dumps(contact.to_json())))
+        db.execute("INSERT INTO person VALUES (?, ?)", (n, _text(contact)))
         db.execute("INSERT INTO entry VALUES (?, ?, ?, '')", (n, n, contact.source))
         person = contact
     else:
         (stored,) = db.execute("SELECT contact FROM person WHERE grp = ?", (grp,)).fetchone()
         person = merge(_contact(stored), contact)
         db.execute("UPDATE person SET contact = ? WHERE grp = ?",
-                   (json.dumps(person.to_json()), grp))
+                   (_text(person), grp))
         db.execute("INSERT INTO entry VALUES (?, ?, ?, ?)", (n, grp, contact.source, shared))
     db.executemany("INSERT OR IGNORE INTO address VALUES (?, ?)",
                    [(address_key(e), grp) for e in person.emails])
 
 
+_FIELDS = tuple(f.name for f in fields(Contact))
+
+
+def _text(contact: Contact) -> str:
+    return json.dumps([getattr(contact, name) for name in _FIELDS], ensure_ascii=False)
+
+
 def _contact(text: str) -> Contact:
-    data = json.loads(text)
-    data["emails"], data["phones"] = tuple(data["emails"]), tuple(data["phones"])
-    return Contact(**data)
+    decoded: dict[str, Any] = {  # JSON lists back to the tuples Contact holds
+        name: tuple(value) if isinstance(value, list) else value
+        for name, value in zip(_FIELDS, json.loads(text), strict=True)
+    }
+    return Contact(**decoded)

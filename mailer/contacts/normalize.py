@@ -225,16 +225,15 @@ def sanitise(item: Contact | Rejected) -> Contact | Rejected:
 
 
 def _sanitise_contact(contact: Contact) -> Contact:
-    changes: dict[str, object] = {}
-    for f in fields(contact):
-        value = getattr(contact, f.name)
-        if f.name in ("email", "emails"):
-            continue  # checked, never changed
-        if isinstance(value, str):
-            changes[f.name] = clean(value)
-        elif isinstance(value, tuple):
-            changes[f.name] = tuple(c for c in (clean(v) for v in value) if c)
-    return replace(contact, **changes)
+    def cleaned(values: tuple[str, ...]) -> tuple[str, ...]:
+        return tuple(c for c in map(clean, values) if c)
+
+    return replace(  # addresses were checked by `sanitise`: never changed
+        contact, name=clean(contact.name),
+        given=clean(contact.given), family=clean(contact.family),
+        org=clean(contact.org), title=clean(contact.title), phones=cleaned(contact.phones),
+        website=clean(contact.website), lang=clean(contact.lang), source=clean(contact.source),
+    )
 
 
 def _richness(contact: Contact) -> tuple[bool, int]:

@@ -250,7 +250,8 @@ def _value(value: str, params: Params, bare: set[str]) -> str:
 def _unescape(text: str) -> str:
     if "\\" not in text:
         return text
-    return stringToTextValues(text, listSeparator=None, charList=_ESCAPABLE)[0]
+    values: list[str] = stringToTextValues(text, listSeparator=None, charList=_ESCAPABLE)
+    return values[0]
 
 
 def _components(text: str) -> list[str]:

@@ -1,0 +1,72 @@
+"""One address validator: import, the profile and `suppress add` give the same
+verdict on every address, and say the same reason when they refuse it."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from mailer.addresses import InvalidAddress, address_key, normalize_address
+from mailer.cli import main
+from mailer.contacts import load_contacts
+from mailer.errors import ConfigError
+from mailer.profile import load_profile
+
+ACCEPTED = ["someone@host.invalid", "ada@example.com", "Jürgen@Example.ORG", "ä@bücher.example"]
+REFUSED = ["not-an-address", "two@@example.com", "dot.@example.com", "no-tld@localhost"]
+
+
+def verdict_of_import(address: str, tmp_path: Path) -> str:
+    path = tmp_path / "c.csv"
+    path.write_text(f"Name,Email\nX,{address}\n", encoding="utf-8")
+    result = load_contacts([path])
+    return result.contacts[0].email if result.contacts else "refused: " + result.rejected[0].reason
+
+
+def verdict_of_profile(address: str, tmp_path: Path) -> str:
+    path = tmp_path / "profile.toml"
+    path.write_text(f'name = "A"\nemail = "{address}"\n', encoding="utf-8")
+    try:
+        return load_profile(path).email
+    except ConfigError as err:
+        return "refused: " + str(err)
+
+
+def verdict_of_suppress(address: str) -> str:
+    result = CliRunner().invoke(main, ["suppress", "add", address])
+    if result.exit_code != 0:
+        return "refused: " + result.output
+    return json.loads(CliRunner().invoke(main, ["suppress", "list", "--json"]).output)[-1][
+        "address"]
+
+
+@pytest.mark.parametrize("address", ACCEPTED + REFUSED)
+def test_one_verdict_everywhere(address: str, tmp_path: Path) -> None:
+    try:
+        valid: str | None = normalize_address(address)
+        why = ""
+    except InvalidAddress as err:
+        valid, why = None, str(err)
+    imported = verdict_of_import(address, tmp_path)
+    profile = verdict_of_profile(address, tmp_path)
+    suppressed = verdict_of_suppress(address)
+    if valid is None:
+        for answer in (imported, profile, suppressed):
+            assert answer.startswith("refused: ") and why in answer, answer
+        return
+    assert imported == valid
+    assert suppressed == address_key(valid)  # the list stores the comparison key
+    if valid.isascii():  # the sender's own address must also be ASCII (no SMTPUTF8 envelope)
+        assert profile == valid
+    else:
+        assert profile.startswith("refused: ") and "must be ASCII" in profile
+
+
+def test_the_placeholder_domain_passes_everywhere(tmp_path: Path) -> None:
+    """`.invalid` is what exporters write for placeholder contacts: once refused by
+    `suppress add` although import accepted it."""
+    assert verdict_of_import("someone@host.invalid", tmp_path) == "someone@host.invalid"
+    assert verdict_of_suppress("someone@host.invalid") == "someone@host.invalid"
