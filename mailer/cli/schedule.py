@@ -28,6 +28,7 @@ import click
 
 from ..errors import ConfigError
 from ..models import State
+from ..sanitize import shown
 from .app import (
     composer_for,
     handle_errors,
@@ -375,7 +376,7 @@ def show_resend(campaign: str, states: tuple[State, ...], plan: ResendPlan,
         out.print(Text(tally.line()))
     out.print(Text(f"Campaign {campaign!r}, resending {'/'.join(map(str, states))} recipients:"))
     for row in plan.again:
-        out.print(Text(f"  again     {row.recipient} (was {row.state}: {row.last_reply})"))
+        out.print(Text(f"  again     {row.recipient} (was {row.state}: {shown(row.last_reply)})"))
     for row, draft in plan.corrected:
         out.print(Text(f"  corrected {row.recipient} -> {draft.recipient} ({draft.source})"))
     for draft in plan.added:

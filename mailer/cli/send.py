@@ -31,7 +31,7 @@ import click
 
 from ..errors import ConfigError
 from ..models import Draft, State
-from ..sanitize import clean
+from ..sanitize import clean, shown
 from .app import (
     composer_for,
     handle_errors,
@@ -354,7 +354,8 @@ def show_status(campaign: str, counts: dict[State, int], rows: list[Row]) -> Non
     for r in rows:
         when = datetime.fromtimestamp(r.finished_at or r.queued_at).strftime("%Y-%m-%d %H:%M")
         reply = f"{r.last_code} {r.last_reply}" if r.last_code else r.last_reply
-        table.add_row(Text(r.recipient), str(r.state), str(r.attempts), Text(reply), when)
+        # the reply is the server's text: escaped like every outside string on a terminal
+        table.add_row(Text(r.recipient), str(r.state), str(r.attempts), Text(shown(reply)), when)
     console().print(table)
 
 
