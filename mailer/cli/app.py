@@ -49,6 +49,10 @@ def handle_errors(func: Callable[P, R]) -> Callable[P, R]:
         except KeyboardInterrupt:
             click.echo("\nmailer: interrupted", err=True)
             sys.exit(130)
+        except MemoryError:  # the readers and preview stream; this is a last line, not a plan
+            click.echo("mailer: error: out of memory; nothing more was written. Split the "
+                       "input into smaller files and run again.", err=True)  # fmt: skip
+            sys.exit(2)
 
     return wrapper
 
