@@ -1,5 +1,5 @@
 """Preview and import keep flat memory at 100k entries: each is run once in a fresh
-subprocess and its peak RSS (getrusage) must stay under a bound that the whole-list
+subprocess and its peak RSS (VmHWM) must stay under a bound that the whole-list
 versions broke many times over (preview of 100k cards took 2.2 GB before issue 17)."""
 
 from __future__ import annotations
@@ -15,8 +15,10 @@ ENTRIES = 100_000
 UNIQUE = 2_000  # distinct addresses: the .eml files a preview writes (disk stays small)
 BOUND_MB = 150  # measured: ~45 MB; the interpreter with every library is most of it
 
+# VmHWM, not getrusage: ru_maxrss survives exec, so a child of a big pytest process
+# would report its parent's peak.
 RUN = """
-import json, resource, sys
+import json, sys
 from pathlib import Path
 from mailer.cli import main
 from mailer.contacts import iter_contacts
@@ -26,7 +28,8 @@ try:
     else:
         main(sys.argv[1:], standalone_mode=False)
 finally:
-    peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    status = Path("/proc/self/status").read_text().splitlines()
+    peak_kb = int(next(line for line in status if line.startswith("VmHWM:")).split()[1])
     sys.stderr.write(json.dumps({"peak_mb": peak_kb / 1024}) + "\\n")
 """
 
