@@ -16,6 +16,7 @@ import os
 import struct
 import sys
 import tempfile
+import warnings
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -163,7 +164,10 @@ def load_page(page: Page) -> Image.Image:
     else:
         _register_heif()
         try:
-            with Image.open(page.path) as opened:
+            with warnings.catch_warnings():  # MAX_PIXELS below is the check: no stderr noise
+                warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+                opened = Image.open(page.path)
+            with opened:
                 opened.draft("RGB", (LONG_SIDE, LONG_SIDE))  # JPEG: decode at a reduced size
                 width, height = opened.size  # after draft(): what decoding will really take
                 if width * height > MAX_PIXELS:
