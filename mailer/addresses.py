@@ -7,7 +7,7 @@ duplicate merging and the suppression list all compare by `address_key`.
 
 from __future__ import annotations
 
-from .sanitize import clean
+from .sanitize import problem
 
 
 class InvalidAddress(ValueError):
@@ -20,14 +20,20 @@ def normalize_address(raw: str) -> str:
     Special-use domains (".invalid", "@invalid", ".test", ...) are syntactically
     fine, and exporters write them for placeholder contacts; email-validator
     refuses them by policy, so they are validated with a neutral stand-in
-    domain and kept: the user sees them in the import and decides."""
+    domain and kept: the user sees them in the import and decides.
+
+    A value with a control or format character or "=?" is refused, never cleaned:
+    removing characters from an address can turn it into someone else's."""
     from email_validator import EmailNotValidError, validate_email  # slow; not for `status`
 
-    text = clean(raw)
+    text = raw.strip()
     if text[:7].lower() == "mailto:":
         text = text[7:].strip()
     if not text:
         raise InvalidAddress("empty")
+    why = problem(text)
+    if why:
+        raise InvalidAddress(why)
     local, at, domain = text.rpartition("@")
     special = bool(at) and _is_special_use(domain)
     candidate = f"{local}@{domain}.example.com" if special else text

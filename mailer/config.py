@@ -166,13 +166,16 @@ def _seconds(env: Mapping[str, str], name: str, default: float) -> float:
 
 
 def state_dir(env: Mapping[str, str]) -> Path:
-    """MAILER_HOME, else the platform's per-user data directory; created on demand."""
+    """MAILER_HOME, else the platform's per-user data directory; created on demand, and
+    kept private (0700): it holds every contact, every message and the OCR cache."""
     configured = env.get("MAILER_HOME", "").strip()
     path = (
         Path(configured).expanduser() if configured else Path(platformdirs.user_data_dir("mailer"))
     )
     try:
-        path.mkdir(parents=True, exist_ok=True)
+        path.mkdir(mode=0o700, parents=True, exist_ok=True)
+        if path.stat().st_mode & 0o077:  # also one an earlier version created 0755
+            path.chmod(0o700)
     except OSError as err:
         raise ConfigError(f"Cannot create the state directory {path}: {err.strerror}") from None
     return path

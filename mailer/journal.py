@@ -226,6 +226,14 @@ class Campaign:
 BUSY_TIMEOUT = 30.0  # seconds a write waits for another process's write lock
 
 
+def private_file(path: Path) -> None:
+    """Create `path` readable by its owner only (0600) whatever the umask, or make an
+    existing one so: the journal holds every contact and every message."""
+    os.close(os.open(path, os.O_CREAT | os.O_RDWR, 0o600))
+    if path.stat().st_mode & 0o077:
+        path.chmod(0o600)
+
+
 def journal_path(state_dir: Path) -> Path:
     """Where the journal of a state directory (`config.state_dir`) lives."""
     return state_dir / "journal.sqlite3"
@@ -235,7 +243,8 @@ class Journal:
     def __init__(self, path: Path) -> None:
         self.path = path
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
+            path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            private_file(path)  # SQLite gives its -wal and -shm files the same mode
             # autocommit mode: every transaction below is explicit
             self._db = sqlite3.connect(path, isolation_level=None, timeout=BUSY_TIMEOUT)
             self._db.execute("PRAGMA journal_mode=WAL")
@@ -245,7 +254,7 @@ class Journal:
             self._db.execute("PRAGMA foreign_keys=ON")
             self._db.executescript(SCHEMA)
             self._add_missing_columns()
-        except sqlite3.Error as err:
+        except (sqlite3.Error, OSError) as err:
             raise JournalError(f"Cannot open the journal {path}: {err}") from None
         self._staged = False
         self._run_id: str | None = None
@@ -530,7 +539,7 @@ class Journal:
 
     def _lock_path(self, run_id: str) -> Path:
         folder = self.path.with_name(self.path.name + ".runs")
-        folder.mkdir(exist_ok=True)
+        folder.mkdir(mode=0o700, exist_ok=True)
         return folder / f"{run_id}.lock"
 
     def _owner_alive(self, run_id: str) -> bool:

@@ -29,12 +29,13 @@ from collections.abc import Callable
 from email.errors import HeaderParseError
 from email.header import Header
 from email.headerregistry import Address
-from email.utils import formataddr
 from pathlib import Path
 from typing import Any
 
 from jinja2 import FileSystemLoader, StrictUndefined, Template, TemplateSyntaxError
 from jinja2 import TemplateError as JinjaTemplateError
+from jinja2.exceptions import SecurityError
+from jinja2.runtime import Context
 from jinja2.sandbox import SandboxedEnvironment
 
 from .errors import ConfigError, TemplateError
@@ -46,6 +47,9 @@ from .sanitize import clean as sanitize
 TEMPLATE_FILES = ("subject.txt.j2", "body.txt.j2", "body.html.j2")
 CRLF = b"\r\n"
 MAX_LINE = 998  # octets per line, RFC 5322 2.1.1
+# A rendered subject or body: the mail is a few hundred words; a template (or a value it
+# repeats) that produces more is broken or hostile, and must not fill the disk or memory.
+MAX_RENDERED = 256 * 1024
 
 
 def default_templates() -> Path:
@@ -95,7 +99,7 @@ class Composer:
             )
         self.lang = lang
         self._message_id = message_id or self._random_message_id
-        env = SandboxedEnvironment(
+        env = _Sandbox(
             loader=FileSystemLoader(self.folder),
             undefined=StrictUndefined,
             autoescape=lambda name: name is not None and name.endswith(".html.j2"),
@@ -136,12 +140,18 @@ class Composer:
         html = _render(html_t, context)
         to = _mailbox(fields["display"], recipient)
         message_id = self._message_id()
-        payload = b"".join(
+        headers = b"".join(
             (
-                static.sender,
                 b"To: " + to.encode("utf-8") + CRLF,
                 b"Subject: " + _header_text(subject).encode("ascii") + CRLF,
                 b"Message-ID: " + message_id.encode("ascii") + CRLF,
+            )
+        )
+        _check_lines(headers, contact.email)
+        payload = b"".join(
+            (
+                static.sender,
+                headers,
                 static.head,
                 _qp(text),
                 static.between,
@@ -226,6 +236,7 @@ class _StaticParts:
         ]
         self.sender = b"From: " + _mailbox(profile.name, profile.email).encode("ascii") + CRLF
         self.head = "\r\n".join(headers).encode("ascii") + CRLF
+        _check_lines(self.sender + self.head, profile.email)
         self.between = (
             "\r\n".join(
                 ["", f"--{alternative}", *_part_headers('text/html; charset="utf-8"')]
@@ -295,10 +306,25 @@ def _mailbox(name: str, addr_spec: str) -> str:
         raise TemplateError(f"{addr_spec!r} is not an address a header can carry: {err}") from None
     if not address.display_name:
         return address.addr_spec
-    if address.display_name.isascii() and len(address.display_name) < MAX_LINE // 2:
-        return formataddr((address.display_name, address.addr_spec))
+    if address.display_name.isascii():
+        # str() quotes the name where needed and, unlike formataddr, keeps an RFC 6532
+        # local part; quoting can double the length, so it is measured afterwards
+        mailbox = str(address)
+        if len("From: ") + len(mailbox.encode("utf-8")) <= MAX_LINE:
+            return mailbox
     phrase = Header(address.display_name, "utf-8", header_name="From").encode(linesep="\r\n")
     return f"{phrase} <{address.addr_spec}>"
+
+
+def _check_lines(headers: bytes, who: str) -> None:
+    """No header line over 998 octets (RFC 5322 2.1.1), whatever the input: a longer
+    line is cut or rejected somewhere on the way, and the mail arrives damaged."""
+    longest = max(len(line) for line in headers.split(CRLF))
+    if longest > MAX_LINE:
+        raise TemplateError(
+            f"the message to {who!r} would have a header line of {longest} octets "
+            f"(at most {MAX_LINE}); shorten the name or subject."
+        )
 
 
 def _envelope(email: str) -> tuple[str, bool]:
@@ -317,6 +343,25 @@ def _unsubscribe_mailto(email: str) -> str:
     return f"mailto:{email}?subject=unsubscribe"
 
 
+class _Sandbox(SandboxedEnvironment):
+    """Jinja2's sandbox, plus: no `*` or `**` whose result is too big to be part of a
+    mail (`{{ 'a' * 10**9 }}` would take a gigabyte before any size check could run)."""
+
+    intercepted_binops = frozenset({"*", "**"})
+
+    def call_binop(self, context: Context, operator: str, left: Any, right: Any) -> Any:
+        if operator == "*":
+            for seq, times in ((left, right), (right, left)):
+                sized = isinstance(seq, str | list | tuple) and isinstance(times, int)
+                if sized and len(seq) * times > MAX_RENDERED:
+                    raise SecurityError(f"{len(seq)} * {times} is larger than a mail can be")
+        elif operator == "**" and isinstance(left, int) and isinstance(right, int):
+            bits = left.bit_length() * right
+            if bits > MAX_RENDERED * 8:
+                raise SecurityError(f"{left} ** {right} is too large a number")
+        return super().call_binop(context, operator, left, right)
+
+
 def _load(env: SandboxedEnvironment, name: str) -> Template:
     try:
         return env.get_template(name)
@@ -327,8 +372,20 @@ def _load(env: SandboxedEnvironment, name: str) -> Template:
 
 
 def _render(template: Template, context: dict[str, Any]) -> str:
+    """The template's text; rendered piece by piece, so that one which writes more
+    than MAX_RENDERED characters stops there instead of filling the memory."""
+    pieces: list[str] = []
+    size = 0
     try:
-        return template.render(context)
+        for piece in template.generate(context):
+            size += len(piece)
+            if size > MAX_RENDERED:
+                raise SecurityError(
+                    f"the rendered text is larger than {MAX_RENDERED // 1024} KB; a short "
+                    f"mail needs far less"
+                )
+            pieces.append(piece)
+        return "".join(pieces)
     except Exception as err:  # anything a user's template raises becomes a named, located error
         line = None
         tb = err.__traceback__

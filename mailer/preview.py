@@ -10,17 +10,26 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import os
 import re
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import TextIO
 
 from jinja2 import Environment
 
 from .errors import ConfigError
 from .plan import PlanItem, Status, summary_line
+
+# Entries per HTML page: 100k entries are 500 pages of a few MB, not one page of 400 MB.
+PAGE = 200
+SHOWN = 200  # entries the summary keeps for the terminal table
+# Lists every file a preview wrote into its folder: only those are ever replaced or
+# removed, and a folder without it must be empty before mailer writes into it.
+MARKER = ".mailer-preview"
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,11 +37,8 @@ class PreviewSummary:
     index: Path  # the index.html to open
     messages: int  # .eml files written
     counts: Mapping[Status, int]  # entries per status, in Status order
-    items: tuple[PlanItem, ...]
-
-    @property
-    def total(self) -> int:
-        return len(self.items)
+    total: int  # entries read
+    items: tuple[PlanItem, ...]  # the first SHOWN of them
 
     def line(self) -> str:
         return summary_line(self.counts)
@@ -41,44 +47,89 @@ class PreviewSummary:
 def write_preview(
     items: Iterable[PlanItem], out: Path, *, date: datetime | None = None
 ) -> PreviewSummary:
-    """Write `NNNN-address.eml` for every item with a draft, and `out/index.html`.
-    Messages from an earlier preview in `out` are removed first, so the folder
-    always shows one plan.  `date` is the Date the .eml files carry (default:
-    now; a real send stamps its own)."""
+    """Write `NNNN-address.eml` for every item with a draft, and `out/index.html`
+    (the first PAGE entries, with links to `page-NNNN.html` for the rest), streaming:
+    memory does not grow with the number of entries.  `out` must be new, empty or
+    an earlier preview's folder, whose files are replaced; mailer never writes
+    through a symlink nor removes a file it did not write.  `date` is the Date the
+    .eml files carry (default: now; a real send stamps its own)."""
     when = date if date is not None else datetime.now().astimezone()
-    plan = tuple(items)
+    stamp = when.strftime("%Y-%m-%d %H:%M %Z")
+    counted: Counter[Status] = Counter()
+    shown: list[PlanItem] = []
+    messages = total = 0
     try:
-        out.mkdir(parents=True, exist_ok=True)
-        for old in out.glob("[0-9][0-9][0-9][0-9]-*.eml"):
-            old.unlink()
-        rows = []
-        for number, item in enumerate(plan, 1):
+        written = _claim(out)
+        first: list[dict[str, object]] = []  # index.html shows them; later ones go to pages
+        rows: list[dict[str, object]] = []
+        pages: list[str] = []
+        for total, item in enumerate(items, 1):
+            counted[item.status] += 1
+            if len(shown) < SHOWN:
+                shown.append(item)
             eml = ""
             if item.draft is not None:
-                eml = f"{number:04d}-{_file_part(item.email)}.eml"
-                (out / eml).write_bytes(item.draft.wire(when))
-            rows.append({"number": number, "item": item, "eml": eml})
-        counted = Counter(item.status for item in plan)
+                eml = f"{total:04d}-{_file_part(item.email)}.eml"
+                _write(out, eml, item.draft.wire(when), written)
+                messages += 1
+            (first if total <= PAGE else rows).append({"number": total, "item": item, "eml": eml})
+            if len(rows) == PAGE:
+                pages.append(_page(out, len(pages) + 2, rows, stamp, written))
+                rows = []
+        if rows:
+            pages.append(_page(out, len(pages) + 2, rows, stamp, written))
         counts = {status: counted[status] for status in Status if counted[status]}
         index = out / "index.html"
-        index.write_text(
-            _INDEX.render(
-                rows=rows,
-                counts=counts,
-                date=when.strftime("%Y-%m-%d %H:%M %Z"),
-                fit_script=_FIT_FRAMES,
-                fit_hash=_FIT_HASH,
-            ),
-            encoding="utf-8",
-        )
+        html = _INDEX.render(rows=first, counts=counts, total=total, pages=pages, date=stamp,
+                             fit_script=_FIT_FRAMES, fit_hash=_FIT_HASH)
+        _write(out, index.name, html.encode("utf-8"), written)
     except OSError as err:
-        raise ConfigError(f"Cannot write the preview to {out}: {err.strerror}") from None
-    return PreviewSummary(
-        index=index,
-        messages=sum(1 for row in rows if row["eml"]),
-        counts=counts,
-        items=plan,
-    )
+        raise ConfigError(f"Cannot write the preview to {out}: {err.strerror or err}") from None
+    return PreviewSummary(index, messages, counts, total, tuple(shown))
+
+
+def _claim(out: Path) -> TextIO:
+    """Make `out` this preview's folder: the earlier preview's files removed, the marker
+    open for appending the names written now.  Refuses a symlink and a folder with
+    files of someone else's."""
+    if out.is_symlink():
+        raise ConfigError(f"--out {out} is a symbolic link; give the folder itself.")
+    out.mkdir(mode=0o700, parents=True, exist_ok=True)
+    marker = out / MARKER
+    if not marker.is_file() or marker.is_symlink():
+        if any(out.iterdir()):
+            raise ConfigError(
+                f"--out {out} already holds files that mailer did not write; give a new or "
+                f"empty folder (mailer replaces only its own earlier preview)."
+            )
+        earlier: list[str] = []
+    else:
+        earlier = marker.read_text(encoding="utf-8").splitlines()
+    for name in earlier:
+        if name and "/" not in name and name not in (".", "..", MARKER):
+            (out / name).unlink(missing_ok=True)  # a symlink: the link goes, not its target
+    marker.unlink(missing_ok=True)
+    fd = os.open(marker, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+    return os.fdopen(fd, "w", encoding="utf-8")
+
+
+def _write(out: Path, name: str, data: bytes, written: TextIO) -> None:
+    """A new file, never through a symlink (O_EXCL), listed in the marker first."""
+    written.write(name + "\n")
+    written.flush()
+    fd = os.open(out / name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(data)
+
+
+def _page(
+    out: Path, number: int, rows: list[dict[str, object]], stamp: str, written: TextIO
+) -> str:
+    name = f"page-{number:04d}.html"
+    html = _INDEX.render(rows=rows, counts={}, total=0, pages=[], date=stamp,
+                         fit_script=_FIT_FRAMES, fit_hash=_FIT_HASH)
+    _write(out, name, html.encode("utf-8"), written)
+    return name
 
 
 def _file_part(email: str) -> str:
@@ -115,7 +166,7 @@ _INDEX = Environment(autoescape=True, trim_blocks=True, lstrip_blocks=True).from
 <meta http-equiv="Content-Security-Policy"
       content="default-src 'none'; style-src 'unsafe-inline'; script-src 'sha256-{{ fit_hash }}'">
 <meta name="viewport" content="width=device-width, initial-scale=1">
-<title>mailer preview: {{ rows | length }} entries</title>
+<title>mailer preview{% if total %}: {{ total }} entries{% endif %}</title>
 <style>
 body { font-family: system-ui, sans-serif; margin: 1.5rem; color: #222; background: #fafafa; }
 table.summary td, table.summary th { padding: .2rem .8rem; text-align: left; }
@@ -140,14 +191,22 @@ pre { white-space: pre-wrap; overflow-wrap: anywhere; margin: 0; padding: .6rem;
 <h1>Preview: what a send would do</h1>
 <p class="meta">A dry run, written {{ date }}: writing this page sent nothing and recorded
 nothing. The <code>.eml</code> files beside it are the messages a send would deliver.</p>
+{% if not counts %}
+<p class="meta"><a href="index.html">Summary and entries 1-{{ rows[0].number - 1 }}</a></p>
+{% else %}
 <table class="summary">
 <tr><th>status</th><th>entries</th></tr>
 {% for status, count in counts.items() %}
 <tr><td><span class="status s-{{ status.value | replace(' ', '-') }}">{{ status.value }}</span></td>
 <td>{{ count }}</td></tr>
 {% endfor %}
-<tr><th>total</th><th>{{ rows | length }}</th></tr>
+<tr><th>total</th><th>{{ total }}</th></tr>
 </table>
+{% if pages %}
+<p class="meta">Entries 1-{{ rows | length }} are below; the others, {{ rows | length }} a page:
+{% for page in pages %}<a href="{{ page }}">{{ loop.index + 1 }}</a> {% endfor %}</p>
+{% endif %}
+{% endif %}
 {% for row in rows %}
 {% set item = row.item %}
 <section id="entry-{{ row.number }}">

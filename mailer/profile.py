@@ -15,10 +15,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypedDict
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote, urlsplit, urlunsplit
 
 from .addresses import InvalidAddress, normalize_address
 from .errors import ConfigError
+from .sanitize import problem
 
 VCARD_VERSIONS = ("3.0", "4.0")
 MAX_PHOTO_BYTES = 100_000  # the photo rides along in every message
@@ -303,8 +304,9 @@ class _Reader:
         value = value.strip()
         if required and not value:
             raise self.fail("is required and must not be empty.", key, table=table, index=index)
-        if any(ch in value for ch in "\r\n\0"):
-            raise self.fail("must be a single line.", key, table=table, index=index)
+        why = problem(value)  # the profile goes into From and the vCard: used as is or refused
+        if why:
+            raise self.fail(f"{why}.", key, table=table, index=index)
         return value
 
     def unknown(
@@ -343,6 +345,17 @@ class _Reader:
         if unsubscribe_url and not _is_https(unsubscribe_url):
             raise self.fail(
                 "must be an https:// URL (RFC 8058 one-click needs HTTPS).", "unsubscribe_url"
+            )
+        try:
+            unsubscribe_url = _ascii_url(unsubscribe_url)
+        except ValueError:  # UnicodeError from IDNA, or a port that is no number
+            raise self.fail(
+                "has a host name or port that cannot be used.", "unsubscribe_url"
+            ) from None
+        if len(unsubscribe_url) > _MAX_URL:
+            raise self.fail(
+                f"is longer than {_MAX_URL} characters: it must fit on one header line.",
+                "unsubscribe_url",
             )
         given, family = self.string(data, "given"), self.string(data, "family")
         if not given and not family:
@@ -470,6 +483,24 @@ def _is_https(url: str) -> bool:
     """An https URL that fits in List-Unsubscribe's <...>, comma-separated list."""
     parts = urlsplit(url)
     return parts.scheme == "https" and bool(parts.hostname) and not re.search(r'[\s<>",]', url)
+
+
+_MAX_URL = 900  # List-Unsubscribe holds it with the mailto link: one line is 998 octets
+
+
+def _ascii_url(url: str) -> str:
+    """The URL as a header carries it: an international host name in its IDNA
+    ("xn--") form, any other non-ASCII character percent-encoded (RFC 3987 3.1)."""
+    if url.isascii():
+        return url
+    parts = urlsplit(url)
+    host = (parts.hostname or "").encode("idna").decode("ascii")
+    netloc = host + (f":{parts.port}" if parts.port else "")
+    keep = "/?#[]@!$&'()*+,;=:%-._~"
+    return urlunsplit(
+        (parts.scheme, netloc, *(quote(p, safe=keep) for p in (parts.path, parts.query)),
+         quote(parts.fragment, safe=keep))
+    )  # fmt: skip
 
 
 def _link(key: str, value: str, network: Network, phone: Any) -> tuple[str, str]:

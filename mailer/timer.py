@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Literal
 
 from .errors import ConfigError
+from .sanitize import problem, shown
 
 Kind = Literal["cron", "systemd"]
 KINDS: tuple[Kind, ...] = ("cron", "systemd")
@@ -35,6 +36,17 @@ class Job:
     mailer_home: str = ""  # passed on when set, so run-due finds the same journal
 
     def __post_init__(self) -> None:
+        # cron and systemd read one setting per line: a newline (or any control character)
+        # in a path would add lines of its own, so such a path is refused, never quoted
+        for what, value in (("working directory", str(self.workdir)),
+                            ("MAILER_HOME", self.mailer_home), ("log file", str(self.log)),
+                            *(("mailer's path", part) for part in self.command)):  # fmt: skip
+            why = problem(value, encoded_word_ok=True)
+            if why:
+                raise ConfigError(
+                    f"The {what} '{shown(value)}' {why}, which a cron line or a systemd "
+                    f"unit cannot hold safely; run the scheduler from a plain folder."
+                )
         if self.every_minutes not in ALLOWED_INTERVALS:
             allowed = ", ".join(map(str, ALLOWED_INTERVALS))
             raise ConfigError(
@@ -46,7 +58,10 @@ class Job:
 @dataclass(frozen=True, slots=True)
 class Tools:
     """The programs and directory that install/remove/show touch; tests point
-    them at fakes (MAILER_CRONTAB, MAILER_SYSTEMCTL, MAILER_SYSTEMD_DIR)."""
+    them at fakes (MAILER_CRONTAB, MAILER_SYSTEMCTL, MAILER_SYSTEMD_DIR).  These
+    are test seams, not settings: `from_env` is given the process environment
+    only, never a `.env` found in the working directory, which could name any
+    program to run."""
 
     crontab: str = "crontab"
     systemctl: str = "systemctl"

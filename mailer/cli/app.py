@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Callable
 from functools import wraps
@@ -14,6 +15,7 @@ from .. import DISTRIBUTION, __version__
 from ..contacts.fields import FIELDS
 from ..errors import ConfigError, MailerError
 from ..ratelimit import PRESETS
+from ..sanitize import shown
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -107,6 +109,9 @@ class MailerGroup(click.Group):
 )
 def main() -> None:
     """Send one impersonal "here are my channels" mail, with your vCard, to everyone you met."""
+    # Everything mailer writes (journal, cache, previews, reports) holds other people's
+    # data: private to the user whatever umask the shell had.
+    os.umask(0o077)
 
 
 PIPE_WIDTH = 4096  # text to a pipe or file is never wrapped: a grep must find whole addresses
@@ -139,12 +144,16 @@ def handle_errors(func: Callable[P, R]) -> Callable[P, R]:
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
         try:
             return func(*args, **kwargs)
-        except MailerError as err:
-            click.echo(f"mailer: error: {err}", err=True)
+        except MailerError as err:  # the text may quote file names and file contents
+            click.echo(f"mailer: error: {shown(str(err))}", err=True)
             sys.exit(err.exit_code)
         except KeyboardInterrupt:
             click.echo("\nmailer: interrupted", err=True)
             sys.exit(130)
+        except MemoryError:  # the readers and preview stream; this is a last line, not a plan
+            click.echo("mailer: error: out of memory; nothing more was written. Split the "
+                       "input into smaller files and run again.", err=True)  # fmt: skip
+            sys.exit(2)
 
     return wrapper
 

@@ -9,6 +9,7 @@ import click
 
 from ..plan import Status
 from ..profile import VCARD_VERSIONS, load_profile
+from ..sanitize import clean
 from .app import (
     composer_for,
     handle_errors,
@@ -75,7 +76,7 @@ def preview(
     from ..preview import write_preview
 
     region, composer = composer_for(profile_path, templates, lang)
-    campaign = campaign_name or paths[0].stem  # the campaign a send would fill
+    campaign = campaign_name or clean(paths[0].stem)  # the campaign a send would fill
     journal = open_journal(create=False)
     try:
         items = plan_files(paths, composer, journal, campaign=campaign,

@@ -15,6 +15,7 @@ replaced) and queues contacts that are new in the files.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import sys
 import time
@@ -27,6 +28,7 @@ import click
 
 from ..errors import ConfigError
 from ..models import State
+from ..sanitize import shown
 from .app import (
     composer_for,
     handle_errors,
@@ -101,7 +103,7 @@ def install_command(kind: Kind | None, every: int, print_only: bool,
               *(("--inbox",) if with_inbox else ()),
               *(("--no-sent-copy",) if no_sent_copy else ())]
     env = config.environment()
-    tools = timer.Tools.from_env(env)
+    tools = timer.Tools.from_env(os.environ)  # test seams: never from a .env
     kind = kind or tools.default_kind()
     state = config.state_dir(env)
     job = timer.Job(
@@ -123,9 +125,9 @@ def install_command(kind: Kind | None, every: int, print_only: bool,
 def remove_command(kind: Kind | None) -> None:
     """Remove the cron line and/or the systemd timer (both unless one is named).
     Other lines of your crontab are kept."""
-    from .. import config, timer
+    from .. import timer
 
-    tools = timer.Tools.from_env(config.environment())
+    tools = timer.Tools.from_env(os.environ)  # test seams: never from a .env
     for each in [kind] if kind else timer.KINDS:
         if kind is None and each == "cron" and not _has_crontab(tools):
             continue
@@ -137,9 +139,9 @@ def remove_command(kind: Kind | None) -> None:
 @handle_errors
 def show_command(kind: Kind | None) -> None:
     """Show the installed cron line and/or systemd timer."""
-    from .. import config, timer
+    from .. import timer
 
-    tools = timer.Tools.from_env(config.environment())
+    tools = timer.Tools.from_env(os.environ)  # test seams: never from a .env
     for each in [kind] if kind else timer.KINDS:
         if kind is None and each == "cron" and not _has_crontab(tools):
             click.echo("cron: no crontab program on this machine")
@@ -439,7 +441,7 @@ def show_resend(campaign: str, states: tuple[State, ...], plan: ResendPlan,
         out.print(Text(tally.line()))
     out.print(Text(f"Campaign {campaign!r}, resending {'/'.join(map(str, states))} recipients:"))
     for row in plan.again:
-        out.print(Text(f"  again     {row.recipient} (was {row.state}: {row.last_reply})"))
+        out.print(Text(f"  again     {row.recipient} (was {row.state}: {shown(row.last_reply)})"))
     for row, draft in plan.corrected:
         out.print(Text(f"  corrected {row.recipient} -> {draft.recipient} ({draft.source})"))
     for draft in plan.added:

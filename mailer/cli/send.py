@@ -40,6 +40,7 @@ import click
 
 from ..errors import ConfigError
 from ..models import Draft, State
+from ..sanitize import clean, shown
 from .app import (
     composer_for,
     handle_errors,
@@ -136,7 +137,7 @@ def send(paths: tuple[Path, ...], profile_path: Path, campaign_name: str | None,
     from ..when import Timing, format_when
 
     settings, limits = config.smtp_settings(config.environment()), choose_rates(rates, provider)
-    campaign = campaign_name or paths[0].stem
+    campaign = campaign_name or clean(paths[0].stem)  # a file name is outside text
     timing = Timing.of(at, now_text)
     region, composer = composer_for(profile_path, templates, lang)
     # after every option and the profile are checked: a script learns of a bad --at first
@@ -245,7 +246,8 @@ def schedule_later(journal: Journal, campaign: str, later: datetime, now: dateti
         f"`mailer run-due` sends them once due: let cron or a systemd timer start it every "
         f"5 minutes with `mailer schedule install` (from this folder, so it reads the same "
         f".env), or run `mailer run-due` yourself after that time.\n"
-        f"`mailer campaigns` shows the schedule; `mailer cancel {campaign}` drops it."))
+        f"`mailer campaigns` shows the schedule; `mailer cancel {shlex.quote(campaign)}` drops "
+        f"it."))
 
 
 def show_plan(tally: Tally, next_step: str) -> None:
@@ -457,7 +459,8 @@ def show_status(campaign: str, counts: dict[State, int], rows: list[Row]) -> Non
     for r in rows:
         when = datetime.fromtimestamp(r.finished_at or r.queued_at).strftime("%Y-%m-%d %H:%M")
         reply = f"{r.last_code} {r.last_reply}" if r.last_code else r.last_reply
-        table.add_row(Text(r.recipient), str(r.state), str(r.attempts), Text(reply), when)
+        # the reply is the server's text: escaped like every outside string on a terminal
+        table.add_row(Text(r.recipient), str(r.state), str(r.attempts), Text(shown(reply)), when)
     console().print(table)
 
 

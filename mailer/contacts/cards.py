@@ -13,8 +13,10 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import struct
 import sys
 import tempfile
+import warnings
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -49,6 +51,9 @@ CARD_SUFFIXES = frozenset(
 LONG_SIDE = 2000
 MAX_UPSCALE = 2.0  # a thumbnail does not gain detail from being blown up further
 PDF_DPI = 300
+# Bounds per file, so one hostile file costs seconds and a few hundred MB, not hours or GBs:
+MAX_PDF_PAGES = 200  # a scanned stack of cards, not a book
+MAX_PIXELS = 64_000_000  # 3 bytes each once decoded; a 48 MP phone photo still fits
 _PREPROCESSING = 2  # bump when page loading changes, so old cache entries are not reused
 
 # Plain English headers that the CSV importer maps (name, title, company, email, email2,
@@ -135,27 +140,50 @@ def card_pages(paths: Iterable[Path]) -> list[Page]:
             pages.append(Page(path))
             continue
         with document:
-            pages.extend(Page(path, i) for i in range(max(len(document), 1)))
+            # one page past the cap stands for the rest: load_page refuses it with the reason
+            pages.extend(
+                Page(path, i) for i in range(min(max(len(document), 1), MAX_PDF_PAGES + 1))
+            )
     return pages
 
 
 def load_page(page: Page) -> Image.Image:
-    """The card as an upright RGB image, scaled to LONG_SIDE pixels on its long side."""
+    """The card as an upright RGB image, scaled to LONG_SIDE pixels on its long side.
+    A file that cannot be a card (truncated, too many pixels, too many pages) raises
+    ValueError or OSError with the reason, so that it is reported and the batch goes on."""
     from PIL import Image, ImageOps
 
     if page.path.suffix.lower() == ".pdf":
         import pypdfium2
 
         with pypdfium2.PdfDocument(page.path) as document:
+            if page.index >= MAX_PDF_PAGES:
+                raise ValueError(
+                    f"the PDF has {len(document)} pages; only the first {MAX_PDF_PAGES} are "
+                    f"read as cards (split the file to read the rest)"
+                )
             pdf_page = document[page.index]
             width, height = pdf_page.get_size()  # points
             scale = min(PDF_DPI / 72, LONG_SIDE / max(width, height, 1))
             image: Image.Image = pdf_page.render(scale=scale).to_pil()
     else:
         _register_heif()
-        with Image.open(page.path) as opened:
-            opened.draft("RGB", (LONG_SIDE, LONG_SIDE))  # JPEG: decode at a reduced size, fast
-            image = ImageOps.exif_transpose(opened).convert("RGB")
+        try:
+            with warnings.catch_warnings():  # MAX_PIXELS below is the check: no stderr noise
+                warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+                opened = Image.open(page.path)
+            with opened:
+                opened.draft("RGB", (LONG_SIDE, LONG_SIDE))  # JPEG: decode at a reduced size
+                width, height = opened.size  # after draft(): what decoding will really take
+                if width * height > MAX_PIXELS:
+                    raise ValueError(
+                        f"the image has {width}x{height} pixels; a card photo over "
+                        f"{MAX_PIXELS // 1_000_000} megapixels is not read (scale it down)"
+                    )
+                image = ImageOps.exif_transpose(opened).convert("RGB")
+        except (EOFError, SyntaxError, RuntimeError, struct.error, IndexError) as err:
+            # what Pillow's and pillow-heif's decoders raise on a truncated or corrupt file
+            raise ValueError(f"damaged or truncated image ({err or type(err).__name__})") from None
     scale = min(LONG_SIDE / max(image.size), MAX_UPSCALE)
     if abs(scale - 1) > 0.01:
         size = (round(image.width * scale), round(image.height * scale))
@@ -232,7 +260,7 @@ def _cache_read(path: Path) -> list[Any] | None:
 
 def _cache_write(path: Path, lines: list[Any]) -> None:
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)  # the file itself is 0600
         with tempfile.NamedTemporaryFile(
             "w", encoding="utf-8", dir=path.parent, delete=False, suffix=".tmp"
         ) as handle:
@@ -253,7 +281,9 @@ def _as_lines(data: list[Any]) -> tuple[OcrLine, ...]:
 
 
 def default_cache_dir() -> Path:
-    return config.state_dir(config.environment()) / "ocr-cache"
+    folder = config.state_dir(config.environment()) / "ocr-cache"
+    folder.mkdir(mode=0o700, exist_ok=True)  # private whatever the umask, like the state
+    return folder
 
 
 def scan_cards(

@@ -18,7 +18,7 @@ from __future__ import annotations
 import codecs
 import re
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 
 import phonenumbers
 
@@ -26,7 +26,11 @@ from ..addresses import InvalidAddress, normalize_address
 from ..errors import ConfigError
 from ..language import text_language
 from ..models import Contact, Rejected
-from ..sanitize import clean
+from ..sanitize import clean, problem
+
+# A field longer than this is no name, title or address but an attack or a broken file:
+# the entry is rejected, so no later stage (preview, journal) ever holds such a value.
+MAX_FIELD = 64 * 1024
 
 _LANGUAGE_NAMES = {
     "english": "en", "englisch": "en", "german": "de", "deutsch": "de",
@@ -119,7 +123,7 @@ def split_addresses(values: Iterable[str]) -> tuple[list[str], list[tuple[str, s
         try:
             address = normalize_address(raw)
         except InvalidAddress as err:
-            invalid.append((clean(raw), str(err)))
+            invalid.append((raw.strip(), str(err)))  # shown with repr(): escaped
             continue
         if address.casefold() not in seen:
             seen.add(address.casefold())
@@ -247,8 +251,15 @@ def check(entry: Entry, region: str, on_flag: Flag | None = None) -> Contact | R
     """Validate and sanitise one entry: a Contact, or a Rejected saying why not.
     A contact kept although some of its e-mail values were invalid is also passed
     to `on_flag` (as a Rejected-shaped note; it is not an entry of its own)."""
+    source = clean(entry.source)
     if entry.problem:
-        return Rejected(entry.source, clean(entry.problem), entry.as_fields(), entry.display)
+        return Rejected(source, clean(entry.problem), entry.as_fields(), entry.display)
+    too_long = _too_long(entry)
+    if too_long:
+        reason = f"{too_long} is longer than {MAX_FIELD // 1024} KB"
+        fields_read = {k: v for k, v in entry.as_fields().items() if len(v) <= MAX_FIELD}
+        name = entry.display if len(entry.display) <= MAX_FIELD else ""
+        return Rejected(source, reason, fields_read, clean(name))
     valid, invalid = split_addresses(entry.emails)
     if not valid:
         if invalid:
@@ -256,11 +267,11 @@ def check(entry: Entry, region: str, on_flag: Flag | None = None) -> Contact | R
             reason = f"invalid e-mail address {value!r}: {why}"
         else:
             reason = "no e-mail address"
-        return Rejected(entry.source, reason, entry.as_fields(), entry.display)
+        return Rejected(source, reason, entry.as_fields(), entry.display)
     if invalid and on_flag is not None:
         values = ", ".join(repr(value) for value, _why in invalid)
         reason = f"invalid e-mail value(s) dropped, contact kept: {values}"
-        on_flag(Rejected(clean(entry.source), reason, entry.as_fields(), entry.display))
+        on_flag(Rejected(source, reason, entry.as_fields(), entry.display))
     phones: list[str] = []
     countries: list[str] = []
     for raw in entry.phones:
@@ -286,7 +297,7 @@ def check(entry: Entry, region: str, on_flag: Flag | None = None) -> Contact | R
         phones=tuple(phones),
         website=clean(entry.website),
         lang=normalize_lang(entry.lang),
-        source=clean(entry.source),
+        source=source,
         display=display,
         person=person,
         text_lang=text_language(entry.card_text) if entry.card_text else "",
@@ -294,12 +305,28 @@ def check(entry: Entry, region: str, on_flag: Flag | None = None) -> Contact | R
     )
 
 
+def _too_long(entry: Entry) -> str:
+    """The name of the first field over MAX_FIELD characters, else ""."""
+    for f in fields(entry):
+        value = getattr(entry, f.name)
+        values = value if isinstance(value, tuple) else (value,)
+        if any(isinstance(v, str) and len(v) > MAX_FIELD for v in values):
+            return f.name
+    return ""
+
+
 def sanitise(item: Contact | Rejected) -> Contact | Rejected:
-    """Apply `clean` to every text field of an entry made elsewhere (card reader)."""
+    """Apply `clean` to every text field of an entry made elsewhere (card reader);
+    a contact whose address is not clean as it is becomes a Rejected."""
     if isinstance(item, Rejected):
         fields_read = {clean(k): clean(v) for k, v in item.fields.items() if clean(v)}
         name = clean(item.name) or fields_read.get("name", "") or fields_read.get("company", "")
         return Rejected(clean(item.source), clean(item.reason), fields_read, name)
+    for address in item.emails or (item.email,):
+        why = problem(address)
+        if why:
+            return Rejected(clean(item.source), f"invalid e-mail address {address!r}: {why}",
+                            name=clean(item.display or item.name))
     contact = _sanitise_contact(item)
     if contact.display:
         return contact
@@ -311,12 +338,12 @@ def _sanitise_contact(c: Contact) -> Contact:
     def each(values: tuple[str, ...]) -> tuple[str, ...]:
         return tuple(v for v in map(clean, values) if v)
 
-    return replace(
-        c, email=clean(c.email), name=clean(c.name), given=clean(c.given),
-        family=clean(c.family), emails=each(c.emails), org=clean(c.org), title=clean(c.title),
-        phones=each(c.phones), website=clean(c.website), lang=clean(c.lang),
-        source=clean(c.source), display=clean(c.display), person=clean(c.person),
-        text_lang=clean(c.text_lang), phone_country=clean(c.phone_country),
+    return replace(  # addresses were checked by `sanitise`: never changed
+        c, name=clean(c.name), given=clean(c.given), family=clean(c.family), org=clean(c.org),
+        title=clean(c.title), phones=each(c.phones), website=clean(c.website),
+        lang=clean(c.lang), source=clean(c.source), display=clean(c.display),
+        person=clean(c.person), text_lang=clean(c.text_lang),
+        phone_country=clean(c.phone_country),
     )  # fmt: skip
 
 

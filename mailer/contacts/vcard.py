@@ -44,6 +44,7 @@ from __future__ import annotations
 
 import binascii
 import codecs
+import re
 from collections.abc import Iterable, Iterator
 from functools import partial
 from itertools import chain
@@ -67,6 +68,16 @@ _CHARSET_ALIASES = {"shift_jis": "cp932", "sjis": "cp932", "x-sjis": "cp932"}  #
 
 _INCOMPLETE = "incomplete card: no END:VCARD before the next card or the end of the file"
 _NESTED = "a card nested inside this card (BEGIN:VCARD at line {}): a vCard cannot hold another"
+# No name, address or title is this long: a longer property line rejects its card, and
+# no line is held beyond it (a 200 MB one-line FN costs 64 KB, not 200 MB).
+MAX_LINE = 64 * 1024
+_TOO_LONG = f"a property line is longer than {MAX_LINE // 1024} KB"
+# vobject's content-line grammar with possessive quantifiers, so it runs in linear time.
+# vobject's own regex backtracks exponentially on a line it does *not* match
+# ("FN;X=a=a=a...", 40 pairs: days), so parseLine only ever sees lines this matches.
+_NAME = r"[a-zA-Z0-9_-]+"
+_PARAM_VALUE = r'(?:"[^"]*+"|[^";:,]*+)'
+_CONTENT_LINE = re.compile(rf"(?:{_NAME}\.)?{_NAME};?(?:;{_NAME}(?:[=,]{_PARAM_VALUE})*+)*+:")
 
 Params = dict[str, list[str]]
 
@@ -107,9 +118,12 @@ def _utf8_chunks(fh: BinaryIO) -> Iterator[bytes]:
 
 
 def _lines(chunks: Iterable[bytes]) -> Iterator[bytes]:
-    """Physical lines without their line ends (see the module docstring)."""
+    """Physical lines without their line ends (see the module docstring); a line
+    longer than MAX_LINE is cut to MAX_LINE + 1 bytes, so that it is still seen as
+    too long but never held whole."""
     sep = b""
     pending: list[bytes] = []
+    held = 0
     for chunk in chunks:
         if not sep:
             if not chunk:
@@ -119,9 +133,12 @@ def _lines(chunks: Iterable[bytes]) -> Iterator[bytes]:
         if complete:
             complete[0] = b"".join((*pending, complete[0]))
             pending.clear()
+            held = 0
             for line in complete:
-                yield line.rstrip(b"\r")
-        pending.append(tail)
+                yield line[: MAX_LINE + 1].rstrip(b"\r")
+        if held <= MAX_LINE:
+            pending.append(tail[: MAX_LINE + 1 - held])
+            held += len(pending[-1])
     last = b"".join(pending)
     if last:
         yield last.rstrip(b"\r")
@@ -191,6 +208,7 @@ def _logical_lines(body: Iterable[bytes]) -> Iterator[bytes]:
     """Unfolded content lines of the wanted properties, still as bytes."""
     current: list[bytes] = []
     opened = wanted = qp = soft_break = False
+    held = 0
     for line in body:
         if soft_break and line.strip():
             piece = line  # QP continuation: taken as is, indented or not
@@ -199,7 +217,7 @@ def _logical_lines(body: Iterable[bytes]) -> Iterator[bytes]:
         else:
             if wanted and current:
                 yield b"".join(current)
-            current = []
+            current, held = [], 0
             opened = bool(line.strip())
             wanted = qp = soft_break = False
             if not opened:
@@ -210,8 +228,9 @@ def _logical_lines(body: Iterable[bytes]) -> Iterator[bytes]:
             qp = b"QUOTED-PRINTABLE" in head.upper()
             piece = line
         soft_break = qp and piece.endswith(b"=")
-        if wanted:
+        if wanted and held <= MAX_LINE:  # beyond: enough to be refused as too long
             current.append(piece[:-1] if soft_break else piece)
+            held += len(current[-1])
     if wanted and current:
         yield b"".join(current)
 
@@ -219,20 +238,17 @@ def _logical_lines(body: Iterable[bytes]) -> Iterator[bytes]:
 def _parse(logical: bytes) -> tuple[str, Params, set[str], str] | None:
     """(NAME, parameters, bare 2.1 parameters, value decoded and unescaped) or None."""
     text = logical.decode("latin-1")  # lossless: charsets are decoded per value below
-    try:
-        name, param_list, value, _group = parseLine(text)
-    except ParseError:
+    if not _CONTENT_LINE.match(text):
         # A broken parameter list (Outlook's "LABEL,TYPE=HOME:") must not lose the
         # value: parse the line again with its parameters dropped.
         head, colon, value = text.partition(":")
-        if not colon:
+        text = head.replace(",", ";").split(";")[0] + ":" + value
+        if not colon or not _CONTENT_LINE.match(text):
             return None
-        try:
-            name, param_list, value, _group = parseLine(
-                head.replace(",", ";").split(";")[0] + ":" + value
-            )
-        except ParseError:
-            return None
+    try:
+        name, param_list, value, _group = parseLine(text)
+    except ParseError:
+        return None
     params: Params = {}
     bare: set[str] = set()
     for item in param_list:
@@ -293,6 +309,9 @@ def _entry(source: str, body: list[bytes], problem: str) -> Entry:
     langs: list[tuple[int, str]] = []  # 4.0 allows several LANG, ranked by PREF too
     phones: list[str] = []
     for logical in _logical_lines(body):
+        if len(logical) > MAX_LINE:
+            problem = _TOO_LONG
+            continue
         try:
             parsed = _parse(logical)
         except (ValueError, ParseError) as err:  # binascii and codec errors are ValueErrors
