@@ -100,6 +100,34 @@ def _warn_if_readable(path: Path, key: str) -> None:
               f"machine can read it; fix it with: chmod 600 {path}", file=sys.stderr)
 
 
+def _seconds(env: Mapping[str, str], key: str, default: float) -> float:
+    text = env.get(key, "").strip()
+    try:
+        return float(text) if text else default
+    except ValueError:
+        raise ConfigError(f"{key}={text!r} is not a number.") from None
+
+
+def _connection(
+    env: Mapping[str, str], prefix: str, default_security: str, default_ports: Mapping[str, int]
+) -> tuple[str, int, float]:
+    """<prefix>_SECURITY, _PORT (default: the security's port) and _TIMEOUT, validated:
+    SMTP and IMAP read them by the same rules."""
+    security = env.get(f"{prefix}_SECURITY", "").strip().lower() or default_security
+    if security not in SECURITY_MODES:
+        raise ConfigError(
+            f"{prefix}_SECURITY={security!r} is not one of {', '.join(SECURITY_MODES)}."
+        )
+    port_text = env.get(f"{prefix}_PORT", "").strip()
+    try:
+        port = int(port_text) if port_text else default_ports[security]
+    except ValueError:
+        raise ConfigError(f"{prefix}_PORT={port_text!r} is not a number.") from None
+    if not 0 < port < 65536:
+        raise ConfigError(f"{prefix}_PORT={port} is out of range.")
+    return security, port, _seconds(env, f"{prefix}_TIMEOUT", 30.0)
+
+
 def smtp_settings(env: Mapping[str, str]) -> SmtpSettings:
     """Build and validate the SMTP settings from MAILER_SMTP_* variables."""
     host = env.get("MAILER_SMTP_HOST", "").strip()
@@ -108,23 +136,7 @@ def smtp_settings(env: Mapping[str, str]) -> SmtpSettings:
             "No SMTP server configured: set MAILER_SMTP_HOST (and _PORT, _USERNAME, "
             "_PASSWORD, _SECURITY) in the environment or in .env; see .env.example."
         )
-    security = env.get("MAILER_SMTP_SECURITY", "starttls").strip().lower() or "starttls"
-    if security not in SECURITY_MODES:
-        raise ConfigError(
-            f"MAILER_SMTP_SECURITY={security!r} is not one of {', '.join(SECURITY_MODES)}."
-        )
-    port_text = env.get("MAILER_SMTP_PORT", "").strip()
-    try:
-        port = int(port_text) if port_text else DEFAULT_PORTS[security]
-    except ValueError:
-        raise ConfigError(f"MAILER_SMTP_PORT={port_text!r} is not a number.") from None
-    if not 0 < port < 65536:
-        raise ConfigError(f"MAILER_SMTP_PORT={port} is out of range.")
-    timeout_text = env.get("MAILER_SMTP_TIMEOUT", "").strip()
-    try:
-        timeout = float(timeout_text) if timeout_text else 30.0
-    except ValueError:
-        raise ConfigError(f"MAILER_SMTP_TIMEOUT={timeout_text!r} is not a number.") from None
+    security, port, timeout = _connection(env, "MAILER_SMTP", "starttls", DEFAULT_PORTS)
     username = env.get("MAILER_SMTP_USERNAME", "").strip()
     password = env.get("MAILER_SMTP_PASSWORD", "")
     auth = env.get("MAILER_SMTP_AUTH", "").strip().lower() or "password"
@@ -137,13 +149,7 @@ def smtp_settings(env: Mapping[str, str]) -> SmtpSettings:
         credentials = TokenSource(oauth_settings(env, host), username)
     elif username:
         command = env.get("MAILER_SMTP_PASSWORD_COMMAND", "").strip()
-        wait_text = env.get("MAILER_SMTP_PASSWORD_TIMEOUT", "").strip()
-        try:
-            wait = float(wait_text) if wait_text else 60.0
-        except ValueError:
-            raise ConfigError(
-                f"MAILER_SMTP_PASSWORD_TIMEOUT={wait_text!r} is not a number."
-            ) from None
+        wait = _seconds(env, "MAILER_SMTP_PASSWORD_TIMEOUT", 60.0)
         credentials = PasswordSource(host, username, command, password, wait)
     settings = SmtpSettings(
         host=host,
@@ -242,28 +248,12 @@ def imap_settings(env: Mapping[str, str], provider: str | None = None, *,
     host = env.get("MAILER_IMAP_HOST", "").strip() or IMAP_PRESETS.get(preset, ("", False))[0]
     if not host:
         return None
-    security = env.get("MAILER_IMAP_SECURITY", "tls").strip().lower() or "tls"
-    if security not in SECURITY_MODES:
-        raise ConfigError(
-            f"MAILER_IMAP_SECURITY={security!r} is not one of {', '.join(SECURITY_MODES)}."
-        )
-    port_text = env.get("MAILER_IMAP_PORT", "").strip()
-    try:
-        port = int(port_text) if port_text else IMAP_DEFAULT_PORTS[security]
-    except ValueError:
-        raise ConfigError(f"MAILER_IMAP_PORT={port_text!r} is not a number.") from None
-    if not 0 < port < 65536:
-        raise ConfigError(f"MAILER_IMAP_PORT={port} is out of range.")
+    security, port, timeout = _connection(env, "MAILER_IMAP", "tls", IMAP_DEFAULT_PORTS)
     smtp_username = env.get("MAILER_SMTP_USERNAME", "").strip()
     username = env.get("MAILER_IMAP_USERNAME", "").strip() or smtp_username
     secret = password(env, "MAILER_IMAP")
     if not secret and username == smtp_username:  # the SMTP login, password and all
         secret = password(env, "MAILER_SMTP")
-    timeout_text = env.get("MAILER_IMAP_TIMEOUT", "").strip()
-    try:
-        timeout = float(timeout_text) if timeout_text else 30.0
-    except ValueError:
-        raise ConfigError(f"MAILER_IMAP_TIMEOUT={timeout_text!r} is not a number.") from None
     settings = ImapSettings(host=host, port=port, security=security, username=username,
                             password=secret, timeout=timeout, provider=preset,
                             sent_folder=env.get("MAILER_IMAP_SENT", "").strip(), token=token)
