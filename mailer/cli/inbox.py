@@ -107,7 +107,7 @@ def inbox_command(provider: str | None, folder: str, mark_read: bool, assume_yes
     """Sort the inbox since your first campaign: bounces, unsubscribe
     requests, auto-replies and replies. Changes nothing on the server; asks
     before it changes the journal (--yes: apply the clear cases, list the rest)."""
-    journal = open_journal(create=False)
+    journal = open_journal()
     if journal is None:
         click.echo("No campaigns yet: nothing to look for.")
         return

@@ -76,7 +76,7 @@ def preview(
 
     region, composer = composer_for(profile_path, templates, lang)
     campaign = campaign_name or paths[0].stem  # the campaign a send would fill
-    journal = open_journal(create=False)
+    journal = open_journal()
     try:
         items = plan_files(paths, composer, journal, campaign=campaign,
                            mapping=parse_mappings(mappings), region=region, again=again,

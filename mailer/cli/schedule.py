@@ -231,7 +231,7 @@ def campaigns_command(as_json: bool) -> None:
 
 def list_campaigns() -> list[dict[str, Any]]:
     """Every campaign with its times and counts per state, as `campaigns --json` prints it."""
-    journal = open_journal(create=False)
+    journal = open_journal()
     if journal is None:
         return []
     with journal:
@@ -291,7 +291,7 @@ def confirm_or_stop(question: str, assume_yes: bool) -> bool:
 def cancel(name: str, assume_yes: bool) -> None:
     """Cancel what campaign NAME has not sent yet (queued and deferred
     recipients); sent, failed and unknown ones stay in the journal."""
-    journal, campaign = known_campaign(open_journal(create=False), name)
+    journal, campaign = known_campaign(open_journal(), name)
     with journal:
         counts = journal.counts(campaign)
         dropping = counts[State.QUEUED] + counts[State.DEFERRED]
@@ -352,7 +352,7 @@ def resend(paths: tuple[Path, ...], campaign_name: str | None, failed: bool, unk
     if paths and profile_path is None:
         raise ConfigError("Resending from contacts files needs --profile to render the mails.")
     env = config.environment()
-    journal, campaign = known_campaign(open_journal(create=False), campaign_name)
+    journal, campaign = known_campaign(open_journal(), campaign_name)
     with journal:
         held = holds.check_can_resend(journal, campaign)
         states = core.chosen_states(failed, unknown, deferred, bool(only), bool(paths),

@@ -334,7 +334,7 @@ def status(campaign_name: str | None, as_json: bool) -> None:
 def read_status(name: str | None) -> tuple[str, dict[State, int], list[Row]] | None:
     """The named (default: latest) campaign's counts and rows; None without any
     campaign; an error naming the known ones for an unknown name."""
-    journal = open_journal(create=False)
+    journal = open_journal()
     known: list[str] = []
     if journal is not None:
         with journal:
@@ -392,7 +392,7 @@ def suppress_add(emails: tuple[str, ...], reason: str) -> None:
 @handle_errors
 def suppress_remove(emails: tuple[str, ...]) -> None:
     """Allow these addresses again."""
-    journal = open_journal(create=False)
+    journal = open_journal()
     for email in emails:
         removed = journal is not None and journal.suppress_remove(email)
         click.echo(f"{email}: {'removed' if removed else 'was not on the list'}")
@@ -405,7 +405,7 @@ def suppress_remove(emails: tuple[str, ...]) -> None:
 @handle_errors
 def suppress_list(as_json: bool) -> None:
     """Print the do-not-mail list."""
-    journal = open_journal(create=False)
+    journal = open_journal()
     entries = [] if journal is None else journal.suppress_list()
     if journal is not None:
         journal.close()
