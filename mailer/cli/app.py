@@ -95,15 +95,14 @@ PIPE_WIDTH = 4096  # text to a pipe or file is never wrapped: a grep must find w
 
 
 def console(*, stderr: bool = False) -> Console:
-    """A rich Console for tables: the terminal's width on a terminal, else lines as long
-    as their content (no address folded mid-word), and no markup highlighting."""
+    """The one rich Console of every command: tables as wide as the terminal, else as
+    long as their content (no address folded mid-word); a printed line is never wrapped
+    (a long reason stays one greppable line); no markup highlighting."""
     from rich.console import Console
 
     stream = sys.stderr if stderr else sys.stdout
-    tty = stream.isatty()
-    return Console(
-        file=stream, highlight=False, width=None if tty else PIPE_WIDTH, soft_wrap=not tty
-    )
+    width = None if stream.isatty() else PIPE_WIDTH
+    return Console(file=stream, highlight=False, width=width, soft_wrap=True)
 
 
 def note_columns(report: ColumnReport) -> None:

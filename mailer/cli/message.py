@@ -11,6 +11,7 @@ from ..plan import Status
 from ..profile import VCARD_VERSIONS, load_profile
 from .app import (
     composer_for,
+    console,
     handle_errors,
     main,
     map_option,
@@ -20,9 +21,6 @@ from .app import (
     parse_mappings,
     paths_argument,
     profile_option,
-)
-from .app import (
-    console as output_console,
 )
 
 if TYPE_CHECKING:
@@ -92,7 +90,7 @@ def _print_summary(summary: PreviewSummary, campaign: str) -> None:
     from rich.table import Table
     from rich.text import Text
 
-    console = output_console()
+    out = console()
     table = Table(title=f"Preview of campaign {campaign!r}: nothing was sent")
     for column in ("#", "status", "address", "name", "language", "from", "note"):
         table.add_column(column, overflow="fold", no_wrap=column in ("status", "address"))
@@ -101,8 +99,8 @@ def _print_summary(summary: PreviewSummary, campaign: str) -> None:
         cells = (item.email or "-", item.name, language, item.source, item.reason)
         # Text(), not str: a "[bold]" in a contact's field is data, not rich markup
         table.add_row(str(number), item.status.value, *(Text(cell) for cell in cells))
-    console.print(table)
-    console.print(Text(summary.line()))
-    console.print(f"A send would mail {summary.counts.get(Status.NEW, 0)} new message(s) in "
-                  f"campaign {campaign!r}; {summary.messages} .eml file(s) written, nothing sent.")
-    console.print(f"Open {summary.index}", soft_wrap=True, markup=False, highlight=False)
+    out.print(table)
+    out.print(Text(summary.line()))
+    out.print(f"A send would mail {summary.counts.get(Status.NEW, 0)} new message(s) in "
+              f"campaign {campaign!r}; {summary.messages} .eml file(s) written, nothing sent.")
+    out.print(f"Open {summary.index}", markup=False)

@@ -29,6 +29,7 @@ from ..errors import ConfigError
 from ..models import State
 from .app import (
     composer_for,
+    console,
     handle_errors,
     main,
     map_option,
@@ -40,7 +41,7 @@ from .app import (
     yes_option,
 )
 from .inbox import file_sent_copies, imap_settings, inbox_pass, sent_copy_option
-from .send import choose_rates, console, report_and_exit, send_now
+from .send import choose_rates, report_and_exit, send_now
 
 if TYPE_CHECKING:
     from ..journal import Journal
@@ -242,7 +243,6 @@ def list_campaigns() -> list[dict[str, Any]]:
 
 
 def show_campaigns(listed: list[dict[str, Any]]) -> None:
-    from rich.console import Console
     from rich.table import Table
     from rich.text import Text
 
@@ -259,7 +259,7 @@ def show_campaigns(listed: list[dict[str, Any]]) -> None:
         cancelled = f"{datetime.fromtimestamp(stop, now.tzinfo):%Y-%m-%d %H:%M}" if stop else ""
         per_state = ", ".join(f"{n} {s}" for s, n in row["counts"].items() if n) or "none"
         table.add_row(Text(row["name"]), when, cancelled, per_state)
-    Console(highlight=False, width=200).print(table)
+    console().print(table)
 
 
 def known_campaign(journal: Journal | None, name: str | None) -> tuple[Journal, str]:
