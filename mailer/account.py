@@ -13,14 +13,12 @@ import contextlib
 import os
 import re
 import tempfile
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
 import tomli_w
 
 from .errors import ConfigError
-from .profile import Profile, _Reader
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,11 +94,6 @@ def profile_text(account: Account) -> str:
     return ("# Written by `mailer init`; profile.example.toml explains every key you can add\n"
             "# (organisation, title, phones, photo, address, ...).\n\n" + tomli_w.dumps(data)
             + channels)
-
-
-def check_profile(text: str, path: Path) -> Profile:
-    """Validate as `--profile` would, with errors naming `path`, before writing it."""
-    return _Reader(path, text).profile(tomllib.loads(text))
 
 
 _PLAIN_VALUE = re.compile(r"[\w.@+:/-]*")

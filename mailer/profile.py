@@ -245,6 +245,12 @@ def load_profile(path: Path) -> Profile:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as err:
         raise ConfigError(f"Cannot read the profile {path}: {err}") from None
+    return parse_profile(text, path)
+
+
+def parse_profile(text: str, path: Path) -> Profile:
+    """Validate profile.toml's `text` (e.g. before `mailer init` writes it); every
+    error names `path`, line and key."""
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as err:

@@ -222,12 +222,12 @@ def init(folder: Path, name: str | None, email: str | None, event: str | None,
     """Write profile.toml and .env (no secret in it) by asking, or from the options."""
     from ..account import (
         Account,
-        check_profile,
         env_text,
         guess_provider,
         profile_text,
         write_private,
     )
+    from ..profile import parse_profile
     interactive = sys.stdin.isatty()
     name = _ask(name, "Your name", interactive=interactive, option="--name")
     email = _address(_ask(email, "Your e-mail address", interactive=interactive,
@@ -295,7 +295,7 @@ def init(folder: Path, name: str | None, email: str | None, event: str | None,
                       tenant=tenant or "")
     profile_path, env_path = folder / "profile.toml", folder / ".env"
     text = profile_text(account)
-    check_profile(text, profile_path)  # refuse before anything is written
+    parse_profile(text, profile_path)  # refuse before anything is written
     written = []
     for path, content in ((profile_path, text), (env_path, env_text(account))):
         replace = force
