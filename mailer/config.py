@@ -15,13 +15,16 @@ import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import platformdirs
 from dotenv import dotenv_values
 
 from .errors import ConfigError
-from .oauth import TokenSource, oauth_settings
-from .secrets import PasswordSource
+
+if TYPE_CHECKING:  # both load the keyring; a run imports them when it reads the login
+    from .oauth import TokenSource
+    from .secrets import PasswordSource
 
 SECURITY_MODES = ("starttls", "tls", "none")
 AUTH_MODES = ("password", "oauth2")
@@ -142,6 +145,9 @@ def smtp_settings(env: Mapping[str, str]) -> SmtpSettings:
     auth = env.get("MAILER_SMTP_AUTH", "").strip().lower() or "password"
     if auth not in AUTH_MODES:
         raise ConfigError(f"MAILER_SMTP_AUTH={auth!r} is not one of {', '.join(AUTH_MODES)}.")
+    from .oauth import TokenSource, oauth_settings
+    from .secrets import PasswordSource
+
     credentials: PasswordSource | TokenSource | None = None
     if auth == "oauth2":
         if not username:

@@ -11,20 +11,12 @@ from pathlib import Path
 
 import click
 
-from .. import config, oauth
+from .. import config
 from ..account import PRESETS
 from ..config import SmtpSettings
 from ..errors import ConfigError
 from ..models import Contact
-from ..oauth import Grant, TokenSource
 from ..profile import NETWORKS
-from ..secrets import (
-    PASSWORD_SERVICE,
-    keyring_account,
-    keyring_delete,
-    keyring_name,
-    keyring_set,
-)
 from .app import handle_errors, main
 
 
@@ -41,6 +33,11 @@ def _settings(env_file: Path | None = None) -> tuple[dict[str, str], SmtpSetting
 
 
 def login_account(settings: SmtpSettings, env: dict[str, str], *, open_browser: bool) -> None:
+    # the keyring and the sign-in flows load only here, not for every `mailer --help`
+    from .. import oauth
+    from ..oauth import Grant, TokenSource
+    from ..secrets import PASSWORD_SERVICE, keyring_account, keyring_name, keyring_set
+
     creds = settings.credentials
     if isinstance(creds, TokenSource):
         o = creds.settings
@@ -97,6 +94,9 @@ def login(no_browser: bool) -> None:
 @handle_errors
 def logout() -> None:
     """Remove the stored password and OAuth2 sign-in of the configured account."""
+    from .. import oauth
+    from ..secrets import PASSWORD_SERVICE, keyring_account, keyring_delete
+
     _, settings = _settings()
     removed = []
     if keyring_delete(PASSWORD_SERVICE, keyring_account(settings.host, settings.username)):
