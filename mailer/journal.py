@@ -723,10 +723,6 @@ class Journal:
             db.execute("UPDATE sent_copies SET state = 'done', at = ? WHERE message_id = ?",
                        (time.time(), message_id))
 
-    def copies_done(self) -> int:
-        return int(self._db.execute(
-            "SELECT COUNT(*) FROM sent_copies WHERE state = 'done'").fetchone()[0])
-
     def first_campaign_start(self) -> float | None:
         sql = "SELECT MIN(created_at) FROM campaigns"
         first: float | None = self._db.execute(sql).fetchone()[0]
