@@ -266,8 +266,8 @@ class _Where(TypedDict):
 
 
 class _Reader:
-    """Validates the parsed TOML.  tomllib keeps no positions, so `_line` finds
-    a key's line by its `key =` text, which is enough to point at it."""
+    """Validates the parsed TOML.  tomllib keeps no positions, so `__init__` maps each
+    key to its line by its `key =` text, which is enough for `fail` to point at it."""
 
     def __init__(self, path: Path, text: str) -> None:
         self.path = path

@@ -1,4 +1,5 @@
-"""The click group and the one place where errors become messages and exit codes."""
+"""The click group, the one place where errors become messages and exit codes, and
+what the commands share: options, the one console and the journal in the state directory."""
 
 from __future__ import annotations
 
