@@ -33,6 +33,16 @@ SECRET_KEYS = ("MAILER_SMTP_PASSWORD", "MAILER_IMAP_PASSWORD", "MAILER_OAUTH2_CL
 DEFAULT_PORTS = {"starttls": 587, "tls": 465, "none": 25}
 
 
+def is_loopback(host: str) -> bool:
+    """localhost or a loopback address: the one place where plain text may go."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 @dataclass(frozen=True, slots=True)
 class SmtpSettings:
     host: str
@@ -50,12 +60,7 @@ class SmtpSettings:
 
     @property
     def is_loopback(self) -> bool:
-        if self.host == "localhost":
-            return True
-        try:
-            return ipaddress.ip_address(self.host).is_loopback
-        except ValueError:
-            return False
+        return is_loopback(self.host)
 
     def check_safe(self) -> None:
         """Refuse plain text to a remote host unless explicitly allowed."""
@@ -233,7 +238,7 @@ class ImapSettings:
 
     @property
     def is_loopback(self) -> bool:
-        return SmtpSettings(self.host, self.port).is_loopback
+        return is_loopback(self.host)
 
     @property
     def provider_copies_sent(self) -> bool:
