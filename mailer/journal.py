@@ -219,6 +219,8 @@ class Campaign:
 
 
 BUSY_TIMEOUT = 30.0  # seconds a write waits for another process's write lock
+# the states of a row whose mail may have arrived: the address counts as mailed
+MAILED_STATES = "'sent', 'unknown', 'bounced', 'replied'"
 
 
 def journal_path(state_dir: Path) -> Path:
@@ -330,7 +332,7 @@ class Journal:
         not resend it behind the user's back."""
         row = self._db.execute(
             "SELECT campaign FROM messages WHERE address = ? "
-            "AND state IN ('sent', 'unknown', 'bounced', 'replied') "
+            f"AND state IN ({MAILED_STATES}) "
             "ORDER BY state = 'sent' DESC, finished_at LIMIT 1",
             (address_key(email),),
         ).fetchone()
@@ -742,7 +744,7 @@ class Journal:
         """The latest row that mailed this address (sent, unknown, bounced or replied)."""
         row = self._db.execute(
             "SELECT campaign, address FROM messages WHERE address = ? "
-            "AND state IN ('sent', 'unknown', 'bounced', 'replied') "
+            f"AND state IN ({MAILED_STATES}) "
             "ORDER BY finished_at DESC, id DESC LIMIT 1",
             (address_key(email),),
         ).fetchone()
