@@ -282,12 +282,6 @@ def test_access_token_refreshed_before_it_expires(idp: OAuthServer) -> None:
 
 
 @pytest.fixture
-def journal(tmp_path: Path) -> Journal:
-    with Journal(tmp_path / "journal.sqlite3") as j:
-        yield j
-
-
-@pytest.fixture
 def people(journal: Journal) -> list[str]:
     """Six recipients queued in campaign c1."""
     addresses = [f"p{i}@example.com" for i in range(6)]
