@@ -9,18 +9,14 @@ says so (after asking the user).
 
 from __future__ import annotations
 
-import contextlib
-import os
 import re
-import tempfile
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
 import tomli_w
 
 from .errors import ConfigError
-from .profile import Profile, _Reader
+from .files import private_file
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,11 +94,6 @@ def profile_text(account: Account) -> str:
             + channels)
 
 
-def check_profile(text: str, path: Path) -> Profile:
-    """Validate as `--profile` would, with errors naming `path`, before writing it."""
-    return _Reader(path, text).profile(tomllib.loads(text))
-
-
 _PLAIN_VALUE = re.compile(r"[\w.@+:/-]*")
 
 
@@ -140,18 +131,8 @@ def write_private(path: Path, text: str, *, replace: bool) -> None:
     if path.exists() and not replace:
         raise ConfigError(f"{path} exists; not replacing it.")
     path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)  # mkstemp: 0600
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as out:
+        with private_file(path, replace=replace) as out:
             out.write(text)
-        os.chmod(tmp, 0o600)
-        if replace:
-            os.replace(tmp, path)
-        else:
-            os.link(tmp, path)  # fails if the file appeared meanwhile: never clobber
-            os.unlink(tmp)
-    except FileExistsError:
+    except FileExistsError:  # it appeared meanwhile
         raise ConfigError(f"{path} exists; not replacing it.") from None
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)

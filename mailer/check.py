@@ -94,7 +94,7 @@ async def check_account(
                 raise TlsError(f"TLS with {where} failed: {clean(str(cause))}. "
                                f"{PORT_HINT}") from None
             raise ConnectError(f"Cannot connect to {where}: {clean(str(err))}. "
-                               f"{_connect_hint(err)}") from None
+                               f"{connect_hint(err)}") from None
         except (aiosmtplib.SMTPException, OSError) as err:
             raise ConnectError(f"Cannot connect to {where}: {clean(str(err))}. {PORT_HINT}") \
                 from None
@@ -170,7 +170,7 @@ async def check_account(
         smtp.close()
 
 
-def _connect_hint(err: Exception) -> str:
+def connect_hint(err: Exception) -> str:
     """The setting a failed connection most likely points at."""
     cause = err.__cause__
     if isinstance(cause, socket.gaierror):

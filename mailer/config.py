@@ -15,19 +15,32 @@ import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import platformdirs
 from dotenv import dotenv_values
 
 from .errors import ConfigError
-from .oauth import TokenSource, oauth_settings
-from .secrets import PasswordSource
+
+if TYPE_CHECKING:  # both load the keyring; a run imports them when it reads the login
+    from .oauth import TokenSource
+    from .secrets import PasswordSource
 
 SECURITY_MODES = ("starttls", "tls", "none")
 AUTH_MODES = ("password", "oauth2")
 # warned about in a readable .env
 SECRET_KEYS = ("MAILER_SMTP_PASSWORD", "MAILER_IMAP_PASSWORD", "MAILER_OAUTH2_CLIENT_SECRET")
 DEFAULT_PORTS = {"starttls": 587, "tls": 465, "none": 25}
+
+
+def is_loopback(host: str) -> bool:
+    """localhost or a loopback address: the one place where plain text may go."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,12 +61,7 @@ class SmtpSettings:
 
     @property
     def is_loopback(self) -> bool:
-        if self.host == "localhost":
-            return True
-        try:
-            return ipaddress.ip_address(self.host).is_loopback
-        except ValueError:
-            return False
+        return is_loopback(self.host)
 
     def check_safe(self) -> None:
         """Refuse plain text to a remote host unless explicitly allowed."""
@@ -101,6 +109,26 @@ def _warn_if_readable(path: Path, key: str) -> None:
               f"machine can read it; fix it with: chmod 600 {path}", file=sys.stderr)
 
 
+def _connection(
+    env: Mapping[str, str], prefix: str, default_security: str, default_ports: Mapping[str, int]
+) -> tuple[str, int, float]:
+    """<prefix>_SECURITY, _PORT (default: the security's port) and _TIMEOUT, validated:
+    SMTP and IMAP read them by the same rules."""
+    security = env.get(f"{prefix}_SECURITY", "").strip().lower() or default_security
+    if security not in SECURITY_MODES:
+        raise ConfigError(
+            f"{prefix}_SECURITY={security!r} is not one of {', '.join(SECURITY_MODES)}."
+        )
+    port_text = env.get(f"{prefix}_PORT", "").strip()
+    try:
+        port = int(port_text) if port_text else default_ports[security]
+    except ValueError:
+        raise ConfigError(f"{prefix}_PORT={port_text!r} is not a number.") from None
+    if not 0 < port < 65536:
+        raise ConfigError(f"{prefix}_PORT={port} is out of range.")
+    return security, port, _seconds(env, f"{prefix}_TIMEOUT", 30.0)
+
+
 def smtp_settings(env: Mapping[str, str]) -> SmtpSettings:
     """Build and validate the SMTP settings from MAILER_SMTP_* variables."""
     host = env.get("MAILER_SMTP_HOST", "").strip()
@@ -109,25 +137,16 @@ def smtp_settings(env: Mapping[str, str]) -> SmtpSettings:
             "No SMTP server configured: set MAILER_SMTP_HOST (and _PORT, _USERNAME, "
             "_PASSWORD, _SECURITY) in the environment or in .env; see .env.example."
         )
-    security = env.get("MAILER_SMTP_SECURITY", "starttls").strip().lower() or "starttls"
-    if security not in SECURITY_MODES:
-        raise ConfigError(
-            f"MAILER_SMTP_SECURITY={security!r} is not one of {', '.join(SECURITY_MODES)}."
-        )
-    port_text = env.get("MAILER_SMTP_PORT", "").strip()
-    try:
-        port = int(port_text) if port_text else DEFAULT_PORTS[security]
-    except ValueError:
-        raise ConfigError(f"MAILER_SMTP_PORT={port_text!r} is not a number.") from None
-    if not 0 < port < 65536:
-        raise ConfigError(f"MAILER_SMTP_PORT={port} is out of range.")
-    timeout = _seconds(env, "MAILER_SMTP_TIMEOUT", 30.0)
+    security, port, timeout = _connection(env, "MAILER_SMTP", "starttls", DEFAULT_PORTS)
     data_timeout = _seconds(env, "MAILER_SMTP_DATA_TIMEOUT", 600.0)
     username = env.get("MAILER_SMTP_USERNAME", "").strip()
     password = env.get("MAILER_SMTP_PASSWORD", "")
     auth = env.get("MAILER_SMTP_AUTH", "").strip().lower() or "password"
     if auth not in AUTH_MODES:
         raise ConfigError(f"MAILER_SMTP_AUTH={auth!r} is not one of {', '.join(AUTH_MODES)}.")
+    from .oauth import TokenSource, oauth_settings
+    from .secrets import PasswordSource
+
     credentials: PasswordSource | TokenSource | None = None
     if auth == "oauth2":
         if not username:
@@ -228,7 +247,7 @@ class ImapSettings:
 
     @property
     def is_loopback(self) -> bool:
-        return SmtpSettings(self.host, self.port).is_loopback
+        return is_loopback(self.host)
 
     @property
     def provider_copies_sent(self) -> bool:
@@ -249,28 +268,12 @@ def imap_settings(env: Mapping[str, str], provider: str | None = None, *,
     host = env.get("MAILER_IMAP_HOST", "").strip() or IMAP_PRESETS.get(preset, ("", False))[0]
     if not host:
         return None
-    security = env.get("MAILER_IMAP_SECURITY", "tls").strip().lower() or "tls"
-    if security not in SECURITY_MODES:
-        raise ConfigError(
-            f"MAILER_IMAP_SECURITY={security!r} is not one of {', '.join(SECURITY_MODES)}."
-        )
-    port_text = env.get("MAILER_IMAP_PORT", "").strip()
-    try:
-        port = int(port_text) if port_text else IMAP_DEFAULT_PORTS[security]
-    except ValueError:
-        raise ConfigError(f"MAILER_IMAP_PORT={port_text!r} is not a number.") from None
-    if not 0 < port < 65536:
-        raise ConfigError(f"MAILER_IMAP_PORT={port} is out of range.")
+    security, port, timeout = _connection(env, "MAILER_IMAP", "tls", IMAP_DEFAULT_PORTS)
     smtp_username = env.get("MAILER_SMTP_USERNAME", "").strip()
     username = env.get("MAILER_IMAP_USERNAME", "").strip() or smtp_username
     secret = password(env, "MAILER_IMAP")
     if not secret and username == smtp_username:  # the SMTP login, password and all
         secret = password(env, "MAILER_SMTP")
-    timeout_text = env.get("MAILER_IMAP_TIMEOUT", "").strip()
-    try:
-        timeout = float(timeout_text) if timeout_text else 30.0
-    except ValueError:
-        raise ConfigError(f"MAILER_IMAP_TIMEOUT={timeout_text!r} is not a number.") from None
     settings = ImapSettings(host=host, port=port, security=security, username=username,
                             password=secret, timeout=timeout, provider=preset,
                             sent_folder=env.get("MAILER_IMAP_SENT", "").strip(), token=token)

@@ -10,11 +10,11 @@ it is what the importer reads back, and no spreadsheet evaluates it.
 from __future__ import annotations
 
 import csv
-import os
 import re
-import tempfile
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
+
+from .files import private_file
 
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 _PHONE = re.compile(r"\+[\d ]+")
@@ -34,18 +34,8 @@ def write_csv(path: Path, columns: Sequence[str], rows: Iterable[Mapping[str, Ce
     """Write a header and rows (missing keys are empty cells), UTF-8 with a BOM so
     spreadsheet programs read it as UTF-8; whole or not at all (a temporary file
     renamed into place), readable by the owner only.  Raises OSError."""
-    target = path.resolve()
-    handle = tempfile.NamedTemporaryFile(  # noqa: SIM115  (renamed after the with block)
-        "w", encoding="utf-8-sig", newline="", dir=target.parent, delete=False, suffix=".tmp"
-    )
-    try:
-        with handle:
-            os.chmod(handle.name, 0o600)
-            writer = csv.writer(handle)
-            writer.writerow([safe_cell(c) for c in columns])
-            for row in rows:
-                writer.writerow([safe_cell(row.get(c)) for c in columns])
-        os.replace(handle.name, target)
-    except BaseException:
-        Path(handle.name).unlink(missing_ok=True)
-        raise
+    with private_file(path.resolve(), encoding="utf-8-sig", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow([safe_cell(c) for c in columns])
+        for row in rows:
+            writer.writerow([safe_cell(row.get(c)) for c in columns])

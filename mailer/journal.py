@@ -224,6 +224,8 @@ class Campaign:
 
 
 BUSY_TIMEOUT = 30.0  # seconds a write waits for another process's write lock
+# the states of a row whose mail may have arrived: the address counts as mailed
+MAILED_STATES = "'sent', 'unknown', 'bounced', 'replied'"
 
 
 def private_file(path: Path) -> None:
@@ -348,7 +350,7 @@ class Journal:
         not resend it behind the user's back."""
         row = self._db.execute(
             "SELECT campaign FROM messages WHERE address = ? "
-            "AND state IN ('sent', 'unknown', 'bounced', 'replied') "
+            f"AND state IN ({MAILED_STATES}) "
             "ORDER BY state = 'sent' DESC, finished_at LIMIT 1",
             (address_key(email),),
         ).fetchone()
@@ -759,10 +761,6 @@ class Journal:
             db.execute("UPDATE sent_copies SET state = 'done', at = ? WHERE message_id = ?",
                        (time.time(), message_id))
 
-    def copies_done(self) -> int:
-        return int(self._db.execute(
-            "SELECT COUNT(*) FROM sent_copies WHERE state = 'done'").fetchone()[0])
-
     def first_campaign_start(self) -> float | None:
         sql = "SELECT MIN(created_at) FROM campaigns"
         first: float | None = self._db.execute(sql).fetchone()[0]
@@ -782,7 +780,7 @@ class Journal:
         """The latest row that mailed this address (sent, unknown, bounced or replied)."""
         row = self._db.execute(
             "SELECT campaign, address FROM messages WHERE address = ? "
-            "AND state IN ('sent', 'unknown', 'bounced', 'replied') "
+            f"AND state IN ({MAILED_STATES}) "
             "ORDER BY finished_at DESC, id DESC LIMIT 1",
             (address_key(email),),
         ).fetchone()

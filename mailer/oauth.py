@@ -20,7 +20,6 @@ plain http is refused for anything but loopback.
 from __future__ import annotations
 
 import http.server
-import ipaddress
 import json
 import secrets
 import threading
@@ -30,6 +29,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+from .config import is_loopback
 from .errors import AuthError, ConfigError
 from .sanitize import clean
 from .secrets import keyring_delete, keyring_get, keyring_set
@@ -139,7 +139,8 @@ def oauth_settings(env: Mapping[str, str], host: str) -> OAuthSettings:
     endpoint = env.get("MAILER_OAUTH2_ENDPOINT", "").strip()
     if endpoint:
         parts = urlsplit(endpoint)
-        if not (parts.scheme == "https" or (parts.scheme == "http" and _loopback(parts.hostname))):
+        plain_ok = parts.scheme == "http" and is_loopback(parts.hostname or "")
+        if not (parts.scheme == "https" or plain_ok):
             raise ConfigError("MAILER_OAUTH2_ENDPOINT must be an https:// URL (http only on "
                               "127.0.0.1).")
     return OAuthSettings(
@@ -149,15 +150,6 @@ def oauth_settings(env: Mapping[str, str], host: str) -> OAuthSettings:
         tenant=env.get("MAILER_OAUTH2_TENANT", "").strip() or "common",
         endpoint=endpoint,
     )
-
-
-def _loopback(host: str | None) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return host is not None and ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 # -- the refresh token in the keyring ------------------------------------------------

@@ -246,6 +246,12 @@ def load_profile(path: Path) -> Profile:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as err:
         raise ConfigError(f"Cannot read the profile {path}: {err}") from None
+    return parse_profile(text, path)
+
+
+def parse_profile(text: str, path: Path) -> Profile:
+    """Validate profile.toml's `text` (e.g. before `mailer init` writes it); every
+    error names `path`, line and key."""
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as err:
@@ -261,8 +267,8 @@ class _Where(TypedDict):
 
 
 class _Reader:
-    """Validates the parsed TOML.  tomllib keeps no positions, so `_line` finds
-    a key's line by its `key =` text, which is enough to point at it."""
+    """Validates the parsed TOML.  tomllib keeps no positions, so `__init__` maps each
+    key to its line by its `key =` text, which is enough for `fail` to point at it."""
 
     def __init__(self, path: Path, text: str) -> None:
         self.path = path

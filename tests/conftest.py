@@ -3,11 +3,14 @@ and a file keyring (keyrings.alt) in a temporary home instead of the user's."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import keyring
 import pytest
 from keyrings.alt.file import PlaintextKeyring
+
+from mailer.journal import Journal
 
 PROJECT = Path(__file__).resolve().parents[1]
 SHARED = PROJECT.parent / "shared"
@@ -47,6 +50,13 @@ def isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("PYTHON_KEYRING_BACKEND", "keyrings.alt.file.PlaintextKeyring")
     keyring.set_keyring(PlaintextKeyring())
     return state
+
+
+@pytest.fixture
+def journal(tmp_path: Path) -> Iterator[Journal]:
+    """A fresh journal file of its own."""
+    with Journal(tmp_path / "journal.sqlite3") as j:
+        yield j
 
 
 @pytest.fixture

@@ -23,7 +23,7 @@ from click.testing import CliRunner, Result
 from dotenv import dotenv_values
 
 import mailer.cli  # registers every command
-from mailer.check import _connect_hint
+from mailer.check import connect_hint
 from mailer.cli.app import main
 from mailer.oauth import load_grant
 from mailer.profile import load_profile
@@ -191,7 +191,7 @@ def test_check_failures_say_what_to_change(
     assert "Traceback" not in result.output
     unresolved = aiosmtplib.SMTPConnectError("Error connecting to smtp.example.invalid")
     unresolved.__cause__ = socket.gaierror(-2, "Name or service not known")
-    assert "Check MAILER_SMTP_HOST" in _connect_hint(unresolved)  # no DNS query in tests
+    assert "Check MAILER_SMTP_HOST" in connect_hint(unresolved)  # no DNS query in tests
 
 
 def test_check_reports_a_message_too_large_for_size(

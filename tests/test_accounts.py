@@ -10,6 +10,7 @@ import os
 import stat
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
@@ -235,6 +236,12 @@ def test_loopback_flow_refuses_a_foreign_state(idp: OAuthServer) -> None:
     assert idp.grants == []  # the code was never exchanged
 
 
+def signed_in(idp: OAuthServer, clock: Callable[[], float] = time.time) -> TokenSource:
+    """`mailer login` done (its refresh token in the keyring); a run's token source."""
+    save_grant(USER, Grant(device_login(idp).refresh_token, "ms-client"))
+    return TokenSource(ms_settings(idp), USER, clock=clock)
+
+
 def oauth_server(idp: OAuthServer, **kwargs: object) -> SmtpServer:
     return SmtpServer(starttls=True, oauth=idp.token_valid, **kwargs)  # type: ignore[arg-type]
 
@@ -259,9 +266,8 @@ def test_oauth2_login_with_the_refresh_token_from_the_keyring(
 
 
 def test_access_token_refreshed_before_it_expires(idp: OAuthServer) -> None:
-    save_grant(USER, Grant(device_login(idp).refresh_token, "ms-client"))
     now = [1_000_000.0]
-    source = TokenSource(ms_settings(idp), USER, clock=lambda: now[0])
+    source = signed_in(idp, clock=lambda: now[0])
     with oauth_server(idp) as server:
         settings = oauth_smtp(server, source)
         send_one(settings, server, "a@example.com")
@@ -276,9 +282,11 @@ def test_access_token_refreshed_before_it_expires(idp: OAuthServer) -> None:
 
 
 @pytest.fixture
-def journal(tmp_path: Path) -> Journal:
-    with Journal(tmp_path / "journal.sqlite3") as j:
-        yield j
+def people(journal: Journal) -> list[str]:
+    """Six recipients queued in campaign c1."""
+    addresses = [f"p{i}@example.com" for i in range(6)]
+    journal.enqueue("c1", [make_draft(p, sender=USER) for p in addresses])
+    return addresses
 
 
 def single_use(idp: OAuthServer, after: object = None) -> object:
@@ -302,12 +310,9 @@ def run_campaign(journal: Journal, server: SmtpServer, source: TokenSource) -> o
 
 
 def test_token_refused_mid_run_is_renewed_once_and_nobody_is_lost_or_doubled(
-    idp: OAuthServer, journal: Journal
+    idp: OAuthServer, journal: Journal, people: list[str]
 ) -> None:
-    people = [f"p{i}@example.com" for i in range(6)]
-    journal.enqueue("c1", [make_draft(p, sender=USER) for p in people])
-    save_grant(USER, Grant(device_login(idp).refresh_token, "ms-client"))
-    source = TokenSource(ms_settings(idp), USER)
+    source = signed_in(idp)
     with SmtpServer(starttls=True, oauth=single_use(idp), close_after=2) as server:
         summary = run_campaign(journal, server, source)
         tried = [ok for _, _, ok in server.handler.tokens]
@@ -317,13 +322,11 @@ def test_token_refused_mid_run_is_renewed_once_and_nobody_is_lost_or_doubled(
     assert source.refreshes == 3
 
 
+@pytest.mark.usefixtures("people")
 def test_revoked_sign_in_stops_the_run_marking_nobody(
     idp: OAuthServer, journal: Journal
 ) -> None:
-    people = [f"p{i}@example.com" for i in range(6)]
-    journal.enqueue("c1", [make_draft(p, sender=USER) for p in people])
-    save_grant(USER, Grant(device_login(idp).refresh_token, "ms-client"))
-    source = TokenSource(ms_settings(idp), USER)
+    source = signed_in(idp)
     check = single_use(idp, after=idp.revoke_refresh_tokens)  # revoked after the 1st login
     with SmtpServer(starttls=True, oauth=check, close_after=2) as server:  # type: ignore[arg-type]
         with pytest.raises(AuthError, match=r"run `mailer login` again"):
@@ -335,9 +338,9 @@ def test_revoked_sign_in_stops_the_run_marking_nobody(
 
 
 def test_no_oauth_mechanism_offered_says_what_to_change(idp: OAuthServer) -> None:
-    save_grant(USER, Grant(device_login(idp).refresh_token, "ms-client"))
+    source = signed_in(idp)
     with SmtpServer(starttls=True, auth=(USER, PASSWORD)) as server:
-        settings = oauth_smtp(server, TokenSource(ms_settings(idp), USER))
+        settings = oauth_smtp(server, source)
         with pytest.raises(AuthError, match="MAILER_SMTP_AUTH=password"):
             send_one(settings, server, "a@example.com")
 

@@ -22,17 +22,21 @@ def run_demo(workdir: Path) -> str:
     return result.output
 
 
-def test_demo_sends_every_example_contact_once_and_reports_the_rejected_row(
-    tmp_path: Path,
-) -> None:
-    output = run_demo(tmp_path / "demo")
+def assert_delivered_five_after_a_dry_run(output: str, folder: Path) -> None:
     # the demo delivers to its own capture server; the preview page it points to is the dry
     # run written before that, and both say so, so "sent nothing" and "delivered 5" agree
     assert "Delivered 5 message(s) over SMTP to the capture server" in output
     assert "nothing left this machine" in output
     assert "(the dry run, before sending)" in output
-    page = (tmp_path / "demo" / "preview" / "index.html").read_text(encoding="utf-8")
+    page = (folder / "preview" / "index.html").read_text(encoding="utf-8")
     assert "A dry run, written" in page and "writing this page sent nothing" in page
+
+
+def test_demo_sends_every_example_contact_once_and_reports_the_rejected_row(
+    tmp_path: Path,
+) -> None:
+    output = run_demo(tmp_path / "demo")
+    assert_delivered_five_after_a_dry_run(output, tmp_path / "demo")
     assert "contacts.csv.example:7: no e-mail address" in output
     messages = list(mailbox.Maildir(tmp_path / "demo" / "Maildir"))
     assert sorted(m["Delivered-To"] for m in messages) == [
@@ -58,13 +62,7 @@ def test_demo_sends_every_example_contact_once_and_reports_the_rejected_row(
 def test_demo_is_repeatable(tmp_path: Path) -> None:
     run_demo(tmp_path / "demo")
     output = run_demo(tmp_path / "demo")
-    # the demo delivers to its own capture server; the preview page it points to is the dry
-    # run written before that, and both say so, so "sent nothing" and "delivered 5" agree
-    assert "Delivered 5 message(s) over SMTP to the capture server" in output
-    assert "nothing left this machine" in output
-    assert "(the dry run, before sending)" in output
-    page = (tmp_path / "demo" / "preview" / "index.html").read_text(encoding="utf-8")
-    assert "A dry run, written" in page and "writing this page sent nothing" in page
+    assert_delivered_five_after_a_dry_run(output, tmp_path / "demo")
     assert len(list(mailbox.Maildir(tmp_path / "demo" / "Maildir"))) == 5
 
 

@@ -21,12 +21,6 @@ from tests.smtpd import make_draft
 PROJECT = Path(__file__).resolve().parents[1]
 
 
-@pytest.fixture
-def journal(tmp_path: Path) -> Journal:
-    with Journal(tmp_path / "journal.sqlite3") as j:
-        yield j
-
-
 def drafts(*names: str) -> list:
     return [make_draft(f"{n}@example.com") for n in names]
 

@@ -8,7 +8,6 @@ import asyncio
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -29,12 +28,6 @@ print("locked", flush=True)
 sys.stdin.readline()
 db.execute("COMMIT")
 """
-
-
-@pytest.fixture
-def journal(tmp_path: Path) -> Iterator[Journal]:
-    with Journal(tmp_path / "journal.sqlite3") as j:
-        yield j
 
 
 def hold_lock(path: Path) -> subprocess.Popen[str]:

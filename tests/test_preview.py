@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import email
 import shutil
-import subprocess
 from datetime import UTC, datetime
 from email.policy import default as default_policy
 from pathlib import Path
@@ -20,7 +19,7 @@ from mailer.models import Contact, Rejected
 from mailer.plan import PlanItem, Status, plan
 from mailer.preview import write_preview
 from mailer.profile import load_profile
-from tests.tools import require_tool
+from tests.tools import chromium_dom
 
 DATE = datetime(2026, 2, 2, 9, 30, tzinfo=UTC)
 NASTY = '<script>alert("x")</script> {{ 7 * 7 }}'
@@ -99,28 +98,8 @@ def test_a_new_preview_replaces_the_old_messages(tmp_path: Path, items: list[Pla
 def test_index_shows_every_recipient_in_headless_chromium(
     tmp_path: Path, items: list[PlanItem]
 ) -> None:
-    chromium = require_tool("chromium")
     summary = write_preview(items, tmp_path / "preview", date=DATE)
-    done = subprocess.run(
-        [
-            chromium,
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            "--no-first-run",
-            f"--user-data-dir={tmp_path / 'chromium'}",
-            "--dump-dom",
-            summary.index.as_uri(),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert done.returncode == 0, done.stderr[-2000:]
-    dom = done.stdout
+    dom = chromium_dom(summary.index, tmp_path / "chromium")
     assert "<section" in dom
     for item in items:
         if item.email:

@@ -4,7 +4,6 @@ message, so no scroll bar of its own hides the end of the mail (its footer)."""
 from __future__ import annotations
 
 import re
-import subprocess
 from pathlib import Path
 
 from mailer.contacts import load_contacts
@@ -12,48 +11,23 @@ from mailer.message import Composer
 from mailer.plan import plan
 from mailer.preview import write_preview
 from mailer.profile import load_profile
-from tests.tools import require_tool
+from tests.tools import chromium_dom
 
 OLD_FIXED_HEIGHT = 640  # px: the frame height that cut off the footer in a narrow window
 
 
-def dom_at_width(chromium: str, page: Path, width: int, profile_dir: Path) -> str:
-    done = subprocess.run(
-        [
-            chromium,
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            "--no-first-run",
-            f"--user-data-dir={profile_dir}",
-            f"--window-size={width},1200",
-            "--dump-dom",
-            page.as_uri(),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert done.returncode == 0, done.stderr[-2000:]
-    return done.stdout
-
-
 def test_html_panes_grow_with_their_message(project_root: Path, tmp_path: Path) -> None:
-    chromium = require_tool("chromium")
     profile = load_profile(project_root / "profile.example.toml")
     contacts = load_contacts([project_root / "contacts.csv.example"], region=profile.region)
     summary = write_preview(plan(contacts.contacts, Composer(profile), None), tmp_path / "out")
     frames = summary.messages
     assert frames == 5
-    narrow = dom_at_width(chromium, summary.index, 480, tmp_path / "chromium")
+    narrow = chromium_dom(summary.index, tmp_path / "chromium", width=480)
     heights = [int(h) for h in re.findall(r'<iframe[^>]*style="height: (\d+)px;"', narrow)]
     # every frame sized by the page's script (so its CSP hash matches), and taller than the
     # old fixed height at this width, which is where the footer used to be cut off
     assert len(heights) == frames, narrow[:3000]
     assert min(heights) > OLD_FIXED_HEIGHT
-    wide = dom_at_width(chromium, summary.index, 1400, tmp_path / "chromium")
+    wide = chromium_dom(summary.index, tmp_path / "chromium", width=1400)
     wide_heights = [int(h) for h in re.findall(r'<iframe[^>]*style="height: (\d+)px;"', wide)]
     assert len(wide_heights) == frames and max(wide_heights) < min(heights)  # fits, no gap

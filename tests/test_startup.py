@@ -1,5 +1,6 @@
 """Honest start-up: the commands that only list or read the journal do not load
-the template engine, the vCard parser, the SMTP stack or the validators.
+the template engine, the vCard parser, the SMTP stack, the validators, the
+keyring or the OAuth2 sign-in server.
 (How long start-up takes is measured in bench/bench_startup.py, not here.)"""
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import pytest
 
 PROJECT = Path(__file__).resolve().parents[1]
 HEAVY = {"jinja2", "vobject", "aiosmtplib", "aiosmtpd", "email_validator", "phonenumbers",
-         "charset_normalizer", "dateparser", "asyncio"}
+         "charset_normalizer", "dateparser", "asyncio", "keyring", "http"}
 
 
 def imported(args: list[str], home: Path) -> set[str]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
 from collections.abc import Callable
 from pathlib import Path
 from typing import NoReturn
@@ -81,3 +82,31 @@ def require_tool(name: str) -> str:
     if found is None:
         tool_missing(name, f"not installed ({install})")
     return found
+
+
+def chromium_dom(page: Path, profile_dir: Path, *, width: int | None = None) -> str:
+    """The DOM of `page` after headless Chromium has run its scripts (in a window
+    `width` pixels wide when given); its profile lives in `profile_dir`."""
+    chromium = require_tool("chromium")
+    window = [f"--window-size={width},1200"] if width is not None else []
+    done = subprocess.run(
+        [
+            chromium,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--no-first-run",
+            f"--user-data-dir={profile_dir}",
+            *window,
+            "--dump-dom",
+            page.as_uri(),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    return done.stdout

@@ -11,20 +11,12 @@ from pathlib import Path
 
 import click
 
-from .. import config, oauth
+from .. import config
 from ..account import PRESETS
 from ..config import SmtpSettings
 from ..errors import ConfigError
 from ..models import Contact
-from ..oauth import Grant, TokenSource
 from ..profile import NETWORKS
-from ..secrets import (
-    PASSWORD_SERVICE,
-    keyring_account,
-    keyring_delete,
-    keyring_name,
-    keyring_set,
-)
 from .app import handle_errors, main
 
 
@@ -41,6 +33,11 @@ def _settings(env_file: Path | None = None) -> tuple[dict[str, str], SmtpSetting
 
 
 def login_account(settings: SmtpSettings, env: dict[str, str], *, open_browser: bool) -> None:
+    # the keyring and the sign-in flows load only here, not for every `mailer --help`
+    from .. import oauth
+    from ..oauth import Grant, TokenSource
+    from ..secrets import PASSWORD_SERVICE, keyring_account, keyring_name, keyring_set
+
     creds = settings.credentials
     if isinstance(creds, TokenSource):
         o = creds.settings
@@ -97,6 +94,9 @@ def login(no_browser: bool) -> None:
 @handle_errors
 def logout() -> None:
     """Remove the stored password and OAuth2 sign-in of the configured account."""
+    from .. import oauth
+    from ..secrets import PASSWORD_SERVICE, keyring_account, keyring_delete
+
     _, settings = _settings()
     removed = []
     if keyring_delete(PASSWORD_SERVICE, keyring_account(settings.host, settings.username)):
@@ -222,12 +222,12 @@ def init(folder: Path, name: str | None, email: str | None, event: str | None,
     """Write profile.toml and .env (no secret in it) by asking, or from the options."""
     from ..account import (
         Account,
-        check_profile,
         env_text,
         guess_provider,
         profile_text,
         write_private,
     )
+    from ..profile import parse_profile
     interactive = sys.stdin.isatty()
     name = _ask(name, "Your name", interactive=interactive, option="--name")
     email = _address(_ask(email, "Your e-mail address", interactive=interactive,
@@ -295,7 +295,7 @@ def init(folder: Path, name: str | None, email: str | None, event: str | None,
                       tenant=tenant or "")
     profile_path, env_path = folder / "profile.toml", folder / ".env"
     text = profile_text(account)
-    check_profile(text, profile_path)  # refuse before anything is written
+    parse_profile(text, profile_path)  # refuse before anything is written
     written = []
     for path, content in ((profile_path, text), (env_path, env_text(account))):
         replace = force

@@ -1,4 +1,5 @@
-"""The click group and the one place where errors become messages and exit codes."""
+"""The click group, the one place where errors become messages and exit codes, and
+what the commands share: options, the one console and the journal in the state directory."""
 
 from __future__ import annotations
 
@@ -45,23 +46,6 @@ class UsageFailure(click.ClickException):
         click.echo(f"mailer: error: {self.message}", file=file, err=file is None)
 
 
-def _parsed(
-    make_context: Callable[..., click.Context],
-    info_name: str | None,
-    args: list[str],
-    parent: click.Context | None,
-    extra: dict[str, Any],
-) -> click.Context:
-    try:
-        return make_context(info_name, args, parent, **extra)
-    except click.exceptions.NoArgsIsHelpError:  # `mailer` alone prints the help, as it should
-        raise
-    except click.ClickException as err:
-        names = [parent.command_path] if parent is not None else []
-        command = " ".join([*names, info_name or "mailer"])
-        raise UsageFailure(err, command) from None
-
-
 class MailerCommand(click.Command):
     """A command whose option and argument errors read like every other error."""
 
@@ -72,24 +56,23 @@ class MailerCommand(click.Command):
         parent: click.Context | None = None,
         **extra: Any,
     ) -> click.Context:
-        return _parsed(super().make_context, info_name, args, parent, extra)
+        try:
+            return super().make_context(info_name, args, parent, **extra)
+        except click.exceptions.NoArgsIsHelpError:  # `mailer` alone prints the help, as it should
+            raise
+        except click.ClickException as err:
+            names = [parent.command_path] if parent is not None else []
+            command = " ".join([*names, info_name or "mailer"])
+            raise UsageFailure(err, command) from None
 
 
-class MailerGroup(click.Group):
-    """The same for groups; every command and sub-group defined on it is of these classes,
+class MailerGroup(MailerCommand, click.Group):
+    """The same for groups (the MRO puts click.Group's make_context under MailerCommand's);
+    every command and sub-group defined on it is of these classes,
     and a click error raised while a command runs is rendered the same way too."""
 
     command_class = MailerCommand
     group_class = type  # sub-groups are MailerGroups
-
-    def make_context(
-        self,
-        info_name: str | None,
-        args: list[str],
-        parent: click.Context | None = None,
-        **extra: Any,
-    ) -> click.Context:
-        return _parsed(super().make_context, info_name, args, parent, extra)
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -118,15 +101,14 @@ PIPE_WIDTH = 4096  # text to a pipe or file is never wrapped: a grep must find w
 
 
 def console(*, stderr: bool = False) -> Console:
-    """A rich Console for tables: the terminal's width on a terminal, else lines as long
-    as their content (no address folded mid-word), and no markup highlighting."""
+    """The one rich Console of every command: tables as wide as the terminal, else as
+    long as their content (no address folded mid-word); a printed line is never wrapped
+    (a long reason stays one greppable line); no markup highlighting."""
     from rich.console import Console
 
     stream = sys.stderr if stderr else sys.stdout
-    tty = stream.isatty()
-    return Console(
-        file=stream, highlight=False, width=None if tty else PIPE_WIDTH, soft_wrap=not tty
-    )
+    width = None if stream.isatty() else PIPE_WIDTH
+    return Console(file=stream, highlight=False, width=width, soft_wrap=True)
 
 
 def note_columns(report: ColumnReport) -> None:
@@ -198,22 +180,27 @@ def parse_mappings(pairs: tuple[str, ...]) -> dict[str, str] | None:
     return mapping or None
 
 
-def open_journal(*, create: bool = True) -> Journal | None:
-    """The journal in the state directory; with create=False, None where none exists yet
-    (so that a preview or a status query never creates one)."""
+def _journal_path() -> Path:
     from .. import config
-    from ..journal import Journal, journal_path
+    from ..journal import journal_path
 
-    path = journal_path(config.state_dir(config.environment()))
-    return Journal(path) if create or path.exists() else None
+    return journal_path(config.state_dir(config.environment()))
+
+
+def open_journal() -> Journal | None:
+    """The journal in the state directory, None where none exists yet (so that a
+    preview or a status query never creates one)."""
+    from ..journal import Journal
+
+    path = _journal_path()
+    return Journal(path) if path.exists() else None
 
 
 def writable_journal() -> Journal:
     """The journal in the state directory, created when missing."""
-    from .. import config
-    from ..journal import Journal, journal_path
+    from ..journal import Journal
 
-    return Journal(journal_path(config.state_dir(config.environment())))
+    return Journal(_journal_path())
 
 
 def message_options(func: F) -> F:

@@ -18,7 +18,7 @@ import click
 from .. import config
 from ..errors import ConfigError, MailerError
 from ..ratelimit import PRESETS
-from .app import handle_errors, main, open_journal, yes_option
+from .app import console, handle_errors, main, open_journal, yes_option
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -107,7 +107,7 @@ def inbox_command(provider: str | None, folder: str, mark_read: bool, assume_yes
     """Sort the inbox since your first campaign: bounces, unsubscribe
     requests, auto-replies and replies. Changes nothing on the server; asks
     before it changes the journal (--yes: apply the clear cases, list the rest)."""
-    journal = open_journal(create=False)
+    journal = open_journal()
     if journal is None:
         click.echo("No campaigns yet: nothing to look for.")
         return
@@ -122,7 +122,6 @@ def inbox_pass(journal: Journal, settings: config.ImapSettings, folder: str, *,
     there was no new mail, and list an unclear message only once."""
     from .. import inbox
     from ..problems import write_problems
-    from .send import console
 
     found = inbox.read_inbox(journal, settings, folder=folder, pending=not quiet)
     if quiet and not found.verdicts:

@@ -12,6 +12,7 @@ from ..profile import VCARD_VERSIONS, load_profile
 from ..sanitize import clean
 from .app import (
     composer_for,
+    console,
     handle_errors,
     main,
     map_option,
@@ -21,9 +22,6 @@ from .app import (
     parse_mappings,
     paths_argument,
     profile_option,
-)
-from .app import (
-    console as output_console,
 )
 
 if TYPE_CHECKING:
@@ -77,7 +75,7 @@ def preview(
 
     region, composer = composer_for(profile_path, templates, lang)
     campaign = campaign_name or clean(paths[0].stem)  # the campaign a send would fill
-    journal = open_journal(create=False)
+    journal = open_journal()
     try:
         items = plan_files(paths, composer, journal, campaign=campaign,
                            mapping=parse_mappings(mappings), region=region, again=again,
@@ -93,7 +91,7 @@ def _print_summary(summary: PreviewSummary, campaign: str) -> None:
     from rich.table import Table
     from rich.text import Text
 
-    console = output_console()
+    out = console()
     table = Table(title=f"Preview of campaign {campaign!r}: nothing was sent")
     for column in ("#", "status", "address", "name", "language", "from", "note"):
         table.add_column(column, overflow="fold", no_wrap=column in ("status", "address"))
@@ -102,8 +100,8 @@ def _print_summary(summary: PreviewSummary, campaign: str) -> None:
         cells = (item.email or "-", item.name, language, item.source, item.reason)
         # Text(), not str: a "[bold]" in a contact's field is data, not rich markup
         table.add_row(str(number), item.status.value, *(Text(cell) for cell in cells))
-    console.print(table)
-    console.print(Text(summary.line()))
-    console.print(f"A send would mail {summary.counts.get(Status.NEW, 0)} new message(s) in "
-                  f"campaign {campaign!r}; {summary.messages} .eml file(s) written, nothing sent.")
-    console.print(f"Open {summary.index}", soft_wrap=True, markup=False, highlight=False)
+    out.print(table)
+    out.print(Text(summary.line()))
+    out.print(f"A send would mail {summary.counts.get(Status.NEW, 0)} new message(s) in "
+              f"campaign {campaign!r}; {summary.messages} .eml file(s) written, nothing sent.")
+    out.print(f"Open {summary.index}", markup=False)

@@ -31,6 +31,7 @@ from ..models import State
 from ..sanitize import shown
 from .app import (
     composer_for,
+    console,
     handle_errors,
     main,
     map_option,
@@ -42,7 +43,7 @@ from .app import (
     yes_option,
 )
 from .inbox import file_sent_copies, imap_settings, inbox_pass, sent_copy_option
-from .send import Sending, choose_rates, console, report_and_exit, send_now, show_paused
+from .send import Sending, choose_rates, report_and_exit, send_now, show_paused
 
 if TYPE_CHECKING:
     from ..config import SmtpSettings
@@ -243,7 +244,7 @@ def campaigns_command(as_json: bool) -> None:
 
 def list_campaigns() -> list[dict[str, Any]]:
     """Every campaign with its times and counts per state, as `campaigns --json` prints it."""
-    journal = open_journal(create=False)
+    journal = open_journal()
     if journal is None:
         return []
     with journal:
@@ -254,7 +255,6 @@ def list_campaigns() -> list[dict[str, Any]]:
 
 
 def show_campaigns(listed: list[dict[str, Any]]) -> None:
-    from rich.console import Console
     from rich.table import Table
     from rich.text import Text
 
@@ -273,7 +273,7 @@ def show_campaigns(listed: list[dict[str, Any]]) -> None:
         held = row["paused_at"]
         paused = f"{datetime.fromtimestamp(held, now.tzinfo):%Y-%m-%d %H:%M}" if held else ""
         table.add_row(Text(row["name"]), when, cancelled, paused, per_state)
-    Console(highlight=False, width=200).print(table)
+    console().print(table)
 
 
 def known_campaign(journal: Journal | None, name: str | None) -> tuple[Journal, str]:
@@ -305,7 +305,7 @@ def confirm_or_stop(question: str, assume_yes: bool) -> bool:
 def cancel(name: str, assume_yes: bool) -> None:
     """Cancel what campaign NAME has not sent yet (queued and deferred
     recipients); sent, failed and unknown ones stay in the journal."""
-    journal, campaign = known_campaign(open_journal(create=False), name)
+    journal, campaign = known_campaign(open_journal(), name)
     with journal:
         counts = journal.counts(campaign)
         dropping = counts[State.QUEUED] + counts[State.DEFERRED]
@@ -342,7 +342,7 @@ def resume(name: str, rates: tuple[str, ...], provider: str | None, concurrency:
     env = config.environment()
     options = Sending(rates, provider, concurrency)
     choose_rates(rates, provider)  # a bad --rate fails before anything is sent
-    journal, campaign = known_campaign(open_journal(create=False), name)
+    journal, campaign = known_campaign(open_journal(), name)
     with journal:
         held = holds.check_can_resend(journal, campaign)
         if holds.due_later(held, time.time()) is not None:
@@ -393,7 +393,7 @@ def resend(paths: tuple[Path, ...], campaign_name: str | None, failed: bool, unk
     if paths and profile_path is None:
         raise ConfigError("Resending from contacts files needs --profile to render the mails.")
     env = config.environment()
-    journal, campaign = known_campaign(open_journal(create=False), campaign_name)
+    journal, campaign = known_campaign(open_journal(), campaign_name)
     with journal:
         held = holds.check_can_resend(journal, campaign)
         states = core.chosen_states(failed, unknown, deferred, bool(only), bool(paths),

@@ -43,6 +43,7 @@ from ..models import Draft, State
 from ..sanitize import clean, shown
 from .app import (
     composer_for,
+    console,
     handle_errors,
     main,
     map_option,
@@ -59,8 +60,6 @@ from .app import (
 from .inbox import file_sent_copies, sent_copy_option
 
 if TYPE_CHECKING:
-    from rich.console import Console
-
     from ..config import SmtpSettings
     from ..journal import Journal, Row
     from ..plan import Tally
@@ -101,12 +100,6 @@ def choose_rates(rates: tuple[str, ...], provider: str | None) -> tuple[Rate, ..
     from ..ratelimit import PRESETS, parse_rates
 
     return parse_rates(rates) if rates else PRESETS[provider or "generic"]
-
-
-def console() -> Console:
-    from rich.console import Console
-
-    return Console(highlight=False, soft_wrap=True)  # long reasons stay one greppable line
 
 
 @main.command()
@@ -435,7 +428,7 @@ def status(campaign_name: str | None, as_json: bool) -> None:
 def read_status(name: str | None) -> tuple[str, dict[State, int], list[Row]] | None:
     """The named (default: latest) campaign's counts and rows; None without any
     campaign; an error naming the known ones for an unknown name."""
-    journal = open_journal(create=False)
+    journal = open_journal()
     known: list[str] = []
     if journal is not None:
         with journal:
@@ -494,7 +487,7 @@ def suppress_add(emails: tuple[str, ...], reason: str) -> None:
 @handle_errors
 def suppress_remove(emails: tuple[str, ...]) -> None:
     """Allow these addresses again."""
-    journal = open_journal(create=False)
+    journal = open_journal()
     for email in emails:
         removed = journal is not None and journal.suppress_remove(email)
         click.echo(f"{email}: {'removed' if removed else 'was not on the list'}")
@@ -507,7 +500,7 @@ def suppress_remove(emails: tuple[str, ...]) -> None:
 @handle_errors
 def suppress_list(as_json: bool) -> None:
     """Print the do-not-mail list."""
-    journal = open_journal(create=False)
+    journal = open_journal()
     entries = [] if journal is None else journal.suppress_list()
     if journal is not None:
         journal.close()

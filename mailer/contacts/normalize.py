@@ -139,11 +139,6 @@ _DIALLED = frozenset(
 )
 
 
-def normalize_phone(raw: str, region: str) -> str:
-    """E.164 when the number parses as a possible number for `region`, else as read."""
-    return _phone(raw, region)[0]
-
-
 def _phone(raw: str, region: str) -> tuple[str, str]:
     """(E.164 or the text as read, the number's country when it was written with its
     country code, else "": a national number's country is only the assumed `region`)."""
