@@ -95,16 +95,16 @@ def _vcard(payload: str) -> QrContact | None:
             return None
     if entry is None:
         return None
-    return QrContact(
+    return _built(
         "vcard",
-        name=clean(entry.name),
-        given=clean(entry.given),
-        family=clean(entry.family),
-        org=clean(entry.org),
-        title=clean(entry.title),
-        emails=tuple(clean(e) for e in entry.emails if clean(e)),
-        phones=tuple(clean(p) for p in entry.phones if clean(p)),
-        website=clean(entry.website),
+        clean(entry.name),
+        clean(entry.given),
+        clean(entry.family),
+        clean(entry.org),
+        clean(entry.title),
+        [clean(e) for e in entry.emails],
+        [clean(p) for p in entry.phones],
+        clean(entry.website),
     )
 
 
