@@ -414,12 +414,13 @@ def qr_payload(truth: HeldOutTruth) -> str:
 
 
 def qr_image(payload: str, size: int, rng: random.Random, damage: str) -> Image.Image:
-    """A QR code (segno, error correction H) of about `size` px, rotated or partly covered."""
+    """A QR code (segno) of about `size` px, rotated or partly covered."""
     import io
 
     import segno
 
-    code = segno.make(payload, error="h", micro=False)
+    # printers use level M; a code that is partly covered needs H to survive
+    code = segno.make(payload, error="h" if damage == "covered" else "m", micro=False)
     buffer = io.BytesIO()
     code.save(buffer, kind="png", scale=max(2, size // (code.symbol_size()[0])), border=2)
     buffer.seek(0)
@@ -507,8 +508,8 @@ def render_held_out(
             place(text, font, y, (50, text_width))
             y += 46
     if has_qr:
-        code = qr_image(qr_payload(truth), 260, rng, truth.qr_damage)
-        code.thumbnail((300, 300))
+        code = qr_image(qr_payload(truth), 300, rng, truth.qr_damage)
+        code.thumbnail((330, 330))
         card.paste(code, (1050 - code.width - 30, 600 - code.height - 30))
     return card
 

@@ -37,6 +37,7 @@ _REPAIR_DOT = 0.8
 _REPAIR_DOT_CONFIRMED = 0.92  # the web site printed on the card spells the same domain
 _REPAIR_DOMAIN = 0.85
 _REPAIR_SPACES = 0.95
+_REPAIR_LETTER = 0.85
 
 
 @dataclass(frozen=True, slots=True)
@@ -205,11 +206,14 @@ def _repair_email(candidate: str, site_domain: str) -> tuple[str, float]:
     local, _, domain = candidate.rpartition("@")
     domain = domain.lower().rstrip(".")
     factor = 1.0
+    if "I" in local and local.replace("I", "").islower():
+        # a capital I among lower-case letters is an l the OCR misread ("novak.I")
+        local, factor = local.replace("I", "l"), _REPAIR_LETTER
     if site_domain and domain != site_domain:
         if domain.replace(".", "") == site_domain.replace(".", ""):
-            return f"{local}@{site_domain}", _REPAIR_DOT_CONFIRMED
+            return f"{local}@{site_domain}", factor * _REPAIR_DOT_CONFIRMED
         if len(site_domain) >= 6 and _edit_distance(domain, site_domain) <= 2:
-            return f"{local}@{site_domain}", _REPAIR_DOMAIN
+            return f"{local}@{site_domain}", factor * _REPAIR_DOMAIN
     if "." not in domain or domain.split(".")[-1] not in _TLDS:
         domain, repaired = _restore_dot(domain)
         if repaired:
@@ -311,7 +315,8 @@ def find_phones(lines: Sequence[OcrLine], region: str) -> tuple[Phone, ...]:
 _LEGAL_SUFFIX = re.compile(
     r"(?<!\w)(?:GmbH|mbH|AG|KG|KGaA|OHG|UG|GbR|SE|e\.\s?V\.|e\.\s?K\.|Ltd\.?|Limited|Inc\.?"
     r"|LLC|LLP|plc|Corp\.?|Co\.|S\.A\.|SA|S\.L\.|Ltda\.?|S/A|EIRELI|B\.V\.|N\.V\.|Oy|AB|ApS"
-    r"|S\.r\.l\.|S\.p\.A\.|SARL|SAS|Pty)(?!\w)"
+    r"|S\.r\.l\.|S\.p\.A\.|SARL|SAS|Pty|Pte\.?|Pvt\.?|JSC"
+    r"|LTD\.?|LIMITED|INC\.?|CO\.|CORP\.?|GMBH|PTE\.?|PVT\.?|LTDA\.?)(?!\w)"  # in capitals
 )
 _TITLE_WORDS = _wordset(
     "manager managerin director head lead engineer developer researcher scientist consultant "
@@ -446,8 +451,8 @@ def find_name(
         if any(_is_other_field(ln, region) for ln in neighbours[:1]):
             score += 0.8  # right above the phone/e-mail block
         if line.text.isupper() and evidence < 1.0:
-            if line.height >= 1.5 * median_height:
-                continue  # big capitals that name nobody: a logo
+            if line.height >= 1.5 * median_height and evidence < 0.5:
+                continue  # big capitals with no known given name in them: a logo
             score -= 0.3
         if score > best_score:
             best, best_score, best_line = parsed, score, line

@@ -168,6 +168,8 @@ def parse_name(text: str) -> PrintedName | None:
     if sum(1 for w in core if len(w.strip(".")) >= 2) < 2:
         return None
     restyle = all_caps or (bool(letters) and all(ch.islower() for ch in letters))
+    if not restyle and not all(w[0].isupper() or w in _PARTICLES for w in core):
+        return None  # mixed case: every word but "von", "de" starts with a capital
     shown = [_mixed_case(w, i == 0) if restyle else w for i, w in enumerate(core)]
     shown_suffixes = (
         [_mixed_case(s, True) if s.lower() in _WORD_SUFFIXES else s.upper() for s in suffixes]
