@@ -152,9 +152,7 @@ def main() -> None:
             cached_time, _ = timed_scan(photos, work / "cache-2", workers=cores)
 
     child_peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
-    print(
-        f"accuracy: {len(everything)} cards; speed: {len(photos)} photos, {cores} cores\n"
-    )
+    print(f"accuracy: {len(everything)} cards; speed: {len(photos)} photos, {cores} cores\n")
     print("| set | cards | exact e-mail | exact name | flagged for review |")
     print("|---|---|---|---|---|")
     for label, s in [*scores.items(), *((f"held-out: {k}", v) for k, v in styles.items())]:

@@ -194,19 +194,16 @@ def test_empty_input() -> None:
     ],
 )
 def test_names_in_every_style(printed: str, honorific: str, name: str) -> None:
-    fields = extract(
-        card(("ACME", 40), (printed, 50), "Sales Director", "Tel. +49 30 1234567",
-             "contact@acme.example.com"),  # fmt: skip
-        region="DE",
-    )
+    lines = card(("ACME", 40), (printed, 50), "Sales Director", "Tel. +49 30 1234567",
+                 "contact@acme.example.com")  # fmt: skip
+    fields = extract(lines, region="DE")
     assert (fields.honorific.value, fields.name.value) == (honorific, name)
 
 
 def test_person_wins_over_a_company_line_that_looks_like_a_name() -> None:
-    fields = extract(
-        card(("BAY TECH", 48), ("Diana Monica Rios", 40), "Account Manager",
-             "Tel. +1 415 555 0100", "drios@baytech.example.com")  # fmt: skip
-    )
+    lines = card(("BAY TECH", 48), ("Diana Monica Rios", 40), "Account Manager",
+                 "Tel. +1 415 555 0100", "drios@baytech.example.com")  # fmt: skip
+    fields = extract(lines)
     assert fields.name.value == "Diana Monica Rios"
     assert fields.company.value == "BAY TECH"
 

@@ -29,7 +29,6 @@ if TYPE_CHECKING:
     from gender_guesser.detector import Detector
 
 
-
 def _wordset(words: str) -> frozenset[str]:
     return frozenset(words.split())
 
