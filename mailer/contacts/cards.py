@@ -46,7 +46,7 @@ CARD_SUFFIXES = frozenset(
 LONG_SIDE = 2000
 MAX_UPSCALE = 2.0  # a thumbnail does not gain detail from being blown up further
 PDF_DPI = 300
-_PREPROCESSING = 3  # bump when page loading changes, so old cache entries are not reused
+_PREPROCESSING = 4  # bump when page loading changes, so old cache entries are not reused
 
 # Plain English headers that the CSV importer maps (name, title, company, email, email2,
 # phone, mobile, website); the others are for the reviewer and ignored on import, so no

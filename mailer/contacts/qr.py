@@ -54,10 +54,13 @@ def decode_qr(image: Image.Image) -> tuple[str, ...]:
     """The text of every QR code in the image, in the decoder's order (also rotated or
     partly covered codes, as far as their error correction reaches)."""
     import zxingcpp
+    from PIL import ImageFilter
 
-    found = zxingcpp.read_barcodes(
-        image, formats=zxingcpp.BarcodeFormat.QRCode | zxingcpp.BarcodeFormat.MicroQRCode
-    )
+    formats = zxingcpp.BarcodeFormat.QRCode | zxingcpp.BarcodeFormat.MicroQRCode
+    found = zxingcpp.read_barcodes(image, formats=formats)
+    if not found:  # a phone photo's soft focus blurs the modules of a dense code together
+        sharpened = image.filter(ImageFilter.UnsharpMask(radius=3, percent=200, threshold=0))
+        found = zxingcpp.read_barcodes(sharpened, formats=formats)
     return tuple(code.text for code in found if code.valid and code.text)
 
 

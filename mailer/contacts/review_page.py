@@ -91,11 +91,14 @@ document.getElementById("save").addEventListener("click", () => {
 def photo_uri(source: str) -> str:
     """The card (image file or PDF page "file#N") as a small JPEG data: URI; "" when it
     cannot be read (the page then shows the fields without a photo)."""
+    import pypdfium2
+    from PIL import Image
+
     path, _, number = source.rpartition("#")
     try:
         image = load_page(Page(Path(path), max(int(number or 1) - 1, 0)))
-    except Exception:  # an unreadable card is already reported in its status column
-        return ""
+    except (OSError, ValueError, IndexError, Image.DecompressionBombError, pypdfium2.PdfiumError):
+        return ""  # an unreadable card is already reported in its status column
     image.thumbnail((THUMBNAIL, THUMBNAIL))
     buffer = io.BytesIO()
     image.save(buffer, format="JPEG", quality=80)
