@@ -21,7 +21,6 @@ from dataclasses import dataclass, replace
 from functools import cache
 
 import phonenumbers
-from phonenumbers.geodata.locale import LOCALE_DATA
 
 from ..sanitize import clean
 from .names import is_latin, parse_name, person_evidence
@@ -571,6 +570,8 @@ _COUNTRY_LANGUAGES = ("en", "de", "fr", "es", "pt", "it", "nl", "pl", "vi", "ko"
 def _countries() -> dict[str, str]:
     """Country name -> region, from phonenumbers' country names in the languages cards
     are printed in."""
+    from phonenumbers.geodata.locale import LOCALE_DATA  # large: only when a card is read
+
     names: dict[str, str] = dict(_COUNTRY_ALIASES)
     for region, by_language in LOCALE_DATA.items():
         if region not in phonenumbers.SUPPORTED_REGIONS:
