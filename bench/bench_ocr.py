@@ -32,7 +32,7 @@ sys.path[:0] = [str(PROJECT), str(PROJECT / "tests")]
 
 from cardgen import make_cards, make_held_out  # noqa: E402
 
-from mailer.contacts.cards import scan_cards  # noqa: E402
+from mailer.contacts.cards import CardScan, scan_cards  # noqa: E402
 from mailer.contacts.extract import CardFields, extract  # noqa: E402
 from mailer.contacts.qr import parse_payloads  # noqa: E402
 
@@ -89,7 +89,7 @@ def shared_truths(folder: Path) -> list[Truth]:
     return truths
 
 
-def timed_scan(truths: Sequence[Truth], cache: Path, workers: int) -> tuple[float, list]:
+def timed_scan(truths: Sequence[Truth], cache: Path, workers: int) -> tuple[float, list[CardScan]]:
     start = time.perf_counter()
     scans = list(scan_cards([t.path for t in truths], cache_dir=cache, workers=workers))
     return time.perf_counter() - start, scans

@@ -212,7 +212,9 @@ def _perspective(image: Image.Image, rng: random.Random, tilt: float) -> Image.I
         rows.append([0, 0, 0, x, y, 1, -v * x, -v * y])
         rhs += [u, v]
     coeffs = numpy.linalg.solve(numpy.array(rows, float), numpy.array(rhs, float))
-    return image.transform(image.size, Image.PERSPECTIVE, tuple(coeffs), Image.BICUBIC)
+    return image.transform(
+        image.size, Image.Transform.PERSPECTIVE, tuple(coeffs), Image.Resampling.BICUBIC
+    )
 
 
 def photograph(card: Image.Image, rng: random.Random) -> Image.Image:
@@ -222,7 +224,7 @@ def photograph(card: Image.Image, rng: random.Random) -> Image.Image:
     scale = rng.uniform(0.65, 0.95)
     card = card.resize((round(card.width * scale), round(card.height * scale)))
     card = _perspective(card.convert("RGBA"), rng, 0.04)
-    rotated = card.rotate(rng.uniform(-12, 12), expand=True, resample=Image.BICUBIC)
+    rotated = card.rotate(rng.uniform(-12, 12), expand=True, resample=Image.Resampling.BICUBIC)
     x = rng.randint(10, 1400 - rotated.width - 10)
     y = rng.randint(10, max(11, 1000 - rotated.height - 10))
     table.paste(rotated, (x, y), rotated)
