@@ -217,16 +217,21 @@ def _perspective(image: Image.Image, rng: random.Random, tilt: float) -> Image.I
     )
 
 
-def photograph(card: Image.Image, rng: random.Random) -> Image.Image:
+def photograph(card: Image.Image, rng: random.Random, zoom: float = 1.0) -> Image.Image:
     """The card as a phone photo: on a table at a slant and an angle, at a distance, soft
-    focus, sensor noise, light falloff (then saved as JPEG)."""
-    table = Image.new("RGB", (1400, 1000), tuple(rng.randint(60, 140) for _ in range(3)))
-    scale = rng.uniform(0.65, 0.95)
+    focus, sensor noise, light falloff (then saved as JPEG).  The frame is 1400 x 1000 px
+    times `zoom`; the blur stays a pixel or two, as a sharper sensor's does."""
+    table = Image.new(
+        "RGB",
+        (round(1400 * zoom), round(1000 * zoom)),
+        tuple(rng.randint(60, 140) for _ in range(3)),
+    )
+    scale = rng.uniform(0.65, 0.95) * zoom
     card = card.resize((round(card.width * scale), round(card.height * scale)))
     card = _perspective(card.convert("RGBA"), rng, 0.04)
     rotated = card.rotate(rng.uniform(-12, 12), expand=True, resample=Image.Resampling.BICUBIC)
-    x = rng.randint(10, 1400 - rotated.width - 10)
-    y = rng.randint(10, max(11, 1000 - rotated.height - 10))
+    x = rng.randint(10, table.width - rotated.width - 10)
+    y = rng.randint(10, max(11, table.height - rotated.height - 10))
     table.paste(rotated, (x, y), rotated)
     table = table.filter(ImageFilter.GaussianBlur(rng.uniform(0.8, 1.6)))
     noise = Image.effect_noise(table.size, rng.uniform(8, 16)).convert("RGB")
@@ -534,8 +539,9 @@ def make_held_out(
         )
         image = render_held_out(truth, fonts[i % len(fonts)], rng)
         if rng.random() < photo_share:
+            # 2100 x 1500 px: a phone photo has the resolution a dense vCard code needs
             path = directory / f"held-{i:03d}.jpg"
-            photograph(image, rng).save(path, quality=rng.randint(70, 88))
+            photograph(image, rng, zoom=1.5).save(path, quality=rng.randint(70, 88))
         else:
             path = directory / f"held-{i:03d}.png"
             image.save(path)
