@@ -139,6 +139,9 @@ def parse_name(text: str) -> PrintedName | None:
     letters (initials allowed) after any honorifics, before any suffixes; else None."""
     line = latin_part(text).strip()
     words = line.replace(",", " , ").split()
+    # what the OCR makes of a glyph in another script beside the name ("Seoyeon Lee O|")
+    while len(words) > 2 and re.fullmatch(r"[^\W\d_]?[|/\\()\[\]]+|[|/\\]", words[-1]):
+        words.pop()
     honorifics: list[str] = []
     while words and len(words) > 2 and _is_honorific(words[0]):
         honorifics.append(words.pop(0))
