@@ -56,7 +56,7 @@ def decode_qr(image: Image.Image) -> tuple[str, ...]:
     import zxingcpp
     from PIL import ImageFilter
 
-    formats = zxingcpp.BarcodeFormat.QRCode | zxingcpp.BarcodeFormat.MicroQRCode
+    formats = zxingcpp.barcode_formats_from_str("QRCode,MicroQRCode")
     found = zxingcpp.read_barcodes(image, formats=formats)
     if not found:  # a phone photo's soft focus blurs the modules of a dense code together
         sharpened = image.filter(ImageFilter.UnsharpMask(radius=3, percent=200, threshold=0))
