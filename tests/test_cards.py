@@ -29,6 +29,7 @@ from mailer.contacts.cards import (
     REVIEW_COLUMNS,
     engine_version,
     iter_cards,
+    read_cards,
     require_ocr,
     scan_cards,
 )
@@ -39,7 +40,7 @@ from tests.smtpd import SmtpServer
 from tests.tools import require_tool
 
 sys.path.insert(0, str(Path(__file__).parent))
-from cardgen import CardTruth, find_fonts, make_cards, photograph, render
+from cardgen import CardTruth, find_fonts, make_cards, make_held_out, photograph, render
 
 PROJECT = Path(__file__).resolve().parents[1]
 SHARED_CARDS = PROJECT.parent / "shared" / "cards"
@@ -71,9 +72,30 @@ def test_real_photos_meet_the_accuracy_floor(tmp_path: Path) -> None:
         assert scan.source == f"{SHARED_CARDS / card['file']}#1" and not scan.error
         fields = extract(scan.lines, region="BR" if card["language"] == "pt" else "GB")
         emails += card["emails"][0] in {e.value for e in fields.emails}
-        names += fields.name.value == (card["name"] or "")
+        printed = " ".join(filter(None, (fields.honorific.value, fields.name.value)))
+        names += printed == (card["name"] or "")  # "Dr. Avery Smith": honorific + name
+    # in-sample (the extractor was developed on these photos); the held-out figures are
+    # test_held_out_cards_meet_the_floor's and docs/benchmarks.md's
     assert emails / len(manifest) >= 0.9
-    assert names / len(manifest) >= 0.8
+    assert names / len(manifest) >= 0.85
+
+
+def test_held_out_cards_meet_the_floor(tmp_path: Path, fonts: object) -> None:
+    """Generated cards in every name style (capitals, lower case, honorifics, suffixes,
+    bilingual, names that are words, company lines that look like names) and layout,
+    a third with QR codes: names >= 85 %, e-mails >= 95 % exact."""
+    cards = make_held_out(tmp_path / "held", 16, seed=1515)
+    read = list(read_cards([p for p, _ in cards], region="DE", cache_dir=tmp_path / "cache"))
+    names = sum(
+        f is not None and (f.honorific.value, f.name.value) == (t.honorific, t.name)
+        for (_, f, _), (_, t) in zip(read, cards, strict=True)
+    )
+    emails = sum(
+        f is not None and f.email.value == t.email
+        for (_, f, _), (_, t) in zip(read, cards, strict=True)
+    )
+    assert names / len(cards) >= 0.85
+    assert emails / len(cards) >= 0.95
 
 
 def test_synthetic_cards_read_exactly(

@@ -173,3 +173,70 @@ def test_helpers() -> None:
 def test_empty_input() -> None:
     fields = extract([])
     assert fields.emails == () and fields.name.value == "" and fields.raw_text == ""
+
+
+# ------------------------------------------------------------- names that generalise
+
+
+@pytest.mark.parametrize(
+    ("printed", "honorific", "name"),
+    [
+        ("MASASHI ARAI", "", "Masashi Arai"),  # capitals
+        ("MATTHIAS ZIMMERMANN", "", "Matthias Zimmermann"),
+        ("carol soh", "", "Carol Soh"),  # lower case
+        ("TS. ĐỖ CHÍ PHI", "TS.", "Đỗ Chí Phi"),  # Vietnamese academic title
+        ("Prof. Dr. Jürgen von der Heide", "Prof. Dr.", "Jürgen von der Heide"),
+        ("Dipl.-Ing. Karl Meier", "Dipl.-Ing.", "Karl Meier"),
+        ("Aguinaldo M. Righetti Jr.", "", "Aguinaldo M. Righetti Jr."),  # suffix kept
+        ("Priya Sharma, MBA", "", "Priya Sharma, MBA"),
+        ("황선규 (Sunkyoo Hwang)", "", "Sunkyoo Hwang"),  # the Latin part
+        ("Rose Baker", "", "Rose Baker"),  # names that are also words
+    ],
+)
+def test_names_in_every_style(printed: str, honorific: str, name: str) -> None:
+    lines = card(("ACME", 40), (printed, 50), "Sales Director", "Tel. +49 30 1234567",
+                 "contact@acme.example.com")  # fmt: skip
+    fields = extract(lines, region="DE")
+    assert (fields.honorific.value, fields.name.value) == (honorific, name)
+
+
+def test_person_wins_over_a_company_line_that_looks_like_a_name() -> None:
+    lines = card(("BAY TECH", 48), ("Diana Monica Rios", 40), "Account Manager",
+                 "Tel. +1 415 555 0100", "drios@baytech.example.com")  # fmt: skip
+    fields = extract(lines)
+    assert fields.name.value == "Diana Monica Rios"
+    assert fields.company.value == "BAY TECH"
+
+
+def test_a_kanji_name_is_not_the_title() -> None:
+    fields = extract(card(("Masashi Arai", 50), "新井 雅史", "masashi.arai@example.com"))
+    assert fields.name.value == "Masashi Arai" and fields.title.value == ""
+
+
+def test_company_never_from_a_tld_and_logo_not_doubled() -> None:
+    assert extract(card("Anna Koch", "anna@abc.com.vn")).company.value == "Abc"
+    assert extract(card("Anna Koch", "anna@sakura.vn")).company.value == "Sakura"
+    assert extract(card("Anna Koch", "anna@x.sg")).company.value == ""  # no 1-letter company
+    doubled = extract(card("ASAHI ASAHI SANGYO VIETNAM CO., LTD.", "Anna Koch"))
+    assert doubled.company.value == "ASAHI SANGYO VIETNAM CO., LTD."
+
+
+@pytest.mark.parametrize(
+    ("lines", "region", "number"),
+    [
+        # the country at the end of the address
+        (("Tel. (415) 555-0132", "500 Market St, San Francisco, CA 94105, USA"), "US",
+         "+14155550132"),
+        (("Mobile 98450 12345", "12 MG Road, Bengaluru 560001, India"), "IN", "+919845012345"),
+        # a +prefix elsewhere on the card
+        (("Office +1 212 555 0100", "Cell (646) 555-0199"), "US", "+16465550199"),
+        # the country-code TLD of the e-mail address
+        (("M 0412 345 678", "jo@firm.com.au"), "AU", "+61412345678"),
+        # nothing on the card: the profile's region
+        (("030 1234567",), "DE", "+49301234567"),
+    ],
+)  # fmt: skip
+def test_phone_region_from_the_card(lines: tuple[str, ...], region: str, number: str) -> None:
+    fields = extract(card(*lines), region="DE")
+    assert fields.region == region
+    assert number in [p.number for p in fields.phones]

@@ -53,7 +53,7 @@ def test_completion_script_is_what_the_readme_tells_to_source() -> None:
 
 
 def test_no_install_command_names_the_other_projects_package() -> None:
-    """`pip install 'mailer[ocr]'` installs an unrelated 2015 project."""
+    """`pip install '.[ocr]'` installs an unrelated 2015 project."""
     texts = [PROJECT / "README.md", *(PROJECT / "mailer").rglob("*.py")]
     texts += [path for path in PROJECT.glob("tests/*.py") if path.name != "test_packaging.py"]
     for path in texts:

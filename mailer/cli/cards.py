@@ -24,22 +24,33 @@ def cards() -> None:
     help="CSV to write: one row per card, every field with its confidence and the raw text.",
 )
 @click.option(
+    "--html",
+    "page",
+    type=click.Path(dir_okay=False, writable=True, path_type=Path),
+    help="Review page to write: each card's photo beside its editable fields, with a button "
+    "that saves the corrected CSV.  [default: the CSV's name with .html]",
+)
+@click.option(
     "--region",
     default="DE",
     show_default=True,
     help="Country for phone numbers printed without +country code.",
 )
 @handle_errors
-def review(paths: tuple[Path, ...], out: Path, region: str) -> None:
-    """Read card images and PDF scans (or folders of them) into a CSV to check and correct
-    in a spreadsheet; `mailer contacts/preview/send reviewed.csv` then uses your version."""
+def review(paths: tuple[Path, ...], out: Path, page: Path | None, region: str) -> None:
+    """Read card images and PDF scans (or folders of them) into a CSV, and a page to check
+    and correct them in a browser (or correct the CSV in a spreadsheet);
+    `mailer contacts/preview/send reviewed.csv` then uses your version."""
     from ..contacts.cards import read_cards, review_row
     from ..contacts.normalize import check_region
+    from ..contacts.review_page import write_page
 
     files = card_files(paths)
     phone_region = check_region(region)
     rows = [review_row(*card) for card in read_cards(files, region=phone_region)]
     write_review(out, rows)
+    page = page if page is not None else out.with_suffix(".html")
+    write_page(page, rows, out.name)
     statuses = [row["status"] for row in rows]
     ready, flagged = statuses.count("ok"), statuses.count("needs review")
     click.echo(
@@ -48,8 +59,9 @@ def review(paths: tuple[Path, ...], out: Path, region: str) -> None:
         err=True,
     )
     click.echo(
-        "Check every row (the status column says where to look), correct it, save it as CSV, "
-        "then use the file with `mailer preview` / `mailer send`.",
+        f"Open {page} in a browser: correct the cards (yellow: low confidence, red: the QR "
+        "code and the print differ), press 'Save corrected CSV', then use the saved file "
+        "with `mailer preview` / `mailer send`.  (Or correct the CSV in a spreadsheet.)",
         err=True,
     )
 

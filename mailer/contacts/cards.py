@@ -1,11 +1,12 @@
 """Card images and PDF scans -> contacts: the OCR engine, its cache and its worker pool.
 
 RapidOCR (ONNX models shipped inside the `rapidocr` wheel, so nothing is
-downloaded at run time) reads each card; `extract.py` turns the text lines into
-fields.  The engine is the optional extra `ocr`, imported only when a
-card is actually read.  OCR results (the lines, not the fields) are cached by
-the file's SHA-256 and the engine version, so a rerun is instant and a better
-extractor still applies to cached cards.
+downloaded at run time) reads each card, and zxing-cpp decodes its QR codes;
+`extract.py` turns the text lines and the codes into fields.  The engine is the
+optional extra `ocr`, imported only when a card is actually read.  OCR
+results (the lines and the codes' text, not the fields) are cached by the file's
+SHA-256 and the engine version, so a rerun is instant and a better extractor
+still applies to cached cards.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from ..errors import InputError, OcrUnavailable
 from ..language import text_language
 from ..models import Contact, Rejected
 from .extract import CardFields, OcrLine, extract, split_name
+from .qr import decode_qr, parse_payloads
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -54,14 +56,17 @@ PDF_DPI = 300
 # Bounds per file, so one hostile file costs seconds and a few hundred MB, not hours or GBs:
 MAX_PDF_PAGES = 200  # a scanned stack of cards, not a book
 MAX_PIXELS = 64_000_000  # 3 bytes each once decoded; a 48 MP phone photo still fits
-_PREPROCESSING = 2  # bump when page loading changes, so old cache entries are not reused
+_PREPROCESSING = 4  # bump when page loading changes, so old cache entries are not reused
 
 # Plain English headers that the CSV importer maps (name, title, company, email, email2,
 # phone, mobile, website); the others are for the reviewer and ignored on import, so no
 # header may look like a phone or e-mail column ("number_confidence", not "phone_...").
+# "honorific" and "qr_differs" are for the reviewer too ("Dr.", and what the printed text
+# says where the card's QR code says something else).
 REVIEW_COLUMNS = (
     "file",
     "status",
+    "honorific",
     "name",
     "name_confidence",
     "title",
@@ -78,6 +83,7 @@ REVIEW_COLUMNS = (
     "number_confidence",
     "website",
     "website_confidence",
+    "qr_differs",
     "raw_text",
 )
 
@@ -101,12 +107,13 @@ class CardScan:
     source: str
     lines: tuple[OcrLine, ...] = ()
     error: str = ""
+    codes: tuple[str, ...] = ()  # the text of each QR code on the card
 
 
 def require_ocr() -> None:
     """Fail with the install command when the optional OCR engine is missing."""
     missing = []
-    for module in ("rapidocr", "onnxruntime", "PIL", "pypdfium2"):
+    for module in ("rapidocr", "onnxruntime", "PIL", "pypdfium2", "zxingcpp"):
         try:
             __import__(module)
         except ImportError:
@@ -121,7 +128,8 @@ def require_ocr() -> None:
 def engine_version() -> str:
     """Names the cache generation: a new engine or model release reads the cards again."""
     rapid, ort = metadata.version("rapidocr"), metadata.version("onnxruntime")
-    return f"rapidocr-{rapid}_ort-{ort}_prep-{_PREPROCESSING}"
+    zxing = metadata.version("zxing-cpp")
+    return f"rapidocr-{rapid}_ort-{ort}_zxing-{zxing}_prep-{_PREPROCESSING}"
 
 
 def card_pages(paths: Iterable[Path]) -> list[Page]:
@@ -218,25 +226,34 @@ def _init_engine(threads: int) -> None:
     )
 
 
-def _ocr(page: Page) -> tuple[list[tuple[str, list[list[float]], float]] | None, str]:
-    """Run in a worker: (lines as plain data, "") or (None, why the card is unreadable)."""
+_Lines = list[tuple[str, list[list[float]], float]]
+
+
+def _ocr(page: Page) -> tuple[_Lines | None, list[str], str]:
+    """Run in a worker: (lines as plain data, QR texts, "") or (None, [], why the card
+    is unreadable)."""
     import pypdfium2
     from PIL import Image
 
     try:
         image = load_page(page)
     except (OSError, ValueError, Image.DecompressionBombError, pypdfium2.PdfiumError) as err:
-        return None, f"cannot read the file: {err}"
+        return None, [], f"cannot read the file: {err}"
     try:
+        codes = list(decode_qr(image))
         result = _engine(image)
     except Exception as err:  # one card the engine chokes on must not end the whole batch
-        return None, f"the OCR engine failed on this card: {err}"
+        return None, [], f"the OCR engine failed on this card: {err}"
     if result.boxes is None:
-        return [], ""
-    return [
-        (str(text), [[float(x), float(y)] for x, y in box], float(score))
-        for box, text, score in zip(result.boxes, result.txts, result.scores, strict=True)
-    ], ""
+        return [], codes, ""
+    return (
+        [
+            (str(text), [[float(x), float(y)] for x, y in box], float(score))
+            for box, text, score in zip(result.boxes, result.txts, result.scores, strict=True)
+        ],
+        codes,
+        "",
+    )
 
 
 # ----------------------------------------------------------------------- the cache
@@ -250,21 +267,21 @@ def _file_digest(path: Path) -> str | None:
         return None
 
 
-def _cache_read(path: Path) -> list[Any] | None:
+def _cache_read(path: Path) -> tuple[list[Any], list[str]] | None:
     try:
-        lines: list[Any] = json.loads(path.read_text(encoding="utf-8"))["lines"]
-        return lines
+        data = json.loads(path.read_text(encoding="utf-8"))
+        return list(data["lines"]), [str(code) for code in data["codes"]]
     except (OSError, ValueError, KeyError, TypeError):
         return None  # absent or damaged: read the card again
 
 
-def _cache_write(path: Path, lines: list[Any]) -> None:
+def _cache_write(path: Path, lines: list[Any], codes: list[str]) -> None:
     try:
         path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)  # the file itself is 0600
         with tempfile.NamedTemporaryFile(
             "w", encoding="utf-8", dir=path.parent, delete=False, suffix=".tmp"
         ) as handle:
-            json.dump({"lines": lines}, handle)
+            json.dump({"lines": lines, "codes": codes}, handle)
         os.replace(handle.name, path)
     except OSError:
         pass  # a cache that cannot be written only costs time
@@ -307,12 +324,12 @@ def scan_cards(
         digest = digests[page.path]
         return cache_root / f"{digest}-{page.index + 1}.json" if digest else None
 
-    cached: dict[Page, list[Any]] = {}
+    cached: dict[Page, tuple[list[Any], list[str]]] = {}
     for page in pages:
         file = cache_file(page)
-        data = _cache_read(file) if file is not None else None
-        if data is not None:
-            cached[page] = data
+        entry = _cache_read(file) if file is not None else None
+        if entry is not None:
+            cached[page] = entry
     todo = [page for page in pages if page not in cached]
     count = min(workers or os.cpu_count() or 1, len(todo))
     show = sys.stderr.isatty() if progress is None else progress
@@ -321,10 +338,11 @@ def scan_cards(
         results = pool.map(_ocr, todo) if pool is not None else map(_ocr, todo)
         for page in pages:
             if page in cached:
-                yield CardScan(page.source, _as_lines(cached[page]))
+                lines, codes = cached[page]
+                yield CardScan(page.source, _as_lines(lines), codes=tuple(codes))
                 continue
             try:
-                data, error = next(results)
+                data, codes, error = next(results)
             except BrokenProcessPool:
                 raise InputError(
                     "An OCR worker process died (out of memory?). Cards read so far are "
@@ -336,8 +354,8 @@ def scan_cards(
                 continue
             file = cache_file(page)
             if file is not None:
-                _cache_write(file, data)
-            yield CardScan(page.source, _as_lines(data))
+                _cache_write(file, data, codes)
+            yield CardScan(page.source, _as_lines(data), codes=tuple(codes))
 
 
 @contextmanager
@@ -391,6 +409,7 @@ def review_row(source: str, fields: CardFields | None, error: str = "") -> dict[
         status="no e-mail found"
         if not fields.emails
         else ("needs review" if fields.needs_review else "ok"),
+        honorific=fields.honorific.value,
         name=fields.name.value,
         name_confidence=_percent(fields.name.confidence, fields.name.value),
         title=fields.title.value,
@@ -407,6 +426,7 @@ def review_row(source: str, fields: CardFields | None, error: str = "") -> dict[
         number_confidence=_percent(min((p.confidence for p in firsts), default=0.0), bool(firsts)),
         website=fields.website.value,
         website_confidence=_percent(fields.website.confidence, fields.website.value),
+        qr_differs="; ".join(f"{d.field}: printed {d.printed!r}" for d in fields.disagreements),
         raw_text=fields.raw_text,
     )
     return row
@@ -460,7 +480,8 @@ def read_cards(
         if scan.error:
             yield scan.source, None, scan.error
         else:
-            yield scan.source, extract(scan.lines, region=region), ""
+            codes = parse_payloads(scan.codes)
+            yield scan.source, extract(scan.lines, region=region, codes=codes), ""
 
 
 def iter_cards(

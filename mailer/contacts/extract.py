@@ -15,13 +15,17 @@ from __future__ import annotations
 import math
 import re
 import unicodedata
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from functools import cache
 
 import phonenumbers
 
 from ..addresses import InvalidAddress, normalize_address
 from ..sanitize import clean
+from .names import is_latin, parse_name, person_evidence
+from .qr import QrContact
 
 # An e-mail read with less confidence than this is held back until reviewed.
 EMAIL_REVIEW_THRESHOLD = 0.9
@@ -32,6 +36,7 @@ _REPAIR_DOT = 0.8
 _REPAIR_DOT_CONFIRMED = 0.92  # the web site printed on the card spells the same domain
 _REPAIR_DOMAIN = 0.85
 _REPAIR_SPACES = 0.95
+_REPAIR_LETTER = 0.85
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,14 +74,27 @@ class Phone:
 
 
 @dataclass(frozen=True, slots=True)
+class Disagreement:
+    """A field the card's QR code and its printed text give differently (the code wins)."""
+
+    field: str  # "name", "email", ...
+    code: str
+    printed: str
+
+
+@dataclass(frozen=True, slots=True)
 class CardFields:
-    name: Field
+    name: Field  # without honorific, suffix kept, in mixed case
     title: Field
     company: Field
     emails: tuple[Field, ...]  # valid addresses, in reading order
     phones: tuple[Phone, ...]
     website: Field
     raw_text: str  # every line, top to bottom, " | " between lines
+    honorific: Field = Field()  # "Dr.", "Prof.", "TS."
+    region: str = ""  # the country phone numbers without +prefix were read for
+    disagreements: tuple[Disagreement, ...] = ()
+    qr: tuple[str, ...] = ()  # kinds of the QR codes read ("vcard", "mailto", ...)
 
     @property
     def email(self) -> Field:
@@ -118,8 +136,9 @@ _TLDS = _wordset(
     "com net org de at ch eu uk io co info biz br fr it es nl be pl us ca au in jp cn ru se "
     "no dk fi cz pt ar mx tr app dev ai me tv gov edu online shop tech berlin"
 )
-# Second-level endings under a country code, as in "beltis.com.br" or "acme.co.uk".
-_SECOND_LEVEL = ("com", "co", "org", "net", "gov", "edu")
+# Second-level endings under a country code ("beltis.com.br", "acme.co.uk", "iij.ad.jp").
+_SECOND_LEVEL = ("com", "co", "org", "net", "gov", "edu", "ac", "or", "ne", "go", "ad", "gob",
+                 "nom", "ltd", "plc")  # fmt: skip
 _TLD_MISREADS = {"corn": "com", "c0m": "com", "ccm": "com", "dc": "de"}
 _WEBSITE = re.compile(
     r"(?<![@\w.])((?:https?://)?(?:www\.)?[a-z0-9][a-z0-9-]*(?:\.[a-z0-9-]+)*"
@@ -186,11 +205,14 @@ def _repair_email(candidate: str, site_domain: str) -> tuple[str, float]:
     local, _, domain = candidate.rpartition("@")
     domain = domain.lower().rstrip(".")
     factor = 1.0
+    if "I" in local and local.replace("I", "").islower():
+        # a capital I among lower-case letters is an l the OCR misread ("novak.I")
+        local, factor = local.replace("I", "l"), _REPAIR_LETTER
     if site_domain and domain != site_domain:
         if domain.replace(".", "") == site_domain.replace(".", ""):
-            return f"{local}@{site_domain}", _REPAIR_DOT_CONFIRMED
+            return f"{local}@{site_domain}", factor * _REPAIR_DOT_CONFIRMED
         if len(site_domain) >= 6 and _edit_distance(domain, site_domain) <= 2:
-            return f"{local}@{site_domain}", _REPAIR_DOMAIN
+            return f"{local}@{site_domain}", factor * _REPAIR_DOMAIN
     if "." not in domain or domain.split(".")[-1] not in _TLDS:
         domain, repaired = _restore_dot(domain)
         if repaired:
@@ -292,7 +314,8 @@ def find_phones(lines: Sequence[OcrLine], region: str) -> tuple[Phone, ...]:
 _LEGAL_SUFFIX = re.compile(
     r"(?<!\w)(?:GmbH|mbH|AG|KG|KGaA|OHG|UG|GbR|SE|e\.\s?V\.|e\.\s?K\.|Ltd\.?|Limited|Inc\.?"
     r"|LLC|LLP|plc|Corp\.?|Co\.|S\.A\.|SA|S\.L\.|Ltda\.?|S/A|EIRELI|B\.V\.|N\.V\.|Oy|AB|ApS"
-    r"|S\.r\.l\.|S\.p\.A\.|SARL|SAS|Pty)(?!\w)"
+    r"|S\.r\.l\.|S\.p\.A\.|SARL|SAS|Pty|Pte\.?|Pvt\.?|JSC"
+    r"|LTD\.?|LIMITED|INC\.?|CO\.|CORP\.?|GMBH|PTE\.?|PVT\.?|LTDA\.?)(?!\w)"  # in capitals
 )
 _TITLE_WORDS = _wordset(
     "manager managerin director head lead engineer developer researcher scientist consultant "
@@ -309,8 +332,6 @@ _NOT_NAME_WORDS = _wordset(
     "technology group holding department abteilung gmbh street straße strasse str weg platz "
     "allee road avenue lane rua avenida av department team office büro the und and"
 )
-_NAME_PREFIXES = _wordset("dr dr. prof prof. mr mr. mrs mrs. ms ms. dipl.-ing. ing.")
-_PARTICLES = _wordset("von van der de da do dos das di du del la le zu")
 _FREEMAIL = _wordset(
     "gmail googlemail hotmail outlook live yahoo gmx web t-online icloud me mail aol posteo "
     "freenet proton protonmail terra uol bol r7 ig example"
@@ -322,37 +343,17 @@ def _has_title_word(text: str) -> bool:
     return any(word in _TITLE_WORDS for word in words)
 
 
-def _name_shape(text: str) -> bool:
-    """Two to four capitalised words of letters, optionally after "Dr."/"Prof."."""
-    words = text.split()
-    while words and words[0].lower() in _NAME_PREFIXES:
-        words = words[1:]
-    if not 2 <= len(words) <= 4 or words[0].lower() in _PARTICLES:
-        return False
-    if words[-1].lower() in _PARTICLES:
-        return False
-    for word in words:
-        if word.lower() in _PARTICLES:
-            continue
-        if not re.fullmatch(r"[^\W\d_]+(?:[-'][^\W\d_]+)*\.?", word) or not word[0].isupper():
-            return False
-        if word.lower().rstrip(".") in _NOT_NAME_WORDS:
-            return False
-    return not _has_title_word(text)
-
-
 def split_name(name: str) -> tuple[str, str]:
-    """(given, family) of a printed name, without "Dr."/"Prof."; the last word is the family."""
-    words = [w for w in name.split() if w.lower() not in _NAME_PREFIXES]
-    if len(words) < 2:
-        return "", ""
-    return " ".join(words[:-1]), words[-1]
+    """(given, family) of a printed name, without honorific or suffix."""
+    parsed = parse_name(name)
+    return (parsed.given, parsed.family) if parsed else ("", "")
 
 
 def name_agreement(name: str, local_part: str) -> int:
     """How many words of the name (transliterated, three letters or more) the address contains."""
     local = transliterate(local_part)
-    words = [transliterate(w).strip(".") for w in name.split() if w.lower() not in _NAME_PREFIXES]
+    parsed = parse_name(name)
+    words = [transliterate(w).strip(".,") for w in (parsed.name if parsed else name).split()]
     return sum(1 for w in words if len(w) >= 3 and w in local)
 
 
@@ -365,19 +366,28 @@ def _company_like(line: OcrLine, domains: Sequence[str], *, containing: bool = T
     )
 
 
+def _registered_label(host: str) -> str:
+    """The label a company registers: "acme" in mail.acme.co.uk, never the TLD ("vn")
+    nor a second-level ending ("com" in .com.br, "ad" in .ad.jp)."""
+    parts = host.lower().split(".")[:-1]  # the last label is always the TLD
+    while len(parts) > 1 and parts[-1] in _SECOND_LEVEL:
+        parts.pop()
+    if len(parts) >= 2 and parts[-1] == "example":
+        parts.pop()  # under the reserved example.com/.org/.net the label before counts
+    return parts[-1] if parts else ""
+
+
 def _domain_labels(emails: Sequence[Field], website: Field) -> list[str]:
-    """Letters of the domains' main labels ("contoso" for www.contoso.com), freemail left out.
-    Under the reserved example.com/.org/.net the label before "example" counts."""
+    """Letters of the domains' registered labels ("contoso" for www.contoso.com),
+    freemail left out."""
     labels = []
     hosts = [e.value.rpartition("@")[2] for e in emails]
     if website.value:
         hosts.append(_domain_of(website.value))
     for host in hosts:
-        parts = [p for p in host.split(".") if p not in _TLDS and p not in _SECOND_LEVEL]
-        if len(parts) >= 2 and parts[-1] == "example":
-            parts.pop()
-        if parts and parts[-1] not in _FREEMAIL:
-            labels.append(_letters(parts[-1]))
+        label = _registered_label(host)
+        if len(label) >= 2 and label not in _FREEMAIL:
+            labels.append(_letters(label))
     return labels
 
 
@@ -394,11 +404,12 @@ def _is_other_field(line: OcrLine, region: str) -> bool:
 
 def find_name(
     lines: Sequence[OcrLine], emails: Sequence[Field], website: Field, region: str
-) -> tuple[Field, OcrLine | None]:
-    """The person's name: a name-shaped line, scored by size, agreement with the e-mail's
-    local part, a job title beside it and the contact block below it."""
+) -> tuple[Field, Field, OcrLine | None]:
+    """(name, honorific, its line): a line with a name's shape, scored by what the words
+    say (given-name dictionary, person-or-company classifier), its size, agreement with
+    the e-mail's local part, a job title beside it and the contact block below it."""
     if not lines:
-        return Field(), None
+        return Field(), Field(), None
     domains = _domain_labels(emails, website)
     locals_ = [e.value.rpartition("@")[0] for e in emails]
     plain = [
@@ -408,18 +419,25 @@ def find_name(
     ]
     tallest = max((ln.height for ln in plain), default=max(ln.height for ln in lines))
     median_height = sorted(ln.height for ln in lines)[len(lines) // 2]
-    best, best_score = None, 0.0
+    best, best_score, best_line = None, 0.0, None
     for line in lines:
         if (
-            not _name_shape(line.text)
-            or _company_like(line, domains, containing=False)
+            _company_like(line, domains, containing=False)
             or _LEGAL_SUFFIX.search(line.text)
+            or _is_other_field(line, region)
         ):
             continue
+        parsed = parse_name(line.text)
+        if parsed is None or _has_title_word(parsed.name):
+            continue
+        if any(w.lower().strip(".,") in _NOT_NAME_WORDS for w in parsed.name.split()):
+            continue
+        evidence = person_evidence(parsed)
         # large on the card, and larger than the body text
         score = 0.5 * min(1.0, line.height / tallest)
         score += 0.5 * min(1.0, max(0.0, (line.height / median_height - 1) / 0.5))
-        agreement = max((name_agreement(line.text, local) for local in locals_), default=0)
+        score += evidence
+        agreement = max((name_agreement(parsed.name, local) for local in locals_), default=0)
         score += 2.0 * min(agreement, 1) + 0.5 * max(agreement - 1, 0)
         neighbours = sorted(
             (ln for ln in lines if ln is not line),
@@ -431,20 +449,25 @@ def find_name(
             score += 0.6
         if any(_is_other_field(ln, region) for ln in neighbours[:1]):
             score += 0.8  # right above the phone/e-mail block
-        if line.text.isupper():
-            if line.height >= 1.5 * median_height:
-                continue  # big capitals: a logo, not a person
+        if line.text.isupper() and evidence < 1.0:
+            if line.height >= 1.5 * median_height and evidence < 0.5:
+                continue  # big capitals with no known given name in them: a logo
             score -= 0.3
         if score > best_score:
-            best, best_score = line, score
-    if best is None or best_score < 1.0:
-        return Field(), None
-    confidence = 0.95 if best_score >= 2.0 else 0.5 + 0.2 * min(best_score - 1.0, 1.0)
-    return Field(best.text, round(confidence * best.score, 3)), best
+            best, best_score, best_line = parsed, score, line
+    if best is None or best_line is None or best_score < 1.5:
+        return Field(), Field(), None
+    confidence = round(
+        (0.95 if best_score >= 2.5 else 0.5 + 0.2 * min(best_score - 1.5, 1.0)) * best_line.score,
+        3,
+    )
+    honorific = Field(best.honorific, confidence) if best.honorific else Field()
+    return Field(best.name, confidence), honorific, best_line
 
 
 def find_title(lines: Sequence[OcrLine], name_line: OcrLine | None, region: str) -> Field:
-    """The job title: the line nearest the name, or failing a name a line with a title word."""
+    """The job title: the line nearest the name, or failing a name a line with a title word.
+    A line in another script is a title only with a title word in it (a kanji name is not)."""
     candidates = [
         ln
         for ln in lines
@@ -452,6 +475,7 @@ def find_title(lines: Sequence[OcrLine], name_line: OcrLine | None, region: str)
         and not _is_other_field(ln, region)
         and not _LEGAL_SUFFIX.search(ln.text)
         and re.search(r"[^\W\d_]{2}", ln.text)
+        and (is_latin(ln.text) or _has_title_word(ln.text))
     ]
     if name_line is None:
         titled = [ln for ln in candidates if _has_title_word(ln.text)]
@@ -469,19 +493,43 @@ def find_title(lines: Sequence[OcrLine], name_line: OcrLine | None, region: str)
     return Field(line.text, round((0.9 if titled else 0.6) * line.score, 3))
 
 
+def _without_repeats(text: str) -> str:
+    """ "ASAHI ASAHI SANGYO" -> "ASAHI SANGYO": a logo read together with the name it spells."""
+    words = text.split()
+    changed = True
+    while changed:
+        changed = False
+        for size in range(len(words) // 2, 0, -1):
+            for i in range(len(words) - 2 * size + 1):
+                if [w.casefold() for w in words[i : i + size]] == [
+                    w.casefold() for w in words[i + size : i + 2 * size]
+                ]:
+                    del words[i : i + size]
+                    changed = True
+                    break
+            if changed:
+                break
+    return " ".join(words)
+
+
 def find_company(
-    lines: Sequence[OcrLine], emails: Sequence[Field], website: Field, region: str
+    lines: Sequence[OcrLine],
+    emails: Sequence[Field],
+    website: Field,
+    region: str,
+    name_line: OcrLine | None = None,
 ) -> Field:
     """A line with a legal suffix, else the line(s) spelling the domain (a logo split over
-    consecutive lines is joined), else the e-mail domain itself."""
+    consecutive lines is joined, a logo repeating the next line is not doubled), else the
+    e-mail domain's registered label itself."""
     for line in lines:
         if _LEGAL_SUFFIX.search(line.text) and "@" not in line.text:
-            return Field(line.text, round(0.9 * line.score, 3))
+            return Field(_without_repeats(line.text), round(0.9 * line.score, 3))
     domains = _domain_labels(emails, website)
     spelled = [
         i
         for i, ln in enumerate(lines)
-        if _company_like(ln, domains) and not _is_other_field(ln, region)
+        if ln is not name_line and _company_like(ln, domains) and not _is_other_field(ln, region)
     ]
     if spelled:
 
@@ -495,29 +543,179 @@ def find_company(
             run.append(run[-1] + 1)
         while run[0] - 1 in spelled:
             run.insert(0, run[0] - 1)
-        text = " ".join(lines[i].text for i in run)
+        texts: list[str] = []
+        for i in run:  # a logo line whose letters the other lines already spell is dropped
+            letters = _letters(lines[i].text)
+            if not any(letters in _letters(lines[j].text) for j in run if j != i) or not texts:
+                texts.append(lines[i].text)
+        text = _without_repeats(" ".join(texts))
         return Field(text, round(0.7 * min(lines[i].score for i in run), 3))
     email_domains = _domain_labels(emails, Field())
-    if email_domains:
+    if email_domains and len(email_domains[0]) >= 3:
         return Field(email_domains[0].capitalize(), 0.4)
     return Field()
 
 
-def extract(lines: Sequence[OcrLine], *, region: str = "DE") -> CardFields:
-    """All fields of one card from its OCR lines (any order; sorted top to bottom here)."""
+# ------------------------------------------------------------------ phone region
+
+# ccTLDs sold as generic names (.io, .co, .me, .tv, .ai): they say nothing of a country.
+_GENERIC_CCTLDS = _wordset("io co me tv ai ly fm am to cc ws gg la sh so ac nu tk ag bz gs vc im")
+_COUNTRY_ALIASES = {"usa": "US", "u.s.a.": "US", "uk": "GB", "u.k.": "GB", "viet nam": "VN",
+                    "korea": "KR", "south korea": "KR", "brasil": "BR", "deutschland": "DE",
+                    "england": "GB", "scotland": "GB"}  # fmt: skip
+_COUNTRY_LANGUAGES = ("en", "de", "fr", "es", "pt", "it", "nl", "pl", "vi", "ko", "ja", "zh")
+
+
+@cache
+def _countries() -> dict[str, str]:
+    """Country name -> region, from phonenumbers' country names in the languages cards
+    are printed in."""
+    from phonenumbers.geodata.locale import LOCALE_DATA  # large: only when a card is read
+
+    names: dict[str, str] = dict(_COUNTRY_ALIASES)
+    for region, by_language in LOCALE_DATA.items():
+        if region not in phonenumbers.SUPPORTED_REGIONS:
+            continue
+        for language in _COUNTRY_LANGUAGES:
+            name = by_language.get(language, "")
+            for _ in range(3):  # "*aa": the same as that language's name
+                if name.startswith("*"):
+                    name = by_language.get(name[1:], "")
+            if len(name) >= 4:
+                names.setdefault(name.casefold(), region)
+    return names
+
+
+def _country_at_end(text: str) -> str:
+    """The region of a country named by the last words of an address line
+    ("..., 62701, USA"), or of a line that is only a country's name; else ""."""
+    names = _countries()
+    words = text.replace(",", " , ").split()
+    for size in range(min(4, len(words)), 0, -1):
+        tail = " ".join(words[-size:]).strip(" .,").casefold()
+        if tail in names and (size == len(words) or re.search(r"[\d,]", text)):
+            return names[tail]
+    return ""
+
+
+def card_region(
+    lines: Sequence[OcrLine], emails: Sequence[Field], website: Field, default: str
+) -> str:
+    """The country the card's own numbers are in: a country named at the end of an address
+    line, else the +prefix the card's other numbers carry, else the country-code TLD of
+    its e-mail or web site; the profile's region only when the card says none of that."""
+    for line in lines:
+        country = _country_at_end(line.text) if "@" not in line.text else ""
+        if country:
+            return country
+    prefixes: Counter[str] = Counter()
+    for line in lines:
+        if "+" in line.text:
+            for found in phonenumbers.PhoneNumberMatcher(line.text, "ZZ"):
+                code = phonenumbers.region_code_for_number(found.number)
+                if code and code != "ZZ":
+                    prefixes[code] += 1
+    if prefixes:
+        return prefixes.most_common(1)[0][0]
+    hosts = [e.value.rpartition("@")[2] for e in emails] + [_domain_of(website.value)]
+    for host in hosts:
+        tld = host.rpartition(".")[2]
+        code = "GB" if tld == "uk" else tld.upper()
+        if len(tld) == 2 and tld not in _GENERIC_CCTLDS and code in phonenumbers.SUPPORTED_REGIONS:
+            return code
+    return default
+
+
+# ------------------------------------------------------------------------ QR codes
+
+
+def _same(a: str, b: str) -> bool:
+    return " ".join(a.casefold().split()) == " ".join(b.casefold().split())
+
+
+def with_codes(fields: CardFields, codes: Sequence[QrContact]) -> CardFields:
+    """The QR codes' fields win over the printed ones field by field (confidence 1.0);
+    printed fields fill what the codes lack; where both say something different, the
+    printed value is kept as a disagreement for the reviewer."""
+    if not codes:
+        return fields
+    differ: list[Disagreement] = []
+
+    def pick(
+        field: str, printed: Field, coded: str, same: Callable[[str, str], bool] = _same
+    ) -> Field:
+        if not coded:
+            return printed
+        if printed.value and not same(printed.value, coded):
+            differ.append(Disagreement(field, coded, printed.value))
+        return Field(coded, 1.0)
+
+    first = {
+        key: next((getattr(c, key) for c in codes if getattr(c, key)), "")
+        for key in ("name", "org", "title", "website")
+    }
+    honorific = fields.honorific
+    coded_name = first["name"]
+    parsed = parse_name(coded_name) if coded_name else None
+    if parsed is not None:
+        coded_name = parsed.name
+        honorific = Field(parsed.honorific, 1.0) if parsed.honorific else honorific
+    # "www.acme.example" printed and "https://www.acme.example/" coded are the same site
+    website = pick(
+        "website", fields.website, first["website"], lambda a, b: _domain_of(a) == _domain_of(b)
+    )
+    coded_emails = [v for c in codes for e in c.emails if (v := _validated(e))]
+    emails = [Field(e, 1.0) for e in dict.fromkeys(coded_emails)]
+    if coded_emails and fields.emails and fields.email.value not in coded_emails:
+        differ.append(Disagreement("email", coded_emails[0], fields.email.value))
+    emails += [e for e in fields.emails if e.value not in coded_emails]
+    phones: dict[str, Phone] = {}
+    for number in (p for c in codes for p in c.phones):
+        try:
+            parsed_number = phonenumbers.parse(number, fields.region or "DE")
+        except phonenumbers.NumberParseException:
+            continue
+        e164 = phonenumbers.format_number(parsed_number, phonenumbers.PhoneNumberFormat.E164)
+        mobile = phonenumbers.number_type(parsed_number) == phonenumbers.PhoneNumberType.MOBILE
+        phones.setdefault(e164, Phone(e164, "mobile" if mobile else "phone", 1.0))
+    for phone in fields.phones:
+        phones.setdefault(phone.number, phone)
+    return replace(
+        fields,
+        name=pick("name", fields.name, coded_name),
+        honorific=honorific,
+        title=pick("title", fields.title, first["title"]),
+        company=pick("company", fields.company, first["org"]),
+        emails=tuple(emails),
+        phones=tuple(phones.values()),
+        website=website,
+        disagreements=tuple(differ),
+        qr=tuple(c.kind for c in codes),
+    )
+
+
+def extract(
+    lines: Sequence[OcrLine], *, region: str = "DE", codes: Sequence[QrContact] = ()
+) -> CardFields:
+    """All fields of one card from its OCR lines (any order; sorted top to bottom here)
+    and the contents of its QR codes; `region` is the fallback for phone numbers."""
     ordered = sorted(
         (OcrLine(clean(ln.text), ln.box, ln.score) for ln in lines if clean(ln.text)),
         key=lambda ln: (ln.center[1], ln.center[0]),
     )
     website = find_website(ordered)
     emails = find_emails(ordered, website)
-    name, name_line = find_name(ordered, emails, website, region)
-    return CardFields(
+    phone_region = card_region(ordered, emails, website, region)
+    name, honorific, name_line = find_name(ordered, emails, website, phone_region)
+    fields = CardFields(
         name=name,
-        title=find_title(ordered, name_line, region),
-        company=find_company(ordered, emails, website, region),
+        honorific=honorific,
+        title=find_title(ordered, name_line, phone_region),
+        company=find_company(ordered, emails, website, phone_region, name_line),
         emails=emails,
-        phones=find_phones(ordered, region),
+        phones=find_phones(ordered, phone_region),
         website=website,
         raw_text=" | ".join(ln.text for ln in ordered),
+        region=phone_region,
     )
+    return with_codes(fields, codes)
