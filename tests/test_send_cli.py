@@ -215,3 +215,17 @@ def test_an_address_listed_twice_is_mailed_once(work: Path, server: SmtpServer) 
     assert result.exit_code == 0, result.output
     assert "read 5 = new 3 + duplicate 1 + rejected 1" in result.output
     assert sorted(server.recipients()) == sorted(PEOPLE)
+
+
+def test_status_and_campaigns_to_a_pipe_keep_each_address_and_name_whole(
+    work: Path, server: SmtpServer
+) -> None:
+    """Output to a pipe or file is never wrapped: a grep finds whole addresses."""
+    long = "maximiliane.mustermann-schmidt@research-department.example.com"
+    (work / "contacts.csv").write_text(f"Name,Email\nMaxi,{long}\n", encoding="utf-8")
+    campaign = "a-campaign-name-long-enough-to-be-folded-in-eighty-columns-of-output"
+    assert send("--yes", "--campaign", campaign).exit_code == 0
+    shown = mailer("status")
+    assert shown.exit_code == 0 and long in shown.output, shown.output
+    listed = mailer("campaigns")
+    assert listed.exit_code == 0 and campaign in listed.output, listed.output

@@ -242,7 +242,6 @@ def list_campaigns() -> list[dict[str, Any]]:
 
 
 def show_campaigns(listed: list[dict[str, Any]]) -> None:
-    from rich.console import Console
     from rich.table import Table
     from rich.text import Text
 
@@ -259,7 +258,7 @@ def show_campaigns(listed: list[dict[str, Any]]) -> None:
         cancelled = f"{datetime.fromtimestamp(stop, now.tzinfo):%Y-%m-%d %H:%M}" if stop else ""
         per_state = ", ".join(f"{n} {s}" for s, n in row["counts"].items() if n) or "none"
         table.add_row(Text(row["name"]), when, cancelled, per_state)
-    Console(highlight=False, width=200).print(table)
+    console().print(table)
 
 
 def known_campaign(journal: Journal | None, name: str | None) -> tuple[Journal, str]:

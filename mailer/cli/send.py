@@ -32,6 +32,7 @@ from ..errors import ConfigError
 from ..models import Draft, State
 from .app import (
     composer_for,
+    console,
     handle_errors,
     main,
     map_option,
@@ -48,7 +49,6 @@ from .app import (
 from .inbox import file_sent_copies, sent_copy_option
 
 if TYPE_CHECKING:
-    from rich.console import Console
 
     from ..config import SmtpSettings
     from ..journal import Journal, Row
@@ -66,12 +66,6 @@ def choose_rates(rates: tuple[str, ...], provider: str | None) -> tuple[Rate, ..
     from ..ratelimit import PRESETS, parse_rates
 
     return parse_rates(rates) if rates else PRESETS[provider or "generic"]
-
-
-def console() -> Console:
-    from rich.console import Console
-
-    return Console(highlight=False, soft_wrap=True)  # long reasons stay one greppable line
 
 
 @main.command()
