@@ -100,6 +100,27 @@ def _warn_if_readable(path: Path, key: str) -> None:
               f"machine can read it; fix it with: chmod 600 {path}", file=sys.stderr)
 
 
+_FIX = "; set it in .env or the environment (see README, 'Your SMTP account')."
+
+
+def _number(env: Mapping[str, str], key: str, default: float, *, port: bool = False) -> float:
+    """A positive number setting (a port: an integer 1..65535), or a one-line error that
+    names the variable and where to fix it; 0 or less would make every step time out."""
+    text = env.get(key, "").strip()
+    if not text:
+        return default
+    try:
+        value = int(text) if port else float(text)
+    except ValueError:
+        kind = "a port number" if port else "a number of seconds"
+        raise ConfigError(f"{key}={text!r} is not {kind}{_FIX}") from None
+    if port and not 0 < value < 65536:
+        raise ConfigError(f"{key}={text} is out of range (1 to 65535){_FIX}")
+    if not value > 0:
+        raise ConfigError(f"{key}={text} must be more than 0 seconds{_FIX}")
+    return value
+
+
 def smtp_settings(env: Mapping[str, str]) -> SmtpSettings:
     """Build and validate the SMTP settings from MAILER_SMTP_* variables."""
     host = env.get("MAILER_SMTP_HOST", "").strip()
@@ -111,25 +132,15 @@ def smtp_settings(env: Mapping[str, str]) -> SmtpSettings:
     security = env.get("MAILER_SMTP_SECURITY", "starttls").strip().lower() or "starttls"
     if security not in SECURITY_MODES:
         raise ConfigError(
-            f"MAILER_SMTP_SECURITY={security!r} is not one of {', '.join(SECURITY_MODES)}."
+            f"MAILER_SMTP_SECURITY={security!r} is not one of {', '.join(SECURITY_MODES)}{_FIX}"
         )
-    port_text = env.get("MAILER_SMTP_PORT", "").strip()
-    try:
-        port = int(port_text) if port_text else DEFAULT_PORTS[security]
-    except ValueError:
-        raise ConfigError(f"MAILER_SMTP_PORT={port_text!r} is not a number.") from None
-    if not 0 < port < 65536:
-        raise ConfigError(f"MAILER_SMTP_PORT={port} is out of range.")
-    timeout_text = env.get("MAILER_SMTP_TIMEOUT", "").strip()
-    try:
-        timeout = float(timeout_text) if timeout_text else 30.0
-    except ValueError:
-        raise ConfigError(f"MAILER_SMTP_TIMEOUT={timeout_text!r} is not a number.") from None
+    port = int(_number(env, "MAILER_SMTP_PORT", DEFAULT_PORTS[security], port=True))
+    timeout = _number(env, "MAILER_SMTP_TIMEOUT", 30.0)
     username = env.get("MAILER_SMTP_USERNAME", "").strip()
     password = env.get("MAILER_SMTP_PASSWORD", "")
     auth = env.get("MAILER_SMTP_AUTH", "").strip().lower() or "password"
     if auth not in AUTH_MODES:
-        raise ConfigError(f"MAILER_SMTP_AUTH={auth!r} is not one of {', '.join(AUTH_MODES)}.")
+        raise ConfigError(f"MAILER_SMTP_AUTH={auth!r} is not one of {', '.join(AUTH_MODES)}{_FIX}")
     credentials: PasswordSource | TokenSource | None = None
     if auth == "oauth2":
         if not username:
@@ -137,13 +148,7 @@ def smtp_settings(env: Mapping[str, str]) -> SmtpSettings:
         credentials = TokenSource(oauth_settings(env, host), username)
     elif username:
         command = env.get("MAILER_SMTP_PASSWORD_COMMAND", "").strip()
-        wait_text = env.get("MAILER_SMTP_PASSWORD_TIMEOUT", "").strip()
-        try:
-            wait = float(wait_text) if wait_text else 60.0
-        except ValueError:
-            raise ConfigError(
-                f"MAILER_SMTP_PASSWORD_TIMEOUT={wait_text!r} is not a number."
-            ) from None
+        wait = _number(env, "MAILER_SMTP_PASSWORD_TIMEOUT", 60.0)
         credentials = PasswordSource(host, username, command, password, wait)
     settings = SmtpSettings(
         host=host,
@@ -245,25 +250,15 @@ def imap_settings(env: Mapping[str, str], provider: str | None = None, *,
     security = env.get("MAILER_IMAP_SECURITY", "tls").strip().lower() or "tls"
     if security not in SECURITY_MODES:
         raise ConfigError(
-            f"MAILER_IMAP_SECURITY={security!r} is not one of {', '.join(SECURITY_MODES)}."
+            f"MAILER_IMAP_SECURITY={security!r} is not one of {', '.join(SECURITY_MODES)}{_FIX}"
         )
-    port_text = env.get("MAILER_IMAP_PORT", "").strip()
-    try:
-        port = int(port_text) if port_text else IMAP_DEFAULT_PORTS[security]
-    except ValueError:
-        raise ConfigError(f"MAILER_IMAP_PORT={port_text!r} is not a number.") from None
-    if not 0 < port < 65536:
-        raise ConfigError(f"MAILER_IMAP_PORT={port} is out of range.")
+    port = int(_number(env, "MAILER_IMAP_PORT", IMAP_DEFAULT_PORTS[security], port=True))
     smtp_username = env.get("MAILER_SMTP_USERNAME", "").strip()
     username = env.get("MAILER_IMAP_USERNAME", "").strip() or smtp_username
     secret = password(env, "MAILER_IMAP")
     if not secret and username == smtp_username:  # the SMTP login, password and all
         secret = password(env, "MAILER_SMTP")
-    timeout_text = env.get("MAILER_IMAP_TIMEOUT", "").strip()
-    try:
-        timeout = float(timeout_text) if timeout_text else 30.0
-    except ValueError:
-        raise ConfigError(f"MAILER_IMAP_TIMEOUT={timeout_text!r} is not a number.") from None
+    timeout = _number(env, "MAILER_IMAP_TIMEOUT", 30.0)
     settings = ImapSettings(host=host, port=port, security=security, username=username,
                             password=secret, timeout=timeout, provider=preset,
                             sent_folder=env.get("MAILER_IMAP_SENT", "").strip(), token=token)

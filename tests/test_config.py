@@ -45,18 +45,27 @@ def test_defaults_by_security_mode() -> None:
     [
         ({}, "No SMTP server configured"),
         ({"MAILER_SMTP_HOST": "h.example.com", "MAILER_SMTP_SECURITY": "ssl"}, "is not one of"),
-        ({"MAILER_SMTP_HOST": "h.example.com", "MAILER_SMTP_PORT": "x"}, "is not a number"),
+        ({"MAILER_SMTP_HOST": "h.example.com", "MAILER_SMTP_PORT": "x"}, "is not a port number"),
+        ({"MAILER_SMTP_HOST": "h.example.com", "MAILER_SMTP_PASSWORD_TIMEOUT": "-5",
+          "MAILER_SMTP_USERNAME": "a@example.com"}, "more than 0"),
         ({"MAILER_SMTP_HOST": "h.example.com", "MAILER_SMTP_PORT": "70000"}, "out of range"),
         (
             {"MAILER_SMTP_HOST": "smtp.example.com", "MAILER_SMTP_SECURITY": "none"},
             "unencrypted",
         ),
         ({"MAILER_SMTP_HOST": "h.example.com", "MAILER_SMTP_PASSWORD": "s3cret"}, "USERNAME"),
+        # 0 or less would make every step "time out" at once, blamed on host and port
+        ({"MAILER_SMTP_HOST": "h.example.com", "MAILER_SMTP_TIMEOUT": "-1"}, "more than 0"),
+        ({"MAILER_SMTP_HOST": "h.example.com", "MAILER_SMTP_TIMEOUT": "0"}, "more than 0"),
+        ({"MAILER_SMTP_HOST": "h.example.com", "MAILER_SMTP_TIMEOUT": "soon"}, "seconds"),
     ],
 )
 def test_invalid_settings_are_refused_with_a_reason(env: dict[str, str], message: str) -> None:
-    with pytest.raises(ConfigError, match=message):
+    with pytest.raises(ConfigError, match=message) as err:
         smtp_settings(env)
+    assert "\n" not in str(err.value)
+    if message in ("is not one of", "out of range", "more than 0", "seconds"):  # a bad value
+        assert ".env or the environment" in str(err.value)
 
 
 def test_plain_smtp_allowed_on_loopback_or_when_explicitly_wanted() -> None:
