@@ -229,3 +229,29 @@ def test_status_and_campaigns_to_a_pipe_keep_each_address_and_name_whole(
     assert shown.exit_code == 0 and long in shown.output, shown.output
     listed = mailer("campaigns")
     assert listed.exit_code == 0 and campaign in listed.output, listed.output
+
+
+def test_a_bad_imap_setting_after_the_send_is_a_warning_not_a_lost_summary(
+    work: Path, server: SmtpServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The mails are out: a Sent-copy setting that cannot work only warns (README: the
+    send still succeeds), and the summary and exit code still say what happened."""
+    monkeypatch.setenv("MAILER_IMAP_HOST", "127.0.0.1")
+    monkeypatch.setenv("MAILER_IMAP_PORT", "x")
+    result = send("--yes")
+    assert result.exit_code == 0, result.output
+    assert sorted(server.recipients()) == sorted(PEOPLE)
+    assert "This run: 3 sent" in result.output
+    assert "mailer: warning: no copies in your Sent folder this time: MAILER_IMAP_PORT" \
+        in result.stderr
+
+
+def test_a_wrong_provider_in_env_is_named_as_the_variable(
+    work: Path, server: SmtpServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MAILER_PROVIDER", "yahoo")
+    result = send("--yes")
+    assert result.exit_code == 2
+    assert result.stderr.startswith("mailer: error: MAILER_PROVIDER='yahoo' is not one of")
+    assert "'--provider'" not in result.stderr and server.received == []
+    assert send("--yes", "--provider", "gmail").exit_code == 0  # the option still wins

@@ -219,10 +219,17 @@ def message_options(func: F) -> F:
 
 
 def _env_provider() -> str | None:
-    """The provider `mailer init` wrote into .env, if any."""
+    """The provider `mailer init` wrote into .env, if any; a wrong one is named as the
+    variable, not as a --provider the user never typed."""
     from .. import config
 
-    return config.environment().get("MAILER_PROVIDER") or None
+    provider = config.environment().get("MAILER_PROVIDER", "").strip().lower()
+    if provider and provider not in PRESETS:
+        raise click.UsageError(
+            f"MAILER_PROVIDER={provider!r} is not one of {', '.join(sorted(PRESETS))}; "
+            "set it in .env or the environment, or pass --provider."
+        )
+    return provider or None
 
 
 def sending_options(func: F) -> F:
