@@ -162,6 +162,24 @@ def test_login_check_logout_with_the_keyring(
     assert result.exit_code == 2 and "run `mailer login`" in result.output
 
 
+def test_login_without_any_keyring_says_what_to_use_instead(
+    work: Path, server: SmtpServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A headless machine without Secret Service: one line naming the alternatives,
+    not keyring's paragraph about installing backends."""
+    from keyring.backends.fail import Keyring as NoKeyring
+
+    assert init_for(server).exit_code == 0
+    use_env_file(monkeypatch, work)
+    monkeypatch.setattr(keyring.core, "_keyring_backend", NoKeyring())
+    result = mailer_cli("login", input=PASSWORD + "\n")
+    assert result.exit_code == 2 and PASSWORD not in result.output
+    assert result.stderr.count("\n") == 1, result.stderr
+    assert result.stderr.startswith("mailer: error: Cannot store the secret in the OS keyring: "
+                                     "this machine has none")
+    assert "MAILER_SMTP_PASSWORD_COMMAND" in result.stderr and ".." not in result.stderr
+
+
 def test_check_failures_say_what_to_change(
     work: Path, server: SmtpServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
