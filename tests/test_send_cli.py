@@ -208,6 +208,32 @@ def test_ctrl_c_prints_a_resume_hint_and_the_rerun_finishes(
         assert sorted(srv.recipients()) == people
 
 
+@pytest.mark.slow
+def test_a_second_ctrl_c_says_which_messages_are_unknown(
+    work: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The second Ctrl-C cuts the transaction in flight off: the hint must not claim it
+    was finished and recorded, and must name the command for the `unknown` one."""
+    with SmtpServer(data_delay=5.0) as srv:
+        env = {**os.environ, **srv.env(), "PYTHONPATH": str(PROJECT)}
+        cmd = [sys.executable, "-c", CLI, "send", "contacts.csv", "--profile", "profile.toml",
+               "--rate", "none", "--yes"]
+        proc = subprocess.Popen(cmd, cwd=work, env=env, text=True,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        deadline = time.monotonic() + 60
+        while srv.handler.connections < 1 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        time.sleep(1.0)  # the first message is in its DATA phase (5 s until the reply)
+        proc.send_signal(signal.SIGINT)
+        time.sleep(0.3)
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130, err
+    assert "finished and recorded" not in err
+    assert "1 'unknown'" in err and "`mailer resend --unknown --campaign contacts`" in err
+    assert "Traceback" not in err
+
+
 def test_an_address_listed_twice_is_mailed_once(work: Path, server: SmtpServer) -> None:
     with (work / "contacts.csv").open("a", encoding="utf-8") as f:
         f.write("Anna Again,ANNA@example.com\n")

@@ -295,9 +295,13 @@ def show_summary(summary: SendSummary) -> None:
 def finish(summary: SendSummary) -> None:
     left = summary.counts[State.QUEUED]
     if summary.stopped == "interrupted":
-        click.echo(f"Interrupted: the messages in flight were finished and recorded; {left} "
-                   f"still queued. Run the same command again to resume campaign "
-                   f"{summary.campaign!r}.", err=True)
+        unknown = summary.counts[State.UNKNOWN]
+        # a second Ctrl-C cuts transactions off: those are not "finished and recorded"
+        done = (f"{unknown} 'unknown' (cut off mid-transaction, they may have arrived: "
+                f"`mailer resend --unknown --campaign {summary.campaign}` if you decide so)"
+                if unknown else "the messages in flight were finished and recorded")
+        click.echo(f"Interrupted: {done}; {left} still queued. Run the same command again to "
+                   f"resume campaign {summary.campaign!r}.", err=True)
         sys.exit(EXIT_INTERRUPTED)
     if summary.stopped:
         click.echo(f"Stopped: {summary.stopped}. {left} still queued.", err=True)
