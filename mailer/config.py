@@ -126,8 +126,8 @@ def smtp_settings(env: Mapping[str, str]) -> SmtpSettings:
     host = env.get("MAILER_SMTP_HOST", "").strip()
     if not host:
         raise ConfigError(
-            "No SMTP server configured: set MAILER_SMTP_HOST (and _PORT, _USERNAME, "
-            "_PASSWORD, _SECURITY) in the environment or in .env; see .env.example."
+            "No SMTP server configured: run `mailer init` here (it writes .env), or set "
+            "MAILER_SMTP_HOST (and _PORT, _SECURITY, _USERNAME) in .env or the environment."
         )
     security = env.get("MAILER_SMTP_SECURITY", "starttls").strip().lower() or "starttls"
     if security not in SECURITY_MODES:

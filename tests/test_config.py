@@ -43,7 +43,7 @@ def test_defaults_by_security_mode() -> None:
 @pytest.mark.parametrize(
     ("env", "message"),
     [
-        ({}, "No SMTP server configured"),
+        ({}, "No SMTP server configured: run `mailer init`"),
         ({"MAILER_SMTP_HOST": "h.example.com", "MAILER_SMTP_SECURITY": "ssl"}, "is not one of"),
         ({"MAILER_SMTP_HOST": "h.example.com", "MAILER_SMTP_PORT": "x"}, "is not a port number"),
         ({"MAILER_SMTP_HOST": "h.example.com", "MAILER_SMTP_PASSWORD_TIMEOUT": "-5",
