@@ -76,7 +76,7 @@ def keyring_delete(service: str, account: str) -> bool:
         return False
     except (keyring.errors.KeyringError, RuntimeError) as err:
         raise ConfigError(
-            f"Cannot reach the OS keyring ({keyring_name()}): {clean(str(err))}"
+            f"Cannot reach the OS keyring to remove the secret: {_keyring_problem(err)}."
         ) from None
     return True
 

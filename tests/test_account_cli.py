@@ -178,6 +178,19 @@ def test_login_without_any_keyring_says_what_to_use_instead(
     assert result.stderr.startswith("mailer: error: Cannot store the secret in the OS keyring: "
                                      "this machine has none")
     assert "MAILER_SMTP_PASSWORD_COMMAND" in result.stderr and ".." not in result.stderr
+    result = mailer_cli("logout")
+    assert result.exit_code == 2 and result.stderr.count("\n") == 1, result.stderr
+    assert "this machine has none" in result.stderr and "backend" not in result.stderr
+
+
+def test_login_with_nothing_entered_says_how_to_give_it(
+    work: Path, server: SmtpServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert init_for(server).exit_code == 0
+    use_env_file(monkeypatch, work)
+    result = mailer_cli("login", input="")
+    assert result.exit_code == 2
+    assert "nothing was stored" in result.stderr and "| mailer login" in result.stderr
 
 
 def test_check_failures_say_what_to_change(

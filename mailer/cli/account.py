@@ -76,7 +76,9 @@ def _read_secret(prompt: str) -> str:
     else:
         value = sys.stdin.readline().rstrip("\r\n")
     if not value:
-        raise ConfigError("Nothing was entered; nothing was stored.")
+        raise ConfigError("Nothing was entered; nothing was stored. Type it at the prompt, "
+                          "or give it as the first line of input: `pass show mail/smtp | "
+                          "mailer login`.")
     return str(value)
 
 
