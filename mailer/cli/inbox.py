@@ -122,7 +122,7 @@ def inbox_pass(journal: Journal, settings: config.ImapSettings, folder: str, *,
     there was no new mail, and list an unclear message only once."""
     from .. import inbox
     from ..problems import write_problems
-    from .send import console
+    from .app import console
 
     found = inbox.read_inbox(journal, settings, folder=folder, pending=not quiet)
     if quiet and not found.verdicts:

@@ -29,6 +29,7 @@ from ..errors import ConfigError
 from ..models import State
 from .app import (
     composer_for,
+    console,
     handle_errors,
     main,
     map_option,
@@ -40,7 +41,7 @@ from .app import (
     yes_option,
 )
 from .inbox import file_sent_copies, imap_settings, inbox_pass, sent_copy_option
-from .send import choose_rates, console, report_and_exit, send_now
+from .send import choose_rates, report_and_exit, send_now
 
 if TYPE_CHECKING:
     from ..journal import Journal
