@@ -223,6 +223,12 @@ def test_check_failures_say_what_to_change(
     unresolved = aiosmtplib.SMTPConnectError("Error connecting to smtp.example.invalid")
     unresolved.__cause__ = socket.gaierror(-2, "Name or service not known")
     assert "Check MAILER_SMTP_HOST" in _connect_hint(unresolved)  # no DNS query in tests
+    with SmtpServer() as open_relay:  # no AUTH at all, like `mailer capture`
+        monkeypatch.setenv("MAILER_SMTP_PORT", str(open_relay.port))
+        monkeypatch.setenv("MAILER_SMTP_SECURITY", "none")
+        result = mailer_cli("check")
+    assert result.exit_code == 2 and "offers no login" in result.stderr, result.output
+    assert "remove it" in result.stderr and "via TLS" not in result.stderr
 
 
 def test_check_reports_a_message_too_large_for_size(
