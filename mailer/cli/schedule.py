@@ -255,6 +255,8 @@ def show_campaigns(listed: list[dict[str, Any]]) -> None:
     for row in listed:
         at = row["scheduled_at"]
         when = format_when(datetime.fromtimestamp(at, now.tzinfo), now) if at else "-"
+        if at and not any(row["counts"].get(s) for s in ("queued", "deferred")):
+            when = when.split(" (")[0]  # nothing waits for it: "(in 6 h)" would mislead
         stop = row["cancelled_at"]
         cancelled = f"{datetime.fromtimestamp(stop, now.tzinfo):%Y-%m-%d %H:%M}" if stop else ""
         per_state = ", ".join(f"{n} {s}" for s, n in row["counts"].items() if n) or "none"
