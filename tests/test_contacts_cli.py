@@ -83,6 +83,9 @@ def test_unknown_layout_exits_2_with_the_headers_and_no_traceback() -> None:
     assert result.stderr.startswith("mailer: error: ")
     assert "'ID', 'Wer', 'Kontaktweg'" in result.stderr
     assert "Traceback" not in result.stderr + result.stdout
+    typo = run(str(FIXTURES / "unknown_layout.csv"), "--map", "Kontaktwg=email")
+    assert typo.exit_code == 2 and "the column that --map names for email is not in" in (
+        typo.stderr) and "'ID', 'Wer', 'Kontaktweg'" in typo.stderr
     fixed = run(str(FIXTURES / "unknown_layout.csv"), "--map", "Kontaktweg=email", "--json")
     assert json.loads(fixed.stdout)["counts"]["accepted"] == 2
 
