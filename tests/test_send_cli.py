@@ -173,6 +173,9 @@ def test_confirmation_on_a_terminal(work: Path, server: SmtpServer) -> None:
     assert server.received == [] and status()["counts"] == {}
     code, out = run_on_a_terminal(work, server, b"n\n", "--provider", "m365")
     assert "rate 30/min, 10000/day, 1 connection(s)." in out
+    code, out = run_on_a_terminal(work, server, b"\x04")  # Ctrl-D (like Ctrl-C) at the question
+    assert code == 130 and "mailer: interrupted" in out and "Aborted!" not in out, out
+    assert server.received == [] and status()["counts"] == {}  # the journal as it was
     code, out = run_on_a_terminal(work, server, b"y\n")
     assert code == 0, out
     assert sorted(server.recipients()) == sorted(PEOPLE)

@@ -133,7 +133,8 @@ def note_columns(report: ColumnReport) -> None:
 
 def handle_errors(func: Callable[P, R]) -> Callable[P, R]:
     """Turn a MailerError into `mailer: error: ...` on stderr and its exit code.
-    Ctrl-C outside the sender (which handles it itself) exits quietly with 130."""
+    Ctrl-C outside the sender (which handles it itself), also at a question, exits
+    quietly with 130 (click's own "Aborted!" with exit 1 would hide it was an interrupt)."""
 
     @wraps(func)
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
@@ -142,7 +143,7 @@ def handle_errors(func: Callable[P, R]) -> Callable[P, R]:
         except MailerError as err:
             click.echo(f"mailer: error: {err}", err=True)
             sys.exit(err.exit_code)
-        except KeyboardInterrupt:
+        except (KeyboardInterrupt, click.exceptions.Abort):  # Abort: Ctrl-C/D at a prompt
             click.echo("\nmailer: interrupted", err=True)
             sys.exit(130)
 
