@@ -70,13 +70,22 @@ def environment(env_file: Path | None = None) -> dict[str, str]:
     """The process environment over the values of `.env` (the environment wins).
 
     The file is `env_file`, else $MAILER_ENV_FILE (empty: no file), else ./.env."""
+    configured = None
     if env_file is None:
         configured = os.environ.get("MAILER_ENV_FILE")
         env_file = Path.cwd() / ".env" if configured is None else Path(configured)
     path = env_file
     values: dict[str, str] = {}
+    if configured and not path.is_file():  # a name the user gave: silence would mislead
+        raise ConfigError(f"MAILER_ENV_FILE={configured!r} is not a file: point it at your "
+                          f".env, or unset it to read ./.env.")
     if str(path) not in ("", ".") and path.is_file():
-        values.update({k: v for k, v in dotenv_values(path).items() if v is not None})
+        try:
+            read = dotenv_values(path)
+        except (OSError, UnicodeDecodeError) as err:
+            raise ConfigError(f"Cannot read {path}: {err}. Fix its permissions or encoding "
+                              f"(UTF-8), or set MAILER_ENV_FILE to another file.") from None
+        values.update({k: v for k, v in read.items() if v is not None})
         for key in SECRET_KEYS:
             if values.get(key):
                 _warn_if_readable(path, key)

@@ -98,3 +98,17 @@ def test_state_dir_is_created(tmp_path: Path) -> None:
     target = tmp_path / "deep" / "state"
     assert state_dir({"MAILER_HOME": str(target)}) == target
     assert target.is_dir()
+
+
+def test_an_env_file_that_cannot_be_used_is_one_line_naming_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MAILER_ENV_FILE", str(tmp_path / "missing.env"))
+    with pytest.raises(ConfigError, match=r"MAILER_ENV_FILE=.*missing\.env' is not a file"):
+        environment()
+    latin = tmp_path / ".env"  # saved as cp1252 by an editor: was a UnicodeDecodeError
+    latin.write_bytes("MAILER_SMTP_HOST=smtp.example.com\n# Jürgen\n".encode("cp1252"))
+    monkeypatch.setenv("MAILER_ENV_FILE", str(latin))
+    with pytest.raises(ConfigError, match=r"Cannot read .*\.env: .*UTF-8") as err:
+        environment()
+    assert "\n" not in str(err.value)

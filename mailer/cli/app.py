@@ -224,7 +224,10 @@ def _env_provider() -> str | None:
     variable, not as a --provider the user never typed."""
     from .. import config
 
-    provider = config.environment().get("MAILER_PROVIDER", "").strip().lower()
+    try:  # runs while click parses: a ConfigError here must still be one line
+        provider = config.environment().get("MAILER_PROVIDER", "").strip().lower()
+    except ConfigError as err:
+        raise click.UsageError(str(err)) from None
     if provider and provider not in PRESETS:
         raise click.UsageError(
             f"MAILER_PROVIDER={provider!r} is not one of {', '.join(sorted(PRESETS))}; "
