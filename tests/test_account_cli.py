@@ -106,6 +106,8 @@ def test_init_never_overwrites_without_asking(work: Path) -> None:
     (("--name", "A", "--email", "a@example.org", "--provider", "ionos", "--auth", "oauth2"),
      "needs --auth password"),
     (("--name", "A", "--email", "a@gmail.com", "--channel", "myspace=x"), "not one of"),
+    (("--name", "A", "--email", "a@gmail.com", "--channel", "other=x"),
+     'by hand afterwards (network = "other" with a label)'),
     (("--email", "a@gmail.com",), "--name is needed"),
     (("--name", "A", "--email", "a@gmail.com", "--channel", "mastodon=not a handle"),
      "profile.toml, line 10: channels"),

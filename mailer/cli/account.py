@@ -193,7 +193,9 @@ def _channel(text: str) -> tuple[str, str]:
                           f"linkedin=alex-example.")
     if network not in NETWORKS or network == "other":
         raise ConfigError(f"--channel {text!r}: {network!r} is not one of "
-                          f"{', '.join(n for n in NETWORKS if n != 'other')}.")
+                          f"{', '.join(n for n in NETWORKS if n != 'other')}; any other "
+                          f"channel goes into profile.toml by hand afterwards "
+                          f"(network = \"other\" with a label).")
     return network, value.strip()
 
 
