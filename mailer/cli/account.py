@@ -170,7 +170,9 @@ def _ask(value: str | None, prompt: str, *, interactive: bool, default: str | No
     if not interactive:
         if default is not None or not required:
             return default or ""
-        raise ConfigError(f"{option} is needed when there is no terminal to ask on.")
+        raise ConfigError(f"{option} is needed when there is no terminal to ask on: pass it, "
+                          f"or run `mailer init` in a terminal to be asked (`mailer init "
+                          f"--help` lists the options).")
     answer = click.prompt(prompt, default=default if default is not None else
                           ("" if not required else None), show_default=bool(default))
     return str(answer).strip()
