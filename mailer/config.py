@@ -182,7 +182,7 @@ def state_dir(env: Mapping[str, str]) -> Path:
         Path(configured).expanduser() if configured else Path(platformdirs.user_data_dir("mailer"))
     )
     try:
-        path.mkdir(parents=True, exist_ok=True)
+        path.mkdir(parents=True, exist_ok=True, mode=0o700)  # journal, problems: contact data
     except OSError as err:
         raise ConfigError(f"Cannot create the state directory {path}: {err.strerror}") from None
     return path

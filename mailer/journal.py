@@ -230,7 +230,10 @@ class Journal:
     def __init__(self, path: Path) -> None:
         self.path = path
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
+            path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            # contact data: a new journal is the user's alone (SQLite gives -wal and -shm
+            # the database file's mode)
+            os.close(os.open(path, os.O_CREAT | os.O_RDONLY, 0o600))
             # autocommit mode: every transaction below is explicit
             self._db = sqlite3.connect(path, isolation_level=None, timeout=BUSY_TIMEOUT)
             self._db.execute("PRAGMA journal_mode=WAL")
@@ -240,7 +243,7 @@ class Journal:
             self._db.execute("PRAGMA foreign_keys=ON")
             self._db.executescript(SCHEMA)
             self._add_missing_columns()
-        except sqlite3.Error as err:
+        except (sqlite3.Error, OSError) as err:
             raise JournalError(f"Cannot open the journal {path}: {err}") from None
         self._staged = False
         self._run_id: str | None = None
@@ -502,7 +505,7 @@ class Journal:
 
     def _lock_path(self, run_id: str) -> Path:
         folder = self.path.with_name(self.path.name + ".runs")
-        folder.mkdir(exist_ok=True)
+        folder.mkdir(exist_ok=True, mode=0o700)
         return folder / f"{run_id}.lock"
 
     def _owner_alive(self, run_id: str) -> bool:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import os
 import re
 from collections import Counter
 from collections.abc import Iterable, Mapping
@@ -38,6 +39,13 @@ class PreviewSummary:
         return summary_line(self.counts)
 
 
+def _private(path: Path) -> Path:
+    """`path`, created (or kept) readable by the user only before it is written."""
+    os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
+    os.chmod(path, 0o600)
+    return path
+
+
 def write_preview(
     items: Iterable[PlanItem], out: Path, *, date: datetime | None = None
 ) -> PreviewSummary:
@@ -48,7 +56,7 @@ def write_preview(
     when = date if date is not None else datetime.now().astimezone()
     plan = tuple(items)
     try:
-        out.mkdir(parents=True, exist_ok=True)
+        out.mkdir(parents=True, exist_ok=True, mode=0o700)  # the messages hold contact data
         for old in out.glob("[0-9][0-9][0-9][0-9]-*.eml"):
             old.unlink()
         rows = []
@@ -56,11 +64,11 @@ def write_preview(
             eml = ""
             if item.draft is not None:
                 eml = f"{number:04d}-{_file_part(item.email)}.eml"
-                (out / eml).write_bytes(item.draft.wire(when))
+                _private(out / eml).write_bytes(item.draft.wire(when))
             rows.append({"number": number, "item": item, "eml": eml})
         counted = Counter(item.status for item in plan)
         counts = {status: counted[status] for status in Status if counted[status]}
-        index = out / "index.html"
+        index = _private(out / "index.html")
         index.write_text(
             _INDEX.render(
                 rows=rows,

@@ -198,3 +198,13 @@ def test_a_journal_from_before_the_source_column_is_upgraded(tmp_path: Path) -> 
         j.enqueue("c1", [dataclasses.replace(make_draft("b@example.com"), source="x.csv:3")])
         assert [(r.recipient, r.source) for r in j.rows("c1")] == [
             ("a@example.com", ""), ("b@example.com", "x.csv:3")]
+
+
+def test_a_new_journal_and_its_folders_are_the_users_alone(tmp_path: Path) -> None:
+    """It holds every contact's address: not for other users of the machine."""
+    path = tmp_path / "state" / "journal.sqlite3"
+    with Journal(path) as journal:
+        assert journal.run_id  # creates the run's lock folder
+    assert path.parent.stat().st_mode & 0o777 == 0o700
+    assert path.stat().st_mode & 0o777 == 0o600
+    assert path.with_name(path.name + ".runs").stat().st_mode & 0o777 == 0o700
