@@ -144,7 +144,8 @@ def test_bad_rate_is_a_usage_error(work: Path, server: SmtpServer) -> None:
 
 def test_status_without_any_send(work: Path) -> None:
     result = mailer("status")
-    assert result.exit_code == 0 and "No campaigns yet" in result.output
+    assert result.exit_code == 0 and "No campaigns yet in " in result.output
+    assert "MAILER_HOME" in result.output
     assert mailer("status", "--campaign", "nope").exit_code == 2
 
 

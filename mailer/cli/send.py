@@ -324,7 +324,11 @@ def status(campaign_name: str | None, as_json: bool) -> None:
         click.echo(json.dumps({"campaign": name, "counts": {str(s): n for s, n in counts.items()},
                                "recipients": [r.to_json() for r in rows]}, ensure_ascii=False))
     elif found is None:
-        click.echo("No campaigns yet: nothing was sent from here.")
+        from .. import config
+
+        # where it looked: a cron job or another shell may use another MAILER_HOME
+        home = config.state_dir(config.environment())
+        click.echo(f"No campaigns yet in {home} (the state directory; MAILER_HOME sets it).")
     else:
         show_status(*found)
 
