@@ -95,12 +95,15 @@ def install_command(kind: Kind | None, every: int, print_only: bool,
     from .. import config, timer
 
     choose_rates(rates, provider)  # a bad --rate fails now, not in every cron run
+    env = config.environment()
+    # likewise --inbox without an IMAP account (checked without running a password command)
+    if with_inbox and config.imap_settings(env, provider, password=lambda *_: "") is None:
+        imap_settings(provider)  # raises "No IMAP server configured: set ..."
     passed = [*(("--provider", provider) if provider else ()),
               *(arg for rate in rates for arg in ("--rate", rate)),
               *(("--concurrency", str(concurrency)) if concurrency != 1 else ()),
               *(("--inbox",) if with_inbox else ()),
               *(("--no-sent-copy",) if no_sent_copy else ())]
-    env = config.environment()
     tools = timer.Tools.from_env(env)
     kind = kind or tools.default_kind()
     state = config.state_dir(env)
