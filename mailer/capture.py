@@ -57,6 +57,17 @@ class CaptureServer:
         )
 
     def __enter__(self) -> CaptureServer:
+        # Bind once first: aiosmtpd reports a taken port only after its 5 s ready timeout.
+        try:
+            with socket.socket(socket.AF_INET6 if ":" in self.host else socket.AF_INET) as probe:
+                probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as asyncio does
+                probe.bind((self.host, self.port))
+        except OSError as err:
+            raise ConfigError(
+                f"Cannot start the capture server on {self.host}:{self.port}: "
+                f"{err.strerror or err} (another capture server?): stop it, or choose "
+                f"another --port."
+            ) from None
         try:
             self._controller.start()
         except (OSError, RuntimeError) as err:

@@ -79,13 +79,22 @@ def environment(env_file: Path | None = None) -> dict[str, str]:
     """The process environment over the values of `.env` (the environment wins).
 
     The file is `env_file`, else $MAILER_ENV_FILE (empty: no file), else ./.env."""
+    configured = None
     if env_file is None:
         configured = os.environ.get("MAILER_ENV_FILE")
         env_file = Path.cwd() / ".env" if configured is None else Path(configured)
     path = env_file
     values: dict[str, str] = {}
+    if configured and not path.is_file():  # a name the user gave: silence would mislead
+        raise ConfigError(f"MAILER_ENV_FILE={configured!r} is not a file: point it at your "
+                          f".env, or unset it to read ./.env.")
     if str(path) not in ("", ".") and path.is_file():
-        values.update({k: v for k, v in dotenv_values(path).items() if v is not None})
+        try:
+            read = dotenv_values(path)
+        except (OSError, UnicodeDecodeError) as err:
+            raise ConfigError(f"Cannot read {path}: {err}. Fix its permissions or encoding "
+                              f"(UTF-8), or set MAILER_ENV_FILE to another file.") from None
+        values.update({k: v for k, v in read.items() if v is not None})
         for key in SECRET_KEYS:
             if values.get(key):
                 _warn_if_readable(path, key)
@@ -109,6 +118,27 @@ def _warn_if_readable(path: Path, key: str) -> None:
               f"machine can read it; fix it with: chmod 600 {path}", file=sys.stderr)
 
 
+_FIX = "; set it in .env or the environment (see README, 'Your SMTP account')."
+
+
+def _number(env: Mapping[str, str], key: str, default: float, *, port: bool = False) -> float:
+    """A positive number setting (a port: an integer 1..65535), or a one-line error that
+    names the variable and where to fix it; 0 or less would make every step time out."""
+    text = env.get(key, "").strip()
+    if not text:
+        return default
+    try:
+        value = int(text) if port else float(text)
+    except ValueError:
+        kind = "a port number" if port else "a number of seconds"
+        raise ConfigError(f"{key}={text!r} is not {kind}{_FIX}") from None
+    if port and not 0 < value < 65536:
+        raise ConfigError(f"{key}={text} is out of range (1 to 65535){_FIX}")
+    if not value > 0:
+        raise ConfigError(f"{key}={text} must be more than 0 seconds{_FIX}")
+    return value
+
+
 def _connection(
     env: Mapping[str, str], prefix: str, default_security: str, default_ports: Mapping[str, int]
 ) -> tuple[str, int, float]:
@@ -117,16 +147,10 @@ def _connection(
     security = env.get(f"{prefix}_SECURITY", "").strip().lower() or default_security
     if security not in SECURITY_MODES:
         raise ConfigError(
-            f"{prefix}_SECURITY={security!r} is not one of {', '.join(SECURITY_MODES)}."
+            f"{prefix}_SECURITY={security!r} is not one of {', '.join(SECURITY_MODES)}{_FIX}"
         )
-    port_text = env.get(f"{prefix}_PORT", "").strip()
-    try:
-        port = int(port_text) if port_text else default_ports[security]
-    except ValueError:
-        raise ConfigError(f"{prefix}_PORT={port_text!r} is not a number.") from None
-    if not 0 < port < 65536:
-        raise ConfigError(f"{prefix}_PORT={port} is out of range.")
-    return security, port, _seconds(env, f"{prefix}_TIMEOUT", 30.0)
+    port = int(_number(env, f"{prefix}_PORT", default_ports[security], port=True))
+    return security, port, _number(env, f"{prefix}_TIMEOUT", 30.0)
 
 
 def smtp_settings(env: Mapping[str, str]) -> SmtpSettings:
@@ -134,16 +158,16 @@ def smtp_settings(env: Mapping[str, str]) -> SmtpSettings:
     host = env.get("MAILER_SMTP_HOST", "").strip()
     if not host:
         raise ConfigError(
-            "No SMTP server configured: set MAILER_SMTP_HOST (and _PORT, _USERNAME, "
-            "_PASSWORD, _SECURITY) in the environment or in .env; see .env.example."
+            "No SMTP server configured: run `mailer init` here (it writes .env), or set "
+            "MAILER_SMTP_HOST (and _PORT, _SECURITY, _USERNAME) in .env or the environment."
         )
     security, port, timeout = _connection(env, "MAILER_SMTP", "starttls", DEFAULT_PORTS)
-    data_timeout = _seconds(env, "MAILER_SMTP_DATA_TIMEOUT", 600.0)
+    data_timeout = _number(env, "MAILER_SMTP_DATA_TIMEOUT", 600.0)
     username = env.get("MAILER_SMTP_USERNAME", "").strip()
     password = env.get("MAILER_SMTP_PASSWORD", "")
     auth = env.get("MAILER_SMTP_AUTH", "").strip().lower() or "password"
     if auth not in AUTH_MODES:
-        raise ConfigError(f"MAILER_SMTP_AUTH={auth!r} is not one of {', '.join(AUTH_MODES)}.")
+        raise ConfigError(f"MAILER_SMTP_AUTH={auth!r} is not one of {', '.join(AUTH_MODES)}{_FIX}")
     from .oauth import TokenSource, oauth_settings
     from .secrets import PasswordSource
 
@@ -154,7 +178,7 @@ def smtp_settings(env: Mapping[str, str]) -> SmtpSettings:
         credentials = TokenSource(oauth_settings(env, host), username)
     elif username:
         command = env.get("MAILER_SMTP_PASSWORD_COMMAND", "").strip()
-        wait = _seconds(env, "MAILER_SMTP_PASSWORD_TIMEOUT", 60.0)
+        wait = _number(env, "MAILER_SMTP_PASSWORD_TIMEOUT", 60.0)
         credentials = PasswordSource(host, username, command, password, wait)
     settings = SmtpSettings(
         host=host,
@@ -171,17 +195,6 @@ def smtp_settings(env: Mapping[str, str]) -> SmtpSettings:
     )
     settings.check_safe()
     return settings
-
-
-def _seconds(env: Mapping[str, str], name: str, default: float) -> float:
-    text = env.get(name, "").strip()
-    try:
-        value = float(text) if text else default
-    except ValueError:
-        raise ConfigError(f"{name}={text!r} is not a number of seconds.") from None
-    if not 0 < value < float("inf"):
-        raise ConfigError(f"{name}={text!r} must be a positive number of seconds.")
-    return value
 
 
 def state_dir(env: Mapping[str, str]) -> Path:

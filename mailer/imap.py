@@ -31,6 +31,10 @@ SENT = b"\\Sent"
 _ERRORS = (IMAPClientError, OSError)  # OSError covers timeouts and ssl.SSLError
 
 
+_CHECK = ("Check MAILER_IMAP_HOST, MAILER_IMAP_PORT and MAILER_IMAP_SECURITY (tls is usually "
+          "port 993, starttls port 143).")
+
+
 class Mailbox:
     """`with Mailbox(settings) as box:` connects, secures and logs in."""
 
@@ -51,9 +55,9 @@ class Mailbox:
             client = IMAPClient(s.host, port=s.port, ssl=s.security == "tls",
                                 ssl_context=tls, timeout=s.timeout)
         except ssl.SSLError as err:
-            raise ImapError(f"TLS with {self.where} failed: {err}") from None
+            raise ImapError(f"TLS with {self.where} failed: {err}. {_CHECK}") from None
         except _ERRORS as err:
-            raise ImapError(f"Cannot connect to {self.where}: {err}") from None
+            raise ImapError(f"Cannot connect to {self.where}: {err}. {_CHECK}") from None
         try:
             if s.security == "starttls":
                 client.starttls(tls)

@@ -93,9 +93,11 @@ class Composer:
             (lang, "--lang") if lang is not None else (profile.lang, "The profile's lang")
         )
         if wanted not in self.languages:
+            where = "the shipped templates have" if templates is None else f"{self.folder} has"
             raise ConfigError(
-                f"{what} is {wanted!r}, but {self.folder} has templates only for "
-                f"{', '.join(self.languages)}."
+                f"{what} is {wanted!r}, but {where} templates only for "
+                f"{', '.join(self.languages)}: choose one of those, or add a {wanted}/ folder "
+                f"to your own templates (--templates DIR; README: 'Your own templates')."
             )
         self.lang = lang
         self._message_id = message_id or self._random_message_id

@@ -244,8 +244,11 @@ def load_profile(path: Path) -> Profile:
     """Read and validate profile.toml; every error names the file, line and key."""
     try:
         text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as err:
-        raise ConfigError(f"Cannot read the profile {path}: {err}") from None
+    except UnicodeDecodeError as err:
+        raise ConfigError(f"Cannot read the profile {path}: {err}. TOML is UTF-8: save it "
+                          f"as UTF-8 in your editor.") from None
+    except OSError as err:
+        raise ConfigError(f"Cannot read the profile {path}: {err.strerror or err}.") from None
     return parse_profile(text, path)
 
 

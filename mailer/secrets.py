@@ -24,6 +24,7 @@ import threading
 from dataclasses import dataclass, field
 
 import keyring
+import keyring.backends.fail
 import keyring.errors
 
 from .errors import AuthError, ConfigError
@@ -53,9 +54,18 @@ def keyring_set(service: str, account: str, secret: str) -> None:
         keyring.set_password(service, account, secret)
     except (keyring.errors.KeyringError, RuntimeError) as err:
         raise ConfigError(
-            f"Cannot store the secret in the OS keyring ({keyring_name()}): {clean(str(err))}. "
-            f"Use MAILER_SMTP_PASSWORD_COMMAND (e.g. `pass show mail/smtp`) instead."
+            f"Cannot store the secret in the OS keyring: {_keyring_problem(err)}. Set "
+            f"MAILER_SMTP_PASSWORD_COMMAND (e.g. `pass show mail/smtp`) in .env instead, "
+            f"or MAILER_SMTP_PASSWORD in a .env only you can read."
         ) from None
+
+
+def _keyring_problem(err: Exception) -> str:
+    """Why the keyring failed, in a clause: without any backend keyring's own text is a
+    paragraph about installing backends (a headless machine without Secret Service)."""
+    if isinstance(keyring.get_keyring(), keyring.backends.fail.Keyring):
+        return "this machine has none (no Secret Service, Keychain or Credential Locker)"
+    return f"{keyring_name()}: {clean(str(err)).rstrip('.')}"
 
 
 def keyring_delete(service: str, account: str) -> bool:
@@ -66,7 +76,7 @@ def keyring_delete(service: str, account: str) -> bool:
         return False
     except (keyring.errors.KeyringError, RuntimeError) as err:
         raise ConfigError(
-            f"Cannot reach the OS keyring ({keyring_name()}): {clean(str(err))}"
+            f"Cannot reach the OS keyring to remove the secret: {_keyring_problem(err)}."
         ) from None
     return True
 

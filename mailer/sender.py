@@ -124,7 +124,7 @@ class SendSummary:
     stopped: str = ""  # "" ran to the end; otherwise why it stopped early
     logins: int = 0
     fed: int = 0  # rows the feed queued during the run
-    unknown: int = 0  # in this run: no reply to the final dot
+    unknown: int = 0  # in this run: no reply to the final dot, or cut off after it
 
     @property
     def complete(self) -> bool:
@@ -289,6 +289,7 @@ class _Run:
             raise
         except asyncio.CancelledError:
             if conn.dot_written:
+                self.unknown += 1
                 await patiently(partial(
                     self.journal.mark, row.id, State.UNKNOWN, None,
                     "stopped after the whole message, before the server's reply"))

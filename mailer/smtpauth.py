@@ -74,6 +74,13 @@ async def authenticate(smtp: aiosmtplib.SMTP, settings: SmtpSettings) -> str:
                 token = await asyncio.to_thread(credentials.renew, token)  # once
                 await _oauth_login(smtp, settings, mechanism, token)
             return mechanism.upper()
+        if not methods:  # aiosmtplib would say "try connecting via TLS", often wrong here
+            raise AuthError(
+                f"{where} offers no login (no AUTH after EHLO), but MAILER_SMTP_USERNAME is "
+                f"set. For a server that needs none (a local relay, `mailer capture`) remove "
+                f"it; else check MAILER_SMTP_PORT and MAILER_SMTP_SECURITY (submission: 587 "
+                f"with starttls, or 465 with tls)."
+            )
         password = (
             settings.password if credentials is None
             else await asyncio.to_thread(credentials.password)

@@ -19,13 +19,11 @@ import tzlocal
 
 from .errors import ConfigError
 
-ACCEPTED_FORMS = """\
-  now
-  2026-11-30T09:00, 2026-11-30 09:00+01:00, 2026-11-30   ISO 8601; without a zone it is local time
-  today 18:30, tomorrow 09:00                             also German: heute, morgen
-  mon 09:00, Monday 9am, Mo 09:00, Montag 9 Uhr           the next such weekday, English or German
-  9:30, 9.30, 9am, 9:30 pm, 9 Uhr, 9.30 Uhr, um 9 Uhr     how the time of day may be written
-  in 2h, in 30 min, in 3 days, in 1h30m                   real elapsed time from now"""
+# One line, like every error: the forms a user is most likely to mean.
+ACCEPTED_FORMS = (
+    "'now', '2026-11-30T09:00' (local time; '+01:00' for another zone), 'today 18:30', "
+    "'tomorrow 09:00', 'mon 09:00', 'Montag 9 Uhr', 'in 2h', 'in 1h30m' or 'in 3 days'"
+)
 
 # Day words are a closed, tiny vocabulary.  dateparser is not used for them
 # because it picks next week for "mon 09:00" on a Monday at 08:00 and shifts
@@ -104,7 +102,10 @@ def parse_when(text: str, now: datetime) -> datetime:
         or _parse_day_and_time(words, now, now.tzinfo)
     )
     if when is None:
-        raise ConfigError(f"Cannot understand the time {text!r}. Accepted forms:\n{ACCEPTED_FORMS}")
+        raise ConfigError(
+            f"Cannot understand the time {text!r}; write it like {ACCEPTED_FORMS} "
+            "(README, '--at WHEN', has every form)."
+        )
     if when < now:
         raise ConfigError(
             f"{text!r} means {format_when(when, now)}, which is in the past. "

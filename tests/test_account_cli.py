@@ -106,6 +106,8 @@ def test_init_never_overwrites_without_asking(work: Path) -> None:
     (("--name", "A", "--email", "a@example.org", "--provider", "ionos", "--auth", "oauth2"),
      "needs --auth password"),
     (("--name", "A", "--email", "a@gmail.com", "--channel", "myspace=x"), "not one of"),
+    (("--name", "A", "--email", "a@gmail.com", "--channel", "other=x"),
+     'by hand afterwards (network = "other" with a label)'),
     (("--email", "a@gmail.com",), "--name is needed"),
     (("--name", "A", "--email", "a@gmail.com", "--channel", "mastodon=not a handle"),
      "profile.toml, line 10: channels"),
@@ -162,6 +164,37 @@ def test_login_check_logout_with_the_keyring(
     assert result.exit_code == 2 and "run `mailer login`" in result.output
 
 
+def test_login_without_any_keyring_says_what_to_use_instead(
+    work: Path, server: SmtpServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A headless machine without Secret Service: one line naming the alternatives,
+    not keyring's paragraph about installing backends."""
+    from keyring.backends.fail import Keyring as NoKeyring
+
+    assert init_for(server).exit_code == 0
+    use_env_file(monkeypatch, work)
+    monkeypatch.setattr(keyring.core, "_keyring_backend", NoKeyring())
+    result = mailer_cli("login", input=PASSWORD + "\n")
+    assert result.exit_code == 2 and PASSWORD not in result.output
+    assert result.stderr.count("\n") == 1, result.stderr
+    assert result.stderr.startswith("mailer: error: Cannot store the secret in the OS keyring: "
+                                     "this machine has none")
+    assert "MAILER_SMTP_PASSWORD_COMMAND" in result.stderr and ".." not in result.stderr
+    result = mailer_cli("logout")
+    assert result.exit_code == 2 and result.stderr.count("\n") == 1, result.stderr
+    assert "this machine has none" in result.stderr and "backend" not in result.stderr
+
+
+def test_login_with_nothing_entered_says_how_to_give_it(
+    work: Path, server: SmtpServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert init_for(server).exit_code == 0
+    use_env_file(monkeypatch, work)
+    result = mailer_cli("login", input="")
+    assert result.exit_code == 2
+    assert "nothing was stored" in result.stderr and "| mailer login" in result.stderr
+
+
 def test_check_failures_say_what_to_change(
     work: Path, server: SmtpServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -192,6 +225,12 @@ def test_check_failures_say_what_to_change(
     unresolved = aiosmtplib.SMTPConnectError("Error connecting to smtp.example.invalid")
     unresolved.__cause__ = socket.gaierror(-2, "Name or service not known")
     assert "Check MAILER_SMTP_HOST" in connect_hint(unresolved)  # no DNS query in tests
+    with SmtpServer() as open_relay:  # no AUTH at all, like `mailer capture`
+        monkeypatch.setenv("MAILER_SMTP_PORT", str(open_relay.port))
+        monkeypatch.setenv("MAILER_SMTP_SECURITY", "none")
+        result = mailer_cli("check")
+    assert result.exit_code == 2 and "offers no login" in result.stderr, result.output
+    assert "remove it" in result.stderr and "via TLS" not in result.stderr
 
 
 def test_check_reports_a_message_too_large_for_size(

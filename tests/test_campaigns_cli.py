@@ -97,6 +97,18 @@ def test_a_cancelled_scheduled_campaign_is_never_sent(
     assert server.received == []
 
 
+def test_a_rehearsed_campaign_shows_its_time_without_a_countdown(
+    work: Path, server: SmtpServer, berlin: ZoneInfo
+) -> None:
+    """After `run-due --now` sent everything, "(in 6 h)" beside the time would suggest
+    that something is still waiting."""
+    assert send("--yes", "--at", "in 6h").exit_code == 0
+    assert "(in 6 h" in mailer("campaigns").output
+    assert run_due(datetime.now(UTC) + timedelta(hours=7)).exit_code == 0
+    text = mailer("campaigns").output
+    assert "3 sent" in text and "(in " not in text, text
+
+
 def test_capture_listens_stores_and_stops_on_ctrl_c(tmp_path: Path) -> None:
     port = free_port()
     code = "import mailer.cli.capture; from mailer.cli.app import main; main()"

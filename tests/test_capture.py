@@ -28,3 +28,11 @@ def test_capture_stores_each_recipient_in_maildir(tmp_path: Path) -> None:
 def test_capture_refuses_non_loopback(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="loopback"):
         CaptureServer(tmp_path / "Maildir", host="0.0.0.0")
+
+
+def test_a_taken_port_is_refused_with_the_next_step(tmp_path: Path) -> None:
+    with CaptureServer(tmp_path / "first") as first:
+        with pytest.raises(ConfigError, match=r"another capture server\?\): stop it, or choose "
+                                              r"another --port") as err:
+            CaptureServer(tmp_path / "second", port=first.port).__enter__()
+        assert f"127.0.0.1:{first.port}" in str(err.value)

@@ -83,6 +83,9 @@ def test_unknown_layout_exits_2_with_the_headers_and_no_traceback() -> None:
     assert result.stderr.startswith("mailer: error: ")
     assert "'ID', 'Wer', 'Kontaktweg'" in result.stderr
     assert "Traceback" not in result.stderr + result.stdout
+    typo = run(str(FIXTURES / "unknown_layout.csv"), "--map", "Kontaktwg=email")
+    assert typo.exit_code == 2 and "the column that --map names for email is not in" in (
+        typo.stderr) and "'ID', 'Wer', 'Kontaktweg'" in typo.stderr
     fixed = run(str(FIXTURES / "unknown_layout.csv"), "--map", "Kontaktweg=email", "--json")
     assert json.loads(fixed.stdout)["counts"]["accepted"] == 2
 
@@ -108,3 +111,12 @@ def test_contacts_kept_without_an_invalid_value_are_listed(tmp_path: Path) -> No
     assert "Accepted, invalid values dropped" in result.stdout
     assert "invalid e-mail value(s) dropped, contact kept: 'not an address'" in result.stdout
     assert result.stdout.splitlines()[-1] == "read 1 = accepted 1 + duplicate 0 + rejected 0"
+
+
+def test_only_rejects_print_no_empty_accepted_table(tmp_path: Path) -> None:
+    broken = tmp_path / "broken.vcf"
+    broken.write_text("BEGIN:VCARD\nFN:Mia Weber\n", encoding="utf-8")
+    result = run(str(broken))
+    assert result.exit_code == 0, result.output
+    assert "Accepted" not in result.output and "Rejected" in result.output
+    assert result.output.rstrip().endswith("read 1 = accepted 0 + duplicate 0 + rejected 1")

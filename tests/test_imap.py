@@ -46,5 +46,7 @@ def test_a_closed_port_is_a_one_line_error(dovecot: Dovecot) -> None:
     from tests.smtpd import free_port
 
     settings = replace(dovecot.settings(), port=free_port())
-    with pytest.raises(ImapError, match="Cannot connect"):
+    with pytest.raises(ImapError, match="Cannot connect") as err:
         Mailbox(settings, tls_context=dovecot.client_tls()).__enter__()
+    assert "Check MAILER_IMAP_HOST, MAILER_IMAP_PORT" in str(err.value)  # the next step
+    assert "\n" not in str(err.value)

@@ -43,7 +43,7 @@ def test_presets_fill_in_the_host_from_the_provider_or_the_smtp_host() -> None:
 @pytest.mark.parametrize(("env", "message"), [
     ({"MAILER_IMAP_HOST": "imap.example.com", "MAILER_IMAP_SECURITY": "none"}, "unencrypted"),
     ({"MAILER_IMAP_HOST": "imap.example.com", "MAILER_IMAP_SECURITY": "ssl"}, "not one of"),
-    ({"MAILER_IMAP_HOST": "imap.example.com", "MAILER_IMAP_PORT": "x"}, "not a number"),
+    ({"MAILER_IMAP_HOST": "imap.example.com", "MAILER_IMAP_PORT": "x"}, "not a port number"),
     ({"MAILER_IMAP_HOST": "imap.example.com", "MAILER_IMAP_PORT": "70000"}, "out of range"),
     ({"MAILER_IMAP_HOST": "imap.example.com", "MAILER_SMTP_USERNAME": ""}, "No IMAP login"),
 ])

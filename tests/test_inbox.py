@@ -369,7 +369,10 @@ def test_at_a_terminal_the_unclear_ones_are_asked_about(work: Path, server: Smtp
     assert "0 message(s) to sort" in again.output, again.output
 
 
-def test_schedule_install_passes_inbox_on_to_run_due(work: Path) -> None:
+def test_schedule_install_passes_inbox_on_to_run_due(work: Path,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MAILER_IMAP_HOST", "imap.example.com")  # --inbox needs an account
+    monkeypatch.setenv("MAILER_IMAP_USERNAME", "alex@example.com")
     cron = cli("schedule", "install", "--cron", "--print", "--inbox", "--no-sent-copy")
     assert cron.exit_code == 0, cron.output
     assert " run-due --inbox --no-sent-copy >> " in cron.output

@@ -216,3 +216,13 @@ def test_a_paused_campaign_is_not_due_and_its_deferred_rows_wait(tmp_path: Path)
         j.unpause("c1")
         assert j.due_campaigns(time.time()) == ["c1", "c2"]
         assert j.retry_deferred(time.time() + 86400) == 1
+
+
+def test_a_new_journal_and_its_folders_are_the_users_alone(tmp_path: Path) -> None:
+    """It holds every contact's address: not for other users of the machine."""
+    path = tmp_path / "state" / "journal.sqlite3"
+    with Journal(path) as journal:
+        assert journal.run_id  # creates the run's lock folder
+    assert path.parent.stat().st_mode & 0o777 == 0o700
+    assert path.stat().st_mode & 0o777 == 0o600
+    assert path.with_name(path.name + ".runs").stat().st_mode & 0o777 == 0o700

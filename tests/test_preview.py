@@ -183,3 +183,12 @@ def test_preview_command_reports_template_errors(project_root: Path, tmp_path: P
     assert result.exit_code == 2
     assert "en/body.txt.j2, line 1" in result.output
     assert "Traceback" not in result.output
+
+
+def test_the_preview_is_readable_by_the_user_only(tmp_path: Path, items: list[PlanItem]) -> None:
+    """The .eml files and the page carry every contact's name and address."""
+    out = tmp_path / "preview"
+    write_preview(items, out, date=DATE)
+    assert out.stat().st_mode & 0o777 == 0o700
+    for path in out.iterdir():
+        assert path.stat().st_mode & 0o777 == 0o600, path

@@ -162,6 +162,13 @@ def test_errors_name_the_key_and_line(tmp_path: Path, body: str, expected: str) 
     assert expected in str(err.value)
 
 
+def test_a_profile_saved_in_another_encoding_says_to_save_it_as_utf8(tmp_path: Path) -> None:
+    path = tmp_path / "profile.toml"
+    path.write_bytes('name = "Jürgen"\nemail = "j@example.com"\n'.encode("cp1252"))
+    with pytest.raises(ConfigError, match="save it as UTF-8"):
+        load_profile(path)
+
+
 def test_photo_too_big_is_refused_and_a_small_one_is_embedded(tmp_path: Path) -> None:
     (tmp_path / "big.jpg").write_bytes(b"\xff\xd8" + b"\0" * 200_000)
     path = write_profile(tmp_path, 'name = "A B"\nemail = "a@example.com"\nphoto = "big.jpg"\n')

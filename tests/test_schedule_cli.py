@@ -212,3 +212,13 @@ def test_install_passes_the_sending_limits_on_to_run_due(fakes: Fakes) -> None:
     assert " run-due --provider gmail --rate 10/min --concurrency 2 >> " in cron.output
     bad = run("install", "--cron", "--print", "--rate", "lots")
     assert bad.exit_code == 2 and "--rate" in bad.output
+
+
+def test_install_with_inbox_but_no_imap_account_fails_now_not_in_every_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("MAILER_SMTP_HOST", "smtp.example.org")  # no IMAP preset for it
+    result = CliRunner().invoke(main, ["schedule", "install", "--cron", "--inbox", "--print"])
+    assert result.exit_code == 2
+    assert result.stderr.startswith("mailer: error: No IMAP server configured: set")

@@ -146,7 +146,8 @@ def test_bad_rate_is_a_usage_error(work: Path, server: SmtpServer) -> None:
 
 def test_status_without_any_send(work: Path) -> None:
     result = mailer("status")
-    assert result.exit_code == 0 and "No campaigns yet" in result.output
+    assert result.exit_code == 0 and "No campaigns yet in " in result.output
+    assert "MAILER_HOME" in result.output
     assert mailer("status", "--campaign", "nope").exit_code == 2
 
 
@@ -175,6 +176,9 @@ def test_confirmation_on_a_terminal(work: Path, server: SmtpServer) -> None:
     assert server.received == [] and status()["counts"] == {}
     code, out = run_on_a_terminal(work, server, b"n\n", "--provider", "m365")
     assert "pace one message every 2 s (30/min), at most 10000/day, 1 connection(s)." in out
+    code, out = run_on_a_terminal(work, server, b"\x04")  # Ctrl-D (like Ctrl-C) at the question
+    assert code == 130 and "mailer: interrupted" in out and "Aborted!" not in out, out
+    assert server.received == [] and status()["counts"] == {}  # the journal as it was
     code, out = run_on_a_terminal(work, server, b"y\n")
     assert code == 0, out
     assert sorted(server.recipients()) == sorted(PEOPLE)
@@ -229,6 +233,34 @@ def test_ctrl_c_pauses_run_due_leaves_it_and_the_printed_command_resumes(
         assert sorted(srv.recipients()) == people
 
 
+@pytest.mark.slow
+def test_a_second_ctrl_c_says_which_messages_are_unknown(
+    work: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The second Ctrl-C cuts the transaction in flight off: the hint must not claim it
+    was finished and recorded, and must name the command for the `unknown` one."""
+    with SmtpServer(data_delay=5.0) as srv:
+        env = {**os.environ, **srv.env(), "PYTHONPATH": str(PROJECT)}
+        cmd = [sys.executable, "-c", CLI, "send", "contacts.csv", "--profile", "profile.toml",
+               "--rate", "none", "--yes"]
+        proc = subprocess.Popen(cmd, cwd=work, env=env, text=True,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        deadline = time.monotonic() + 60
+        while srv.handler.connections < 1 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        time.sleep(1.0)  # the first message is in its DATA phase (5 s until the reply)
+        proc.send_signal(signal.SIGINT)
+        time.sleep(0.3)
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130, err
+    said = out + err
+    assert "finished and recorded" not in said
+    assert "1 message(s) are 'unknown'" in said, said
+    assert "`mailer resend --unknown --campaign contacts`" in said
+    assert "Traceback" not in said
+
+
 def test_an_address_listed_twice_is_mailed_once(work: Path, server: SmtpServer) -> None:
     with (work / "contacts.csv").open("a", encoding="utf-8") as f:
         f.write("Anna Again,ANNA@example.com\n")
@@ -236,3 +268,43 @@ def test_an_address_listed_twice_is_mailed_once(work: Path, server: SmtpServer) 
     assert result.exit_code == 0, result.output
     assert "read 5 = new 3 + duplicate 1 + rejected 1" in result.output
     assert sorted(server.recipients()) == sorted(PEOPLE)
+
+
+def test_status_and_campaigns_to_a_pipe_keep_each_address_and_name_whole(
+    work: Path, server: SmtpServer
+) -> None:
+    """Output to a pipe or file is never wrapped: a grep finds whole addresses."""
+    long = "maximiliane.mustermann-schmidt@research-department.example.com"
+    (work / "contacts.csv").write_text(f"Name,Email\nMaxi,{long}\n", encoding="utf-8")
+    campaign = "a-campaign-name-long-enough-to-be-folded-in-eighty-columns-of-output"
+    assert send("--yes", "--campaign", campaign).exit_code == 0
+    shown = mailer("status")
+    assert shown.exit_code == 0 and long in shown.output, shown.output
+    listed = mailer("campaigns")
+    assert listed.exit_code == 0 and campaign in listed.output, listed.output
+
+
+def test_a_bad_imap_setting_after_the_send_is_a_warning_not_a_lost_summary(
+    work: Path, server: SmtpServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The mails are out: a Sent-copy setting that cannot work only warns (README: the
+    send still succeeds), and the summary and exit code still say what happened."""
+    monkeypatch.setenv("MAILER_IMAP_HOST", "127.0.0.1")
+    monkeypatch.setenv("MAILER_IMAP_PORT", "x")
+    result = send("--yes")
+    assert result.exit_code == 0, result.output
+    assert sorted(server.recipients()) == sorted(PEOPLE)
+    assert "This run: 3 sent" in result.output
+    assert "mailer: warning: no copies in your Sent folder this time: MAILER_IMAP_PORT" \
+        in result.stderr
+
+
+def test_a_wrong_provider_in_env_is_named_as_the_variable(
+    work: Path, server: SmtpServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MAILER_PROVIDER", "yahoo")
+    result = send("--yes")
+    assert result.exit_code == 2
+    assert result.stderr.startswith("mailer: error: MAILER_PROVIDER='yahoo' is not one of")
+    assert "'--provider'" not in result.stderr and server.received == []
+    assert send("--yes", "--provider", "gmail").exit_code == 0  # the option still wins

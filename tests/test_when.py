@@ -137,6 +137,7 @@ def test_unreadable_text_lists_the_accepted_forms(text: str) -> None:
         parse_when(text, FRIDAY_EVENING)
     for form in ("tomorrow 09:00", "mon 09:00", "in 2h", "2026-11-30T09:00", "now"):
         assert form in str(err.value)
+    assert "\n" not in str(err.value)  # every error is one line
 
 
 # --- daylight saving in Europe/Berlin ----------------------------------------

@@ -67,6 +67,7 @@ def test_a_bad_at_is_reported_before_no_terminal(
     bad = CliRunner().invoke(main, [*args, "--at", "someday"])  # no terminal: stdin is a pipe
     assert bad.exit_code == 2
     assert bad.stderr.startswith("mailer: error: Cannot understand the time 'someday'")
+    assert bad.stderr.count("\n") == 1  # one line, the forms included
     assert "No terminal" not in bad.stderr
     good = CliRunner().invoke(main, [*args, "--at", "Montag 9 Uhr"])
     assert good.exit_code == 2 and "No terminal to confirm on" in good.stderr

@@ -73,7 +73,9 @@ def _read_secret(prompt: str) -> str:
     else:
         value = sys.stdin.readline().rstrip("\r\n")
     if not value:
-        raise ConfigError("Nothing was entered; nothing was stored.")
+        raise ConfigError("Nothing was entered; nothing was stored. Type it at the prompt, "
+                          "or give it as the first line of input: `pass show mail/smtp | "
+                          "mailer login`.")
     return str(value)
 
 
@@ -168,7 +170,9 @@ def _ask(value: str | None, prompt: str, *, interactive: bool, default: str | No
     if not interactive:
         if default is not None or not required:
             return default or ""
-        raise ConfigError(f"{option} is needed when there is no terminal to ask on.")
+        raise ConfigError(f"{option} is needed when there is no terminal to ask on: pass it, "
+                          f"or run `mailer init` in a terminal to be asked (`mailer init "
+                          f"--help` lists the options).")
     answer = click.prompt(prompt, default=default if default is not None else
                           ("" if not required else None), show_default=bool(default))
     return str(answer).strip()
@@ -191,7 +195,9 @@ def _channel(text: str) -> tuple[str, str]:
                           f"linkedin=alex-example.")
     if network not in NETWORKS or network == "other":
         raise ConfigError(f"--channel {text!r}: {network!r} is not one of "
-                          f"{', '.join(n for n in NETWORKS if n != 'other')}.")
+                          f"{', '.join(n for n in NETWORKS if n != 'other')}; any other "
+                          f"channel goes into profile.toml by hand afterwards "
+                          f"(network = \"other\" with a label).")
     return network, value.strip()
 
 

@@ -120,7 +120,8 @@ def note_columns(report: ColumnReport) -> None:
 
 def handle_errors(func: Callable[P, R]) -> Callable[P, R]:
     """Turn a MailerError into `mailer: error: ...` on stderr and its exit code.
-    Ctrl-C outside the sender (which handles it itself) exits quietly with 130."""
+    Ctrl-C outside the sender (which handles it itself), also at a question, exits
+    quietly with 130 (click's own "Aborted!" with exit 1 would hide it was an interrupt)."""
 
     @wraps(func)
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
@@ -129,7 +130,7 @@ def handle_errors(func: Callable[P, R]) -> Callable[P, R]:
         except MailerError as err:  # the text may quote file names and file contents
             click.echo(f"mailer: error: {shown(str(err))}", err=True)
             sys.exit(err.exit_code)
-        except KeyboardInterrupt:
+        except (KeyboardInterrupt, click.exceptions.Abort):  # Abort: Ctrl-C/D at a prompt
             click.echo("\nmailer: interrupted", err=True)
             sys.exit(130)
         except MemoryError:  # the readers and preview stream; this is a last line, not a plan
@@ -215,10 +216,20 @@ def message_options(func: F) -> F:
 
 
 def _env_provider() -> str | None:
-    """The provider `mailer init` wrote into .env, if any."""
+    """The provider `mailer init` wrote into .env, if any; a wrong one is named as the
+    variable, not as a --provider the user never typed."""
     from .. import config
 
-    return config.environment().get("MAILER_PROVIDER") or None
+    try:  # runs while click parses: a ConfigError here must still be one line
+        provider = config.environment().get("MAILER_PROVIDER", "").strip().lower()
+    except ConfigError as err:
+        raise click.UsageError(str(err)) from None
+    if provider and provider not in PRESETS:
+        raise click.UsageError(
+            f"MAILER_PROVIDER={provider!r} is not one of {', '.join(sorted(PRESETS))}; "
+            "set it in .env or the environment, or pass --provider."
+        )
+    return provider or None
 
 
 def sending_options(func: F) -> F:

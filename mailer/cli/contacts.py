@@ -135,7 +135,8 @@ def show(
         if language is not None:
             cells.append(str(language(contact)))
         accepted.add_row(*(Text(cell) for cell in cells))
-    console.print(accepted)
+    if result.contacts:  # no empty table when every entry was rejected: the counts say 0
+        console.print(accepted)
     if len(result.contacts) > TABLE_LIMIT:
         console.print(f"... and {len(result.contacts) - TABLE_LIMIT} more (--json lists all)")
     if result.duplicates:

@@ -50,10 +50,10 @@ def file_sent_copies(journal: Journal, campaign: str, provider: str | None) -> N
     resend or run-due of the campaign files what is missing."""
     from ..sentcopy import copy_sent
 
-    settings = configured_imap(provider)
-    if settings is None:
-        return
-    try:
+    try:  # a bad IMAP setting too: the mail is out, the summary must still follow
+        settings = configured_imap(provider)
+        if settings is None:
+            return
         line = copy_sent(journal, campaign, settings).line()
     except MailerError as err:
         click.echo(f"mailer: warning: no copies in your Sent folder this time: {err}", err=True)

@@ -98,12 +98,15 @@ def install_command(kind: Kind | None, every: int, print_only: bool,
     from .. import config, timer
 
     choose_rates(rates, provider)  # a bad --rate fails now, not in every cron run
+    env = config.environment()
+    # likewise --inbox without an IMAP account (checked without running a password command)
+    if with_inbox and config.imap_settings(env, provider, password=lambda *_: "") is None:
+        imap_settings(provider)  # raises "No IMAP server configured: set ..."
     passed = [*(("--provider", provider) if provider else ()),
               *(arg for rate in rates for arg in ("--rate", rate)),
               *(("--concurrency", str(concurrency)) if concurrency != 1 else ()),
               *(("--inbox",) if with_inbox else ()),
               *(("--no-sent-copy",) if no_sent_copy else ())]
-    env = config.environment()
     tools = timer.Tools.from_env(os.environ)  # test seams: never from a .env
     kind = kind or tools.default_kind()
     state = config.state_dir(env)
@@ -267,6 +270,8 @@ def show_campaigns(listed: list[dict[str, Any]]) -> None:
     for row in listed:
         at = row["scheduled_at"]
         when = format_when(datetime.fromtimestamp(at, now.tzinfo), now) if at else "-"
+        if at and not any(row["counts"].get(s) for s in ("queued", "deferred")):
+            when = when.split(" (")[0]  # nothing waits for it: "(in 6 h)" would mislead
         stop = row["cancelled_at"]
         cancelled = f"{datetime.fromtimestamp(stop, now.tzinfo):%Y-%m-%d %H:%M}" if stop else ""
         per_state = ", ".join(f"{n} {s}" for s, n in row["counts"].items() if n) or "none"

@@ -375,14 +375,15 @@ def show_summary(summary: SendSummary) -> None:
     out.print(f"This run: {summary.sent} sent, {summary.deferred} deferred, {summary.failed} "
               f"failed, {summary.unknown} unknown in {summary.elapsed:.1f} s over "
               f"{summary.logins} login(s).")
+    again = shlex.join(["mailer", "resend", "--unknown", "--campaign", summary.campaign])
     if summary.unknown:
         out.print(f"{summary.unknown} message(s) are 'unknown': the server took the whole "
                   f"message and then gave no reply, so it may have delivered them. They are "
-                  f"not sent again; `mailer resend --unknown` sends them anyway.")
+                  f"not sent again; `{again}` sends them anyway.")
     if summary.recovered_unknown:
         out.print(f"{summary.recovered_unknown} message(s) from an interrupted run are "
                   f"'unknown': they may or may not have been delivered, so they were not sent "
-                  f"again. `mailer resend --unknown` sends them anyway.")
+                  f"again. `{again}` sends them anyway.")
 
 
 def finish(summary: SendSummary, options: Sending) -> None:
@@ -420,7 +421,11 @@ def status(campaign_name: str | None, as_json: bool) -> None:
         click.echo(json.dumps({"campaign": name, "counts": {str(s): n for s, n in counts.items()},
                                "recipients": [r.to_json() for r in rows]}, ensure_ascii=False))
     elif found is None:
-        click.echo("No campaigns yet: nothing was sent from here.")
+        from .. import config
+
+        # where it looked: a cron job or another shell may use another MAILER_HOME
+        home = config.state_dir(config.environment())
+        click.echo(f"No campaigns yet in {home} (the state directory; MAILER_HOME sets it).")
     else:
         show_status(*found)
 

@@ -335,6 +335,11 @@ def _find_layout(
     _score, delimiter, index, layout = best
     if not layout.emails:
         seen = ", ".join(repr(h.strip()) for h in layout.headers if h.strip())[:600]
+        if any(field == "email" for field in mapping.values()):  # a --map that matched nothing
+            raise InputError(
+                f"{label}: the column that --map names for email is not in this file. "
+                f"Columns seen: {seen}. Spell it as in the header row, e.g. --map 'Mail=email'."
+            )
         raise InputError(
             f"{label}: no e-mail column found. Columns seen: {seen}. Name the column that "
             f"holds the addresses with --map, e.g. --map 'Mail=email' (fields: "
