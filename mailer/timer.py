@@ -114,8 +114,9 @@ def cron_line(job: Job) -> str:
     """One crontab line; `%` is escaped because cron turns it into a newline."""
     minutes = {1: "*", 60: "0"}.get(job.every_minutes, f"*/{job.every_minutes}")
     env = f"MAILER_HOME={shlex.quote(job.mailer_home)} " if job.mailer_home else ""
+    # umask: the log it appends to names campaigns and counts, so it is the user's alone
     command = (
-        f"cd {shlex.quote(str(job.workdir))} && {env}{shlex.join(job.command)}"
+        f"umask 077 && cd {shlex.quote(str(job.workdir))} && {env}{shlex.join(job.command)}"
         f" >> {shlex.quote(str(job.log))} 2>&1"
     ).replace("%", "\\%")
     return f"{minutes} * * * * {command} {CRON_MARKER}"

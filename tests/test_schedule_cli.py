@@ -78,7 +78,7 @@ def test_install_cron_twice_keeps_one_line_and_the_users_lines(
     assert lines[:2] == USER_LINES.splitlines()
     assert len(lines) == 3
     ours = lines[2]
-    assert ours.startswith("*/10 * * * * cd ")
+    assert ours.startswith("*/10 * * * * umask 077 && cd ")  # the log is private too
     assert f"cd {Path.cwd()} && " in ours  # run-due finds the same .env as send
     assert f"MAILER_HOME={isolated_env} " in ours
     assert f">> {isolated_env / 'run-due.log'} 2>&1 # mailer run-due" in ours
