@@ -6,7 +6,6 @@ contact is mailed once through the real aiosmtpd fixture."""
 from __future__ import annotations
 
 import csv
-import os
 import random
 import shutil
 import stat
@@ -25,33 +24,23 @@ from mailer.cli import main
 from mailer.contacts import load_contacts
 from mailer.contacts.review_page import render_page
 from tests.smtpd import SmtpServer
+from tests.tools import require_tool
 
 sys.path.insert(0, str(Path(__file__).parent))
 from cardgen import CardTruth, find_fonts, render
 
 PROJECT = Path(__file__).resolve().parents[1]
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMEDRIVER = Path("/usr/bin/chromedriver")
 ANNA = "anna.koch@nordlicht.example.com"
 LENA = "lena.braun@nordlicht.example.com"
 
 pytestmark = pytest.mark.slow
 
 
-def _need_browser() -> None:
-    """Skip without the browser, except under CI, where .ci/run installs it."""
-    missing = [str(p) for p in (CHROMIUM, CHROMEDRIVER) if not p.exists()]
-    if missing and os.environ.get("CI") != "true":
-        pytest.skip(f"not installed: {', '.join(missing)} (Debian chromium, chromium-driver)")
-    assert not missing, f"CI must have {missing}: .ci/run installs chromium and chromium-driver"
-
-
 @pytest.fixture
 def reviewed(tmp_path: Path) -> tuple[Path, Path]:
     """Two cards through `cards review`: Anna read with confidence, Lena's "©" needing review."""
+    require_tool("fonts")
     fonts = find_fonts()
-    if not fonts:
-        pytest.skip("no DejaVu/Liberation font: apt-get install fonts-dejavu-core")
     rng = random.Random(5)
     folder = tmp_path / "cards"
     folder.mkdir()
@@ -89,7 +78,7 @@ def _browser(downloads: Path) -> object:
     from selenium.webdriver.chrome.service import Service
 
     options = webdriver.ChromeOptions()
-    options.binary_location = str(CHROMIUM)
+    options.binary_location = require_tool("chromium")
     for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update",
                  "--disable-sync", "--disable-dev-shm-usage"):  # fmt: skip
@@ -98,7 +87,7 @@ def _browser(downloads: Path) -> object:
         "prefs",
         {"download.default_directory": str(downloads), "download.prompt_for_download": False},
     )
-    driver = webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=options)
+    driver = webdriver.Chrome(service=Service(require_tool("chromium-driver")), options=options)
     driver.execute_cdp_cmd(
         "Browser.setDownloadBehavior", {"behavior": "allow", "downloadPath": str(downloads)}
     )
@@ -118,7 +107,8 @@ def _saved(downloads: Path, name: str) -> bytes:
 def test_edit_save_reimport_and_mail_once(
     reviewed: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    _need_browser()
+    require_tool("chromium")
+    require_tool("chromium-driver")  # chromedriver, from Debian's chromium-driver
     from selenium.webdriver.common.by import By
 
     out, page = reviewed

@@ -48,6 +48,12 @@ def _fonts() -> str | None:
     return str(FONT_DIRS[0]) if find_fonts() else None
 
 
+def _cjk_font() -> str | None:
+    from tests.cardgen import CJK_FONT
+
+    return str(CJK_FONT) if CJK_FONT.is_file() else None
+
+
 # name -> (finder returning the tool's path or None, how to get it on Debian)
 TOOLS: dict[str, tuple[Callable[[], str | None], str]] = {
     "spamassassin": (_which("spamassassin"), "apt-get install spamassassin"),
@@ -61,6 +67,8 @@ TOOLS: dict[str, tuple[Callable[[], str | None], str]] = {
         f"apt-get install nodejs && npm install --prefix {ICALJS_DIR} ical.js@{ICALJS_VERSION}",
     ),
     "fonts": (_fonts, "apt-get install fonts-dejavu-core fonts-liberation2"),
+    # the bilingual (Hangul/Kanji + Latin) names of the held-out cards
+    "cjk font": (_cjk_font, "apt-get install fonts-wqy-zenhei"),
 }
 
 
