@@ -24,13 +24,11 @@ Send = Callable[[Journal, str, SmtpSettings], SendSummary]
 
 def send_due(state_dir: Path, now: datetime, settings: Callable[[], SmtpSettings],
              send: Send, *,
-             after_each: Callable[[Journal, SendSummary], None] | None = None,
              after_all: Callable[[Journal], None] | None = None) -> Iterator[SendSummary]:
     """One summary per due campaign sent; nothing when there is no journal yet, or
     when another run-due holds the lock.  `settings` is asked only when something
     is due, so an idle tick needs no SMTP account.  Stops after a campaign whose
-    run stopped early.  Under the same lock, `after_each` follows every campaign
-    that was not interrupted (the Sent copies), and `after_all` the whole tick
+    run stopped early.  Under the same lock, `after_all` follows the whole tick
     unless it was interrupted (the inbox pass)."""
     path = journal_path(state_dir)
     with RunLock(state_dir) as lock:
@@ -46,8 +44,6 @@ def send_due(state_dir: Path, now: datetime, settings: Callable[[], SmtpSettings
                 yield summary
                 if summary.stopped == "interrupted":
                     return
-                if after_each is not None:
-                    after_each(journal, summary)
                 if summary.stopped:
                     break
             if after_all is not None:

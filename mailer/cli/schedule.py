@@ -42,7 +42,7 @@ from .app import (
     sending_options,
     yes_option,
 )
-from .inbox import file_sent_copies, imap_settings, inbox_pass, sent_copy_option
+from .inbox import imap_settings, inbox_pass, sent_copy_option
 from .send import Sending, choose_rates, report_and_exit, send_now, show_paused
 
 if TYPE_CHECKING:
@@ -192,7 +192,7 @@ def run_due(rates: tuple[str, ...], provider: str | None, concurrency: int, with
 
     env = config.environment()
     now = now_from(now_text)
-    options = Sending(rates, provider, concurrency)
+    options = Sending(rates, provider, concurrency, sent_copy=not no_sent_copy)
     choose_rates(rates, provider)  # a bad --rate fails before anything is read
     summaries: list[SendSummary] = []
 
@@ -200,16 +200,12 @@ def run_due(rates: tuple[str, ...], provider: str | None, concurrency: int, with
         # a 4xx defers at once: the journal's back-off takes over, not an in-process wait
         return send_now(journal, campaign, settings, options, retry=RetryPolicy(attempts=1))
 
-    def sent_copies(journal: Journal, summary: SendSummary) -> None:
-        if not no_sent_copy:
-            file_sent_copies(journal, summary.campaign, provider)
-
     def inbox(journal: Journal) -> None:
         if with_inbox:
             inbox_pass(journal, imap_settings(provider), "INBOX", assume_yes=True, quiet=True)
 
     for summary in send_due(config.state_dir(env), now, lambda: config.smtp_settings(env), send,
-                            after_each=sent_copies, after_all=inbox):
+                            after_all=inbox):
         click.echo(f"{now:%Y-%m-%d %H:%M %Z} {run_line(summary)}")
         summaries.append(summary)
         if summary.stopped == "interrupted":
@@ -354,8 +350,6 @@ def resume(name: str, rates: tuple[str, ...], provider: str | None, concurrency:
             raise ConfigError(f"Campaign {campaign!r} is scheduled for later: `mailer run-due` "
                               f"sends it then (or `mailer send ... --at now`).")
         summary = send_now(journal, campaign, config.smtp_settings(env), options)
-        if summary.stopped != "interrupted":
-            file_sent_copies(journal, campaign, provider)
         report_and_exit(journal, summary, options)
 
 
@@ -419,10 +413,8 @@ def resend(paths: tuple[Path, ...], campaign_name: str | None, failed: bool, unk
             click.echo(f"Queued {queued}; the campaign is scheduled for later, so "
                        f"`mailer run-due` sends them then.")
             return
-        options = Sending(rates, provider, concurrency)
+        options = Sending(rates, provider, concurrency, sent_copy=not no_sent_copy)
         summary = send_now(journal, campaign, config.smtp_settings(env), options)
-        if not no_sent_copy and summary.stopped != "interrupted":
-            file_sent_copies(journal, campaign, provider)
         report_and_exit(journal, summary, options)
 
 

@@ -81,6 +81,7 @@ class Sending:
     provider: str | None = None
     concurrency: int = 1
     again: tuple[str, ...] = ()  # the command that resumes; default `mailer resume NAME ...`
+    sent_copy: bool = True  # file what was sent in the IMAP Sent folder (--no-sent-copy)
 
     def resume_command(self, campaign: str) -> str:
         return shlex.join(self.again or ("mailer", "resume", campaign, *self.args()))
@@ -150,7 +151,8 @@ def send(paths: tuple[Path, ...], profile_path: Path, campaign_name: str | None,
             return
         how = f"{server_line(settings)}, pace {rate_text(limits)}, {concurrency} connection(s)."
         # resumed by the same command: it also queues the contacts not read yet
-        options = Sending(rates, provider, concurrency, again=("mailer", *sys.argv[1:]))
+        options = Sending(rates, provider, concurrency, again=("mailer", *sys.argv[1:]),
+                          sent_copy=not no_sent_copy)
         feed = feed_while_sending(journal, campaign, drafts, timing) if assume_yes else None
         if feed is None and not queue_and_ask(journal, campaign, drafts, tally, timing, how):
             return
@@ -158,8 +160,6 @@ def send(paths: tuple[Path, ...], profile_path: Path, campaign_name: str | None,
         if feed is not None:
             show_plan(tally, f"Campaign {campaign!r}: {summary.fed} new message(s) queued "
                              f"by this run (--yes: while sending).")
-        if not no_sent_copy and summary.stopped != "interrupted":
-            file_sent_copies(journal, campaign, provider)
         report_and_exit(journal, summary, options)
 
 
@@ -267,8 +267,9 @@ def send_now(journal: Journal, campaign: str, settings: SmtpSettings, options: S
              feed: Iterator[list[Draft]] | None = None, *, header: bool = True,
              retry: RetryPolicy | None = None) -> SendSummary:
     """Send what the campaign has queued: a progress bar on a terminal, timed
-    lines without one.  `header`: first print the server, login, pace and plan
-    (False when the question before sending has just shown them)."""
+    lines without one; then the Sent copies, unless interrupted.  `header`: first
+    print the server, login, pace and plan (False when the question before sending
+    has just shown them)."""
     from ..sender import make_limiter, send_campaign_sync
 
     limiter = make_limiter(journal, options.limits)
@@ -282,10 +283,13 @@ def send_now(journal: Journal, campaign: str, settings: SmtpSettings, options: S
                         f"{options.concurrency} connection(s).")
         console().print(f"Campaign {campaign!r}: sending {plan}.")
     with progress_display(terminal) as update:
-        return send_campaign_sync(journal, campaign, settings, limiter=limiter,
-                                  concurrency=options.concurrency, progress=update,
-                                  handle_sigint=True, feed=feed, retry=retry,
-                                  on_wait=show_wait, on_interrupt=show_interrupt)
+        summary = send_campaign_sync(journal, campaign, settings, limiter=limiter,
+                                     concurrency=options.concurrency, progress=update,
+                                     handle_sigint=True, feed=feed, retry=retry,
+                                     on_wait=show_wait, on_interrupt=show_interrupt)
+    if options.sent_copy and summary.stopped != "interrupted":  # Ctrl-C means stop
+        file_sent_copies(journal, campaign, options.provider)
+    return summary
 
 
 def clock(epoch: float | None = None) -> str:
