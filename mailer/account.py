@@ -17,36 +17,9 @@ import tomli_w
 
 from .errors import ConfigError
 from .files import private_file
+from .providers import PROVIDERS
 
-
-@dataclass(frozen=True, slots=True)
-class Preset:
-    label: str
-    host: str  # "" asks
-    port: int
-    security: str
-    auth: str  # the default: "password" or "oauth2"
-    oauth_provider: str = ""  # "google" or "microsoft" when OAuth2 is possible
-    tenant: str = ""
-    hint: str = ""  # what the user needs for the password
-
-
-# keys double as --provider rate presets (ratelimit.PRESETS)
-PRESETS: dict[str, Preset] = {
-    "gmail": Preset("Gmail", "smtp.gmail.com", 587, "starttls", "password", "google",
-                    hint="an app password (myaccount.google.com/apppasswords; needs 2-step "
-                         "verification)"),
-    "workspace": Preset("Google Workspace", "smtp.gmail.com", 587, "starttls", "password",
-                        "google", hint="an app password, if your admin allows them"),
-    "outlook": Preset("Outlook.com / Hotmail", "smtp-mail.outlook.com", 587, "starttls",
-                      "oauth2", "microsoft", tenant="consumers"),
-    "m365": Preset("Microsoft 365", "smtp.office365.com", 587, "starttls", "oauth2",
-                   "microsoft", tenant="organizations"),
-    "ionos": Preset("IONOS", "smtp.ionos.de", 587, "starttls", "password",
-                    hint="your mailbox password"),
-    "generic": Preset("another provider", "", 587, "starttls", "password",
-                      hint="your mail password, or an app password where offered"),
-}
+PRESETS = PROVIDERS  # `mailer init`'s choices: the providers mailer knows
 
 _GOOGLE_DOMAINS = {"gmail.com", "googlemail.com"}
 _MICROSOFT_NAMES = {"outlook", "hotmail", "live", "msn"}  # outlook.de, hotmail.co.uk, ...

@@ -21,6 +21,7 @@ import platformdirs
 from dotenv import dotenv_values
 
 from .errors import ConfigError
+from .providers import PROVIDERS, Provider, by_smtp_host
 
 if TYPE_CHECKING:  # both load the keyring; a run imports them when it reads the login
     from .oauth import TokenSource
@@ -216,24 +217,7 @@ def state_dir(env: Mapping[str, str]) -> Path:
 # --- IMAP: the way back (Sent copies, bounces, replies) ----------------------
 
 IMAP_DEFAULT_PORTS = {"tls": 993, "starttls": 143, "none": 143}
-
-# Provider presets: IMAP host, and whether the provider files a copy of each
-# mail sent over its SMTP server in Sent by itself (then mailer must not).
-IMAP_PRESETS: dict[str, tuple[str, bool]] = {
-    "gmail": ("imap.gmail.com", True),
-    "workspace": ("imap.gmail.com", True),
-    "m365": ("outlook.office365.com", False),
-    "outlook": ("outlook.office365.com", False),
-    "ionos": ("imap.ionos.de", False),
-}
-# The same providers recognised by their SMTP host, when no --provider is given.
-SMTP_HOST_PROVIDERS = {
-    "smtp.gmail.com": "gmail",
-    "smtp.office365.com": "m365",
-    "smtp-mail.outlook.com": "outlook",
-    "smtp.ionos.de": "ionos",
-    "smtp.ionos.com": "ionos",
-}
+_NO_IMAP = Provider("", "")  # a provider without an IMAP preset
 
 # Where a login's password comes from: (environment, "MAILER_IMAP" or "MAILER_SMTP")
 # -> the password, "" for none.  The default reads <prefix>_PASSWORD; the SMTP
@@ -265,7 +249,8 @@ class ImapSettings:
     @property
     def provider_copies_sent(self) -> bool:
         """The provider puts every mail sent through its SMTP server into Sent itself."""
-        return IMAP_PRESETS.get(self.provider, ("", False))[1]
+        known = PROVIDERS.get(self.provider)
+        return known is not None and known.copies_sent
 
 
 def imap_settings(env: Mapping[str, str], provider: str | None = None, *,
@@ -276,9 +261,10 @@ def imap_settings(env: Mapping[str, str], provider: str | None = None, *,
     the SMTP login, its password looked up by `password`; `token` (an OAuth2
     access-token source) logs in with XOAUTH2 instead.  TLS is required for
     every host but loopback."""
-    smtp_host = env.get("MAILER_SMTP_HOST", "").strip().lower()
-    preset = provider if provider in IMAP_PRESETS else SMTP_HOST_PROVIDERS.get(smtp_host, "")
-    host = env.get("MAILER_IMAP_HOST", "").strip() or IMAP_PRESETS.get(preset, ("", False))[0]
+    if provider is None or not PROVIDERS.get(provider, _NO_IMAP).imap_host:
+        provider = by_smtp_host(env.get("MAILER_SMTP_HOST", ""))
+    preset = PROVIDERS.get(provider or "", _NO_IMAP)
+    host = env.get("MAILER_IMAP_HOST", "").strip() or preset.imap_host
     if not host:
         return None
     security, port, timeout = _connection(env, "MAILER_IMAP", "tls", IMAP_DEFAULT_PORTS)
@@ -288,7 +274,7 @@ def imap_settings(env: Mapping[str, str], provider: str | None = None, *,
     if not secret and username == smtp_username:  # the SMTP login, password and all
         secret = password(env, "MAILER_SMTP")
     settings = ImapSettings(host=host, port=port, security=security, username=username,
-                            password=secret, timeout=timeout, provider=preset,
+                            password=secret, timeout=timeout, provider=provider or "",
                             sent_folder=env.get("MAILER_IMAP_SENT", "").strip(), token=token)
     if security == "none" and not settings.is_loopback:
         raise ConfigError(

@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+from . import providers
 from .config import is_loopback
 from .errors import AuthError, ConfigError
 from .sanitize import clean
@@ -77,12 +78,10 @@ PROVIDERS = {
 
 def guess_provider(host: str) -> str | None:
     """The OAuth2 provider of a known submission server."""
-    host = host.lower().rstrip(".")
-    if host in ("smtp.gmail.com", "smtp.googlemail.com"):
-        return "google"
-    if host in ("smtp.office365.com", "smtp-mail.outlook.com", "smtp.outlook.com"):
-        return "microsoft"
-    return None
+    known = providers.by_smtp_host(host)
+    if known is None:
+        return None
+    return providers.PROVIDERS[known].oauth_provider or None
 
 
 @dataclass(frozen=True, slots=True)
