@@ -4,7 +4,7 @@ zxing-cpp (offline, in the `ocr` extra) finds and decodes every QR code in the
 card image; this module reads what the codes say:
 
 - a vCard (``BEGIN:VCARD``) goes through the project's own vCard reader
-  (`vcard.read_vcards`), so a QR vCard gets every repair a file gets;
+  (`vcard.read_vcard_stream`), so a QR vCard gets every repair a file gets;
 - MeCard (``MECARD:N:Family,Given;EMAIL:...;;``, NTT Docomo's format, written
   by most QR generators) and BIZCARD (``BIZCARD:N:Given;X:Family;E:...;;``) are
   small ``KEY:value;`` lists with backslash escapes, parsed here;
@@ -16,17 +16,16 @@ Anything else (Wi-Fi credentials, plain text) is ignored.
 
 from __future__ import annotations
 
+import io
 import re
-import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import unquote
 
 from ..errors import InputError
 from ..sanitize import clean
-from .vcard import read_vcards
+from .vcard import read_vcard_stream
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -87,15 +86,11 @@ def parse_payloads(texts: Iterable[str]) -> tuple[QrContact, ...]:
 
 
 def _vcard(payload: str) -> QrContact | None:
-    """Through vcard.read_vcards, which reads files: the payload goes into a private
-    temporary folder for the moment it takes."""
-    with tempfile.TemporaryDirectory(prefix="mailer-qr-") as folder:
-        path = Path(folder) / "qr.vcf"
-        path.write_text(payload, encoding="utf-8")
-        try:
-            entry = next(read_vcards(path, "QR code"), None)
-        except InputError:
-            return None
+    """Through the vCard reader that reads files, with every repair a file gets."""
+    try:
+        entry = next(read_vcard_stream(io.BytesIO(payload.encode("utf-8")), "QR code"), None)
+    except InputError:
+        return None
     if entry is None:
         return None
     return _built(

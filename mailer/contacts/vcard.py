@@ -85,14 +85,19 @@ Params = dict[str, list[str]]
 def read_vcards(path: Path, label: str) -> Iterator[Entry]:
     """One Entry per top-level card, in file order; source "label:LINE of BEGIN:VCARD".
     Raises InputError when the file cannot be read or holds no card at all."""
-    cards = 0
     try:
         with path.open("rb") as fh:
-            for start, body, problem in _cards(_lines(_utf8_chunks(fh))):
-                cards += 1
-                yield _entry(f"{label}:{start}", body, problem)
+            yield from read_vcard_stream(fh, label)
     except OSError as err:
         raise InputError(f"{label}: cannot read the file ({err.strerror or err}).") from None
+
+
+def read_vcard_stream(fh: BinaryIO, label: str) -> Iterator[Entry]:
+    """`read_vcards` over an open binary stream (a file, or a QR code's payload)."""
+    cards = 0
+    for start, body, problem in _cards(_lines(_utf8_chunks(fh))):
+        cards += 1
+        yield _entry(f"{label}:{start}", body, problem)
     if not cards:
         raise InputError(
             f"{label}: no vCard found (no BEGIN:VCARD ... END:VCARD). Export the contacts "
