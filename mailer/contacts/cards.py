@@ -16,7 +16,6 @@ import json
 import os
 import struct
 import sys
-import tempfile
 import warnings
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
@@ -32,6 +31,7 @@ import phonenumbers
 
 from .. import DISTRIBUTION, config
 from ..errors import InputError, OcrUnavailable
+from ..files import private_file
 from ..language import text_language
 from ..models import Contact, Rejected
 from .extract import CardFields, OcrLine, extract, split_name
@@ -277,12 +277,9 @@ def _cache_read(path: Path) -> tuple[list[Any], list[str]] | None:
 
 def _cache_write(path: Path, lines: list[Any], codes: list[str]) -> None:
     try:
-        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)  # the file itself is 0600
-        with tempfile.NamedTemporaryFile(
-            "w", encoding="utf-8", dir=path.parent, delete=False, suffix=".tmp"
-        ) as handle:
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        with private_file(path) as handle:
             json.dump({"lines": lines, "codes": codes}, handle)
-        os.replace(handle.name, path)
     except OSError:
         pass  # a cache that cannot be written only costs time
 

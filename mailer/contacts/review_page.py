@@ -16,12 +16,11 @@ import base64
 import html
 import io
 import json
-import os
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
 from ..errors import InputError
+from ..files import private_file
 from .cards import REVIEW_COLUMNS, Page, load_page
 from .extract import EMAIL_REVIEW_THRESHOLD
 
@@ -180,12 +179,8 @@ def render_page(rows: Sequence[dict[str, str]], photos: Sequence[str], csv_name:
 def write_page(out: Path, rows: Sequence[dict[str, str]], csv_name: str) -> None:
     """Write the review page whole or not at all (owner-only, like every file mailer writes)."""
     text = render_page(rows, [photo_uri(row["file"]) for row in rows], csv_name)
-    target = out.resolve()
     try:
-        with tempfile.NamedTemporaryFile(
-            "w", encoding="utf-8", dir=target.parent, delete=False, suffix=".tmp"
-        ) as handle:
+        with private_file(out.resolve()) as handle:
             handle.write(text)
-        os.replace(handle.name, target)
     except OSError as err:
         raise InputError(f"Cannot write {out}: {err.strerror}") from None
