@@ -448,7 +448,7 @@ def find_name(
         if any(_has_title_word(ln.text) for ln in neighbours):
             score += 0.6
         if any(_is_other_field(ln, region) for ln in neighbours[:1]):
-            score += 0.8  # right above the phone/e-mail block
+            score += 0.7  # right above the phone/e-mail block
         if line.text.isupper() and evidence < 1.0:
             if line.height >= 1.5 * median_height and evidence < 0.5:
                 continue  # big capitals with no known given name in them: a logo
