@@ -20,9 +20,9 @@ from email.message import EmailMessage
 from email.policy import SMTP
 from pathlib import Path
 
-from mailer.message import Composer, vcard_filename
+from mailer.compose.message import Composer, vcard_filename
+from mailer.compose.profile import Profile, load_profile
 from mailer.models import Contact, Draft
-from mailer.profile import Profile, load_profile
 
 ROOT = Path(__file__).resolve().parent.parent
 NAMES = ["Ada Lovelace", "Jürgen Müller", "Zoë Ünal", "Grace Hopper", "", "Kim Lee"]

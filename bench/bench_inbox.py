@@ -29,10 +29,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from mailer.inbox import read_inbox, settle  # noqa: E402
 from mailer.journal import Journal  # noqa: E402
+from mailer.mailbox.inbox import read_inbox, settle  # noqa: E402
+from mailer.mailbox.sentcopy import copy_sent  # noqa: E402
 from mailer.models import State  # noqa: E402
-from mailer.sentcopy import copy_sent  # noqa: E402
 from tests.imapd import Dovecot  # noqa: E402
 from tests.smtpd import make_draft  # noqa: E402
 from tests.test_inbox import CASES, fixture  # noqa: E402

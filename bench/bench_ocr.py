@@ -32,9 +32,9 @@ sys.path[:0] = [str(PROJECT), str(PROJECT / "tests")]
 
 from cardgen import make_cards, make_held_out  # noqa: E402
 
-from mailer.contacts.cards import CardScan, scan_cards  # noqa: E402
 from mailer.contacts.extract import CardFields, extract  # noqa: E402
 from mailer.contacts.qr import parse_payloads  # noqa: E402
+from mailer.contacts.scans import CardScan, scan_cards  # noqa: E402
 
 
 @dataclass(frozen=True)

@@ -48,11 +48,11 @@ def write_contacts(path: Path, n: int) -> None:
 
 
 def counter(case: str) -> Callable[[Path], int]:
+    from mailer.campaign.plan import plan_files
+    from mailer.compose.message import Composer
+    from mailer.compose.profile import load_profile
     from mailer.contacts import iter_contacts
     from mailer.contacts.dedupe import merged
-    from mailer.message import Composer
-    from mailer.plan import plan_files
-    from mailer.profile import load_profile
 
     if case == "stream":
         return lambda path: sum(1 for _ in iter_contacts([path]))

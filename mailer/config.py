@@ -1,7 +1,7 @@
 """Settings from the environment and `.env`: the SMTP account and the state directory.
 
 Secrets live only in `SmtpSettings.password` and `SmtpSettings.credentials`
-(a password source or an OAuth2 token source, see secrets.py and oauth.py),
+(a password source or an OAuth2 token source, see accounts/credentials.py and accounts/oauth.py),
 whose reprs hide them, so that no log line, journal row or preview can carry
 them.  The credentials are looked up when the first connection logs in.
 """
@@ -20,12 +20,12 @@ from typing import TYPE_CHECKING
 import platformdirs
 from dotenv import dotenv_values
 
+from .accounts.providers import PROVIDERS, Provider, by_smtp_host
 from .errors import ConfigError
-from .providers import PROVIDERS, Provider, by_smtp_host
 
 if TYPE_CHECKING:  # both load the keyring; a run imports them when it reads the login
-    from .oauth import TokenSource
-    from .secrets import PasswordSource
+    from .accounts.credentials import PasswordSource
+    from .accounts.oauth import TokenSource
 
 SECURITY_MODES = ("starttls", "tls", "none")
 AUTH_MODES = ("password", "oauth2")
@@ -169,8 +169,8 @@ def smtp_settings(env: Mapping[str, str]) -> SmtpSettings:
     auth = env.get("MAILER_SMTP_AUTH", "").strip().lower() or "password"
     if auth not in AUTH_MODES:
         raise ConfigError(f"MAILER_SMTP_AUTH={auth!r} is not one of {', '.join(AUTH_MODES)}{_FIX}")
-    from .oauth import TokenSource, oauth_settings
-    from .secrets import PasswordSource
+    from .accounts.credentials import PasswordSource
+    from .accounts.oauth import TokenSource, oauth_settings
 
     credentials: PasswordSource | TokenSource | None = None
     if auth == "oauth2":

@@ -31,7 +31,7 @@ Durability: WAL with synchronous=NORMAL survives a killed process (the commit
 is in the WAL before the claim returns); only a power loss can lose the last
 transactions, which is why the claim rule is stated per process crash.
 
-The way back (`mailer inbox`, sentcopy.py): a bounce turns a `sent` (or
+The way back (`mailer inbox`, mailbox/sentcopy.py): a bounce turns a `sent` (or
 `unknown`) row into `bounced`, an answer into `replied`; both still count as
 mailed.  `inbox` remembers every inbox message it has sorted (by folder,
 UIDVALIDITY and UID) so that a rerun looks only at new mail, and
@@ -112,7 +112,7 @@ CREATE TABLE IF NOT EXISTS inbox (
     folder       TEXT NOT NULL,
     uidvalidity  INTEGER NOT NULL,
     uid          INTEGER NOT NULL,
-    kind         TEXT NOT NULL,          -- what inbox.py made of it
+    kind         TEXT NOT NULL,          -- what mailbox/inbox.py made of it
     address      TEXT NOT NULL DEFAULT '',
     subject      TEXT NOT NULL DEFAULT '',
     detail       TEXT NOT NULL DEFAULT '',

@@ -1,6 +1,6 @@
 """Small immutable records passed between the stages.
 
-contacts/ produces `Contact`, `Rejected` and `Duplicate`; message.py turns a
+contacts/ produces `Contact`, `Rejected` and `Duplicate`; compose/message.py turns a
 `Contact` into a `Draft`; the journal and sender record an `Outcome` per draft.
 """
 
@@ -140,5 +140,5 @@ class State(StrEnum):
     FAILED = "failed"
     UNKNOWN = "unknown"
     CANCELLED = "cancelled"
-    BOUNCED = "bounced"  # sent, then a bounce came back (inbox.py)
-    REPLIED = "replied"  # sent, and the recipient answered (inbox.py)
+    BOUNCED = "bounced"  # sent, then a bounce came back (mailbox/inbox.py)
+    REPLIED = "replied"  # sent, and the recipient answered (mailbox/inbox.py)

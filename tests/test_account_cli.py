@@ -23,11 +23,11 @@ from click.testing import CliRunner, Result
 from dotenv import dotenv_values
 
 import mailer.cli  # registers every command
-from mailer.check import connect_hint
+from mailer.accounts.check import connect_hint
+from mailer.accounts.credentials import PASSWORD_SERVICE, keyring_account
+from mailer.accounts.oauth import load_grant
 from mailer.cli.app import main
-from mailer.oauth import load_grant
-from mailer.profile import load_profile
-from mailer.secrets import PASSWORD_SERVICE, keyring_account
+from mailer.compose.profile import load_profile
 from tests.oauth_server import OAuthServer
 from tests.smtpd import SmtpServer
 

@@ -18,16 +18,16 @@ import keyring
 import pytest
 import requests
 
-from mailer import oauth
+from mailer.accounts import oauth
+from mailer.accounts.credentials import PASSWORD_SERVICE, PasswordSource, keyring_account
+from mailer.accounts.oauth import Grant, OAuthSettings, TokenSource, save_grant
 from mailer.config import SmtpSettings, environment, smtp_settings
 from mailer.errors import AuthError, ConfigError
 from mailer.journal import Journal
 from mailer.models import State
-from mailer.oauth import Grant, OAuthSettings, TokenSource, save_grant
-from mailer.ratelimit import RateLimiter
-from mailer.secrets import PASSWORD_SERVICE, PasswordSource, keyring_account
-from mailer.sender import RetryPolicy, send_campaign
-from mailer.transport import Connection
+from mailer.smtp.pace import RateLimiter
+from mailer.smtp.sender import RetryPolicy, send_campaign
+from mailer.smtp.transport import Connection
 from tests.oauth_server import OAuthServer
 from tests.smtpd import SmtpServer, make_draft
 
@@ -352,11 +352,11 @@ def test_secrets_stay_out_of_reprs(idp: OAuthServer) -> None:
     for obj in (source, token_source, g_settings(idp), Grant("rt-x", "c", "g-secret")):
         text = repr(obj)
         assert PASSWORD not in text and "g-secret" not in text and "rt-x" not in text
-    assert sys.modules["mailer.secrets"].__doc__  # the module documents the order
+    assert sys.modules["mailer.accounts.credentials"].__doc__  # the module documents the order
 
 
 def test_check_account_reports_what_the_server_offers() -> None:
-    from mailer.check import check_account
+    from mailer.accounts.check import check_account
 
     lines: list[str] = []
     with SmtpServer(starttls=True, auth=(USER, PASSWORD), size_limit=10_000) as server:

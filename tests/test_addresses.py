@@ -11,9 +11,9 @@ from click.testing import CliRunner
 
 from mailer.addresses import InvalidAddress, address_key, normalize_address
 from mailer.cli import main
+from mailer.compose.profile import load_profile
 from mailer.contacts import load_contacts
 from mailer.errors import ConfigError
-from mailer.profile import load_profile
 
 ACCEPTED = ["someone@host.invalid", "ada@example.com", "Jürgen@Example.ORG", "ä@bücher.example"]
 REFUSED = ["not-an-address", "two@@example.com", "dot.@example.com", "no-tld@localhost"]

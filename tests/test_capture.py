@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from mailer.capture import CaptureServer
+from mailer.demo.capture import CaptureServer
 from mailer.errors import ConfigError
 
 

@@ -22,10 +22,11 @@ pytest.importorskip("rapidocr", reason="the OCR extra is not installed: pip inst
 from click.testing import CliRunner
 from PIL import Image
 
-import mailer.contacts.cards as cards_module
+import mailer.contacts.scans as cards_module
 from mailer.cli import main
 from mailer.contacts import load_contacts
-from mailer.contacts.cards import (
+from mailer.contacts.extract import extract
+from mailer.contacts.scans import (
     REVIEW_COLUMNS,
     engine_version,
     iter_cards,
@@ -33,7 +34,6 @@ from mailer.contacts.cards import (
     require_ocr,
     scan_cards,
 )
-from mailer.contacts.extract import extract
 from mailer.errors import OcrUnavailable
 from mailer.models import Contact, Rejected
 from tests.smtpd import SmtpServer

@@ -16,13 +16,13 @@ from click.testing import CliRunner, Result
 
 import mailer.cli.contacts  # noqa: F401  (registers the command on the group)
 from mailer.cli.app import main
+from mailer.compose.message import Composer
+from mailer.compose.profile import load_profile
 from mailer.contacts import iter_contacts, load_contacts
 from mailer.contacts.csvfile import ColumnReport
 from mailer.contacts.normalize import split_cell
 from mailer.errors import InputError
-from mailer.message import Composer
 from mailer.models import Contact, Rejected
-from mailer.profile import load_profile
 
 FIXTURES = Path(__file__).parent / "fixtures" / "contacts"
 
@@ -303,8 +303,8 @@ def test_preview_shows_who_the_language_and_why_and_the_column_note(
 
 
 def test_send_plan_names_a_rejected_entry(capsys: pytest.CaptureFixture[str]) -> None:
+    from mailer.campaign.plan import PlanItem, Status, Tally
     from mailer.cli.send import show_plan
-    from mailer.plan import PlanItem, Status, Tally
 
     tally = Tally()
     rejected = PlanItem(Status.REJECTED, "froscon.vcf:31", "", reason="no e-mail address",

@@ -14,8 +14,8 @@ import pytest
 from click.testing import CliRunner
 
 from mailer.cli import main
-from mailer.cli.cards import write_review
-from mailer.contacts.cards import REVIEW_COLUMNS
+from mailer.cli.scans import write_review
+from mailer.contacts.scans import REVIEW_COLUMNS
 from mailer.csvsafe import safe_cell, write_csv
 from tests.smtpd import Fault, SmtpServer
 

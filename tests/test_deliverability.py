@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
+from mailer.campaign.plan import plan
+from mailer.campaign.preview import write_preview
+from mailer.compose.message import Composer
+from mailer.compose.profile import load_profile
 from mailer.contacts import load_contacts
-from mailer.message import Composer
-from mailer.plan import plan
-from mailer.preview import write_preview
-from mailer.profile import load_profile
 from tests.tools import require_tool, tool_missing
 
 MAX_SPAM_SCORE = 1.0

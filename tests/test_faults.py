@@ -12,8 +12,8 @@ import pytest
 
 from mailer.journal import Journal
 from mailer.models import State
-from mailer.ratelimit import RateLimiter
-from mailer.sender import RetryPolicy, SendSummary, send_campaign
+from mailer.smtp.pace import RateLimiter
+from mailer.smtp.sender import RetryPolicy, SendSummary, send_campaign
 from tests.smtpd import Fault, SmtpServer, make_draft
 
 FAST = RetryPolicy(attempts=3, base=0.02, cap=0.1)

@@ -21,12 +21,12 @@ import pytest
 from click.testing import CliRunner
 
 from mailer.cli import main
+from mailer.compose.message import MAX_LINE, Composer
+from mailer.compose.profile import Profile, load_profile
 from mailer.contacts import load_contacts
 from mailer.errors import ConfigError, TemplateError
 from mailer.journal import Journal
-from mailer.message import MAX_LINE, Composer
 from mailer.models import Contact, Rejected
-from mailer.profile import Profile, load_profile
 from tests.bounds import deadline
 
 PROJECT = Path(__file__).resolve().parents[1]
@@ -260,10 +260,10 @@ def test_state_directory_journal_and_cache_are_private_whatever_the_umask(
     home = tmp_path / "state"
     script = (
         "import os; os.umask(0); from mailer import config; from mailer.journal import Journal;"
-        "from mailer.contacts.cards import _cache_write;"
+        "from mailer.contacts.scans import _cache_write;"
         "home = config.state_dir(os.environ);"
         "j = Journal(home / 'journal.sqlite3'); j.run_id; j.close();"
-        "from mailer.contacts.cards import default_cache_dir;"
+        "from mailer.contacts.scans import default_cache_dir;"
         "_cache_write(default_cache_dir() / 'v' / 'x.json', [], [])"
     )
     env = {**os.environ, "MAILER_HOME": str(home), "PYTHONPATH": str(PROJECT)}
@@ -315,7 +315,7 @@ def png_header(width: int, height: int) -> bytes:
 
 def test_a_huge_or_truncated_image_is_one_rejected_card(tmp_path: Path) -> None:
     pytest.importorskip("rapidocr", reason="the OCR extra is not installed")
-    from mailer.contacts.cards import Page, load_page
+    from mailer.contacts.scans import Page, load_page
 
     huge = tmp_path / "huge.png"
     huge.write_bytes(png_header(13300, 13300))
@@ -334,7 +334,7 @@ def test_a_pdf_with_too_many_pages_reads_only_the_first_pages(tmp_path: Path) ->
     pytest.importorskip("rapidocr", reason="the OCR extra is not installed")
     import pypdfium2
 
-    from mailer.contacts.cards import MAX_PDF_PAGES, Page, card_pages, load_page
+    from mailer.contacts.scans import MAX_PDF_PAGES, Page, card_pages, load_page
 
     pdf = pypdfium2.PdfDocument.new()
     for _ in range(MAX_PDF_PAGES + 50):
@@ -357,7 +357,7 @@ def test_a_pdf_with_too_many_pages_reads_only_the_first_pages(tmp_path: Path) ->
     ["workdir", "mailer_home", "log"],
 )
 def test_paths_with_newlines_are_refused_for_cron_and_systemd(tmp_path: Path, field: str) -> None:
-    from mailer import timer
+    from mailer.schedule import timer
 
     evil = str(tmp_path / "x\n* * * * * touch /tmp/pwned #\nExecStartPre=/bin/evil")
     values = {"workdir": tmp_path, "mailer_home": "", "log": tmp_path / "run-due.log"}
@@ -410,7 +410,7 @@ def test_suggested_commands_quote_the_campaign_name(capsys: pytest.CaptureFixtur
 
     from mailer.cli.send import Sending, finish
     from mailer.models import State
-    from mailer.sender import SendSummary
+    from mailer.smtp.sender import SendSummary
 
     hostile = "x; rm -rf ~ #"
     counts = dict.fromkeys(State, 0) | {State.DEFERRED: 1}
@@ -474,8 +474,8 @@ def test_rejects_csv_cells_are_never_formulas(tmp_path: Path) -> None:
 
 
 def test_problems_csv_cells_are_never_formulas(tmp_path: Path) -> None:
+    from mailer.campaign.problems import write_problems
     from mailer.models import State
-    from mailer.problems import write_problems
     from tests.smtpd import make_draft
 
     recipients = ["=2+3@example.com", "+1@example.com", "-1@example.com"]
@@ -495,7 +495,7 @@ def test_problems_csv_cells_are_never_formulas(tmp_path: Path) -> None:
 
 
 def preview_items(profile: Profile, count: int = 2) -> list[object]:
-    from mailer.plan import plan
+    from mailer.campaign.plan import plan
 
     entries = [Contact(email=f"p{i}@example.com", source=f"c.csv:{i}") for i in range(count)]
     return list(plan(entries, Composer(profile), None))
@@ -504,7 +504,7 @@ def preview_items(profile: Profile, count: int = 2) -> list[object]:
 def test_preview_refuses_a_folder_with_files_it_did_not_write(
     tmp_path: Path, profile: Profile
 ) -> None:
-    from mailer.preview import write_preview
+    from mailer.campaign.preview import write_preview
 
     out = tmp_path / "mine"
     out.mkdir()
@@ -515,7 +515,7 @@ def test_preview_refuses_a_folder_with_files_it_did_not_write(
 
 
 def test_preview_never_writes_through_a_symlink(tmp_path: Path, profile: Profile) -> None:
-    from mailer.preview import write_preview
+    from mailer.campaign.preview import write_preview
 
     target = tmp_path / "elsewhere.html"
     target.write_text("precious")
@@ -534,7 +534,7 @@ def test_preview_never_writes_through_a_symlink(tmp_path: Path, profile: Profile
 
 
 def test_preview_replaces_only_its_own_files(tmp_path: Path, profile: Profile) -> None:
-    from mailer.preview import write_preview
+    from mailer.campaign.preview import write_preview
 
     out = tmp_path / "preview"
     write_preview(preview_items(profile, 3), out)  # type: ignore[arg-type]

@@ -9,7 +9,7 @@ from datetime import date, timedelta
 import pytest
 
 from mailer.errors import ImapError
-from mailer.imap import Mailbox
+from mailer.mailbox.imap import Mailbox
 from tests.imapd import PASSWORD, Dovecot
 
 

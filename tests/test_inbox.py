@@ -21,7 +21,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from mailer.cli.app import main
-from mailer.inbox import Kind, classify
+from mailer.mailbox.inbox import Kind, classify
 from tests.imapd import Dovecot
 from tests.smtpd import SmtpServer
 from tests.test_run_due import (  # noqa: F401  (server, work: fixtures)

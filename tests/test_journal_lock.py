@@ -15,8 +15,8 @@ import pytest
 from mailer.errors import JournalError
 from mailer.journal import Journal
 from mailer.models import State
-from mailer.ratelimit import RateLimiter
-from mailer.sender import LOCK_POLL, patiently, send_campaign
+from mailer.smtp.pace import RateLimiter
+from mailer.smtp.sender import LOCK_POLL, patiently, send_campaign
 from tests.smtpd import SmtpServer, make_draft
 
 HOLD = 1.5  # seconds the other process keeps the write lock

@@ -28,8 +28,8 @@ import asyncio, os, sys
 from pathlib import Path
 from mailer.config import smtp_settings
 from mailer.journal import Journal
-from mailer.ratelimit import RateLimiter
-from mailer.sender import send_campaign
+from mailer.smtp.pace import RateLimiter
+from mailer.smtp.sender import send_campaign
 from tests.smtpd import make_draft
 
 journal = Journal(Path(sys.argv[1]))

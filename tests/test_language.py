@@ -11,11 +11,11 @@ from phonenumbers import country_code_for_region as country_code
 
 import mailer.cli.contacts  # noqa: F401  (registers the command on the group)
 from mailer.cli.app import main
+from mailer.compose.message import Composer
+from mailer.compose.profile import load_profile
 from mailer.contacts import load_contacts
 from mailer.language import Decision, country_languages, decide, text_language
-from mailer.message import Composer
 from mailer.models import Contact
-from mailer.profile import load_profile
 
 SHIPPED = ("de", "en")
 
@@ -184,8 +184,8 @@ def test_only_a_phone_written_with_its_country_code_counts(
 def test_a_card_read_by_ocr_carries_its_texts_language() -> None:
     """The card reader's last step (no OCR engine needed): OCR lines -> fields -> contact."""
     pytest.importorskip("py3langid")
-    from mailer.contacts.cards import to_contact
     from mailer.contacts.extract import OcrLine, extract
+    from mailer.contacts.scans import to_contact
 
     texts = ["Max Mustermann", "Geschäftsführer", "Muster GmbH", "Hauptstraße 1, 10115 Berlin",
              "max@example.com"]  # fmt: skip

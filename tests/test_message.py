@@ -14,10 +14,10 @@ from pathlib import Path
 
 import pytest
 
+from mailer.compose.message import Composer, sanitize, vcard_filename
+from mailer.compose.profile import Profile, load_profile
 from mailer.errors import ConfigError, TemplateError
-from mailer.message import Composer, sanitize, vcard_filename
 from mailer.models import Contact
-from mailer.profile import Profile, load_profile
 
 GOLDEN = Path(__file__).parent / "golden"
 DATE = datetime(2026, 2, 2, 9, 30, tzinfo=UTC)

@@ -31,10 +31,10 @@ from click.testing import CliRunner
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from mailer.campaign.plan import PlanItem, Status, Tally
 from mailer.cli import main
 from mailer.journal import Journal
 from mailer.models import State
-from mailer.plan import PlanItem, Status, Tally
 from tests.smtpd import SmtpServer, make_draft
 
 PROJECT = Path(__file__).resolve().parents[1]

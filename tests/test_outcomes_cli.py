@@ -16,9 +16,10 @@ from click.testing import CliRunner, Result
 
 import mailer.cli.schedule  # noqa: F401  (registers run-due, resend, resume)
 import mailer.cli.send as send_cli
-from mailer import config, sender
+from mailer import config
 from mailer.cli.app import main
 from mailer.journal import Journal, journal_path
+from mailer.smtp import sender
 from tests.smtpd import Fault, SmtpServer, make_draft
 
 PROJECT = Path(__file__).resolve().parents[1]

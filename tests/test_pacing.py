@@ -25,7 +25,7 @@ from pathlib import Path
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from mailer.ratelimit import PRESETS, Rate, RateLimiter, pace_of
+from mailer.smtp.pace import PRESETS, Rate, RateLimiter, pace_of
 from tests.smtpd import SmtpServer
 
 PROJECT = Path(__file__).resolve().parents[1]

@@ -10,7 +10,7 @@ from click.testing import CliRunner
 
 from mailer import DISTRIBUTION, __version__
 from mailer.cli import main
-from mailer.contacts.cards import INSTALL_HINT
+from mailer.contacts.scans import INSTALL_HINT
 
 PROJECT = Path(__file__).resolve().parents[1]
 

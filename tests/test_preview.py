@@ -12,13 +12,13 @@ import pytest
 from click.testing import CliRunner
 
 from mailer import config
+from mailer.campaign.plan import PlanItem, Status, plan
+from mailer.campaign.preview import write_preview
 from mailer.cli import main
+from mailer.compose.message import Composer
+from mailer.compose.profile import load_profile
 from mailer.journal import Journal
-from mailer.message import Composer
 from mailer.models import Contact, Rejected
-from mailer.plan import PlanItem, Status, plan
-from mailer.preview import write_preview
-from mailer.profile import load_profile
 from tests.tools import chromium_dom
 
 DATE = datetime(2026, 2, 2, 9, 30, tzinfo=UTC)

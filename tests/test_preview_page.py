@@ -6,11 +6,11 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from mailer.campaign.plan import plan
+from mailer.campaign.preview import write_preview
+from mailer.compose.message import Composer
+from mailer.compose.profile import load_profile
 from mailer.contacts import load_contacts
-from mailer.message import Composer
-from mailer.plan import plan
-from mailer.preview import write_preview
-from mailer.profile import load_profile
 from tests.tools import chromium_dom
 
 OLD_FIXED_HEIGHT = 640  # px: the frame height that cut off the footer in a narrow window

@@ -13,8 +13,8 @@ import vobject
 from click.testing import CliRunner
 
 from mailer.cli import main
+from mailer.compose.profile import NETWORKS, load_profile
 from mailer.errors import ConfigError
-from mailer.profile import NETWORKS, load_profile
 from tests.tools import require_tool
 
 # (network, value in profile.toml, expected link, expected shown text)

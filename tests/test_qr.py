@@ -111,7 +111,7 @@ from cardgen import (  # noqa: E402
     render_held_out,
 )
 
-from mailer.contacts.cards import iter_cards, read_cards  # noqa: E402
+from mailer.contacts.scans import iter_cards, read_cards  # noqa: E402
 from mailer.models import Contact  # noqa: E402
 
 

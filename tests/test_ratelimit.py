@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from mailer.errors import ConfigError
-from mailer.ratelimit import PRESETS, Rate, RateLimiter, describe, parse_rates
+from mailer.smtp.pace import PRESETS, Rate, RateLimiter, describe, parse_rates
 
 
 class FakeClock:

@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from mailer.errors import ConfigError
-from mailer.runlock import RunLock
+from mailer.schedule.runlock import RunLock
 
 PROJECT = Path(__file__).resolve().parents[1]
 BERLIN = ZoneInfo("Europe/Berlin")
@@ -28,7 +28,7 @@ def berlin(*fields: int, fold: int = 0) -> datetime:
 HOLDER = """
 import sys
 from pathlib import Path
-from mailer.runlock import RunLock
+from mailer.schedule.runlock import RunLock
 with RunLock(Path(sys.argv[1])) as lock:
     print(lock.acquired, flush=True)
     sys.stdin.readline()  # hold until the test says so

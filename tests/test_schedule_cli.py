@@ -10,8 +10,8 @@ import pytest
 from click.testing import CliRunner, Result
 
 import mailer.cli.schedule  # noqa: F401  (registers the commands)
-from mailer import timer
 from mailer.cli.app import main
+from mailer.schedule import timer
 
 FAKE_CRONTAB = f"""#!{sys.executable}
 import sys

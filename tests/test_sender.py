@@ -12,8 +12,8 @@ import pytest
 from mailer.errors import AuthError
 from mailer.journal import Journal
 from mailer.models import State
-from mailer.ratelimit import Rate, RateLimiter
-from mailer.sender import Progress, RetryPolicy, SendSummary, make_limiter, send_campaign
+from mailer.smtp.pace import Rate, RateLimiter
+from mailer.smtp.sender import Progress, RetryPolicy, SendSummary, make_limiter, send_campaign
 from tests.smtpd import Fault, SmtpServer, make_draft
 from tests.test_ratelimit import FakeClock, max_in_window
 

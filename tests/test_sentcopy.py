@@ -17,10 +17,10 @@ from pathlib import Path
 import pytest
 
 from mailer.errors import ImapError
-from mailer.imap import Mailbox
 from mailer.journal import Journal
+from mailer.mailbox.imap import Mailbox
+from mailer.mailbox.sentcopy import copy_sent
 from mailer.models import State
-from mailer.sentcopy import copy_sent
 from tests.imapd import Dovecot
 from tests.smtpd import make_draft
 
@@ -86,7 +86,7 @@ import ssl, sys
 from pathlib import Path
 from mailer import config
 from mailer.journal import Journal
-from mailer.sentcopy import copy_sent
+from mailer.mailbox.sentcopy import copy_sent
 settings = config.imap_settings(config.environment())
 with Journal(Path(sys.argv[1])) as journal:
     copy_sent(journal, "event", settings)

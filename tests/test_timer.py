@@ -13,9 +13,9 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from mailer import timer
 from mailer.errors import ConfigError
-from mailer.timer import Job, Tools
+from mailer.schedule import timer
+from mailer.schedule.timer import Job, Tools
 
 PROJECT = Path(__file__).resolve().parents[1]
 BERLIN = ZoneInfo("Europe/Berlin")

@@ -10,7 +10,7 @@ import pytest
 
 from mailer.config import SmtpSettings, smtp_settings
 from mailer.errors import AuthError, ConfigError, ConnectError, TlsError
-from mailer.transport import NO_SMTPUTF8, Connection, Lost, NoFinalReply, Reply
+from mailer.smtp.transport import NO_SMTPUTF8, Connection, Lost, NoFinalReply, Reply
 from tests.smtpd import Fault, SmtpServer, free_port, make_draft
 
 

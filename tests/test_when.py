@@ -8,9 +8,9 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from mailer import when
 from mailer.errors import ConfigError
-from mailer.when import format_when, parse_when
+from mailer.schedule import when
+from mailer.schedule.when import format_when, parse_when
 
 PROJECT = Path(__file__).resolve().parents[1]
 BERLIN = ZoneInfo("Europe/Berlin")

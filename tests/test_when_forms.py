@@ -13,7 +13,7 @@ from click.testing import CliRunner
 
 from mailer.cli import main
 from mailer.errors import ConfigError
-from mailer.when import parse_when
+from mailer.schedule.when import parse_when
 
 BERLIN = ZoneInfo("Europe/Berlin")
 FRIDAY = datetime(2026, 11, 27, 15, 0, tzinfo=BERLIN)

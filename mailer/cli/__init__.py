@@ -7,11 +7,11 @@ when imported here.
 from . import (  # noqa: F401  (register)
     account,
     capture,
-    cards,
     contacts,
     demo,
     inbox,
     message,
+    scans,
     schedule,
     send,
 )

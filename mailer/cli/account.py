@@ -1,7 +1,7 @@
 """Commands: `init`, `login`, `logout`, `check`: from nothing to a verified account.
 
-Thin over account.py (presets and files), secrets.py (keyring), oauth.py
-(sign-in flows) and check.py (the server check).
+Thin over accounts/setup.py (presets and files), accounts/credentials.py (keyring),
+accounts/oauth.py (sign-in flows) and accounts/check.py (the server check).
 """
 
 from __future__ import annotations
@@ -12,11 +12,11 @@ from pathlib import Path
 import click
 
 from .. import config
-from ..account import PRESETS
+from ..accounts.setup import PRESETS
+from ..compose.profile import NETWORKS
 from ..config import SmtpSettings
 from ..errors import ConfigError
 from ..models import Contact
-from ..profile import NETWORKS
 from .app import handle_errors, main
 
 
@@ -34,9 +34,9 @@ def _settings(env_file: Path | None = None) -> tuple[dict[str, str], SmtpSetting
 
 def login_account(settings: SmtpSettings, env: dict[str, str], *, open_browser: bool) -> None:
     # the keyring and the sign-in flows load only here, not for every `mailer --help`
-    from .. import oauth
-    from ..oauth import Grant, TokenSource
-    from ..secrets import PASSWORD_SERVICE, keyring_account, keyring_name, keyring_set
+    from ..accounts import oauth
+    from ..accounts.credentials import PASSWORD_SERVICE, keyring_account, keyring_name, keyring_set
+    from ..accounts.oauth import Grant, TokenSource
 
     creds = settings.credentials
     if isinstance(creds, TokenSource):
@@ -96,8 +96,8 @@ def login(no_browser: bool) -> None:
 @handle_errors
 def logout() -> None:
     """Remove the stored password and OAuth2 sign-in of the configured account."""
-    from .. import oauth
-    from ..secrets import PASSWORD_SERVICE, keyring_account, keyring_delete
+    from ..accounts import oauth
+    from ..accounts.credentials import PASSWORD_SERVICE, keyring_account, keyring_delete
 
     _, settings = _settings()
     removed = []
@@ -118,9 +118,9 @@ def logout() -> None:
 def run_check(settings: SmtpSettings, profile_path: Path | None, send_test: bool) -> bool:
     import asyncio
 
-    from ..check import check_account, largest_message, probe_contact
-    from ..message import Composer
-    from ..profile import load_profile
+    from ..accounts.check import check_account, largest_message, probe_contact
+    from ..compose.message import Composer
+    from ..compose.profile import load_profile
 
     largest = None
     test = None
@@ -226,14 +226,8 @@ def init(folder: Path, name: str | None, email: str | None, event: str | None,
          port: int | None, security: str | None, username: str | None, auth: str | None,
          client_id: str | None, tenant: str | None, force: bool) -> None:
     """Write profile.toml and .env (no secret in it) by asking, or from the options."""
-    from ..account import (
-        Account,
-        env_text,
-        guess_provider,
-        profile_text,
-        write_private,
-    )
-    from ..profile import parse_profile
+    from ..accounts.setup import Account, env_text, guess_provider, profile_text, write_private
+    from ..compose.profile import parse_profile
     interactive = sys.stdin.isatty()
     name = _ask(name, "Your name", interactive=interactive, option="--name")
     email = _address(_ask(email, "Your e-mail address", interactive=interactive,

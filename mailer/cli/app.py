@@ -15,15 +15,15 @@ import click
 from .. import DISTRIBUTION, __version__
 from ..contacts.fields import FIELDS
 from ..errors import ConfigError, MailerError
-from ..ratelimit import PRESETS
 from ..sanitize import shown
+from ..smtp.pace import PRESETS
 
 if TYPE_CHECKING:
     from rich.console import Console
 
+    from ..compose.message import Composer
     from ..contacts.csvfile import ColumnReport
     from ..journal import Journal
-    from ..message import Composer
 
 F = TypeVar("F", bound=Callable[..., Any])  # a click command being decorated
 P = ParamSpec("P")
@@ -272,8 +272,8 @@ def yes_option(func: F) -> F:
 def composer_for(profile_path: Path, templates: Path | None,
                  lang: str | None) -> tuple[str, Composer]:
     """The profile's phone region and the Composer for its mails (--templates, --lang)."""
-    from ..message import Composer
-    from ..profile import load_profile
+    from ..compose.message import Composer
+    from ..compose.profile import load_profile
 
     profile = load_profile(profile_path)
     return profile.region, Composer(profile, templates=templates, lang=lang)

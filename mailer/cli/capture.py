@@ -25,7 +25,7 @@ from .app import handle_errors, main
 @handle_errors
 def capture(port: int, maildir: Path, max_seconds: float | None) -> None:
     """Run a local SMTP server that captures mail instead of delivering it (Ctrl-C stops)."""
-    from ..capture import CaptureServer
+    from ..demo.capture import CaptureServer
 
     with CaptureServer(maildir, port=port) as server:
         click.echo(f"Capturing mail on {server.host}:{server.port}; messages go to "

@@ -60,10 +60,10 @@ def contacts(
     read N = accepted + duplicate + rejected."""
     from rich.text import Text
 
+    from ..compose.message import default_templates, template_languages
     from ..contacts import load_contacts
     from ..contacts.csvfile import write_rejects
     from ..language import decide
-    from ..message import default_templates, template_languages
 
     flagged: list[Rejected] = []
     columns: list[ColumnReport] = []
@@ -78,7 +78,7 @@ def contacts(
         write_rejects(rejects, result.rejected)
     profile_lang = ""
     if profile_path is not None:
-        from ..profile import load_profile
+        from ..compose.profile import load_profile
 
         profile_lang = load_profile(profile_path).lang
     available = template_languages(templates or default_templates())

@@ -25,7 +25,7 @@ def demo(workdir: Path) -> None:
 
     Nothing leaves this machine: mailer starts an SMTP server on 127.0.0.1 that
     stores every message it receives in a Maildir."""
-    from ..demo import run_demo  # the importers and the engine load only when needed
+    from ..demo.run import run_demo  # the importers and the engine load only when needed
 
     report = run_demo(workdir)
     for item in report.preview.items:

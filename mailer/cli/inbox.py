@@ -17,14 +17,14 @@ import click
 
 from .. import config
 from ..errors import ConfigError, MailerError
-from ..ratelimit import PRESETS
+from ..smtp.pace import PRESETS
 from .app import console, handle_errors, main, open_journal, yes_option
 
 if TYPE_CHECKING:
     from rich.console import Console
 
-    from ..inbox import Sorted, Verdict
     from ..journal import Journal
+    from ..mailbox.inbox import Sorted, Verdict
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -48,7 +48,7 @@ def file_sent_copies(journal: Journal, campaign: str, provider: str | None) -> N
     """The Sent-copy pass after a send.  Without IMAP settings it does nothing;
     an IMAP failure is a warning (the mail did go out), and the next send,
     resend or run-due of the campaign files what is missing."""
-    from ..sentcopy import copy_sent
+    from ..mailbox.sentcopy import copy_sent
 
     try:  # a bad IMAP setting too: the mail is out, the summary must still follow
         settings = configured_imap(provider)
@@ -67,8 +67,8 @@ def configured_imap(provider: str | None) -> config.ImapSettings | None:
     login gets its password (or OAuth2 token) source: `config.imap_settings`
     takes `password=` and `token=` for the SMTP login's keyring, password
     command or OAuth2 sign-in."""
-    from ..oauth import TokenSource
-    from ..secrets import PasswordSource
+    from ..accounts.credentials import PasswordSource
+    from ..accounts.oauth import TokenSource
 
     env = config.environment()
     try:
@@ -120,8 +120,8 @@ def inbox_pass(journal: Journal, settings: config.ImapSettings, folder: str, *,
                assume_yes: bool, quiet: bool = False, mark_read: bool = False) -> None:
     """Read, show, decide, record.  `quiet` (run-due): print nothing when
     there was no new mail, and list an unclear message only once."""
-    from .. import inbox
-    from ..problems import write_problems
+    from ..campaign.problems import write_problems
+    from ..mailbox import inbox
 
     found = inbox.read_inbox(journal, settings, folder=folder, pending=not quiet)
     if quiet and not found.verdicts:
@@ -145,7 +145,7 @@ def inbox_pass(journal: Journal, settings: config.ImapSettings, folder: str, *,
 def show(out: Console, found: Sorted, settings: config.ImapSettings) -> None:
     from rich.text import Text
 
-    from ..inbox import Kind
+    from ..mailbox.inbox import Kind
 
     out.print(Text(f"{settings.username} at {settings.host}, {found.folder}: "
                    f"{len(found.verdicts)} message(s) to sort."))
@@ -173,7 +173,7 @@ def line(verdict: Verdict) -> str:
 def decide(found: Sorted, assume_yes: bool) -> tuple[set[int] | None, set[int]]:
     """Which unclear messages to apply as unsubscribes, which the user
     declined (None: change nothing at all)."""
-    from ..inbox import Kind
+    from ..mailbox.inbox import Kind
 
     clear = [v for _, v in found.verdicts if v.changes and v.kind is not Kind.UNCLEAR]
     unclear = found.of(Kind.UNCLEAR)
@@ -203,7 +203,7 @@ def decide(found: Sorted, assume_yes: bool) -> tuple[set[int] | None, set[int]]:
 def report(out: Console, found: Sorted, confirmed: set[int]) -> None:
     from rich.text import Text
 
-    from ..inbox import Kind
+    from ..mailbox.inbox import Kind
 
     bounced = sum(len(v.rows) for _, v in found.of(Kind.BOUNCE))
     replied = sum(len(v.rows) for _, v in found.of(Kind.REPLY))

@@ -7,8 +7,8 @@ from typing import TYPE_CHECKING
 
 import click
 
-from ..plan import Status
-from ..profile import VCARD_VERSIONS, load_profile
+from ..campaign.plan import Status
+from ..compose.profile import VCARD_VERSIONS, load_profile
 from ..sanitize import clean
 from .app import (
     composer_for,
@@ -25,7 +25,7 @@ from .app import (
 )
 
 if TYPE_CHECKING:
-    from ..preview import PreviewSummary
+    from ..campaign.preview import PreviewSummary
 
 
 @main.command()
@@ -70,8 +70,8 @@ def preview(
     mappings: tuple[str, ...],
 ) -> None:
     """Write the mails a send would send as .eml files plus index.html; send nothing."""
-    from ..plan import plan_files
-    from ..preview import write_preview
+    from ..campaign.plan import plan_files
+    from ..campaign.preview import write_preview
 
     region, composer = composer_for(profile_path, templates, lang)
     campaign = campaign_name or clean(paths[0].stem)  # the campaign a send would fill

@@ -1,7 +1,7 @@
 """Commands for campaigns over time: run-due, campaigns, cancel, resend, and
 schedule install|remove|show (the cron line or systemd user timer for run-due).
 
-`run-due` is what cron or the timer starts every few minutes (`due.py`); a
+`run-due` is what cron or the timer starts every few minutes (`campaign/due.py`); a
 run with nothing to do prints nothing, so cron logs stay empty.
 
 `resend` is the manual counterpart: it queues chosen recipients again (never
@@ -46,12 +46,12 @@ from .inbox import imap_settings, inbox_pass, sent_copy_option
 from .send import Sending, choose_rates, report_and_exit, send_now, show_paused
 
 if TYPE_CHECKING:
+    from ..campaign.plan import Tally
+    from ..campaign.resend import FileContacts, ResendPlan
     from ..config import SmtpSettings
     from ..journal import Journal
-    from ..plan import Tally
-    from ..resend import FileContacts, ResendPlan
-    from ..sender import SendSummary
-    from ..timer import Kind, TimerChange, Tools
+    from ..schedule.timer import Kind, TimerChange, Tools
+    from ..smtp.sender import SendSummary
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -95,7 +95,8 @@ def install_command(kind: Kind | None, every: int, print_only: bool,
     Installing again replaces the earlier entry. The job runs in the current
     directory, so that run-due reads the same .env (SMTP settings) as send.
     --rate, --provider and --concurrency are passed on to run-due."""
-    from .. import config, timer
+    from .. import config
+    from ..schedule import timer
 
     choose_rates(rates, provider)  # a bad --rate fails now, not in every cron run
     env = config.environment()
@@ -129,7 +130,7 @@ def install_command(kind: Kind | None, every: int, print_only: bool,
 def remove_command(kind: Kind | None) -> None:
     """Remove the cron line and/or the systemd timer (both unless one is named).
     Other lines of your crontab are kept."""
-    from .. import timer
+    from ..schedule import timer
 
     tools = timer.Tools.from_env(os.environ)  # test seams: never from a .env
     for each in [kind] if kind else timer.KINDS:
@@ -143,7 +144,7 @@ def remove_command(kind: Kind | None) -> None:
 @handle_errors
 def show_command(kind: Kind | None) -> None:
     """Show the installed cron line and/or systemd timer."""
-    from .. import timer
+    from ..schedule import timer
 
     tools = timer.Tools.from_env(os.environ)  # test seams: never from a .env
     for each in [kind] if kind else timer.KINDS:
@@ -186,9 +187,9 @@ def run_due(rates: tuple[str, ...], provider: str | None, concurrency: int, with
     recipients whose back-off has elapsed. Prints nothing when nothing is due;
     exits at once when another run-due is still busy. For cron / systemd."""
     from .. import config
-    from ..due import send_due
-    from ..sender import RetryPolicy
-    from ..when import now_from
+    from ..campaign.due import send_due
+    from ..schedule.when import now_from
+    from ..smtp.sender import RetryPolicy
 
     env = config.environment()
     now = now_from(now_text)
@@ -257,7 +258,7 @@ def show_campaigns(listed: list[dict[str, Any]]) -> None:
     from rich.table import Table
     from rich.text import Text
 
-    from ..when import format_when, local_now
+    from ..schedule.when import format_when, local_now
 
     now = local_now()
     table = Table()
@@ -338,7 +339,8 @@ def cancel(name: str, assume_yes: bool) -> None:
 def resume(name: str, rates: tuple[str, ...], provider: str | None, concurrency: int) -> None:
     """Send what campaign NAME still has queued, e.g. after Ctrl-C paused it
     (`mailer run-due` never resumes a paused campaign on its own)."""
-    from .. import config, holds
+    from .. import config
+    from ..campaign import holds
 
     env = config.environment()
     options = Sending(rates, provider, concurrency)
@@ -385,9 +387,10 @@ def resend(paths: tuple[Path, ...], campaign_name: str | None, failed: bool, unk
     Without flags: the deferred ones. With PATH... --profile (the corrected
     contacts files): corrected addresses replace their failed or deferred
     rows, and contacts new in the files are queued; nobody mailed is mailed again."""
-    from .. import config, holds
-    from .. import resend as core
-    from ..plan import Tally
+    from .. import config
+    from ..campaign import holds
+    from ..campaign import resend as core
+    from ..campaign.plan import Tally
 
     if paths and profile_path is None:
         raise ConfigError("Resending from contacts files needs --profile to render the mails.")
@@ -421,7 +424,7 @@ def resend(paths: tuple[Path, ...], campaign_name: str | None, failed: bool, unk
 def read_files(journal: Journal, campaign: str, paths: tuple[Path, ...], profile_path: Path,
                templates: Path | None, lang: str | None, mappings: tuple[str, ...],
                tally: Tally) -> FileContacts:
-    from .. import resend
+    from ..campaign import resend
 
     region, composer = composer_for(profile_path, templates, lang)
     return resend.read_files(journal, campaign, paths, composer,

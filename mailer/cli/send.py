@@ -11,7 +11,7 @@ extension (`contacts.csv` -> "contacts"), so running the same command again
 resumes the same campaign instead of starting a new one.
 
 `send --at WHEN` plans, asks and queues exactly the same way, records the time
-on the campaign and returns: `mailer run-due` sends it when due (`holds.py`
+on the campaign and returns: `mailer run-due` sends it when due (`campaign/holds.py`
 has the rules for campaigns scheduled or cancelled).
 
 While sending (`send_now`, shared with resend, resume and run-due): on a
@@ -60,12 +60,12 @@ from .app import (
 from .inbox import file_sent_copies, sent_copy_option
 
 if TYPE_CHECKING:
+    from ..campaign.plan import Tally
     from ..config import SmtpSettings
     from ..journal import Journal, Row
-    from ..plan import Tally
-    from ..ratelimit import Rate
-    from ..sender import Progress, RetryPolicy, SendSummary, Wait
-    from ..when import Timing
+    from ..schedule.when import Timing
+    from ..smtp.pace import Rate
+    from ..smtp.sender import Progress, RetryPolicy, SendSummary, Wait
 
 EXIT_INTERRUPTED = 130
 FEED_BATCH = 16  # drafts rendered and queued between turns of the send loop
@@ -98,7 +98,7 @@ class Sending:
 
 def choose_rates(rates: tuple[str, ...], provider: str | None) -> tuple[Rate, ...]:
     """--rate wins over --provider; with neither, the cautious generic preset."""
-    from ..ratelimit import PRESETS, parse_rates
+    from ..smtp.pace import PRESETS, parse_rates
 
     return parse_rates(rates) if rates else PRESETS[provider or "generic"]
 
@@ -126,9 +126,10 @@ def send(paths: tuple[Path, ...], profile_path: Path, campaign_name: str | None,
          mappings: tuple[str, ...], at: str | None, now_text: str | None,
          no_sent_copy: bool) -> None:
     """Queue one mail per new contact and send them (or, with --at, schedule them)."""
-    from .. import config, holds
-    from ..plan import Tally, plan_files
-    from ..when import Timing, format_when
+    from .. import config
+    from ..campaign import holds
+    from ..campaign.plan import Tally, plan_files
+    from ..schedule.when import Timing, format_when
 
     settings, limits = config.smtp_settings(config.environment()), choose_rates(rates, provider)
     campaign = campaign_name or clean(paths[0].stem)  # a file name is outside text
@@ -173,7 +174,7 @@ def feed_while_sending(journal: Journal, campaign: str, drafts: Iterator[Draft],
 
 
 def rate_text(limits: tuple[Rate, ...]) -> str:
-    from ..ratelimit import RateLimiter
+    from ..smtp.pace import RateLimiter
 
     return str(RateLimiter(limits))  # "one message every 3 s (20/min), at most 500/day"
 
@@ -270,7 +271,7 @@ def send_now(journal: Journal, campaign: str, settings: SmtpSettings, options: S
     lines without one; then the Sent copies, unless interrupted.  `header`: first
     print the server, login, pace and plan (False when the question before sending
     has just shown them)."""
-    from ..sender import make_limiter, send_campaign_sync
+    from ..smtp.sender import make_limiter, send_campaign_sync
 
     limiter = make_limiter(journal, options.limits)
     terminal = sys.stderr.isatty()
@@ -354,7 +355,7 @@ def progress_display(terminal: bool) -> Iterator[Callable[[Progress], None]]:
 
 def report_and_exit(journal: Journal, summary: SendSummary, options: Sending) -> None:
     """The summary, the problems report, and the exit code."""
-    from ..problems import write_problems
+    from ..campaign.problems import write_problems
 
     if summary.logins == 0:
         click.echo("Nothing to send.")

@@ -4,7 +4,7 @@
     iter_contacts(paths, mapping=None, region="DE") -> Contact | Rejected, streaming
 
 Each path is read by the reader for its kind (`vcard.py`, `csvfile.py`, and
-`cards.py` for images and PDFs); `normalize.py` turns what was read into a
+`scans.py` for card photos and scans); `normalize.py` turns what was read into a
 validated, sanitised `Contact` or a `Rejected` with the reason.  A folder
 stands for the supported files directly inside it (sorted by name, not
 recursive).
@@ -73,8 +73,8 @@ def iter_contacts(
     `on_columns` how each CSV file's columns were read.
     Raises InputError for a file that cannot be used at all (before or while streaming)."""
     from . import normalize
-    from .cards import CARD_SUFFIXES, iter_cards
     from .csvfile import check_mapping
+    from .scans import CARD_SUFFIXES, iter_cards
 
     columns = check_mapping(mapping)
     phone_region = normalize.check_region(region)

@@ -21,8 +21,8 @@ from pathlib import Path
 
 from ..errors import InputError
 from ..files import private_file
-from .cards import REVIEW_COLUMNS, Page, load_page
 from .extract import EMAIL_REVIEW_THRESHOLD
+from .scans import REVIEW_COLUMNS, Page, load_page
 
 EDITABLE = ("honorific", "name", "title", "company", "email", "email2", "phone", "mobile", "fax",
             "more_numbers", "website")  # fmt: skip
@@ -54,7 +54,7 @@ button { font: inherit; padding: .4em 1em; }
 """
 
 # Writes exactly what csv.DictWriter writes for REVIEW_COLUMNS (QUOTE_MINIMAL, "\r\n",
-# UTF-8 with BOM), with the same formula guard as cli.cards._cell.
+# UTF-8 with BOM), with the same formula guard as cli.scans._cell.
 _SCRIPT = """
 const data = JSON.parse(document.getElementById("data").textContent);
 function guard(v) {

@@ -41,9 +41,9 @@ def review(paths: tuple[Path, ...], out: Path, page: Path | None, region: str) -
     """Read card images and PDF scans (or folders of them) into a CSV, and a page to check
     and correct them in a browser (or correct the CSV in a spreadsheet);
     `mailer contacts/preview/send reviewed.csv` then uses your version."""
-    from ..contacts.cards import read_cards, review_row
     from ..contacts.normalize import check_region
     from ..contacts.review_page import write_page
+    from ..contacts.scans import read_cards, review_row
 
     files = card_files(paths)
     phone_region = check_region(region)
@@ -69,7 +69,7 @@ def review(paths: tuple[Path, ...], out: Path, page: Path | None, region: str) -
 def card_files(paths: tuple[Path, ...]) -> list[Path]:
     """The card images/PDFs named, and those directly inside the folders named."""
     from ..contacts import expand_folders
-    from ..contacts.cards import CARD_SUFFIXES
+    from ..contacts.scans import CARD_SUFFIXES
 
     files = expand_folders(paths, CARD_SUFFIXES, "card images or PDF scans")
     for path in files:
@@ -81,7 +81,7 @@ def card_files(paths: tuple[Path, ...]) -> list[Path]:
 
 
 def write_review(out: Path, rows: list[dict[str, str]]) -> None:
-    from ..contacts.cards import REVIEW_COLUMNS
+    from ..contacts.scans import REVIEW_COLUMNS
     from ..csvsafe import write_csv
 
     try:

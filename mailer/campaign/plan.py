@@ -24,13 +24,13 @@ from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .errors import TemplateError
-from .models import Contact, Draft, Duplicate, Rejected, State
+from ..errors import TemplateError
+from ..models import Contact, Draft, Duplicate, Rejected, State
 
 if TYPE_CHECKING:
-    from .contacts.csvfile import Columns
-    from .journal import Journal
-    from .message import Composer
+    from ..compose.message import Composer
+    from ..contacts.csvfile import Columns
+    from ..journal import Journal
 
 
 class Status(StrEnum):
@@ -75,7 +75,7 @@ def plan_files(
 ) -> Iterator[PlanItem]:
     """The plan over contacts files, streamed (see `plan`); `on_columns` hears how
     each CSV file's columns were read."""
-    from .contacts import iter_contacts  # the readers load only when contacts are read
+    from ..contacts import iter_contacts  # the readers load only when contacts are read
 
     entries = iter_contacts(paths, mapping=mapping, region=region, on_columns=on_columns)
     return plan(entries, composer, journal, campaign=campaign, again=again)
@@ -92,7 +92,7 @@ def plan(
     """One item per entry, in the order read, duplicates merged.  `journal`
     (None: a preview with no journal yet) says who was mailed, suppressed or is
     already in `campaign`; `again` mails people mailed in other campaigns."""
-    from .contacts.dedupe import merged
+    from ..contacts.dedupe import merged
 
     for entry in merged(entries):
         if isinstance(entry, Contact):

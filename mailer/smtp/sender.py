@@ -47,11 +47,11 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import ParamSpec, TypeVar
 
-from .config import SmtpSettings
-from .errors import AuthError, JournalBusy, JournalError, SmtpError
-from .journal import Claimed, Journal, Outcome
-from .models import Draft, State
-from .ratelimit import Rate, RateLimiter
+from ..config import SmtpSettings
+from ..errors import AuthError, JournalBusy, JournalError, SmtpError
+from ..journal import Claimed, Journal, Outcome
+from ..models import Draft, State
+from .pace import Rate, RateLimiter
 from .transport import Connection, Lost, NoFinalReply
 
 T = TypeVar("T")

@@ -17,9 +17,9 @@ from pathlib import Path
 from typing import Any, TypedDict
 from urllib.parse import quote, urlsplit, urlunsplit
 
-from .addresses import InvalidAddress, normalize_address
-from .errors import ConfigError
-from .sanitize import problem
+from ..addresses import InvalidAddress, normalize_address
+from ..errors import ConfigError
+from ..sanitize import problem
 
 VCARD_VERSIONS = ("3.0", "4.0")
 MAX_PHOTO_BYTES = 100_000  # the photo rides along in every message

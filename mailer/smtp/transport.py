@@ -35,9 +35,9 @@ from dataclasses import dataclass
 import aiosmtplib
 from aiosmtplib.protocol import PERIOD_REGEX, normalize_message_line_endings
 
-from .config import DEFAULT_PORTS, SmtpSettings
-from .errors import AuthError, ConnectError, TlsError
-from .smtpauth import authenticate
+from ..config import DEFAULT_PORTS, SmtpSettings
+from ..errors import AuthError, ConnectError, TlsError
+from .login import authenticate
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,7 +128,7 @@ class Connection:
             raise ConnectError(f"{where} does not accept EHLO or HELO: {err}") from None
         if s.username:
             try:
-                await authenticate(smtp, s)  # password or OAuth2: see smtpauth.py
+                await authenticate(smtp, s)  # password or OAuth2: see login.py
             except AuthError:
                 smtp.close()
                 raise

@@ -14,15 +14,15 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..campaign.plan import Tally, plan_files
+from ..campaign.preview import PreviewSummary, write_preview
+from ..compose.message import Composer
+from ..compose.profile import load_profile
+from ..config import SmtpSettings
+from ..journal import Journal, journal_path
+from ..smtp.pace import RateLimiter
+from ..smtp.sender import SendSummary, send_campaign_sync
 from .capture import CaptureServer
-from .config import SmtpSettings
-from .journal import Journal, journal_path
-from .message import Composer
-from .plan import Tally, plan_files
-from .preview import PreviewSummary, write_preview
-from .profile import load_profile
-from .ratelimit import RateLimiter
-from .sender import SendSummary, send_campaign_sync
 
 CAMPAIGN = "demo"
 
@@ -40,7 +40,7 @@ def example_file(name: str) -> Path:
     packaged = importlib.resources.files("mailer") / "_data" / name
     if packaged.is_file():
         return Path(str(packaged))
-    return Path(__file__).resolve().parent.parent / name
+    return Path(__file__).resolve().parents[2] / name
 
 
 def run_demo(workdir: Path) -> DemoReport:

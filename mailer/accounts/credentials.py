@@ -27,8 +27,8 @@ import keyring
 import keyring.backends.fail
 import keyring.errors
 
-from .errors import AuthError, ConfigError
-from .sanitize import clean
+from ..errors import AuthError, ConfigError
+from ..sanitize import clean
 
 PASSWORD_SERVICE = "mailer-smtp"  # keyring service of SMTP passwords; the user name is the key
 

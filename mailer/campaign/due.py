@@ -13,10 +13,10 @@ from collections.abc import Callable, Iterator
 from datetime import datetime
 from pathlib import Path
 
-from .config import SmtpSettings
-from .journal import Journal, journal_path
-from .runlock import RunLock
-from .sender import SendSummary
+from ..config import SmtpSettings
+from ..journal import Journal, journal_path
+from ..schedule.runlock import RunLock
+from ..smtp.sender import SendSummary
 
 # sends one campaign: the command line's, with its pace, output and Ctrl-C handling
 Send = Callable[[Journal, str, SmtpSettings], SendSummary]

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from .errors import ConfigError
-from .journal import Campaign, Journal
-from .when import format_when
+from ..errors import ConfigError
+from ..journal import Campaign, Journal
+from ..schedule.when import format_when
 
 
 def check_can_queue(journal: Journal, campaign: str, now: datetime, *, at_given: bool) -> None:

@@ -29,11 +29,11 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+from ..config import is_loopback
+from ..errors import AuthError, ConfigError
+from ..sanitize import clean
 from . import providers
-from .config import is_loopback
-from .errors import AuthError, ConfigError
-from .sanitize import clean
-from .secrets import keyring_delete, keyring_get, keyring_set
+from .credentials import keyring_delete, keyring_get, keyring_set
 
 TOKEN_SERVICE = "mailer-oauth2"  # keyring service of refresh tokens; the SMTP user name is the key
 MARGIN = 300.0  # refresh an access token this many seconds before it expires

@@ -16,13 +16,13 @@ from email.policy import default as default_policy
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .addresses import address_key
-from .journal import Journal, Row
-from .models import Draft, State
+from ..addresses import address_key
+from ..journal import Journal, Row
+from ..models import Draft, State
 from .plan import Status, Tally, plan_files
 
 if TYPE_CHECKING:
-    from .message import Composer
+    from ..compose.message import Composer
 
 RESENDABLE = (State.FAILED, State.DEFERRED, State.UNKNOWN, State.BOUNCED)
 

@@ -17,7 +17,7 @@ from datetime import UTC, date, datetime, time, timedelta, tzinfo
 
 import tzlocal
 
-from .errors import ConfigError
+from ..errors import ConfigError
 
 # One line, like every error: the forms a user is most likely to mean.
 ACCEPTED_FORMS = (

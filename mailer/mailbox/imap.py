@@ -21,8 +21,8 @@ from types import TracebackType
 from imapclient import IMAPClient
 from imapclient.exceptions import IMAPClientError, LoginError
 
-from .config import ImapSettings
-from .errors import ImapError
+from ..config import ImapSettings
+from ..errors import ImapError
 
 FETCH_LIMIT = 1 << 20  # bytes of each inbox message read: enough for any bounce or reply
 FETCH_BATCH = 50  # messages per FETCH, so memory stays bounded

@@ -48,12 +48,12 @@ from html.parser import HTMLParser
 from flufl.bounce import all_failures
 from mailparser_reply import EmailReplyParser
 
-from .addresses import address_key
-from .config import ImapSettings
+from ..addresses import address_key
+from ..config import ImapSettings
+from ..journal import Journal, Row
+from ..models import State
+from ..sanitize import clean
 from .imap import Mailbox
-from .journal import Journal, Row
-from .models import State
-from .sanitize import clean
 
 TEXT_LIMIT = 64 * 1024  # characters of a body looked at: the first lines are what counts
 FIELD_LIMIT = 16 * 1024  # bytes of one folded line: the email package parses longer headers

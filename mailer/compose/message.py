@@ -38,11 +38,11 @@ from jinja2.exceptions import SecurityError
 from jinja2.runtime import Context
 from jinja2.sandbox import SandboxedEnvironment
 
-from .errors import ConfigError, TemplateError
-from .language import Decision, decide
-from .models import Contact, Draft
+from ..errors import ConfigError, TemplateError
+from ..language import Decision, decide
+from ..models import Contact, Draft
+from ..sanitize import clean as sanitize
 from .profile import Profile
-from .sanitize import clean as sanitize
 
 TEMPLATE_FILES = ("subject.txt.j2", "body.txt.j2", "body.html.j2")
 CRLF = b"\r\n"
@@ -57,7 +57,7 @@ def default_templates() -> Path:
     packaged = importlib.resources.files("mailer") / "_data" / "templates"
     if packaged.is_dir():
         return Path(str(packaged))
-    return Path(__file__).resolve().parent.parent / "templates"
+    return Path(__file__).resolve().parents[2] / "templates"
 
 
 def template_languages(folder: Path) -> tuple[str, ...]:

@@ -18,9 +18,9 @@ import ssl
 from dataclasses import dataclass
 from datetime import datetime
 
-from .config import ImapSettings
+from ..config import ImapSettings
+from ..journal import Journal
 from .imap import Mailbox
-from .journal import Journal
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 from types import TracebackType
 
-from .errors import ConfigError
+from ..errors import ConfigError
 
 
 class RunLock:

@@ -15,10 +15,10 @@ import base64
 
 import aiosmtplib
 
-from .config import SmtpSettings
-from .errors import AuthError
-from .oauth import TokenSource
-from .sanitize import clean
+from ..accounts.oauth import TokenSource
+from ..config import SmtpSettings
+from ..errors import AuthError
+from ..sanitize import clean
 
 OAUTH_MECHANISMS = ("oauthbearer", "xoauth2")  # the RFC 7628 one first where offered
 

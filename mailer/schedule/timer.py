@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from .errors import ConfigError
-from .sanitize import problem, shown
+from ..errors import ConfigError
+from ..sanitize import problem, shown
 
 Kind = Literal["cron", "systemd"]
 KINDS: tuple[Kind, ...] = ("cron", "systemd")

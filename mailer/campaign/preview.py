@@ -21,7 +21,7 @@ from typing import TextIO
 
 from jinja2 import Environment
 
-from .errors import ConfigError
+from ..errors import ConfigError
 from .plan import PlanItem, Status, summary_line
 
 # Entries per HTML page: 100k entries are 500 pages of a few MB, not one page of 400 MB.

@@ -20,13 +20,13 @@ from typing import Any
 
 import aiosmtplib
 
-from .config import SmtpSettings
-from .errors import ConnectError, SmtpError, TlsError
-from .models import Contact, Draft
+from ..config import SmtpSettings
+from ..errors import ConnectError, SmtpError, TlsError
+from ..models import Contact, Draft
+from ..sanitize import clean
+from ..smtp.login import authenticate
+from .credentials import PasswordSource
 from .oauth import TokenSource
-from .sanitize import clean
-from .secrets import PasswordSource
-from .smtpauth import authenticate
 
 PORT_HINT = ("Check MAILER_SMTP_HOST, MAILER_SMTP_PORT and MAILER_SMTP_SECURITY "
              "(submission is port 587 with starttls, or 465 with tls).")

@@ -7,10 +7,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .csvsafe import write_csv
-from .errors import ConfigError
-from .journal import Journal
-from .models import State
+from ..csvsafe import write_csv
+from ..errors import ConfigError
+from ..journal import Journal
+from ..models import State
 
 PROBLEM_STATES = (State.FAILED, State.DEFERRED, State.UNKNOWN, State.BOUNCED)
 COLUMNS = ("recipient", "state", "code", "reply", "attempts", "message_id")

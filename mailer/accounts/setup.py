@@ -15,8 +15,8 @@ from pathlib import Path
 
 import tomli_w
 
-from .errors import ConfigError
-from .files import private_file
+from ..errors import ConfigError
+from ..files import private_file
 from .providers import PROVIDERS
 
 PRESETS = PROVIDERS  # `mailer init`'s choices: the providers mailer knows

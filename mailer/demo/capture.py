@@ -15,7 +15,7 @@ from types import TracebackType
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
-from .errors import ConfigError
+from ..errors import ConfigError
 
 
 class MaildirHandler:

@@ -1,0 +1,1 @@
+"""Accounts: where secrets come from, OAuth2, the providers, `init` and `check`."""

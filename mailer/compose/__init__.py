@@ -1,0 +1,1 @@
+"""The message: the sender's profile, the templates, the sender's vCard -> `Draft`."""

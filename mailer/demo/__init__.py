@@ -1,0 +1,1 @@
+"""The demo and its stand-in provider, a local capture SMTP server."""

@@ -1,0 +1,1 @@
+"""The way back over IMAP: Sent copies, reading and sorting the inbox."""

@@ -1,0 +1,1 @@
+"""Time: `--at`, the run-due lock, the cron line or systemd timer."""

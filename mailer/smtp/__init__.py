@@ -1,0 +1,1 @@
+"""Sending: K SMTP connections, the pace, the login step, outcomes per message."""
