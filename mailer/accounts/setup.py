@@ -19,8 +19,6 @@ from ..errors import ConfigError
 from ..files import private_file
 from .providers import PROVIDERS
 
-PRESETS = PROVIDERS  # `mailer init`'s choices: the providers mailer knows
-
 _GOOGLE_DOMAINS = {"gmail.com", "googlemail.com"}
 _MICROSOFT_NAMES = {"outlook", "hotmail", "live", "msn"}  # outlook.de, hotmail.co.uk, ...
 
@@ -89,7 +87,7 @@ def env_text(account: Account) -> str:
         f"MAILER_SMTP_AUTH={account.auth}",
     ]
     if account.auth == "oauth2":
-        preset = PRESETS[account.provider]
+        preset = PROVIDERS[account.provider]
         lines.append(f"MAILER_OAUTH2_PROVIDER={preset.oauth_provider}")
         lines.append(f"MAILER_OAUTH2_CLIENT_ID={_env_value(account.client_id)}")
         if preset.oauth_provider == "microsoft":

@@ -12,7 +12,7 @@ from pathlib import Path
 import click
 
 from .. import config
-from ..accounts.setup import PRESETS
+from ..accounts.providers import PROVIDERS
 from ..compose.profile import NETWORKS
 from ..config import SmtpSettings
 from ..errors import ConfigError
@@ -35,12 +35,11 @@ def _settings(env_file: Path | None = None) -> tuple[dict[str, str], SmtpSetting
 def login_account(settings: SmtpSettings, env: dict[str, str], *, open_browser: bool) -> None:
     # the keyring and the sign-in flows load only here, not for every `mailer --help`
     from ..accounts import oauth
-    from ..accounts.credentials import PASSWORD_SERVICE, keyring_account, keyring_name, keyring_set
-    from ..accounts.oauth import Grant, TokenSource
+    from ..accounts.keystore import PASSWORD_SERVICE, keyring_account, keyring_name, keyring_set
+    from ..accounts.oauth import Grant
 
-    creds = settings.credentials
-    if isinstance(creds, TokenSource):
-        o = creds.settings
+    if settings.auth == "oauth2":
+        o = oauth.oauth_settings(env, settings.host)
         if o.provider.flow == "device":
             tokens = oauth.device_flow(o, click.echo)
             secret = ""
@@ -97,7 +96,7 @@ def login(no_browser: bool) -> None:
 def logout() -> None:
     """Remove the stored password and OAuth2 sign-in of the configured account."""
     from ..accounts import oauth
-    from ..accounts.credentials import PASSWORD_SERVICE, keyring_account, keyring_delete
+    from ..accounts.keystore import PASSWORD_SERVICE, keyring_account, keyring_delete
 
     _, settings = _settings()
     removed = []
@@ -150,7 +149,9 @@ def run_check(settings: SmtpSettings, profile_path: Path | None, send_test: bool
 @handle_errors
 def check(profile_path: Path | None, send_test: bool) -> None:
     """Connect, log in and show what the SMTP server offers, sending nothing."""
-    settings = config.smtp_settings(config.environment())  # without a login: checks the rest
+    from ..accounts.credentials import Credentials
+
+    settings = Credentials(config.environment()).smtp()  # without a login: checks the rest
     if profile_path is None and Path("profile.toml").is_file():
         profile_path = Path("profile.toml")
     if profile_path is not None and not profile_path.is_file():
@@ -210,7 +211,7 @@ def _channel(text: str) -> tuple[str, str]:
 @click.option("--lang", type=click.Choice(["en", "de"]), help="Mail language by default.")
 @click.option("--channel", "channels", multiple=True, metavar="NETWORK=VALUE",
               help="A channel to list, e.g. linkedin=alex-example; repeatable.")
-@click.option("--provider", type=click.Choice(sorted(PRESETS)),
+@click.option("--provider", type=click.Choice(sorted(PROVIDERS)),
               help="Your mail provider [default: guessed from the address, else asked].")
 @click.option("--host", help="SMTP server (for generic and IONOS).")
 @click.option("--port", type=click.IntRange(1, 65535), help="SMTP port.")
@@ -252,14 +253,14 @@ def init(folder: Path, name: str | None, email: str | None, event: str | None,
     if provider is None:
         if guessed is not None:
             provider = guessed
-            click.echo(f"Provider: {PRESETS[guessed].label} (from the address).")
+            click.echo(f"Provider: {PROVIDERS[guessed].label} (from the address).")
         else:
-            provider = _ask(None, f"Your provider ({', '.join(PRESETS)})",
+            provider = _ask(None, f"Your provider ({', '.join(PROVIDERS)})",
                             interactive=interactive, default="generic")
-            if provider not in PRESETS:
+            if provider not in PROVIDERS:
                 raise ConfigError(f"The provider {provider!r} is not one of "
-                                  f"{', '.join(PRESETS)}.")
-    preset = PRESETS[provider]
+                                  f"{', '.join(PROVIDERS)}.")
+    preset = PROVIDERS[provider]
     host = _ask(host, "SMTP server", interactive=interactive and not preset.host,
                 default=preset.host or None, option="--host")
     security = security or (_ask(None, "Security (starttls, tls, none)",
@@ -318,4 +319,6 @@ def init(folder: Path, name: str | None, email: str | None, event: str | None,
     if click.confirm("Sign in now (mailer login)?", default=True):
         login_account(settings, env, open_browser=True)
         if click.confirm("Check the account now (mailer check)?", default=True):
-            run_check(config.smtp_settings(env), profile_path, send_test=False)
+            from ..accounts.credentials import Credentials
+
+            run_check(Credentials(env).smtp(), profile_path, send_test=False)

@@ -13,10 +13,10 @@ from typing import IO, TYPE_CHECKING, Any, ParamSpec, TypeVar
 import click
 
 from .. import DISTRIBUTION, __version__
+from ..accounts.providers import PROVIDERS
 from ..contacts.fields import FIELDS
 from ..errors import ConfigError, MailerError
 from ..sanitize import shown
-from ..smtp.pace import PRESETS
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -224,9 +224,9 @@ def _env_provider() -> str | None:
         provider = config.environment().get("MAILER_PROVIDER", "").strip().lower()
     except ConfigError as err:
         raise click.UsageError(str(err)) from None
-    if provider and provider not in PRESETS:
+    if provider and provider not in PROVIDERS:
         raise click.UsageError(
-            f"MAILER_PROVIDER={provider!r} is not one of {', '.join(sorted(PRESETS))}; "
+            f"MAILER_PROVIDER={provider!r} is not one of {', '.join(sorted(PROVIDERS))}; "
             "set it in .env or the environment, or pass --provider."
         )
     return provider or None
@@ -243,7 +243,7 @@ def sending_options(func: F) -> F:
     )(func)
     func = click.option(
         "--provider",
-        type=click.Choice(sorted(PRESETS)),
+        type=click.Choice(sorted(PROVIDERS)),
         default=_env_provider,
         show_default=False,
         help="Use this provider's published limits [default: MAILER_PROVIDER, else generic, "

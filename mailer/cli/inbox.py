@@ -10,19 +10,20 @@ and the unclear ones only listed, until someone decides on them at a terminal.
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
 from .. import config
+from ..accounts.providers import PROVIDERS
 from ..errors import ConfigError, MailerError
-from ..smtp.pace import PRESETS
 from .app import console, handle_errors, main, open_journal, yes_option
 
 if TYPE_CHECKING:
     from rich.console import Console
 
+    from ..accounts.credentials import Credentials
     from ..journal import Journal
     from ..mailbox.inbox import Sorted, Verdict
 
@@ -44,14 +45,16 @@ def sent_copy_option(func: F) -> F:
         help="Do not file a copy of each sent mail in your IMAP Sent folder.")(func)
 
 
-def file_sent_copies(journal: Journal, campaign: str, provider: str | None) -> None:
-    """The Sent-copy pass after a send.  Without IMAP settings it does nothing;
-    an IMAP failure is a warning (the mail did go out), and the next send,
-    resend or run-due of the campaign files what is missing."""
+def file_sent_copies(journal: Journal, campaign: str, provider: str | None,
+                     credentials: Credentials) -> None:
+    """The Sent-copy pass after a send, logged in with the run's credentials (a
+    password command does not run again).  Without IMAP settings it does nothing;
+    an IMAP failure is a warning (the mail did go out), and the next send, resend
+    or run-due of the campaign files what is missing."""
     from ..mailbox.sentcopy import copy_sent
 
     try:  # a bad IMAP setting too: the mail is out, the summary must still follow
-        settings = configured_imap(provider)
+        settings = credentials.imap(provider)
         if settings is None:
             return
         line = copy_sent(journal, campaign, settings).line()
@@ -62,31 +65,12 @@ def file_sent_copies(journal: Journal, campaign: str, provider: str | None) -> N
         click.echo(line)
 
 
-def configured_imap(provider: str | None) -> config.ImapSettings | None:
-    """The IMAP account, or None without one.  The one place where the IMAP
-    login gets its password (or OAuth2 token) source: `config.imap_settings`
-    takes `password=` and `token=` for the SMTP login's keyring, password
-    command or OAuth2 sign-in."""
-    from ..accounts.credentials import PasswordSource
-    from ..accounts.oauth import TokenSource
+def imap_settings(provider: str | None,
+                  credentials: Credentials | None = None) -> config.ImapSettings:
+    """The IMAP account with its login; `credentials`: the run's, when it has some."""
+    from ..accounts.credentials import Credentials
 
-    env = config.environment()
-    try:
-        credentials = config.smtp_settings(env).credentials
-    except ConfigError:  # no SMTP account: only MAILER_IMAP_* can log in
-        credentials = None
-
-    def password(env: Mapping[str, str], prefix: str) -> str:
-        if prefix == "MAILER_SMTP" and isinstance(credentials, PasswordSource):
-            return credentials.password()  # password command, keyring, then the variable
-        return config.password_from_env(env, prefix)
-
-    token = credentials.access_token if isinstance(credentials, TokenSource) else None
-    return config.imap_settings(env, provider, password=password, token=token)
-
-
-def imap_settings(provider: str | None) -> config.ImapSettings:
-    settings = configured_imap(provider)
+    settings = (credentials or Credentials(config.environment())).imap(provider)
     if settings is None:
         raise ConfigError(
             "No IMAP server configured: set MAILER_IMAP_HOST (and _PORT, _SECURITY, "
@@ -95,7 +79,7 @@ def imap_settings(provider: str | None) -> config.ImapSettings:
 
 
 @main.command("inbox")
-@click.option("--provider", type=click.Choice(sorted(PRESETS)),
+@click.option("--provider", type=click.Choice(sorted(PROVIDERS)),
               help="Your provider: fills in its IMAP server.")
 @click.option("--folder", default="INBOX", show_default=True, help="The folder to read.")
 @click.option("--mark-read", is_flag=True,

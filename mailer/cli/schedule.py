@@ -101,7 +101,7 @@ def install_command(kind: Kind | None, every: int, print_only: bool,
     choose_rates(rates, provider)  # a bad --rate fails now, not in every cron run
     env = config.environment()
     # likewise --inbox without an IMAP account (checked without running a password command)
-    if with_inbox and config.imap_settings(env, provider, password=lambda *_: "") is None:
+    if with_inbox and config.imap_settings(env, provider) is None:
         imap_settings(provider)  # raises "No IMAP server configured: set ..."
     passed = [*(("--provider", provider) if provider else ()),
               *(arg for rate in rates for arg in ("--rate", rate)),
@@ -187,6 +187,7 @@ def run_due(rates: tuple[str, ...], provider: str | None, concurrency: int, with
     recipients whose back-off has elapsed. Prints nothing when nothing is due;
     exits at once when another run-due is still busy. For cron / systemd."""
     from .. import config
+    from ..accounts.credentials import Credentials
     from ..campaign.due import send_due
     from ..schedule.when import now_from
     from ..smtp.sender import RetryPolicy
@@ -197,15 +198,19 @@ def run_due(rates: tuple[str, ...], provider: str | None, concurrency: int, with
     choose_rates(rates, provider)  # a bad --rate fails before anything is read
     summaries: list[SendSummary] = []
 
+    credentials = Credentials(env)  # the run's one login, for every campaign and the inbox
+
     def send(journal: Journal, campaign: str, settings: SmtpSettings) -> SendSummary:
-        # a 4xx defers at once: the journal's back-off takes over, not an in-process wait
-        return send_now(journal, campaign, settings, options, retry=RetryPolicy(attempts=1))
+        # `settings` is credentials.smtp(); a 4xx defers at once: the journal's back-off
+        # takes over, not an in-process wait
+        return send_now(journal, campaign, credentials, options, retry=RetryPolicy(attempts=1))
 
     def inbox(journal: Journal) -> None:
         if with_inbox:
-            inbox_pass(journal, imap_settings(provider), "INBOX", assume_yes=True, quiet=True)
+            inbox_pass(journal, imap_settings(provider, credentials), "INBOX", assume_yes=True,
+                       quiet=True)
 
-    for summary in send_due(config.state_dir(env), now, lambda: config.smtp_settings(env), send,
+    for summary in send_due(config.state_dir(env), now, credentials.smtp, send,
                             after_all=inbox):
         click.echo(f"{now:%Y-%m-%d %H:%M %Z} {run_line(summary)}")
         summaries.append(summary)
@@ -340,6 +345,7 @@ def resume(name: str, rates: tuple[str, ...], provider: str | None, concurrency:
     """Send what campaign NAME still has queued, e.g. after Ctrl-C paused it
     (`mailer run-due` never resumes a paused campaign on its own)."""
     from .. import config
+    from ..accounts.credentials import Credentials
     from ..campaign import holds
 
     env = config.environment()
@@ -351,7 +357,7 @@ def resume(name: str, rates: tuple[str, ...], provider: str | None, concurrency:
         if holds.due_later(held, time.time()) is not None:
             raise ConfigError(f"Campaign {campaign!r} is scheduled for later: `mailer run-due` "
                               f"sends it then (or `mailer send ... --at now`).")
-        summary = send_now(journal, campaign, config.smtp_settings(env), options)
+        summary = send_now(journal, campaign, Credentials(env), options)
         report_and_exit(journal, summary, options)
 
 
@@ -388,6 +394,7 @@ def resend(paths: tuple[Path, ...], campaign_name: str | None, failed: bool, unk
     contacts files): corrected addresses replace their failed or deferred
     rows, and contacts new in the files are queued; nobody mailed is mailed again."""
     from .. import config
+    from ..accounts.credentials import Credentials
     from ..campaign import holds
     from ..campaign import resend as core
     from ..campaign.plan import Tally
@@ -417,7 +424,7 @@ def resend(paths: tuple[Path, ...], campaign_name: str | None, failed: bool, unk
                        f"`mailer run-due` sends them then.")
             return
         options = Sending(rates, provider, concurrency, sent_copy=not no_sent_copy)
-        summary = send_now(journal, campaign, config.smtp_settings(env), options)
+        summary = send_now(journal, campaign, Credentials(env), options)
         report_and_exit(journal, summary, options)
 
 

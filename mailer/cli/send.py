@@ -60,6 +60,7 @@ from .app import (
 from .inbox import file_sent_copies, sent_copy_option
 
 if TYPE_CHECKING:
+    from ..accounts.credentials import Credentials
     from ..campaign.plan import Tally
     from ..config import SmtpSettings
     from ..journal import Journal, Row
@@ -98,9 +99,10 @@ class Sending:
 
 def choose_rates(rates: tuple[str, ...], provider: str | None) -> tuple[Rate, ...]:
     """--rate wins over --provider; with neither, the cautious generic preset."""
-    from ..smtp.pace import PRESETS, parse_rates
+    from ..accounts.providers import PROVIDERS
+    from ..smtp.pace import parse_rates
 
-    return parse_rates(rates) if rates else PRESETS[provider or "generic"]
+    return parse_rates(rates) if rates else PROVIDERS[provider or "generic"].rates
 
 
 @main.command()
@@ -127,11 +129,13 @@ def send(paths: tuple[Path, ...], profile_path: Path, campaign_name: str | None,
          no_sent_copy: bool) -> None:
     """Queue one mail per new contact and send them (or, with --at, schedule them)."""
     from .. import config
+    from ..accounts.credentials import Credentials
     from ..campaign import holds
     from ..campaign.plan import Tally, plan_files
     from ..schedule.when import Timing, format_when
 
-    settings, limits = config.smtp_settings(config.environment()), choose_rates(rates, provider)
+    credentials = Credentials(config.environment())  # the run's one login, SMTP and IMAP
+    settings, limits = credentials.smtp(), choose_rates(rates, provider)
     campaign = campaign_name or clean(paths[0].stem)  # a file name is outside text
     timing = Timing.of(at, now_text)
     region, composer = composer_for(profile_path, templates, lang)
@@ -157,7 +161,7 @@ def send(paths: tuple[Path, ...], profile_path: Path, campaign_name: str | None,
         feed = feed_while_sending(journal, campaign, drafts, timing) if assume_yes else None
         if feed is None and not queue_and_ask(journal, campaign, drafts, tally, timing, how):
             return
-        summary = send_now(journal, campaign, settings, options, feed, header=assume_yes)
+        summary = send_now(journal, campaign, credentials, options, feed, header=assume_yes)
         if feed is not None:
             show_plan(tally, f"Campaign {campaign!r}: {summary.fed} new message(s) queued "
                              f"by this run (--yes: while sending).")
@@ -264,7 +268,7 @@ def batched(items: Iterator[Draft], size: int) -> Iterator[list[Draft]]:
         yield batch
 
 
-def send_now(journal: Journal, campaign: str, settings: SmtpSettings, options: Sending,
+def send_now(journal: Journal, campaign: str, credentials: Credentials, options: Sending,
              feed: Iterator[list[Draft]] | None = None, *, header: bool = True,
              retry: RetryPolicy | None = None) -> SendSummary:
     """Send what the campaign has queued: a progress bar on a terminal, timed
@@ -273,6 +277,7 @@ def send_now(journal: Journal, campaign: str, settings: SmtpSettings, options: S
     has just shown them)."""
     from ..smtp.sender import make_limiter, send_campaign_sync
 
+    settings = credentials.smtp()
     limiter = make_limiter(journal, options.limits)
     terminal = sys.stderr.isatty()
     if header or not terminal:
@@ -289,7 +294,7 @@ def send_now(journal: Journal, campaign: str, settings: SmtpSettings, options: S
                                      handle_sigint=True, feed=feed, retry=retry,
                                      on_wait=show_wait, on_interrupt=show_interrupt)
     if options.sent_copy and summary.stopped != "interrupted":  # Ctrl-C means stop
-        file_sent_copies(journal, campaign, options.provider)
+        file_sent_copies(journal, campaign, options.provider, credentials)
     return summary
 
 
