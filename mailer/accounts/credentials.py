@@ -72,8 +72,9 @@ def run_password_command(command: str, timeout: float,
     with proc.stdout, proc.stderr:
         finished = _read_until_exit(proc, proc.stdout, proc.stderr, timeout)
     if finished is None:
+        limit = variable.replace("_COMMAND", "_TIMEOUT")
         raise AuthError(f"{shown} did not finish within {timeout:g} s and was stopped. Check "
-                        f"that it runs without asking (or raise {variable[:-8]}_TIMEOUT).")
+                        f"that it runs without asking (or raise {limit}).")
     out, err_out = finished
     if proc.returncode != 0:
         last = [line for line in err_out.decode(errors="replace").splitlines() if line.strip()]
@@ -173,7 +174,7 @@ class PasswordSource:
             return f"password from {self.prefix}_PASSWORD_COMMAND"
         if keyring_get(PASSWORD_SERVICE, keyring_account(self.host, self.username)):
             return f"password from the OS keyring, {keyring_name()}"
-        return f"password from {self.prefix}_PASSWORD" if self.fallback else "no password"
+        return f"password from {self.prefix}_PASSWORD" if self.fallback else "password from nowhere"
 
     def secret(self) -> str:
         with self._lock:

@@ -96,8 +96,7 @@ class Mailbox:
         if login is not None and login.oauth:
             return "the OAuth2 sign-in (`mailer login`)"
         origin = login.origin() if login is not None else "password from MAILER_IMAP_PASSWORD"
-        return (f"MAILER_IMAP_USERNAME and the password ({origin}; many providers want an "
-                f"app password)")
+        return f"MAILER_IMAP_USERNAME and the {origin} (many providers want an app password)"
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:

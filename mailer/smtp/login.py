@@ -110,5 +110,5 @@ def _refused_hint(settings: SmtpSettings) -> str:
                 "SMTP' in the mailbox's settings) and MAILER_SMTP_USERNAME must be the address "
                 "you signed in with")
     origin = login.origin() if login is not None else "password from MAILER_SMTP_PASSWORD"
-    return (f"check MAILER_SMTP_USERNAME and the password ({origin}); Gmail and many others "
-            f"want an app password")
+    return (f"check MAILER_SMTP_USERNAME and the {origin}; Gmail and many others want an app "
+            f"password")
