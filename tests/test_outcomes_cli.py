@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner, Result
 
-import mailer.cli.schedule  # noqa: F401  (registers run-due, resend, resume)
+import mailer.cli  # noqa: F401  (registers every command)
 import mailer.cli.send as send_cli
 from mailer import config
 from mailer.cli.app import main

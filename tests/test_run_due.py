@@ -20,8 +20,7 @@ import pytest
 import tzlocal
 from click.testing import CliRunner, Result
 
-import mailer.cli.schedule  # registers run-due, campaigns, cancel, resend
-import mailer.cli.send  # registers send, status
+import mailer.cli  # registers every command
 from mailer.cli.app import main
 from mailer.journal import DeferredRetry, Journal
 from mailer.models import State

@@ -20,13 +20,13 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner, Result
 
-import mailer.cli.send  # registers the commands
+import mailer.cli  # registers every command
 from mailer.cli.app import main
 from tests.smtpd import Fault, SmtpServer
 
 PROJECT = Path(__file__).resolve().parents[1]
 PEOPLE = ["anna@example.com", "ben@example.org", "chloe@example.net"]
-CLI = "from mailer.cli.app import main; import mailer.cli.send; main()"
+CLI = "from mailer.cli.app import main; import mailer.cli; main()"
 
 
 @pytest.fixture
