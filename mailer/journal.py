@@ -15,6 +15,9 @@ a question.  `requeue()` (used by `mailer resend`) puts chosen states back.
 
 A campaign stopped by Ctrl-C is `paused_at`: `run-due` skips it (a crash sets
 nothing, so run-due carries on after one); an explicit send or resume clears it.
+A send stopped by an account error (refused login, TLS) leaves its campaign
+`held`: paused with the reason, so that run-due does not retry a wrong
+password every few minutes.
 
 Scheduling (`mailer send --at`, `mailer run-due`): a campaign's `scheduled_at`
 is UTC epoch seconds and is compared with the current epoch seconds, so a DST
@@ -66,7 +69,8 @@ CREATE TABLE IF NOT EXISTS campaigns (
     created_at    REAL NOT NULL,
     scheduled_at  REAL,                  -- epoch seconds; NULL = send now
     cancelled_at  REAL,
-    paused_at     REAL                   -- stopped by Ctrl-C; run-due leaves it alone
+    paused_at     REAL,                  -- stopped by Ctrl-C or held; run-due leaves it alone
+    held_reason   TEXT NOT NULL DEFAULT ''  -- why it is held (an account error); '' for Ctrl-C
 );
 CREATE TABLE IF NOT EXISTS messages (
     id              INTEGER PRIMARY KEY,
@@ -221,6 +225,7 @@ class Campaign:
     scheduled_at: float | None
     cancelled_at: float | None
     paused_at: float | None = None
+    held_reason: str = ""  # paused by an account error: the error, until resumed
 
 
 BUSY_TIMEOUT = 30.0  # seconds a write waits for another process's write lock
@@ -273,6 +278,9 @@ class Journal:
         columns = {row[1] for row in self._db.execute("PRAGMA table_info(campaigns)")}
         if "paused_at" not in columns:
             self._db.execute("ALTER TABLE campaigns ADD COLUMN paused_at REAL")
+        if "held_reason" not in columns:
+            self._db.execute("ALTER TABLE campaigns ADD COLUMN held_reason TEXT NOT NULL "
+                             "DEFAULT ''")
 
     def close(self) -> None:
         self.end_run()
@@ -427,13 +435,15 @@ class Journal:
         return added
 
     def campaigns(self) -> list[Campaign]:
-        sql = ("SELECT name, created_at, scheduled_at, cancelled_at, paused_at FROM campaigns "
+        sql = ("SELECT name, created_at, scheduled_at, cancelled_at, paused_at, held_reason "
+               "FROM campaigns "
                "ORDER BY created_at")
         return [Campaign(*row) for row in self._db.execute(sql)]
 
     def campaign(self, name: str) -> Campaign | None:
         row = self._db.execute(
-            "SELECT name, created_at, scheduled_at, cancelled_at, paused_at FROM campaigns "
+            "SELECT name, created_at, scheduled_at, cancelled_at, paused_at, held_reason "
+               "FROM campaigns "
             "WHERE name = ?",
             (name,),
         ).fetchone()
@@ -472,13 +482,20 @@ class Journal:
             db.execute("UPDATE campaigns SET paused_at = ? WHERE name = ?",
                        (time.time() if now is None else now, campaign))
 
+    def hold(self, campaign: str, reason: str, now: float | None = None) -> None:
+        """Pause the campaign because the account cannot send (a refused login,
+        TLS): `run-due` must not try the same password every few minutes."""
+        with self._write() as db:
+            db.execute("UPDATE campaigns SET paused_at = ?, held_reason = ? WHERE name = ?",
+                       (time.time() if now is None else now, reason, campaign))
+
     def unpause(self, campaign: str) -> None:
         paused = self._db.execute("SELECT 1 FROM campaigns WHERE name = ? AND paused_at IS NOT "
                                   "NULL", (campaign,)).fetchone()
         if paused is None:  # the usual case: no write, so no wait for another's lock
             return
         with self._write() as db:
-            db.execute("UPDATE campaigns SET paused_at = NULL WHERE name = ? "
+            db.execute("UPDATE campaigns SET paused_at = NULL, held_reason = '' WHERE name = ? "
                        "AND paused_at IS NOT NULL", (campaign,))
 
     def due_campaigns(self, now: float) -> list[str]:

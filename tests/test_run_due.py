@@ -266,3 +266,32 @@ def test_at_on_a_terminal_asks_before_queueing(work: Path, server: SmtpServer) -
             assert "Nothing queued, nothing scheduled." in out and campaigns() == []
     assert "Queued 3 message(s) of campaign 'contacts' for Mon 2099-03-02 09:00 CET" in out
     assert campaigns()[0]["counts"]["queued"] == 3 and server.received == []
+
+
+def test_a_send_stopped_by_a_refused_login_holds_its_campaign_until_resumed(
+    work: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """#23: a wrong password left the mail queued without a word, and the next
+    run-due sent it; now the campaign is held, says how to go on, and run-due
+    leaves it alone until `mailer resume`."""
+    with SmtpServer(starttls=True, auth=("alex@example.com", "right")) as srv:
+        for name, value in srv.env().items():
+            monkeypatch.setenv(name, value)
+        monkeypatch.setenv("MAILER_SMTP_PASSWORD", "wrong")
+        failed = send("--yes")
+        assert failed.exit_code == 2
+        assert "is held with 3 message(s) queued" in failed.output
+        assert "mailer resume contacts" in failed.output
+        assert "mailer cancel contacts" in failed.output
+        [held] = campaigns()
+        assert held["paused_at"] is not None and held["held_reason"]
+        monkeypatch.setenv("MAILER_SMTP_PASSWORD", "right")
+        idle = run_due(datetime.now(UTC) + timedelta(hours=1))
+        assert (idle.exit_code, idle.output, srv.received) == (0, "", [])
+        listed = mailer("campaigns")
+        assert "held:" in listed.output
+        resumed = mailer("resume", "contacts", "--rate", "none")
+        assert resumed.exit_code == 0, resumed.output
+        assert sorted(srv.recipients()) == sorted(PEOPLE)
+        [after] = campaigns()
+        assert after["paused_at"] is None and after["held_reason"] == ""

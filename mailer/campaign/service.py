@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from .. import config
-from ..errors import ConfigError, MailerError
+from ..errors import AuthError, ConfigError, MailerError, TlsError
 from ..journal import Journal, journal_path
 from ..models import Draft, State
 
@@ -208,11 +208,12 @@ class CampaignInfo:
     cancelled_at: float | None
     paused_at: float | None
     counts: dict[State, int] = field(default_factory=dict)
+    held_reason: str = ""  # paused by an account error, with it
 
     def to_json(self) -> dict[str, Any]:
         return {"name": self.name, "created_at": self.created_at,
                 "scheduled_at": self.scheduled_at, "cancelled_at": self.cancelled_at,
-                "paused_at": self.paused_at,
+                "paused_at": self.paused_at, "held_reason": self.held_reason,
                 "counts": {str(s): n for s, n in self.counts.items()}}
 
 
@@ -407,12 +408,15 @@ class Campaigns:
             plan = "the new contacts as they are read" + (f" and {plan}" if queued else "")
         self.events.starting(Starting(server_line(settings), str(limiter), options.concurrency,
                                       campaign, plan, header))
-        with self.events.sending() as update:
-            summary = send_campaign_sync(journal, campaign, settings, limiter=limiter,
-                                         concurrency=options.concurrency, progress=update,
-                                         handle_sigint=self.handle_sigint, feed=feed,
-                                         retry=retry, on_wait=self.events.waiting,
-                                         on_interrupt=self.events.interrupted)
+        try:
+            with self.events.sending() as update:
+                summary = send_campaign_sync(journal, campaign, settings, limiter=limiter,
+                                             concurrency=options.concurrency, progress=update,
+                                             handle_sigint=self.handle_sigint, feed=feed,
+                                             retry=retry, on_wait=self.events.waiting,
+                                             on_interrupt=self.events.interrupted)
+        except (AuthError, TlsError) as err:
+            raise held(journal, campaign, err) from None
         if options.sent_copy and summary.stopped != "interrupted":  # Ctrl-C means stop
             self._file_sent_copies(journal, campaign, options.provider)
         return summary
@@ -556,7 +560,7 @@ class Campaigns:
             return []
         with journal:
             return [CampaignInfo(c.name, c.created_at, c.scheduled_at, c.cancelled_at,
-                                 c.paused_at, journal.counts(c.name))
+                                 c.paused_at, journal.counts(c.name), c.held_reason)
                     for c in journal.campaigns()]
 
     def plan(self, paths: Sequence[Path], composer: Composer, *, campaign: str,
@@ -621,6 +625,18 @@ class InboxPass:
         from .problems import write_problems
 
         return write_problems(self.journal, campaign)
+
+
+def held(journal: Journal, campaign: str, err: AuthError | TlsError) -> AuthError | TlsError:
+    """Hold the campaign after an account error, and say so with the way on:
+    the same error, its message followed by what is queued and what to run."""
+    journal.hold(campaign, str(err))
+    left = journal.counts(campaign)[State.QUEUED]
+    name = shlex.quote(campaign)
+    return type(err)(
+        f"{err} Campaign {campaign!r} is held with {left} message(s) queued; `mailer run-due` "
+        f"leaves it alone. Once the account works (`mailer check`), `mailer resume {name}` "
+        f"sends them; `mailer cancel {name}` drops them.")
 
 
 def rate_text(limits: tuple[Rate, ...]) -> str:

@@ -74,7 +74,9 @@ def show_campaigns(listed: list[CampaignInfo]) -> None:
         per_state = ", ".join(f"{n} {s}" for s, n in row.counts.items() if n) or "none"
         held = row.paused_at
         paused = f"{datetime.fromtimestamp(held, now.tzinfo):%Y-%m-%d %H:%M}" if held else ""
-        table.add_row(Text(row.name), when, cancelled, paused, per_state)
+        if row.held_reason:
+            paused += f" held: {row.held_reason}"
+        table.add_row(Text(row.name), when, cancelled, Text(paused), per_state)
     console().print(table)
 
 
