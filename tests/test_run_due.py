@@ -7,66 +7,23 @@ from __future__ import annotations
 import json
 import os
 import pty
-import shutil
 import subprocess
 import sys
-import time
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
-import tzlocal
 from click.testing import CliRunner, Result
 
 import mailer.cli  # registers every command
 from mailer.cli.app import main
 from mailer.journal import DeferredRetry, Journal
 from mailer.models import State
+from tests.conftest import PEOPLE
 from tests.smtpd import Fault, SmtpServer, make_draft
 
 PROJECT = Path(__file__).resolve().parents[1]
-PEOPLE = ["anna@example.com", "ben@example.org", "chloe@example.net"]
-
-
-@pytest.fixture
-def server(monkeypatch: pytest.MonkeyPatch) -> Iterator[SmtpServer]:
-    """Plain SMTP on loopback, its settings in the environment as a .env would give."""
-    with SmtpServer() as srv:
-        for name, value in srv.env().items():
-            monkeypatch.setenv(name, value)
-        yield srv
-
-
-@pytest.fixture
-def work(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """A folder with contacts.csv (three people) and a profile."""
-    monkeypatch.chdir(tmp_path)
-    write_contacts(tmp_path, [(e.split("@")[0].title(), e) for e in PEOPLE])
-    shutil.copy(PROJECT / "profile.example.toml", tmp_path / "profile.toml")
-    return tmp_path
-
-
-@pytest.fixture
-def berlin() -> Iterator[ZoneInfo]:
-    """The local zone is Europe/Berlin for the test (tzlocal reads TZ)."""
-    before = os.environ.get("TZ")
-    os.environ["TZ"] = "Europe/Berlin"
-    time.tzset()
-    tzlocal.reload_localzone()
-    yield ZoneInfo("Europe/Berlin")
-    if before is None:
-        del os.environ["TZ"]
-    else:
-        os.environ["TZ"] = before
-    time.tzset()
-    tzlocal.reload_localzone()
-
-
-def write_contacts(folder: Path, people: list[tuple[str, str]]) -> None:
-    rows = "".join(f"{name},{email}\n" for name, email in people)
-    (folder / "contacts.csv").write_text("Name,Email\n" + rows, encoding="utf-8")
 
 
 def mailer(*args: str) -> Result:
