@@ -49,6 +49,7 @@ never credentials.
 from __future__ import annotations
 
 import fcntl
+import json
 import os
 import sqlite3
 import time
@@ -70,7 +71,8 @@ CREATE TABLE IF NOT EXISTS campaigns (
     scheduled_at  REAL,                  -- epoch seconds; NULL = send now
     cancelled_at  REAL,
     paused_at     REAL,                  -- stopped by Ctrl-C or held; run-due leaves it alone
-    held_reason   TEXT NOT NULL DEFAULT ''  -- why it is held (an account error); '' for Ctrl-C
+    held_reason   TEXT NOT NULL DEFAULT '', -- why it is held (an account error); '' for Ctrl-C
+    files         TEXT NOT NULL DEFAULT ''  -- JSON: the contacts files and profile sent from
 );
 CREATE TABLE IF NOT EXISTS messages (
     id              INTEGER PRIMARY KEY,
@@ -278,9 +280,10 @@ class Journal:
         columns = {row[1] for row in self._db.execute("PRAGMA table_info(campaigns)")}
         if "paused_at" not in columns:
             self._db.execute("ALTER TABLE campaigns ADD COLUMN paused_at REAL")
-        if "held_reason" not in columns:
-            self._db.execute("ALTER TABLE campaigns ADD COLUMN held_reason TEXT NOT NULL "
-                             "DEFAULT ''")
+        for name in ("held_reason", "files"):
+            if name not in columns:
+                self._db.execute(f"ALTER TABLE campaigns ADD COLUMN {name} TEXT NOT NULL "
+                                 f"DEFAULT ''")
 
     def close(self) -> None:
         self.end_run()
@@ -481,6 +484,32 @@ class Journal:
         with self._write() as db:
             db.execute("UPDATE campaigns SET paused_at = ? WHERE name = ?",
                        (time.time() if now is None else now, campaign))
+
+    def add_files(self, campaign: str, contacts: Iterable[str], profile: str) -> None:
+        """Remember the contacts files (added to those of earlier sends) and the
+        profile a send of the campaign used: the inbox's advice names them."""
+        known, _ = self.files(campaign)
+        merged = list(dict.fromkeys([*known, *contacts]))
+        with self._write() as db:
+            db.execute("UPDATE campaigns SET files = ? WHERE name = ?",
+                       (json.dumps({"contacts": merged, "profile": profile}), campaign))
+
+    def files(self, campaign: str) -> tuple[list[str], str]:
+        """The contacts files and the profile recorded for the campaign (none
+        for a campaign sent by an older mailer)."""
+        row = self._db.execute("SELECT files FROM campaigns WHERE name = ?",
+                               (campaign,)).fetchone()
+        try:
+            recorded = json.loads(row[0]) if row and row[0] else {}
+            return [str(f) for f in recorded.get("contacts", [])], str(recorded.get("profile", ""))
+        except (ValueError, AttributeError):  # damaged by hand: the advice falls back
+            return [], ""
+
+    def campaigns_in_state(self, state: State) -> list[str]:
+        """Campaigns, oldest first, with a row in this state."""
+        sql = ("SELECT c.name FROM campaigns c WHERE EXISTS (SELECT 1 FROM messages m "
+               "WHERE m.campaign = c.name AND m.state = ?) ORDER BY c.created_at, c.rowid")
+        return [row[0] for row in self._db.execute(sql, (str(state),))]
 
     def hold(self, campaign: str, reason: str, now: float | None = None) -> None:
         """Pause the campaign because the account cannot send (a refused login,

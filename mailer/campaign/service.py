@@ -160,6 +160,11 @@ class SendRequest:
     mapping: Mapping[str, str] | None = None
     again: bool = False  # also mail people mailed in an earlier campaign
     assume_yes: bool = False
+    profile: Path | None = None  # recorded with the files, for the inbox's advice
+
+    def record_files(self, journal: Journal) -> None:
+        journal.add_files(self.campaign, [str(p.resolve()) for p in self.paths],
+                          str(self.profile.resolve()) if self.profile else "")
 
 
 @dataclass(frozen=True, slots=True)
@@ -173,6 +178,7 @@ class ResendRequest:
     composer: Composer | None = None
     region: str = "DE"
     mapping: Mapping[str, str] | None = None
+    bounced: bool = False  # --bounced: without a campaign, the one the bounces are in
 
 
 @dataclass(frozen=True, slots=True)
@@ -341,30 +347,33 @@ class Campaigns:
                 on_columns=self.events.columns))
             if (later := timing.later) is not None:
                 ask = None if request.assume_yes else confirm
-                return self._schedule(journal, campaign, later.astimezone(timing.now.tzinfo),
+                return self._schedule(request, journal, later.astimezone(timing.now.tzinfo),
                                       drafts, tally, ask)
             options = request.options
             if request.assume_yes:  # nothing to ask: queue while the first ones are sent
                 if timing.at is not None:  # --at now: whatever the campaign's schedule was
                     journal.set_schedule(campaign, timing.at.timestamp())
-                summary = self._send_now(journal, campaign, options,
-                                         batched(drafts, FEED_BATCH))
+                try:
+                    summary = self._send_now(journal, campaign, options,
+                                             batched(drafts, FEED_BATCH))
+                finally:  # the campaign exists once the feed queued something
+                    request.record_files(journal)
                 return Finished(summary, self._problems(journal, summary), tally)
-            at = timing.at.timestamp() if timing.at is not None else None
-            if not self._queue_and_ask(journal, campaign, drafts, tally, options, confirm, at):
+            if not self._queue_and_ask(request, journal, drafts, tally, confirm):
                 return Declined()
             summary = self._send_now(journal, campaign, options, header=False)
             return Finished(summary, self._problems(journal, summary))
 
-    def _queue_and_ask(self, journal: Journal, campaign: str, drafts: Iterator[Draft],
-                       tally: Tally, options: Sending,
-                       confirm: Callable[[PlanSummary], bool], at: float | None) -> bool:
+    def _queue_and_ask(self, request: SendRequest, journal: Journal, drafts: Iterator[Draft],
+                       tally: Tally, confirm: Callable[[PlanSummary], bool]) -> bool:
         """Stage the new drafts, show the plan and ask; False (journal unchanged)
-        when the answer is no.  `at`: the time --at now gives the campaign."""
+        when the answer is no."""
+        campaign, options, at = request.campaign, request.options, request.timing.at
         with journal.staged() as staging:
-            if at is not None:
-                journal.set_schedule(campaign, at)
+            if at is not None:  # --at now: whatever the campaign's schedule was
+                journal.set_schedule(campaign, at.timestamp())
             added = journal.enqueue(campaign, drafts)
+            request.record_files(journal)
             to_send = journal.counts(campaign)[State.QUEUED]
             how = (f"{server_line(self.smtp_settings())}, pace {rate_text(options.limits)}, "
                    f"{options.concurrency} connection(s).")
@@ -375,13 +384,15 @@ class Campaigns:
                 return False
         return True
 
-    def _schedule(self, journal: Journal, campaign: str, later: datetime,
+    def _schedule(self, request: SendRequest, journal: Journal, later: datetime,
                   drafts: Iterator[Draft], tally: Tally,
                   confirm: Callable[[PlanSummary], bool] | None) -> Declined | Scheduled:
         """`send --at` in the future: plan, ask, queue with the campaign's time, and stop."""
+        campaign = request.campaign
         with journal.staged() as staging:
             journal.unpause(campaign)  # scheduling it again is the user taking it up again
             added = journal.enqueue(campaign, drafts, scheduled_at=later.timestamp())
+            request.record_files(journal)
             queued = journal.counts(campaign)[State.QUEUED]
             summary = PlanSummary(campaign, tally, queued, added, at=later)
             self.events.plan(summary)
@@ -469,7 +480,7 @@ class Campaigns:
         from . import resend as core
         from .plan import Tally
 
-        journal, campaign = self.known(request.campaign)
+        journal, campaign = self.known(self._resend_campaign(request))
         with journal:
             held = holds.check_can_resend(journal, campaign)
             tally = Tally()
@@ -491,6 +502,22 @@ class Campaigns:
                 return queued
             summary = self._send_now(journal, campaign, options)
             return Finished(summary, self._problems(journal, summary))
+
+    def _resend_campaign(self, request: ResendRequest) -> str | None:
+        """The campaign named, else for --bounced the one the bounces were
+        recorded in (not merely the latest), else the latest (None)."""
+        if request.campaign is not None or not request.bounced:
+            return request.campaign
+        journal = self.open_journal()
+        if journal is None:
+            return None
+        with journal:
+            bounced = journal.campaigns_in_state(State.BOUNCED)
+        if len(bounced) > 1:
+            listed = ", ".join(repr(name) for name in bounced)
+            raise ConfigError(f"Bounces are recorded in the campaigns {listed}: pass "
+                              f"--campaign NAME to resend one of them.")
+        return bounced[0] if bounced else None
 
     def cancel(self, name: str, confirm: Callable[[CancelShown], bool]) -> Cancelled:
         """Cancel what the campaign has not sent yet (queued and deferred)."""
@@ -625,6 +652,16 @@ class InboxPass:
         from .problems import write_problems
 
         return write_problems(self.journal, campaign)
+
+    def files(self, campaign: str) -> tuple[list[str], str]:
+        """The contacts files and the profile the campaign was sent from; for a
+        campaign an older mailer sent, the files its rows name ("file:line")."""
+        contacts, profile = self.journal.files(campaign)
+        if not contacts:
+            named = (row.source.rpartition("#" if "#" in row.source else ":")[0]
+                     for row in self.journal.rows(campaign) if row.source)
+            contacts = list(dict.fromkeys(name for name in named if name))
+        return contacts, profile
 
 
 def held(journal: Journal, campaign: str, err: AuthError | TlsError) -> AuthError | TlsError:

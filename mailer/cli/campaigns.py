@@ -169,11 +169,11 @@ def resend(paths: tuple[Path, ...], campaign_name: str | None, failed: bool, unk
         raise ConfigError("Resending from contacts files needs --profile to render the mails.")
     service = campaigns_service()
     states = chosen_states(failed, unknown, deferred, bool(only), bool(paths), bounced=bounced)
-    request = ResendRequest(campaign_name, states, only)
+    request = ResendRequest(campaign_name, states, only, bounced=bounced)
     if paths and profile_path is not None:
         region, composer = composer_for(profile_path, templates, lang)
         request = ResendRequest(campaign_name, states, only, paths, composer, region,
-                                parse_mappings(mappings))
+                                parse_mappings(mappings), bounced=bounced)
     options = Sending(rates, provider, concurrency, sent_copy=not no_sent_copy)
 
     def ask(view: ResendShown) -> bool:

@@ -9,8 +9,10 @@ and the unclear ones only listed, until someone decides on them at a terminal.
 
 from __future__ import annotations
 
+import shlex
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
@@ -82,7 +84,7 @@ def inbox_pass(box: InboxPass, settings: config.ImapSettings, folder: str, *,
     if confirmed is None:
         return
     box.settle(found, confirmed=confirmed, declined=declined)
-    report(out, found, confirmed)
+    report(out, found, confirmed, box)
     if mark_read:
         out.print(f"Flagged {inbox.mark_read(settings, found)} message(s) as read.")
     for campaign in sorted({r.campaign for _, v in found.of(inbox.Kind.BOUNCE)
@@ -150,7 +152,7 @@ def decide(found: Sorted, assume_yes: bool) -> tuple[set[int] | None, set[int]]:
     return confirmed, declined
 
 
-def report(out: Console, found: Sorted, confirmed: set[int]) -> None:
+def report(out: Console, found: Sorted, confirmed: set[int], box: InboxPass) -> None:
     from rich.text import Text
 
     from ..mailbox.inbox import Kind
@@ -165,7 +167,26 @@ def report(out: Console, found: Sorted, confirmed: set[int]) -> None:
     if left:
         summary += (f" {len(left)} unclear message(s) are listed again next time; decide on "
                     f"them with `mailer inbox` at a terminal, or `mailer suppress add`.")
-    if bounced:
-        summary += (" Fix the bounced addresses in your contacts file, then "
-                    "`mailer resend contacts.csv --profile profile.toml --bounced`.")
     out.print(Text(summary))
+    for campaign in sorted({r.campaign for _, v in found.of(Kind.BOUNCE) for r in v.rows}):
+        out.print(Text(resend_advice(campaign, *box.files(campaign))))
+
+
+def resend_advice(campaign: str, contacts: list[str], profile: str) -> str:
+    """After bounces: the files the campaign was sent from, and the resend
+    that sends the corrected addresses in that same campaign."""
+    shown_files = [_near(name) for name in contacts] or ["CONTACTS-FILE"]
+    command = shlex.join(["mailer", "resend", *shown_files, "--profile",
+                          _near(profile) if profile else "profile.toml", "--bounced",
+                          "--campaign", campaign])
+    return (f"Campaign {campaign!r}: fix the bounced addresses in "
+            f"{', '.join(shown_files)}, then `{command}`.")
+
+
+def _near(name: str) -> str:
+    """A recorded path relative to the current folder when it lies inside it."""
+    path = Path(name)
+    try:
+        return str(path.relative_to(Path.cwd())) if path.is_absolute() else name
+    except ValueError:
+        return name

@@ -170,7 +170,8 @@ def send(paths: tuple[Path, ...], profile_path: Path, campaign_name: str | None,
     options = Sending(rates, provider, concurrency, again=("mailer", *sys.argv[1:]),
                       sent_copy=not no_sent_copy)
     request = SendRequest(paths, composer, campaign, timing, options, region=region,
-                          mapping=parse_mappings(mappings), again=again, assume_yes=assume_yes)
+                          mapping=parse_mappings(mappings), again=again, assume_yes=assume_yes,
+                          profile=profile_path)
     result = service.send(request, ask_to_send)
     if isinstance(result, Declined):
         click.echo("Nothing to schedule." if result.empty else
