@@ -40,7 +40,9 @@ mailed.  `inbox` remembers every inbox message it has sorted (by folder,
 UIDVALIDITY and UID) so that a rerun looks only at new mail, and
 `sent_copies` records each Message-ID appended to the Sent folder: `appending`
 is committed before the APPEND and `done` after it, so a crash in between is
-resolved by searching the folder, never by appending twice.
+resolved by searching the folder, never by appending twice.  The `appending`
+mark is a claim like the SMTP one (with the run id): two runs filing the same
+campaign's copies at once never file one twice.
 
 The journal stores envelopes, Message-IDs, payloads, replies and timestamps;
 never credentials.
@@ -112,7 +114,8 @@ CREATE TABLE IF NOT EXISTS sent_copies (
     message_id  TEXT PRIMARY KEY,
     state       TEXT NOT NULL,           -- 'appending' (may be in the folder) or 'done'
     folder      TEXT NOT NULL,
-    at          REAL NOT NULL
+    at          REAL NOT NULL,
+    claimed_by  TEXT                     -- run id appending it (NULL: an older mailer's)
 );
 CREATE TABLE IF NOT EXISTS inbox (
     folder       TEXT NOT NULL,
@@ -280,6 +283,9 @@ class Journal:
         columns = {row[1] for row in self._db.execute("PRAGMA table_info(campaigns)")}
         if "paused_at" not in columns:
             self._db.execute("ALTER TABLE campaigns ADD COLUMN paused_at REAL")
+        copies = {row[1] for row in self._db.execute("PRAGMA table_info(sent_copies)")}
+        if "claimed_by" not in copies:
+            self._db.execute("ALTER TABLE sent_copies ADD COLUMN claimed_by TEXT")
         for name in ("held_reason", "files"):
             if name not in columns:
                 self._db.execute(f"ALTER TABLE campaigns ADD COLUMN {name} TEXT NOT NULL "
@@ -783,24 +789,38 @@ class Journal:
 
     # -- the way back: Sent copies and the inbox ----------------------------
 
+    _COPIES_DUE = ("FROM messages m LEFT JOIN sent_copies c ON c.message_id = m.message_id "
+                   "WHERE m.campaign = ? AND m.state IN ('sent', 'bounced', 'replied') "
+                   "AND (c.state IS NULL OR c.state = 'appending') ORDER BY m.finished_at, m.id")
+
     def copies_due(self, campaign: str) -> list[CopyDue]:
         """Messages of the campaign that left (sent, or bounced or replied
         since) but are not yet known to be in the Sent folder, oldest first."""
-        sql = ("SELECT m.message_id, m.finished_at, p.data, c.state FROM messages m "
-               "JOIN payloads p ON p.id = m.id "
-               "LEFT JOIN sent_copies c ON c.message_id = m.message_id "
-               "WHERE m.campaign = ? AND m.state IN ('sent', 'bounced', 'replied') "
-               "AND (c.state IS NULL OR c.state = 'appending') ORDER BY m.finished_at, m.id")
+        sql = ("SELECT m.message_id, m.finished_at, p.data, c.state "
+               + self._COPIES_DUE.replace("FROM messages m ",
+                                          "FROM messages m JOIN payloads p ON p.id = m.id "))
         return [CopyDue(r[0], r[1] or 0.0, r[2], r[3] == "appending")
                 for r in self._db.execute(sql, (campaign,))]
 
-    def copy_started(self, message_id: str, folder: str) -> None:
-        """Committed before the APPEND: from now on the copy may be in `folder`."""
+    def claim_copy(self, campaign: str, folder: str) -> CopyDue | None:
+        """Claim the next message of the campaign that left and has no copy in
+        the Sent folder yet, as the SMTP claim does: committed `appending`
+        before the APPEND, so that two runs never file the same copy, and one
+        whose claimer died is taken over (it may be in the folder already)."""
         with self._write() as db:
-            db.execute("INSERT INTO sent_copies (message_id, state, folder, at) "
-                       "VALUES (?, 'appending', ?, ?) ON CONFLICT (message_id) DO UPDATE "
-                       "SET folder = excluded.folder, at = excluded.at",
-                       (message_id, folder, time.time()))
+            rows = db.execute("SELECT m.id, m.message_id, m.finished_at, c.state, c.claimed_by "
+                              + self._COPIES_DUE, (campaign,))
+            for row_id, message_id, finished, state, owner in rows.fetchall():
+                if state == "appending" and owner and self._owner_alive(owner):
+                    continue  # another run is appending it right now
+                db.execute("INSERT INTO sent_copies (message_id, state, folder, at, claimed_by) "
+                           "VALUES (?, 'appending', ?, ?, ?) ON CONFLICT (message_id) DO UPDATE "
+                           "SET folder = excluded.folder, at = excluded.at, "
+                           "claimed_by = excluded.claimed_by",
+                           (message_id, folder, time.time(), self.run_id))
+                data = db.execute("SELECT data FROM payloads WHERE id = ?", (row_id,)).fetchone()
+                return CopyDue(message_id, finished or 0.0, data[0], state == "appending")
+        return None
 
     def copy_done(self, message_id: str) -> None:
         with self._write() as db:
