@@ -4,7 +4,7 @@ an OAuth2 token never goes to another provider's IMAP server; `send` and `check`
 fail on a wrong security setting with the same words.  Real servers on 127.0.0.1:
 aiosmtpd (tests/smtpd.py), Dovecot (tests/imapd.py), the OAuth2 stand-in."""
 
-# ruff: noqa: F811  (the fixtures `work` and `idp` are imported)
+# ruff: noqa: F811  (the fixture `idp` is imported)
 from __future__ import annotations
 
 import os
@@ -20,11 +20,11 @@ from mailer.config import state_dir
 from mailer.journal import Journal, journal_path
 from mailer.models import State
 from tests import imapd
+from tests.conftest import PEOPLE
 from tests.imapd import Dovecot
 from tests.oauth_server import OAuthServer
 from tests.smtpd import SmtpServer, make_draft
 from tests.test_accounts import device_login, idp  # noqa: F401  (idp: a fixture)
-from tests.test_run_due import PEOPLE, work  # noqa: F401  (work: a fixture)
 
 
 def cli(*args: str) -> Result:

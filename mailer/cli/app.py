@@ -23,7 +23,6 @@ if TYPE_CHECKING:
 
     from ..compose.message import Composer
     from ..contacts.csvfile import ColumnReport
-    from ..journal import Journal
 
 F = TypeVar("F", bound=Callable[..., Any])  # a click command being decorated
 P = ParamSpec("P")
@@ -181,29 +180,6 @@ def parse_mappings(pairs: tuple[str, ...]) -> dict[str, str] | None:
     return mapping or None
 
 
-def _journal_path() -> Path:
-    from .. import config
-    from ..journal import journal_path
-
-    return journal_path(config.state_dir(config.environment()))
-
-
-def open_journal() -> Journal | None:
-    """The journal in the state directory, None where none exists yet (so that a
-    preview or a status query never creates one)."""
-    from ..journal import Journal
-
-    path = _journal_path()
-    return Journal(path) if path.exists() else None
-
-
-def writable_journal() -> Journal:
-    """The journal in the state directory, created when missing."""
-    from ..journal import Journal
-
-    return Journal(_journal_path())
-
-
 def message_options(func: F) -> F:
     """--templates and --lang, for every command that renders mail."""
     func = click.option("--lang", help="Write every mail in this language (e.g. de, en).")(func)
@@ -257,6 +233,12 @@ def sending_options(func: F) -> F:
         help="Sending limit, e.g. 30/min or 2000/day; repeat or comma-join for several; "
         "'none' for no limit. Overrides --provider.",
     )(func)
+
+
+def sent_copy_option(func: F) -> F:
+    return click.option(
+        "--no-sent-copy", "no_sent_copy", is_flag=True,
+        help="Do not file a copy of each sent mail in your IMAP Sent folder.")(func)
 
 
 def yes_option(func: F) -> F:
