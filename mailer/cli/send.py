@@ -120,7 +120,7 @@ def choose_rates(rates: tuple[str, ...], provider: str | None) -> tuple[Rate, ..
 @click.option("--now", "now_text", hidden=True, help="Pretend it is this ISO time (tests).")
 @sent_copy_option
 @handle_errors
-def send(paths: tuple[Path, ...], profile_path: Path, campaign_name: str | None,
+def send(paths: tuple[Path, ...], profile_path: Path | None, campaign_name: str | None,
          rates: tuple[str, ...], provider: str | None, concurrency: int, again: bool,
          assume_yes: bool, templates: Path | None, lang: str | None,
          mappings: tuple[str, ...], at: str | None, now_text: str | None,
