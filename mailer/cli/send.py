@@ -415,16 +415,19 @@ def show_paused(campaign: str, left: int, options: Sending) -> None:
 
 
 @main.command()
-@click.option("--campaign", "campaign_name", help="Campaign [default: the latest].")
+@click.option("--campaign", "campaign_name",
+              help="Campaign [default: the one most recently sent from or changed by the inbox].")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 @handle_errors
 def status(campaign_name: str | None, as_json: bool) -> None:
     """Show a campaign's counts and every recipient's state from the journal."""
     found = read_status(campaign_name)
     if as_json:
-        name, counts, rows = found or (None, {}, [])
+        name, counts, rows, suppressed = found or (None, {}, [], set())
         click.echo(json.dumps({"campaign": name, "counts": {str(s): n for s, n in counts.items()},
-                               "recipients": [r.to_json() for r in rows]}, ensure_ascii=False))
+                               "suppressed": sum(_suppressed(r, suppressed) for r in rows),
+                               "recipients": [r.to_json() | {"suppressed": _suppressed(
+                                   r, suppressed)} for r in rows]}, ensure_ascii=False))
     elif found is None:
         from .. import config
 
@@ -435,9 +438,11 @@ def status(campaign_name: str | None, as_json: bool) -> None:
         show_status(*found)
 
 
-def read_status(name: str | None) -> tuple[str, dict[State, int], list[Row]] | None:
-    """The named (default: latest) campaign's counts and rows; None without any
-    campaign; an error naming the known ones for an unknown name."""
+def read_status(name: str | None
+                ) -> tuple[str, dict[State, int], list[Row], set[str]] | None:
+    """The named campaign's counts, rows and the suppressed addresses (default: the
+    campaign most recently sent from or changed); None without any campaign; an
+    error naming the known ones for an unknown name."""
     journal = open_journal()
     known: list[str] = []
     if journal is not None:
@@ -445,25 +450,40 @@ def read_status(name: str | None) -> tuple[str, dict[State, int], list[Row]] | N
             known = [c.name for c in journal.campaigns()]
             campaign = name or journal.latest_campaign()
             if campaign in known:
-                return campaign, journal.counts(campaign), list(journal.rows(campaign))
+                suppressed = {address for address, _why, _when in journal.suppress_list()}
+                return (campaign, journal.counts(campaign), list(journal.rows(campaign)),
+                        suppressed)
     if name:
         raise ConfigError(f"No campaign {name!r}; known: {', '.join(sorted(known)) or 'none'}.")
     return None
 
 
-def show_status(campaign: str, counts: dict[State, int], rows: list[Row]) -> None:
+def _suppressed(row: Row, suppressed: set[str]) -> bool:
+    from ..addresses import address_key
+
+    return address_key(row.recipient) in suppressed
+
+
+def show_status(campaign: str, counts: dict[State, int], rows: list[Row],
+                suppressed: set[str]) -> None:
+    """The table; a person on the do-not-mail list shows it beside their state
+    ("sent, suppressed"): mailed once, and never again."""
     from rich.table import Table
     from rich.text import Text
 
-    table = Table(title=f"Campaign {campaign!r}: " + ", ".join(
-        f"{n} {s}" for s, n in counts.items() if n))
+    marked = [_suppressed(r, suppressed) for r in rows]
+    totals = [f"{n} {s}" for s, n in counts.items() if n]
+    if any(marked):
+        totals.append(f"{sum(marked)} suppressed")
+    table = Table(title=f"Campaign {campaign!r}: " + ", ".join(totals))
     for column in ("recipient", "state", "attempts", "last reply", "when"):
         table.add_column(column, overflow="fold")
-    for r in rows:
+    for r, is_suppressed in zip(rows, marked, strict=True):
         when = datetime.fromtimestamp(r.finished_at or r.queued_at).strftime("%Y-%m-%d %H:%M")
         reply = f"{r.last_code} {r.last_reply}" if r.last_code else r.last_reply
+        state = f"{r.state}, suppressed" if is_suppressed else str(r.state)
         # the reply is the server's text: escaped like every outside string on a terminal
-        table.add_row(Text(r.recipient), str(r.state), str(r.attempts), Text(shown(reply)), when)
+        table.add_row(Text(r.recipient), state, str(r.attempts), Text(shown(reply)), when)
     console().print(table)
 
 
