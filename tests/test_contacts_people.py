@@ -189,6 +189,24 @@ def test_to_shows_the_display_name_salutation_a_person_only(project_root: Path) 
     assert parse(eva.payload)["To"].addresses[0].display_name == "Eva Stern"
 
 
+def test_cjk_names_are_greeted_family_name_first(project_root: Path, tmp_path: Path) -> None:
+    path = tmp_path / "google.csv"  # Google's export composes the name in Western order
+    path.write_text(
+        "First Name,Last Name,E-mail 1 - Value,Language\n"
+        "太郎,田中,taro@example.jp,en\n"
+        "민준,김,minjun@example.kr,de\n"
+        "Taro,Tanaka,tanaka@example.jp,en\n"
+        "Jürgen,Müller,juergen@example.de,de\n",
+        encoding="utf-8",
+    )
+    composer = Composer(load_profile(project_root / "profile.example.toml"))
+    greetings = [composer.render(c).text.splitlines()[0] for c in load_contacts([path]).contacts]
+    assert greetings == ["Hello 田中太郎,", "Guten Tag 김민준,", "Hello Taro Tanaka,",
+                         "Guten Tag Jürgen Müller,"]
+    html = composer.render(load_contacts([path]).contacts[0]).html
+    assert "Hello 田中太郎," in html
+
+
 # ---------------------------------------------------------------------- column report
 
 

@@ -106,7 +106,7 @@ def test_index_shows_every_recipient_in_headless_chromium(
             assert item.email in dom
         assert item.source in dom
     assert dom.count("<iframe") == summary.messages
-    assert "Hallo Jürgen Müller" in dom
+    assert "Guten Tag Jürgen Müller" in dom
 
 
 def test_preview_command(
