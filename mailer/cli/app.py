@@ -112,10 +112,12 @@ def console(*, stderr: bool = False) -> Console:
 
 
 def note_columns(report: ColumnReport) -> None:
-    """On stderr: how a CSV file's columns were read, when some were ignored or none
-    names the contact (preview and send; `contacts` shows it in its output)."""
-    if report.ignored or report.nameless:
-        click.echo(f"mailer: note: {report.text()}", err=True)
+    """On stderr: how a CSV file's columns were read, when a column mailer does not
+    know was ignored or none names the contact (preview and send).  An export's
+    address, birthday or notes columns are no news on every run; `contacts`, the
+    command for looking at an import, shows them all."""
+    if report.unknown or report.nameless:
+        click.echo(f"mailer: note: {report.text(unknown_only=True)}", err=True)
 
 
 def handle_errors(func: Callable[P, R]) -> Callable[P, R]:
