@@ -572,6 +572,7 @@ def test_the_provider_init_wrote_sets_the_rate_of_send(work: Path) -> None:
                             "ionos", "--host", smtp.host, "--port", str(smtp.port),
                             "--security", "none", "--username", "")
         assert result.exit_code == 0, result.output
+        assert dotenv_values(work / ".env")["MAILER_SMTP_USERNAME"] == ""  # no login at all
         (work / "contacts.csv").write_text("Name,Email\nAnna,anna@example.com\n")
         child = pexpect.spawn(sys.executable, ["-m", "mailer", "send", "contacts.csv",
                                                "--profile", "profile.toml"],

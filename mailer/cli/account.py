@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from .. import config
-from ..accounts.setup import PRESETS
+from ..accounts.setup import PRESETS, port_number, security_mode, sender_address
 from ..compose.profile import NETWORKS
 from ..config import SmtpSettings
 from ..errors import ConfigError
@@ -181,8 +181,6 @@ def _one_of(choices: tuple[str, ...]) -> Check:
 
 def _security_option(_ctx: click.Context, _param: click.Parameter, value: str | None
                      ) -> str | None:
-    from ..accounts.setup import security_mode
-
     try:
         return None if value is None else security_mode(value)
     except ConfigError as err:
@@ -190,21 +188,7 @@ def _security_option(_ctx: click.Context, _param: click.Parameter, value: str | 
 
 
 def _port(text: str) -> str:
-    from ..accounts.setup import port_number
-
     return str(port_number(text))
-
-
-def _address(text: str) -> str:
-    from ..accounts.setup import sender_address
-
-    return sender_address(text)
-
-
-def _security(text: str) -> str:
-    from ..accounts.setup import security_mode
-
-    return security_mode(text)
 
 
 @dataclass(frozen=True, slots=True)
@@ -317,8 +301,9 @@ def _may_write(profile_path: Path, env_path: Path, interview: _Interview, force:
     if not existing or force:
         return True
     if not interview.interactive:
-        raise ConfigError(f"{' and '.join(existing)} {'exist' if len(existing) > 1 else 'exists'}"
-                          f": pass --force to update them (nothing was written).")
+        verb, them = ("exist", "them") if len(existing) > 1 else ("exists", "it")
+        raise ConfigError(f"{' and '.join(existing)} {verb}: pass --force to update {them} "
+                          f"(nothing was written).")
     if profile_path.exists():
         click.echo(f"{profile_path} exists: your answers update it (its values are the "
                    f"defaults); organisation, title, phones, address, photo and the channels "
@@ -339,7 +324,7 @@ def _ask_person(interview: _Interview, given: _Given, document: Any) -> Person:
 
     name = interview.ask(given.name, "Your name", option="--name", default=was("name"))
     email = interview.ask(given.email, "Your e-mail address", option="--email",
-                          check=_address, default=was("email"))
+                          check=sender_address, default=was("email"))
     event = interview.ask(given.event, "Where did you meet people (e.g. FOSDEM 2026; empty: "
                           "nowhere)", option="--event", required=False, default=was("event"))
     german = email.rpartition(".")[2].lower() in ("de", "at", "ch", "li")
@@ -379,15 +364,15 @@ def _ask_account(interview: _Interview, given: _Given, email: str) -> Account:
     host = interview.ask(given.host, "SMTP server", option="--host", asked=asked,
                          default=preset.host or None)
     security = given.security or interview.ask(
-        None, "Security (starttls, tls, none)", option="--security", check=_security,
+        None, "Security (starttls, tls, none)", option="--security", check=security_mode,
         default=preset.security, asked=asked)
     default_port = config.DEFAULT_PORTS[security] if security != preset.security else preset.port
     port = given.port or int(interview.ask(None, "SMTP port", option="--port", check=_port,
                                            default=str(default_port), asked=asked))
     auth, client_id, tenant = _ask_login(interview, given, provider)
+    username = email if given.username is None else given.username.strip()  # "": no login
     return Account(email=email, provider=provider, host=host, port=port, security=security,
-                   auth=auth, username=(given.username or "").strip() or email,
-                   client_id=client_id, tenant=tenant)
+                   auth=auth, username=username, client_id=client_id, tenant=tenant)
 
 
 def _ask_provider(interview: _Interview, given: _Given, email: str) -> str:
