@@ -14,6 +14,7 @@ appears in one.
 from __future__ import annotations
 
 import contextlib
+import re
 import socket
 import ssl
 import threading
@@ -31,6 +32,7 @@ FETCH_LIMIT = 1 << 20  # bytes of each inbox message read: enough for any bounce
 FETCH_BATCH = 50  # messages per FETCH, so memory stays bounded
 SEARCH_PAGE = 5000  # messages per SEARCH: a reply of UIDs stays far below imaplib's 1 MB line
 SENT = b"\\Sent"
+_LITERAL = re.compile(rb"\{(\d{1,20})\}\r?\n?$")  # a line announcing a literal of n bytes
 
 _ERRORS = (IMAPClientError, OSError)  # OSError covers timeouts and ssl.SSLError
 
@@ -156,25 +158,35 @@ class Mailbox:
         return int(status.get(b"UIDVALIDITY", 0)), sorted(uids)
 
     def _bound_literals(self) -> None:
-        """Enforce FETCH_LIMIT while reading: a literal the server sends beyond
-        what was asked for is read in small pieces and dropped, so a hostile
-        server's 400 MiB message costs time (bounded by `deadline`), not memory."""
+        """Enforce FETCH_LIMIT while reading: a literal announced larger than
+        that is announced as FETCH_LIMIT bytes to the parser, and the rest is
+        read in small pieces and dropped, so a hostile server's 400 MiB message
+        costs time (bounded by `deadline`), not memory."""
         imap = self.client._imap
+        readline: Callable[[], bytes] = imap.readline
         read: Callable[[int], bytes] = imap.read
+        excess = 0
 
-        def bounded(size: int) -> bytes:
-            if size <= FETCH_LIMIT:
-                return read(size)
-            head = read(FETCH_LIMIT)
-            left = size - len(head)
-            while left > 0:
-                piece = read(min(left, 1 << 16))
+        def bounded_line() -> bytes:
+            nonlocal excess
+            line = readline()
+            found = _LITERAL.search(line)
+            if found and int(found[1]) > FETCH_LIMIT:
+                excess = int(found[1]) - FETCH_LIMIT
+                line = line[:found.start()] + b"{%d}\r\n" % FETCH_LIMIT
+            return line
+
+        def bounded_read(size: int) -> bytes:
+            nonlocal excess
+            data = read(size)
+            while excess > 0:
+                piece = read(min(excess, 1 << 16))
                 if not piece:
                     break
-                left -= len(piece)
-            return head
+                excess -= len(piece)
+            return data
 
-        imap.read = bounded
+        imap.readline, imap.read = bounded_line, bounded_read
 
     @contextlib.contextmanager
     def deadline(self, seconds: float) -> Iterator[None]:
