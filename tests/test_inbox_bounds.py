@@ -110,6 +110,10 @@ class Hostile(socketserver.StreamRequestHandler):
         self.wfile.flush()
 
     def handle(self) -> None:
+        with contextlib.suppress(OSError):  # the client cut the connection: its deadline
+            self.serve()
+
+    def serve(self) -> None:
         self.send(b"* OK [CAPABILITY IMAP4rev1 AUTH=PLAIN] hostile ready\r\n")
         while line := self.rfile.readline(65536):
             tag, _, rest = line.decode().rstrip("\r\n").partition(" ")
