@@ -21,7 +21,7 @@ import pytest
 
 from mailer.config import ImapSettings
 from mailer.journal import Journal
-from mailer.mailbox import imap
+from mailer.mailbox import imap, inbox
 from mailer.mailbox.inbox import Kind, Unreadable, classify, read_inbox, sort_one
 from tests.test_inbox_bounces import FIXTURES, expected, load, mailed
 
@@ -65,6 +65,16 @@ def test_bodies_that_cost_the_reply_parser_quadratic_time_are_cut() -> None:
                           timeout=120, check=False)
     assert done.returncode == 0, done.stderr.decode()[-500:]
     assert done.stdout.decode().split() == ["reply"] * 6
+
+
+def test_a_message_over_its_time_budget_is_reported(journal: Journal,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(inbox, "MESSAGE_SECONDS", 0.001)
+    slow = load(FIXTURES / "formats" / "sendmail.eml", "<m@example.com>") + b"word " * 50000
+    verdict = sort_one(slow, journal, frozenset())
+    assert verdict.kind is Kind.UNREADABLE and "longer than 0.001 s" in verdict.note
+    monkeypatch.setattr(inbox, "MESSAGE_SECONDS", 10.0)
+    assert sort_one(slow, journal, frozenset()).kind is not Kind.UNREADABLE
 
 
 def mutations(raw: bytes, rng: random.Random) -> Iterator[bytes]:

@@ -26,7 +26,8 @@ Addresses are parsed from the raw header; only display names and subjects
 are decoded, so `=?utf-8?q?ada=40example.org?= <x@attacker.example>` is
 x@attacker.example.  Each message's cost is bounded: folded lines are cut at
 FIELD_LIMIT, more than MAX_PARTS nested parts are refused (`Unreadable`), the
-reply parser sees a head of REPLY_LIMIT characters, every pattern is linear.
+reply parser sees a head of REPLY_LIMIT characters, every pattern is linear,
+and `sort_one` gives each message MESSAGE_SECONDS behind those bounds.
 
 `judge()` then decides what a finding may change (see its docstring), and
 `read_inbox()` sorts what arrived since the first campaign, each message on
@@ -37,10 +38,13 @@ is the one change to the server, and only on request.
 
 from __future__ import annotations
 
+import contextlib
 import email
 import email.policy
 import re
+import signal
 import ssl
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -52,6 +56,7 @@ from email.parser import BytesHeaderParser
 from email.utils import parseaddr, parsedate_to_datetime
 from enum import StrEnum
 from html.parser import HTMLParser
+from types import FrameType
 
 from mailparser_reply import EmailReplyParser
 
@@ -69,6 +74,7 @@ FIELD_LIMIT = 16 * 1024  # bytes of one folded line: the email package parses lo
 MAX_PARTS = 64  # a bounce nests three or four; thousands exhaust the parser's recursion
 REPLY_LIMIT = 4000  # characters the reply parser sees (its patterns are quadratic in lines)
 NOTE_LIMIT = 300  # characters of a diagnostic or subject kept in the journal
+MESSAGE_SECONDS = 10.0  # one message at most (a few ms is usual): a budget behind the bounds
 PASS_SECONDS = 600.0  # one inbox pass at most; what is left is sorted next time
 QUIET_PASS_SECONDS = 120.0  # run-due's pass: it holds the run lock
 
@@ -89,7 +95,7 @@ RETURNS = (Kind.BOUNCE, Kind.SOFT, Kind.DELAY)
 
 
 class Unreadable(ValueError):
-    """A message refused before parsing (too deeply nested)."""
+    """A message refused before parsing (too deeply nested), or over its time budget."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -487,11 +493,35 @@ class Sorted:
         return [(uid, v) for uid, v in self.verdicts if v.kind in kinds]
 
 
+@contextlib.contextmanager
+def _budget(seconds: float) -> Iterator[None]:
+    """Raise Unreadable when the block runs longer than `seconds` (a timer
+    signal, which interrupts even a regular expression; in the main thread
+    only: elsewhere the bounds on the input alone hold)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def expired(signum: int, frame: FrameType | None) -> None:
+        raise Unreadable(f"sorting it took longer than {seconds:g} s")
+
+    previous = signal.signal(signal.SIGALRM, expired)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
 def sort_one(raw: bytes, journal: Journal, own: frozenset[str],
              arrived: datetime | None = None) -> Verdict:
-    """One message's verdict; whatever goes wrong becomes an `unreadable` one."""
+    """One message's verdict within MESSAGE_SECONDS; whatever goes wrong
+    becomes an `unreadable` one."""
     try:
-        return judge(classify(raw), journal, own, arrived)
+        with _budget(MESSAGE_SECONDS):
+            finding = classify(raw)
+        return judge(finding, journal, own, arrived)
     except Exception as err:
         finding = unreadable(raw, err)
         return Verdict(finding, Kind.UNREADABLE, (), finding.detail)
