@@ -24,6 +24,7 @@ from mailer.cli.app import main
 from mailer.mailbox.inbox import Kind, Unreadable, classify
 from tests.imapd import Dovecot
 from tests.smtpd import SmtpServer
+from tests.test_inbox_bounds import HostileServer, hostile  # noqa: F401  (a fixture)
 from tests.test_run_due import (  # noqa: F401  (server, work: fixtures)
     send,
     server,
@@ -443,3 +444,23 @@ def test_the_report_lists_unreadable_and_unclear_messages_with_their_uid(
     assert "1 message(s) could not be read" in result.output
     listed = json.loads(cli("inbox", "--json").output)  # without --yes: nothing recorded
     assert listed["recorded"] is False and [m["uid"] for m in listed["messages"]] == [1]
+
+
+def test_run_due_sends_first_and_a_stalled_inbox_pass_ends_on_time(
+        work: Path, server: SmtpServer, hostile: type[HostileServer],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A server trickling one byte at a time keeps neither the due campaign
+    nor the run lock: the campaign goes out, the pass stops at its deadline."""
+    from mailer.mailbox import inbox
+
+    scheduled = send("--at", "mon 09:00", "--now", "2027-02-27T12:00", "--yes")
+    assert scheduled.exit_code == 0, scheduled.output
+    imap = hostile("trickle", b"From: p@example.com\r\n\r\n" + b"z" * 4000).settings()
+    for name, value in (("HOST", imap.host), ("PORT", str(imap.port)), ("SECURITY", "none"),
+                        ("USERNAME", imap.username), ("PASSWORD", imap.password)):
+        monkeypatch.setenv(f"MAILER_IMAP_{name}", value)
+    monkeypatch.setattr(inbox, "QUIET_PASS_SECONDS", 2.0)
+    result = cli("run-due", "--rate", "none", "--now", "2027-03-01T09:00", "--inbox")
+    assert result.exit_code == 0, result.output
+    assert "3 sent" in result.output and len(server.received) == 3
+    assert "Stopped early" in result.output
