@@ -1,4 +1,4 @@
-"""Command: `mailer inbox [--yes]`: sort the replies to your campaigns; and the
+"""Command: `mailer inbox [--yes] [--json]`: sort the replies to your campaigns; and the
 Sent-copy pass that send, resend and run-due run after sending.
 
 `inbox` reads the inbox over IMAP without changing anything on the server

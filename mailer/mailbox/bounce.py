@@ -99,7 +99,7 @@ _ADDRESS = re.compile(r"[A-Za-z0-9.!#$%&*+/=?^_`~-]{1,64}@"
                       r"[A-Za-z0-9-]{1,63}(\.[A-Za-z0-9-]{1,63})+")
 _SUCCESS = frozenset({"delivered", "relayed", "expanded"})
 ORIGINAL_TYPES = frozenset({"message/rfc822", "message/global", "text/rfc822-headers",
-                            "message/global-headers", "message/partial"})
+                            "message/global-headers"})
 
 
 @dataclass(frozen=True, slots=True)
