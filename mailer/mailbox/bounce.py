@@ -47,23 +47,35 @@ NOTE_LIMIT = 300
 DAEMONS = ("mailer-daemon", "postmaster", "mail-daemon", "mailerdaemon", "microsoftexchange",
            "mdaemon", "mail.delivery", "maildelivery", "bounce")
 _SYSTEM_NAME = re.compile(
-    r"mail delivery (sub)?system|mail delivery service|mail system|mailer.daemon|"
-    r"postmaster|delivery status notification|e-?mail delivery", re.IGNORECASE)
+    r"mail deliver(y)? (sub)?system|mail delivery service|mail system|mailer.daemon|"
+    r"postmaster|delivery status notification|e-?mail delivery|mail administrator",
+    re.IGNORECASE)
 
 # Subjects of non-delivery reports of the common servers, in the common languages.
 BOUNCE_SUBJECT = re.compile(
     r"undeliver|undelivered|not delivered|non.?deliver|delivery status notification|"
     r"delivery (has )?fail|delivery failure|failure notice|failed delivery|returned mail|"
     r"returning message|mail delivery (failed|subsystem|problem)|could not be delivered|"
-    r"unable to deliver|delivery notification|mail system error|rejected|"
+    r"unable to deliver|delivery notification|mail system error|^delivery status$|"
     r"delivery (delayed|problem|report)|delayed mail|warning: could not send|"
     r"unzustellbar|nicht zustellbar|zustellung fehlgeschlagen|fehler bei der zustellung|"
     r"unzustellbare|non remis|non distribu|impossible de remettre|[eé]chec de (la )?remise|"
     r"no se (puede|pudo) entregar|no entregad|error de entrega|non recapitabil|"
     r"mancato recapito|n[aã]o (foi )?(poss[ií]vel )?entreg|onbestelbaar|niet bezorgd|"
     r"olevererbar|kan ikke leveres|niedostarczon|nedoru[cč]iteln|недостав|не удалось доставить|"
-    r"配信不能|配送失敗|配信エラー|エラーメール|无法投递|退信|未送达|전달 실패",
+    r"配信不能|配送失敗|配信エラー|配信できません|配信に失敗|エラーメール|无法投递|退信|未送达|"
+    r"전달 실패",
     re.IGNORECASE)
+# Subjects of reports that the mail did arrive (RFC 3464 success, Exchange's "Delivered:")
+_SUCCESS_SUBJECT = re.compile(
+    r"^(delivered|relayed|expanded|zugestellt|remis)\b|\(success\)|successful mail delivery|"
+    r"delivery (status notification|notification|report):? (\(?success|relayed|delivered)",
+    re.IGNORECASE)
+# a line that introduces the returned original in a notice's text
+_SEPARATOR = re.compile(
+    r"original message|returned message|copy of the (original )?message|headers? follow|"
+    r"headers? of the original|below this line|original mail as follows|undelivered message|"
+    r"message headers|original headers", re.IGNORECASE)
 _DELAY_SUBJECT = re.compile(
     r"delay|still being retried|warning|verz[öo]gert|retard|retras|ritard|vertraagd",
     re.IGNORECASE)
@@ -76,7 +88,7 @@ _PERMANENT_TEXT = re.compile(
     r"permanent|given up|giving up|could not be delivered|couldn't be delivered|"
     r"was not delivered|did not reach|undeliverable|user unknown|unknown user|no such user|"
     r"does not exist|doesn't exist|not found|rejected|unable to deliver|failed|"
-    r"\b5\d\d\b|\b5\.\d{1,3}\.\d{1,3}\b|nicht zustellbar|unzustellbar|non remis|"
+    r"\b5\d\d\b|\b5\.\d{1,3}\.\d{1,3}\b|nicht zustellbar|unzustellbar|non remis|not listed|"
     r"n'existe pas|no existe", re.IGNORECASE)
 _MAILBOX_FULL = re.compile(
     r"\b[45]\.2\.2\b|mailbox (is )?full|over ?quota|quota (exceeded|exceed)|exceeded .{0,20}quota|"
@@ -152,17 +164,22 @@ def is_system(sender: str, display: str) -> bool:
     return local.startswith(DAEMONS) or bool(_SYSTEM_NAME.search(display))
 
 
-def looks_like_bounce(msg: Message, headers: dict[str, str], system: bool) -> bool:
-    """A bounce by structure or sender, before any content is read."""
+def is_list_server(sender: str, headers: dict[str, str]) -> bool:
+    """fml's error reports: an X-MLServer header, sent by the list's -admin address."""
+    return "x-mlserver" in headers and sender.partition("@")[0].lower().endswith("-admin")
+
+
+def looks_like_bounce(msg: Message, headers: dict[str, str], system: bool, subject: str) -> bool:
+    """A bounce by structure, sender or (decoded) subject, before any content is read."""
     kind = msg.get_content_type()
     report = kind == "multipart/report" and "disposition" not in headers.get(
         "content-type", "").lower()  # a read receipt (RFC 8098) is no bounce
     return (report or "x-failed-recipients" in headers or system
             or headers.get("return-path", "").strip() == "<>"
-            or bool(BOUNCE_SUBJECT.search(headers.get("subject", ""))))
+            or bool(BOUNCE_SUBJECT.search(subject)))
 
 
-def read_report(msg: Message, headers: dict[str, str], system: bool) -> Report:
+def read_report(msg: Message, headers: dict[str, str], system: bool, subject: str) -> Report:
     """The failures a bounce names and the original it returns."""
     returned, notice = _returned(msg)
     excluded = {address_key(a) for a in (*_addresses(headers.get("from", "")),
@@ -171,12 +188,14 @@ def read_report(msg: Message, headers: dict[str, str], system: bool) -> Report:
     failures = [f for f in dsn if address_key(f.address) not in excluded]
     structural = bool(failures)
     named = {address_key(f.address) for f in failures}
-    delay = _is_delay(headers.get("subject", ""), notice)
+    delay = _is_delay(subject, notice)
     action = "delayed" if delay else "failed"
-    diagnostic = _diagnostic(notice, headers.get("subject", ""))
+    diagnostic = _diagnostic(notice, subject)
     strong = [a for a in (*_addresses(headers.get("x-failed-recipients", "")), *_flufl(msg))
               if address_key(a) not in excluded]
     weak = [a for a in _named_in(notice) if not _is_daemon(a)]
+    if _SUCCESS_SUBJECT.search(subject) and not failures:
+        strong = weak = []  # a report that the mail arrived names no failure
     for group in (strong, weak if not (failures or strong) else []):
         for address in group:
             key = address_key(address)
@@ -238,19 +257,24 @@ def _split_inline(text: str) -> tuple[str, dict[str, str] | None]:
     """A text part's notification, and the header block of an original pasted
     into it (the block of header lines that holds a Message-ID)."""
     lines = text.splitlines()
-    for i, line in enumerate(lines):
-        if line.lstrip(" \t>")[:11].lower() != "message-id:":
-            continue
-        start = i
-        while start > 0 and _is_header_line(lines[start - 1]):
-            start -= 1
-        end = i + 1
-        while end < len(lines) and lines[end].strip():
-            end += 1
-        block = "\n".join(x.lstrip(" \t>") if _HEADER_LINE.fullmatch(x) else x
-                          for x in lines[start:end])
-        return "\n".join(lines[:start]), _parse_headers(block + "\n\n")
-    return text, None
+    found = next((i for i, line in enumerate(lines)
+                  if line.lstrip(" \t>")[:11].lower() == "message-id:"), None)
+    if found is None:  # no Message-ID: the first header block after a separator line
+        after = next((i + 1 for i, line in enumerate(lines)
+                      if len(line) < 120 and _SEPARATOR.search(line)), len(lines))
+        found = next((i for i in range(after, min(after + 5, len(lines)))
+                      if _HEADER_LINE.fullmatch(lines[i])), None)
+    if found is None:
+        return text, None
+    start = found
+    while start > 0 and _is_header_line(lines[start - 1]):
+        start -= 1
+    end = found + 1
+    while end < len(lines) and lines[end].strip():
+        end += 1
+    block = "\n".join(x.lstrip(" \t>") if _HEADER_LINE.fullmatch(x) else x
+                      for x in lines[start:end])
+    return "\n".join(lines[:start]), _parse_headers(block + "\n\n")
 
 
 def _is_header_line(line: str) -> bool:

@@ -195,12 +195,13 @@ def classify(raw: bytes) -> Finding:
     when = _date(headers.get("date", ""))
     threads = headers.get("in-reply-to", "") + " " + headers.get("references", "")
     replied = tuple(dict.fromkeys(_message_ids(threads)))
-    system = bounce.is_system(sender, display)
+    system = bounce.is_system(sender, display) or bounce.is_list_server(sender, headers)
     if "disposition-notification" in headers.get("content-type", "").lower():
         return Finding(Kind.AUTO_REPLY, sender, subject, when, (), replied,
                        "a read receipt (RFC 8098)")
-    if bounce.looks_like_bounce(msg, headers, system):
-        found = _returned(bounce.read_report(msg, headers, system), sender, subject, when)
+    if bounce.looks_like_bounce(msg, headers, system, subject):
+        report = bounce.read_report(msg, headers, system, subject)
+        found = _returned(report, sender, subject, when)
         if found is not None:
             return found
         if system:  # a mail system's notice naming nobody is no person's reply
@@ -230,7 +231,8 @@ def _returned(report: bounce.Report, sender: str, subject: str,
                            report.returned.to, trusted)
     if report.of("success"):
         return Finding(Kind.OTHER, sender, subject, when, (), ids, "a delivery report")
-    if ids and report.from_system:  # the original came back, no recipient named: its To says
+    if ids and (report.from_system or bounce.BOUNCE_SUBJECT.search(subject)):
+        # the original came back, no recipient named: its To says whom it was for
         kind = Kind.DELAY if report.temporary else Kind.BOUNCE
         return Finding(kind, sender, subject, when, (), ids, clean(subject)[:NOTE_LIMIT],
                        report.returned.to, False)
