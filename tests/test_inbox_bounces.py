@@ -141,6 +141,14 @@ def test_the_delivery_status_part_wins_over_words_in_the_text(sent: Sent) -> Non
     assert verdict.kind is Kind.DELAY and not verdict.changes
 
 
+def test_an_auto_reply_from_a_null_return_path_stays_an_auto_reply(sent: Sent) -> None:
+    raw = (f"Return-Path: <>\r\nFrom: Otto <oof@example.com>\r\nSubject: Away\r\n"
+           f"Auto-Submitted: auto-replied\r\nIn-Reply-To: {sent.ids['oof@example.com']}\r\n\r\n"
+           f"I am away; my last attempt failed, please write to kim@example.org.\r\n").encode()
+    verdict = sent.verdict(raw)
+    assert verdict.kind is Kind.AUTO_REPLY and not verdict.changes
+
+
 # --- who may change what: the review's reproductions -----------------------------
 
 MALLORY_DSN = """From: Mallory <mallory@attacker.example>

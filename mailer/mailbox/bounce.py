@@ -174,8 +174,10 @@ def looks_like_bounce(msg: Message, headers: dict[str, str], system: bool, subje
     kind = msg.get_content_type()
     report = kind == "multipart/report" and "disposition" not in headers.get(
         "content-type", "").lower()  # a read receipt (RFC 8098) is no bounce
-    return (report or "x-failed-recipients" in headers or system
-            or headers.get("return-path", "").strip() == "<>"
+    # RFC 3834 auto-replies may come from a null return path too; they say what they are
+    replied = headers.get("auto-submitted", "").strip().lower().startswith("auto-replied")
+    null = headers.get("return-path", "").strip() == "<>" and not replied
+    return (report or "x-failed-recipients" in headers or system or null
             or bool(BOUNCE_SUBJECT.search(subject)))
 
 
