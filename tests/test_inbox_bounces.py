@@ -149,6 +149,17 @@ def test_an_auto_reply_from_a_null_return_path_stays_an_auto_reply(sent: Sent) -
     assert verdict.kind is Kind.AUTO_REPLY and not verdict.changes
 
 
+def test_a_mail_systems_notice_naming_a_contact_away_from_any_failure_changes_nothing(
+        sent: Sent) -> None:
+    """A quarantine digest from postmaster lists a contact; its failure words are elsewhere."""
+    raw = (b"From: postmaster@gw.example.org\r\nSubject: Undelivered mail digest\r\n"
+           b"Date: Tue, 01 Dec 2026 09:00:00 +0000\r\n\r\n"
+           b"Held for your review:\r\n  from kim@example.org, 1 message\r\n\r\n\r\n\r\n"
+           b"\r\n\r\nIf releasing a message failed, write to us.\r\n")
+    verdict = sent.verdict(raw)
+    assert not verdict.rows and not verdict.changes
+
+
 # --- who may change what: the review's reproductions -----------------------------
 
 MALLORY_DSN = """From: Mallory <mallory@attacker.example>

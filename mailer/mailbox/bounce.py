@@ -41,6 +41,7 @@ from ..sanitize import clean
 
 TEXT_LIMIT = 64 * 1024  # characters of a notification read
 NOTE_LIMIT = 300
+MAX_NAMED = 20  # addresses taken from a notice's text: a bounce names a few
 
 # Senders of mail systems: the local part (RFC 5321 postmaster, the daemons of
 # Sendmail, Postfix, qmail, Exim, Exchange) or the display name they use.
@@ -195,7 +196,7 @@ def read_report(msg: Message, headers: dict[str, str], system: bool, subject: st
     diagnostic = _diagnostic(notice, subject)
     strong = [a for a in (*_addresses(headers.get("x-failed-recipients", "")), *_flufl(msg))
               if address_key(a) not in excluded]
-    weak = [a for a in _named_in(notice) if not _is_daemon(a)]
+    weak = [a for a in _named_in(notice) if not _is_daemon(a)][:MAX_NAMED]
     if _SUCCESS_SUBJECT.search(subject) and not failures:
         strong = weak = []  # a report that the mail arrived names no failure
     for group in (strong, weak if not (failures or strong) else []):
@@ -205,7 +206,7 @@ def read_report(msg: Message, headers: dict[str, str], system: bool, subject: st
                 continue
             named.add(key)
             failures.append(Failure(address, action, _status(diagnostic), diagnostic))
-            structural = structural or group is strong or bool(_PERMANENT_TEXT.search(notice))
+            structural = structural or group is strong or _failing(notice, address)
     dsn_part = any(p.get_content_type() == "message/delivery-status" for p in msg.walk())
     from_system = system or headers.get("return-path", "").strip() == "<>"
     return Report(tuple(failures), returned, structural or dsn_part, from_system, delay)
@@ -360,6 +361,17 @@ def _named_in(text: str) -> list[str]:
     """Addresses in the notification's text, in order (linear: split first)."""
     found = [t.strip(".:") for t in _SPLIT.split(text) if "@" in t]
     return list(dict.fromkeys(a for a in found if _ADDRESS.fullmatch(a)))
+
+
+def _failing(text: str, address: str) -> bool:
+    """Whether the lines around an address's first mention speak of a failure
+    (a server's format names the failed address next to its reason)."""
+    lines = text.splitlines()
+    at = next((i for i, line in enumerate(lines) if address in line), None)
+    if at is None:
+        return False
+    around = "\n".join(lines[max(0, at - 3):at + 4])
+    return bool(_PERMANENT_TEXT.search(around) or _REASON.search(around))
 
 
 def _is_delay(subject: str, notice: str) -> bool:
