@@ -2,8 +2,6 @@
 the List-Unsubscribe mailto), auto-replies and replies, sorted from a real
 Dovecot inbox after a real send to aiosmtpd; the server's flags untouched."""
 
-# ruff: noqa: F811  (the fixtures `server` and `work` are imported from test_run_due)
-
 from __future__ import annotations
 
 import json
@@ -22,15 +20,10 @@ from hypothesis import strategies as st
 
 from mailer.cli.app import main
 from mailer.mailbox.inbox import Kind, Unreadable, classify
+from tests.conftest import write_contacts
 from tests.imapd import Dovecot
 from tests.smtpd import SmtpServer
-from tests.test_inbox_bounds import HostileServer, hostile  # noqa: F401  (a fixture)
-from tests.test_run_due import (  # noqa: F401  (server, work: fixtures)
-    send,
-    server,
-    work,
-    write_contacts,
-)
+from tests.test_run_due import send
 
 PROJECT = Path(__file__).resolve().parents[1]
 FIXTURES = Path(__file__).parent / "fixtures" / "inbox"
@@ -197,13 +190,6 @@ def flags(dovecot: Dovecot) -> dict[int, tuple[bytes, ...]]:
         client.select_folder("INBOX", readonly=True)
         return {uid: tuple(sorted(data[b"FLAGS"]))
                 for uid, data in client.fetch(client.search("ALL"), ["FLAGS"]).items()}
-
-
-@pytest.fixture
-def imap_env(dovecot: Dovecot, monkeypatch: pytest.MonkeyPatch) -> Dovecot:
-    for name, value in dovecot.env().items():
-        monkeypatch.setenv(name, value)
-    return dovecot
 
 
 def test_one_inbox_pass_sorts_a_campaigns_replies(work: Path, server: SmtpServer,
@@ -445,22 +431,3 @@ def test_the_report_lists_unreadable_and_unclear_messages_with_their_uid(
     listed = json.loads(cli("inbox", "--json").output)  # without --yes: nothing recorded
     assert listed["recorded"] is False and [m["uid"] for m in listed["messages"]] == [1]
 
-
-def test_run_due_sends_first_and_a_stalled_inbox_pass_ends_on_time(
-        work: Path, server: SmtpServer, hostile: type[HostileServer],
-        monkeypatch: pytest.MonkeyPatch) -> None:
-    """A server trickling one byte at a time keeps neither the due campaign
-    nor the run lock: the campaign goes out, the pass stops at its deadline."""
-    from mailer.mailbox import inbox
-
-    scheduled = send("--at", "mon 09:00", "--now", "2027-02-27T12:00", "--yes")
-    assert scheduled.exit_code == 0, scheduled.output
-    imap = hostile("trickle", b"From: p@example.com\r\n\r\n" + b"z" * 4000).settings()
-    for name, value in (("HOST", imap.host), ("PORT", str(imap.port)), ("SECURITY", "none"),
-                        ("USERNAME", imap.username), ("PASSWORD", imap.password)):
-        monkeypatch.setenv(f"MAILER_IMAP_{name}", value)
-    monkeypatch.setattr(inbox, "QUIET_PASS_SECONDS", 2.0)
-    result = cli("run-due", "--rate", "none", "--now", "2027-03-01T09:00", "--inbox")
-    assert result.exit_code == 0, result.output
-    assert "3 sent" in result.output and len(server.received) == 3
-    assert "Stopped early" in result.output

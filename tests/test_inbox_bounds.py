@@ -18,12 +18,16 @@ from datetime import date
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 
+from mailer.cli.app import main
 from mailer.config import ImapSettings
 from mailer.journal import Journal
 from mailer.mailbox import imap, inbox
 from mailer.mailbox.inbox import Kind, Unreadable, classify, read_inbox, sort_one
+from tests.smtpd import SmtpServer
 from tests.test_inbox_bounces import FIXTURES, expected, load, mailed
+from tests.test_run_due import send
 
 PROJECT = Path(__file__).resolve().parents[1]
 
@@ -229,3 +233,22 @@ def test_uids_are_searched_page_by_page(journal: Journal, hostile: type[HostileS
     assert [uid for uid, _ in found.verdicts] == [149_998, 150_000]
     assert len(server.searches) == 150_000 // imap.SEARCH_PAGE
     assert not found.stopped
+
+
+def test_run_due_sends_first_and_a_stalled_inbox_pass_ends_on_time(
+        work: Path, server: SmtpServer, hostile: type[HostileServer],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A server trickling one byte at a time keeps neither the due campaign
+    nor the run lock: the campaign goes out, the pass stops at its deadline."""
+    scheduled = send("--at", "mon 09:00", "--now", "2027-02-27T12:00", "--yes")
+    assert scheduled.exit_code == 0, scheduled.output
+    imap = hostile("trickle", b"From: p@example.com\r\n\r\n" + b"z" * 4000).settings()
+    for name, value in (("HOST", imap.host), ("PORT", str(imap.port)), ("SECURITY", "none"),
+                        ("USERNAME", imap.username), ("PASSWORD", imap.password)):
+        monkeypatch.setenv(f"MAILER_IMAP_{name}", value)
+    monkeypatch.setattr(inbox, "QUIET_PASS_SECONDS", 2.0)
+    result = CliRunner().invoke(main, ["run-due", "--rate", "none", "--now", "2027-03-01T09:00",
+                                       "--inbox"], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    assert "3 sent" in result.output and len(server.received) == 3
+    assert "Stopped early" in result.output
