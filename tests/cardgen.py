@@ -658,9 +658,7 @@ def held_out_cards(count: int, seed: int) -> list[tuple[Image.Image, HeldOutTrut
     return out
 
 
-def make_page(
-    path: Path, spec: PageSpec, seed: int, *, photo: bool = False
-) -> list[HeldOutTruth]:
+def make_page(path: Path, spec: PageSpec, seed: int, *, photo: bool = False) -> list[HeldOutTruth]:
     """A page (PNG, or JPEG for a photo) of `spec.cards` held-out cards; their truth in
     reading order."""
     cards = held_out_cards(spec.cards, seed)

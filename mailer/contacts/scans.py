@@ -103,7 +103,7 @@ class Page:
         return f"{self.path}#{self.index + 1}"
 
     def card_source(self, place: int, count: int) -> str:
-        """"scan.pdf#2" for a page that is one card, "scan.pdf#2/3" for its third card."""
+        """ "scan.pdf#2" for a page that is one card, "scan.pdf#2/3" for its third card."""
         return self.source if count < 2 else f"{self.source}/{place + 1}"
 
 
@@ -575,12 +575,12 @@ def read_cards(
         source, fields, _ = card
         back_turn = number % 2 == 1 if duplex else True
         if back_turn and fields is not None and front is not None and front[1] is not None:
+            if is_back(fields):
+                heard(source, "")
+                continue
             if _belongs(front[0], front[1], source, fields, duplex=duplex):
                 heard(source, front[0])
                 front = (front[0], merge_sides(front[1], fields), "")
-                continue
-            if is_back(fields):
-                heard(source, "")
                 continue
         if front is not None:
             yield front
