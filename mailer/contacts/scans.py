@@ -34,7 +34,7 @@ from ..errors import InputError, OcrUnavailable
 from ..files import private_file
 from ..language import text_language
 from ..models import Contact, Rejected
-from .extract import CardFields, Field, OcrLine, extract, split_name
+from .extract import CardFields, Field, OcrLine, Phone, extract, split_name
 from .qr import decode_qr, parse_payloads
 
 if TYPE_CHECKING:
@@ -65,7 +65,10 @@ _PREPROCESSING = 5  # bump when page loading changes, so old cache entries are n
 # phone, mobile, website); the others are for the reviewer and ignored on import, so no
 # header may look like a phone or e-mail column ("number_confidence", not "phone_...").
 # "honorific" and "qr_differs" are for the reviewer too ("Dr.", and what the printed text
-# says where the card's QR code says something else).
+# says where the card's QR code says something else).  Numbers printed without +country
+# on a card that names no country stay as printed (a "+49" the card never said would
+# later count as evidence of the person's language); "number_region" says "DE, assumed"
+# and "e164_guess" holds what they would be in that country.
 REVIEW_COLUMNS = (
     "file",
     "status",
@@ -84,6 +87,8 @@ REVIEW_COLUMNS = (
     "fax",
     "more_numbers",
     "number_confidence",
+    "number_region",
+    "e164_guess",
     "website",
     "website_confidence",
     "qr_differs",
@@ -458,17 +463,29 @@ def review_row(source: str, fields: CardFields | None, error: str = "") -> dict[
         email=fields.email.value,
         email_confidence=_percent(fields.email.confidence, fields.email.value),
         email2=fields.emails[1].value if len(fields.emails) > 1 else "",
-        phone=_readable(phones["phone"][0].number) if phones["phone"] else "",
-        mobile=_readable(phones["mobile"][0].number) if phones["mobile"] else "",
-        fax=_readable(phones["fax"][0].number) if phones["fax"] else "",
-        more_numbers=", ".join(_readable(p.number) for p in fields.phones if p not in firsts),
+        phone=_shown(phones["phone"][0], fields) if phones["phone"] else "",
+        mobile=_shown(phones["mobile"][0], fields) if phones["mobile"] else "",
+        fax=_shown(phones["fax"][0], fields) if phones["fax"] else "",
+        more_numbers=", ".join(_shown(p, fields) for p in fields.phones if p not in firsts),
         number_confidence=_percent(min((p.confidence for p in firsts), default=0.0), bool(firsts)),
+        number_region=(fields.region + (", assumed" if fields.region_assumed else ""))
+        if fields.phones
+        else "",
+        e164_guess=", ".join(
+            _readable(p.number) for p in fields.phones if _shown(p, fields) != _readable(p.number)
+        ),
         website=fields.website.value,
         website_confidence=_percent(fields.website.confidence, fields.website.value),
         qr_differs="; ".join(f"{d.field}: printed {d.printed!r}" for d in fields.disagreements),
         raw_text=fields.raw_text,
     )
     return row
+
+
+def _shown(phone: Phone, fields: CardFields) -> str:
+    """The number for the review CSV: as printed when its country is only assumed."""
+    national = phone.printed and not phone.printed.lstrip().startswith(("+", "00"))
+    return phone.printed.strip() if fields.region_assumed and national else _readable(phone.number)
 
 
 def _readable(e164: str) -> str:
