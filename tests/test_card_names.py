@@ -12,7 +12,7 @@ import pytest
 from mailer.contacts import load_contacts
 from mailer.contacts.extract import OcrLine, extract
 from mailer.contacts.names import parse_name
-from mailer.contacts.scans import REVIEW_COLUMNS, review_row
+from mailer.contacts.scans import REVIEW_COLUMNS, is_back, merge_sides, review_row, same_person
 from mailer.csvsafe import write_csv
 from tests.test_extract import card
 
@@ -90,3 +90,19 @@ def test_the_cards_own_region_is_used_and_shown(
     assert "+55 11 91234-5678" in (row["mobile"], row["phone"], row["more_numbers"])
     with (tmp_path / "r.csv").open(encoding="utf-8-sig", newline="") as handle:
         assert next(csv.DictReader(handle))["e164_guess"] == ""
+
+
+def test_back_sides_are_recognised_and_merged() -> None:
+    front = extract(card(("Ana Souza", 50), "Gerente", "Tel. +55 11 3456-7890",
+                         "ana@souza.example.com"))  # fmt: skip
+    logo = extract(card(("SOUZA & FILHOS", 80), "Ideas that travel well"))
+    name_only = extract(card(("Ana Souza", 50), "Gerente"))
+    translated = extract(card(("Ana Souza", 50), "Sales Manager", "Phone +55 11 3456-7890",
+                              "Mobile +55 11 91234-5678"))  # fmt: skip
+    stranger = extract(card(("Rui Costa", 50), "rui@costa.example.com", "+55 11 3456-7890"))
+    assert is_back(extract([])) and is_back(logo)
+    assert not is_back(name_only) and not is_back(translated)
+    assert same_person(front, translated) and not same_person(front, stranger)
+    merged = merge_sides(front, translated)
+    assert (merged.name, merged.title, merged.emails) == (front.name, front.title, front.emails)
+    assert {p.number for p in merged.phones} == {"+551134567890", "+5511912345678"}

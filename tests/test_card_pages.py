@@ -54,7 +54,7 @@ def fonts() -> None:
 def test_every_card_on_a_page_is_found_once(tmp_path: Path, spec: PageSpec, photo: bool) -> None:
     path = tmp_path / ("page.jpg" if photo else "page.png")
     make_page(path, spec, seed=9000 + spec.cards * 7 + spec.dpi, photo=photo)
-    image = load_page(Page(path), 4000)
+    image = load_page(Page(path))  # what the pipeline searches
     quads = find_cards(image)
     assert len(quads) == spec.cards
     centres = [q.center for q in quads]  # reading order: rows down the page

@@ -44,6 +44,9 @@ class Quad:
             sum(y for _, y in self.corners) / 4,
         )
 
+    def scaled(self, factor: float) -> Quad:
+        return Quad(tuple((x * factor, y * factor) for x, y in self.corners))
+
 
 def find_cards(image: Image.Image) -> list[Quad]:
     """The cards on the page in reading order (rows top to bottom, left to right);

@@ -133,7 +133,7 @@ class CardScan:
 def require_ocr() -> None:
     """Fail with the install command when the optional OCR engine is missing."""
     missing = []
-    for module in ("rapidocr", "onnxruntime", "PIL", "pypdfium2", "zxingcpp"):
+    for module in ("rapidocr", "onnxruntime", "PIL", "pypdfium2", "zxingcpp", "cv2"):
         try:
             __import__(module)
         except ImportError:
@@ -231,9 +231,13 @@ def page_cards(page: Page) -> list[Image.Image]:
     OCR; the whole page when it holds one card."""
     from .layout import crop, find_cards
 
-    image = load_page(page, PAGE_SIDE)
+    image = load_page(page)  # one card: exactly what is read, as fast as before
     quads = find_cards(image)
-    return [fit(crop(image, quad)) for quad in quads] if quads else [fit(image)]
+    if not quads:
+        return [image]
+    full = load_page(page, PAGE_SIDE)  # several: each cut from the page at full detail
+    factor = full.width / image.width
+    return [fit(crop(full, quad.scaled(factor))) for quad in quads]
 
 
 def _register_heif() -> None:
@@ -525,10 +529,11 @@ def to_contact(source: str, fields: CardFields) -> Contact | Rejected:
 
 
 def is_back(fields: CardFields) -> bool:
-    """A card's back side, not a card: no e-mail, number or web site, and at most a few
-    lines (blank, a logo, a slogan)."""
+    """A card's back side, not a card: no name, e-mail, number or web site, and at most
+    a few lines (blank, a logo, a slogan)."""
     lines = [part for part in fields.raw_text.split(" | ") if part.strip()]
-    return not (fields.emails or fields.phones or fields.website.value) and len(lines) <= 3
+    found = fields.name.value or fields.emails or fields.phones or fields.website.value
+    return not found and len(lines) <= 3
 
 
 def same_person(front: CardFields, back: CardFields) -> bool:
