@@ -70,6 +70,16 @@ def test_one_card_filling_the_image_is_read_whole(tmp_path: Path) -> None:
     assert find_cards(card) == []
 
 
+def test_a_card_cut_off_by_the_frame_is_not_a_card(tmp_path: Path) -> None:
+    """A phone photo of one card with the edge of a neighbour in the frame: one card, read
+    whole as before, not two."""
+    path = tmp_path / "two.jpg"
+    make_page(path, PageSpec(2, "dark", 300, 2, 8), seed=9150, photo=True)
+    image = load_page(Page(path))
+    assert len(find_cards(image)) == 2
+    assert find_cards(image.crop((0, 0, round(image.width * 0.7), image.height))) == []
+
+
 def test_a_flatbed_page_gives_one_contact_per_card(tmp_path: Path) -> None:
     """The issue's first case: one page, several people; each gets their own contact,
     named by the page and its place, and the review page shows that card's crop."""

@@ -29,6 +29,7 @@ MAX_AREA = 0.6  # of the page: more is one card filling the image
 MIN_RATIO, MAX_RATIO = 1.0, 2.4
 MIN_FILL = 0.8  # contour area / its rectangle's area: a card is a filled rectangle
 MAX_CARDS = 30  # an A3 page of the smallest cards; more is texture, not cards
+MIN_PRINT = 0.03  # of a card's pixels on an edge (its text); a bare patch has almost none
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,10 +61,15 @@ def find_cards(image: Image.Image) -> list[Quad]:
     small = image.resize((max(1, round(image.width * scale)), max(1, round(image.height * scale))))
     rgb = np.asarray(small.convert("RGB"))
     page_area = rgb.shape[0] * rgb.shape[1]
+    edges = _edges(rgb)
     quads: list[list[tuple[float, float]]] = []
-    for mask in (_unlike_background(rgb), _edges(rgb)):
+    for mask in (_unlike_background(rgb), edges):
         contours, _ = cv2.findContours(mask, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
-        quads = [q for g in _gathered(contours, page_area) if (q := _card_quad(g, page_area))]
+        quads = [
+            q
+            for g in _gathered(contours, page_area)
+            if (q := _card_quad(g, page_area)) and _whole_with_print(q, edges)
+        ]
         if len(quads) >= 2:
             break
     if not 2 <= len(quads) <= MAX_CARDS:
@@ -136,6 +142,23 @@ def _card_quad(points: numpy.ndarray, page_area: int) -> list[tuple[float, float
     solid = len(approx) == 4 and cv2.contourArea(approx) >= MIN_FILL * w * h
     corners = approx.reshape(-1, 2) if solid else cv2.boxPoints(rect)
     return _clockwise([(float(x), float(y)) for x, y in corners])
+
+
+def _whole_with_print(quad: list[tuple[float, float]], edges: numpy.ndarray) -> bool:
+    """Inside the frame (a card cut off by the photo's edge is not one to read) and with
+    print on it (a patch of light on the table has no edges inside)."""
+    import cv2
+    import numpy as np
+
+    height, width = edges.shape
+    margin = 0.01 * max(height, width)
+    if any(not (margin <= x <= width - margin and margin <= y <= height - margin)
+           for x, y in quad):  # fmt: skip
+        return False
+    inside = np.zeros_like(edges)
+    cv2.fillConvexPoly(inside, np.array(quad, dtype=np.int32), 255)
+    area = max(int(np.count_nonzero(inside)), 1)
+    return bool(np.count_nonzero(cv2.bitwise_and(edges, inside)) / area >= MIN_PRINT)
 
 
 def _clockwise(points: list[tuple[float, float]]) -> list[tuple[float, float]]:
