@@ -78,6 +78,7 @@ def test_an_assumed_region_stays_an_assumption(tmp_path: Path) -> None:
         ("Av. Paulista 1000, São Paulo - SP, Brasil", "BR"),
         ("www.souza.example.com.br", "BR"),
         ("Tel. +55 11 3456-7890", "BR"),
+        ("Rua Augusta 1500, Consolação, São Paulo", "BR"),  # the number's own area
     ],
 )
 def test_the_cards_own_region_is_used_and_shown(

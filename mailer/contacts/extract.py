@@ -667,6 +667,48 @@ def card_region(lines: Sequence[OcrLine], emails: Sequence[Field], website: Fiel
         code = "GB" if tld == "uk" else tld.upper()
         if len(tld) == 2 and tld not in _GENERIC_CCTLDS and code in phonenumbers.SUPPORTED_REGIONS:
             return code
+    return _region_of_places(lines)
+
+
+_PLACE_LANGUAGES = ("en", "pt", "es", "fr", "de")
+# a number printed without +country or 00: seven characters or more, so no postcode
+_NATIONAL = re.compile(r"(?<![+\d])(?!00)\(?\d[\d ()./-]{5,}\d")
+
+
+def _main_region_first(region: str) -> tuple[bool, str]:
+    """GB before the Isle of Man, US before the other +1 countries."""
+    code = phonenumbers.country_code_for_region(region)
+    return phonenumbers.region_code_for_country_code(code) != region, region
+
+
+def _said(place: str, text: str) -> bool:
+    return re.search(rf"(?<!\w){re.escape(place)}(?!\w)", text) is not None
+_MAX_NATIONAL = 2  # numbers tried: each is parsed for every country (~0.1 s)
+
+
+def _region_of_places(lines: Sequence[OcrLine]) -> str:
+    """The country in which a number printed without +country is valid and belongs to a
+    place the card also names ("(11) 3456-7890" and "São Paulo": Brazil), from
+    phonenumbers' own numbering plans and area descriptions; "" when none."""
+    from phonenumbers import geocoder
+
+    text = " ".join(ln.text for ln in lines if "@" not in ln.text).casefold()
+    national = [
+        m.group(0) for ln in lines if "@" not in ln.text for m in _NATIONAL.finditer(ln.text)
+    ][:_MAX_NATIONAL]
+    for raw in national:
+        for region in sorted(phonenumbers.SUPPORTED_REGIONS, key=_main_region_first):
+            try:
+                number = phonenumbers.parse(raw, region)
+            except phonenumbers.NumberParseException:
+                continue
+            if not phonenumbers.is_valid_number(number):
+                continue
+            for language in _PLACE_LANGUAGES:
+                place = geocoder.description_for_valid_number(number, language)
+                parts = re.split(r"\s+-\s+|,|/", place)
+                if any(len(p.strip()) >= 4 and _said(p.strip().casefold(), text) for p in parts):
+                    return region
     return ""
 
 
