@@ -43,6 +43,8 @@ def test_a_one_word_line_is_no_name_without_the_cards_support() -> None:
     fields = extract(card("Sales Office", ("Paris", 24), ("Orchid Labs", 60),
                           "contact@orchid.example.com", "Tel. +33 1 42 68 53 00"))  # fmt: skip
     assert fields.name.value == ""
+    shop = extract(card(("Flores", 60), "Arranjos e buquês", "floresana@example.com"))
+    assert shop.name.value == ""  # one word in the address: a shop's name as often
 
 
 def test_never_a_company_or_slogan_line() -> None:

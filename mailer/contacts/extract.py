@@ -416,7 +416,7 @@ class NameWeights:
     title_beside: float = 0.6  # a job title is one of its two nearest lines
     above_contacts: float = 0.7  # right above the phone/e-mail block
     capitals: float = -0.3  # in capitals without a known given name: often a logo
-    one_word: float = -0.8  # one word ("Vijay") needs more than the dictionary's say-so
+    one_word: float = -1.0  # one word ("Vijay") needs a title or the contacts beside it
     enough: float = 1.5  # below this nothing on the card is taken for the name
     sure: float = 2.5  # from here the name needs no review
 
@@ -492,7 +492,9 @@ def _name_score(
     score = w.tallest * min(1.0, line.height / tallest)
     score += w.above_body * min(1.0, max(0.0, (line.height / median_height - 1) / 0.5))
     score += evidence
+    # one word in the address is as often a shop's name ("flores@") as a person's
     agreement = max((name_agreement(parsed.name, local) for local in locals_), default=0)
+    agreement = agreement if parsed.family else 0
     score += w.address_agrees * min(agreement, 1) + w.address_agrees_more * max(agreement - 1, 0)
     neighbours = sorted(
         (ln for ln in lines if ln is not line),
