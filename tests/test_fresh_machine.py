@@ -1,0 +1,109 @@
+"""Issue 23 items 3 and 9: what a new user's machine and cron set-up bring along.
+
+A `TZ` that names no zone, `MAILER_ENV_FILE=/dev/null`, and an `--at` error whose ISO
+example must not lie in the past.  The commands run as cron runs them: a separate
+process with its own environment, against a real SMTP server on 127.0.0.1."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from mailer.config import environment
+from mailer.errors import ConfigError
+from mailer.schedule.when import parse_when
+from tests.smtpd import SmtpServer
+
+PROJECT = Path(__file__).resolve().parents[1]
+PEOPLE = ["anna@example.com", "ben@example.org"]
+BAD_ZONES = ["Europe/Nowhere", "garbage", "/no/such/zone"]
+
+
+@pytest.fixture
+def server() -> Iterator[SmtpServer]:
+    with SmtpServer() as srv:
+        yield srv
+
+
+@pytest.fixture
+def work(tmp_path: Path) -> Path:
+    rows = "".join(f"{e.split('@')[0].title()},{e}\n" for e in PEOPLE)
+    (tmp_path / "contacts.csv").write_text("Name,Email\n" + rows, encoding="utf-8")
+    shutil.copy(PROJECT / "profile.example.toml", tmp_path / "profile.toml")
+    return tmp_path
+
+
+def mailer(
+    work: Path, server: SmtpServer, zone: str, *args: str
+) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, **server.env(), "PYTHONPATH": str(PROJECT), "TZ": zone,
+           "MAILER_ENV_FILE": "/dev/null"}
+    return subprocess.run([sys.executable, "-m", "mailer", *args], cwd=work, env=env,
+                          capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
+
+
+def warned_once_and_no_traceback(result: subprocess.CompletedProcess[str], zone: str) -> None:
+    assert "Traceback" not in result.stderr and "Error:" not in result.stderr, result.stderr
+    warning = f"mailer: warning: TZ={zone!r} names no time zone; times are read and shown in UTC"
+    assert result.stderr.count(warning) == 1, result.stderr
+
+
+@pytest.mark.parametrize("zone", BAD_ZONES)
+def test_a_bad_tz_falls_back_to_utc_in_send_campaigns_and_run_due(
+    work: Path, server: SmtpServer, zone: str
+) -> None:
+    sent = mailer(work, server, zone, "send", "contacts.csv", "--profile", "profile.toml",
+                  "--campaign", "now", "--yes")
+    assert sent.returncode == 0, sent.stdout + sent.stderr
+    warned_once_and_no_traceback(sent, zone)
+    assert sorted(server.recipients()) == sorted(PEOPLE)
+
+    later = mailer(work, server, zone, "send", "contacts.csv", "--profile", "profile.toml",
+                   "--campaign", "later", "--again", "--at", "2099-03-02T09:00", "--yes")
+    assert later.returncode == 0, later.stdout + later.stderr
+    warned_once_and_no_traceback(later, zone)
+    assert "Mon 2099-03-02 09:00 UTC" in later.stdout  # what the time means, said plainly
+
+    listed = mailer(work, server, zone, "campaigns", "--json")
+    assert listed.returncode == 0, listed.stderr
+    campaigns = {c["name"]: c for c in json.loads(listed.stdout)}
+    assert campaigns["later"]["scheduled_at"] == datetime(2099, 3, 2, 9, tzinfo=UTC).timestamp()
+    table = mailer(work, server, zone, "campaigns")
+    assert table.returncode == 0, table.stderr
+    warned_once_and_no_traceback(table, zone)
+
+    due = mailer(work, server, zone, "run-due")
+    assert due.returncode == 0, due.stdout + due.stderr
+    warned_once_and_no_traceback(due, zone)
+    assert len(server.recipients()) == len(PEOPLE)  # 2099 is not due
+
+
+def test_mailer_env_file_dev_null_means_no_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / ".env").write_text("MAILER_SMTP_HOST=smtp.example.com\n", encoding="utf-8")
+    monkeypatch.setenv("MAILER_ENV_FILE", os.devnull)
+    assert "MAILER_SMTP_HOST" not in environment()  # neither refused nor ./.env read
+    monkeypatch.setenv("MAILER_ENV_FILE", str(tmp_path / "missing.env"))
+    with pytest.raises(ConfigError, match="is not a file"):  # a real name still must exist
+        environment()
+
+
+@pytest.mark.parametrize("days", [0, 400, 4000])
+def test_the_example_of_an_unreadable_time_lies_in_the_future(days: int) -> None:
+    now = datetime(2026, 12, 6, 10, 0, tzinfo=UTC) + timedelta(days=days)
+    with pytest.raises(ConfigError) as refused:
+        parse_when("next blursday", now)
+    example = re.search(r"'(\d{4}-\d\d-\d\dT\d\d:\d\d)'", str(refused.value))
+    assert example is not None, refused.value
+    assert parse_when(example[1], now) > now  # the example, copied, is accepted
