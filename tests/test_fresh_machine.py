@@ -107,3 +107,48 @@ def test_the_example_of_an_unreadable_time_lies_in_the_future(days: int) -> None
     example = re.search(r"'(\d{4}-\d\d-\d\dT\d\d:\d\d)'", str(refused.value))
     assert example is not None, refused.value
     assert parse_when(example[1], now) > now  # the example, copied, is accepted
+
+
+# -- the suite itself passes the same way on every machine ---------------------------------
+
+
+def test_property_tests_are_derandomised_unless_exploring_is_asked_for() -> None:
+    from hypothesis import settings
+
+    profile = os.environ.get("HYPOTHESIS_PROFILE", "ci")
+    if profile != "ci":
+        pytest.skip(f"HYPOTHESIS_PROFILE={profile}: exploring on purpose")
+    assert settings.default.derandomize and settings.default.database is None
+    ran = subprocess.run(  # a fresh process without the variable gets the same profile
+        [sys.executable, "-c", "import tests.conftest, hypothesis as h; "
+         "print(h.settings.default.derandomize, h.settings.default.database)"],
+        cwd=PROJECT, env={k: v for k, v in os.environ.items() if k != "HYPOTHESIS_PROFILE"},
+        capture_output=True, text=True, timeout=60, check=True)
+    assert ran.stdout.split() == ["True", "None"]
+
+
+def unseeded_randomness(source: str) -> list[int]:
+    """Lines that draw from the module-level generator or a Random() without a seed."""
+    import ast
+
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        if not isinstance(node, ast.Call) or not isinstance(node.func, ast.Attribute):
+            continue
+        owner, name = node.func.value, node.func.attr
+        seeded = name == "Random" and bool(node.args or node.keywords)
+        if isinstance(owner, ast.Name) and owner.id == "random" and not seeded:
+            found.append(node.lineno)
+    return found
+
+
+def test_no_test_or_benchmark_draws_unseeded_randomness() -> None:
+    assert unseeded_randomness("import random\nrandom.shuffle(x)\nrandom.Random()\n") == [2, 3]
+    assert unseeded_randomness("import random\nrng = random.Random(7)\nrng.random()\n") == []
+    offenders = {
+        str(path.relative_to(PROJECT)): lines
+        for folder in ("tests", "bench")
+        for path in sorted((PROJECT / folder).rglob("*.py"))
+        if (lines := unseeded_randomness(path.read_text(encoding="utf-8")))
+    }
+    assert offenders == {}, "seed them: random.Random(N)"
