@@ -17,6 +17,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
 
 from mailer.config import environment
 from mailer.errors import ConfigError
@@ -152,3 +154,49 @@ def test_no_test_or_benchmark_draws_unseeded_randomness() -> None:
         if (lines := unseeded_randomness(path.read_text(encoding="utf-8")))
     }
     assert offenders == {}, "seed them: random.Random(N)"
+
+
+# -- what the tests resolve to is pinned -----------------------------------------------------
+
+
+def requirements() -> list[Requirement]:
+    import tomllib
+
+    project = tomllib.loads((PROJECT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    listed = project["dependencies"] + [r for e in ("ocr", "test") for r in
+                                        project["optional-dependencies"][e]]
+    return [Requirement(r) for r in listed]
+
+
+def pins() -> dict[str, str]:
+    found = {}
+    for line in (PROJECT / "constraints.txt").read_text(encoding="utf-8").splitlines():
+        if line and not line.startswith("#"):
+            name, _, version = line.partition("==")
+            assert version and " " not in line, f"not a pin: {line!r}"
+            found[canonicalize_name(name)] = version
+    return found
+
+
+def test_every_requirement_has_an_upper_bound_on_its_major_version() -> None:
+    for requirement in requirements():
+        assert any(s.operator == "<" for s in requirement.specifier), requirement
+        assert any(s.operator == ">=" for s in requirement.specifier), requirement
+
+
+def test_constraints_pin_every_requirement_within_its_range() -> None:
+    pinned = pins()
+    assert "contact-card-mailer" not in pinned
+    for requirement in requirements():
+        version = pinned.get(canonicalize_name(requirement.name))
+        assert version is not None, f"{requirement.name} is not in constraints.txt (.ci/lock)"
+        assert requirement.specifier.contains(version, prereleases=True), (requirement, version)
+
+
+def test_readme_and_ci_run_the_same_pinned_test_command() -> None:
+    readme = (PROJECT / "README.md").read_text(encoding="utf-8")
+    ci = (PROJECT / ".ci" / "run").read_text(encoding="utf-8")
+    command = ("python3 -m venv .venv && .venv/bin/pip install -q -c constraints.txt "
+               "'.[ocr,test]' && .venv/bin/python -m pytest")
+    assert readme.count(command) == 2  # Quick start and Development
+    assert command in ci.splitlines()
