@@ -25,6 +25,11 @@ class InvalidAddress(ValueError):
 # them, so an address under one is kept and the user sees it in the import.  "localhost"
 # is reserved too, but it names this computer (RFC 6761 section 6.3): no contact's domain.
 RESERVED_TLDS = frozenset({"example", "test", "invalid"})
+# "invalid" alone is a placeholder written on purpose ("sure to be invalid and obviously
+# so at a glance", RFC 2606), as Thunderbird's export does for a contact without an
+# address; a bare "example" or "test" is rather a domain cut short ("@example" for
+# "@example.com"), so the no-dot rule refuses those.
+_DOTLESS_PLACEHOLDER = "invalid"
 _STAND_IN = ".example.com"  # a neutral domain that email-validator's policy accepts
 
 
@@ -34,8 +39,9 @@ def normalize_address(raw: str) -> str:
     The domain must have a dot and end in a real top-level domain (the ICANN part of
     the Public Suffix List, which carries every TLD of IANA's root zone): `klaus@gmx`,
     `klaus@gmx.d` and `klaus@example` can never be delivered.  Names under a
-    RESERVED_TLDS top level (".invalid", ".test", ".example") are kept: email-validator
-    refuses them by policy, so they are validated with a neutral stand-in domain.
+    RESERVED_TLDS top level (".invalid", ".test", ".example") and the placeholder
+    "@invalid" are kept: email-validator refuses them by policy, so they are validated
+    with a neutral stand-in domain.
 
     A value with a control or format character or "=?" is refused, never cleaned:
     removing characters from an address can turn it into someone else's."""
@@ -82,7 +88,7 @@ def _domain_problem(ascii_domain: str) -> str:
     from email_validator import SPECIAL_USE_DOMAIN_NAMES
 
     top = _top_label(ascii_domain)
-    if "." not in ascii_domain.rstrip("."):
+    if "." not in ascii_domain.rstrip(".") and ascii_domain != _DOTLESS_PLACEHOLDER:
         return (
             f"the domain '{ascii_domain}' has no dot; a mail domain ends in a top-level "
             f"domain such as '.com' or '.de' (a typo?)"

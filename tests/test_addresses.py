@@ -25,7 +25,7 @@ REFUSED = ["not-an-address", "two@@example.com", "dot.@example.com", "no-tld@loc
 UNREACHABLE = [
     ("klaus@gmx", "the domain 'gmx' has no dot"),
     ("klaus.fischer@example", "the domain 'example' has no dot"),  # a typo for .example.com
-    ("someone@invalid", "the domain 'invalid' has no dot"),
+    ("tester@test", "the domain 'test' has no dot"),
     ("klaus@gmx.d", "'.d' is not a top-level domain"),
     ("klaus@gmx.dee", "'.dee' is not a top-level domain"),
     ("a@192.168.1.20", "'.20' is not a top-level domain"),
@@ -85,6 +85,8 @@ def test_the_placeholder_domain_passes_everywhere(tmp_path: Path) -> None:
     `suppress add` although import accepted it."""
     assert verdict_of_import("someone@host.invalid", tmp_path) == "someone@host.invalid"
     assert verdict_of_suppress("someone@host.invalid") == "someone@host.invalid"
+    # and Thunderbird's placeholder for a contact without an address, with no dot
+    assert verdict_of_import("contact1@Invalid", tmp_path) == "contact1@invalid"
 
 
 @pytest.mark.parametrize(("address", "reason"), UNREACHABLE)
