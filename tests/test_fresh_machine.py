@@ -9,10 +9,8 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import subprocess
 import sys
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -23,32 +21,16 @@ from packaging.utils import canonicalize_name
 from mailer.config import environment
 from mailer.errors import ConfigError
 from mailer.schedule.when import parse_when
+from tests.conftest import PEOPLE
 from tests.smtpd import SmtpServer
 
 PROJECT = Path(__file__).resolve().parents[1]
-PEOPLE = ["anna@example.com", "ben@example.org"]
 BAD_ZONES = ["Europe/Nowhere", "garbage", "/no/such/zone"]
 
 
-@pytest.fixture
-def server() -> Iterator[SmtpServer]:
-    with SmtpServer() as srv:
-        yield srv
-
-
-@pytest.fixture
-def work(tmp_path: Path) -> Path:
-    rows = "".join(f"{e.split('@')[0].title()},{e}\n" for e in PEOPLE)
-    (tmp_path / "contacts.csv").write_text("Name,Email\n" + rows, encoding="utf-8")
-    shutil.copy(PROJECT / "profile.example.toml", tmp_path / "profile.toml")
-    return tmp_path
-
-
-def mailer(
-    work: Path, server: SmtpServer, zone: str, *args: str
-) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, **server.env(), "PYTHONPATH": str(PROJECT), "TZ": zone,
-           "MAILER_ENV_FILE": "/dev/null"}
+def mailer(work: Path, zone: str, *args: str) -> subprocess.CompletedProcess[str]:
+    # the server's settings are in the environment (conftest's `server`), as cron passes them
+    env = {**os.environ, "PYTHONPATH": str(PROJECT), "TZ": zone, "MAILER_ENV_FILE": "/dev/null"}
     return subprocess.run([sys.executable, "-m", "mailer", *args], cwd=work, env=env,
                           capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
 
@@ -63,27 +45,27 @@ def warned_once_and_no_traceback(result: subprocess.CompletedProcess[str], zone:
 def test_a_bad_tz_falls_back_to_utc_in_send_campaigns_and_run_due(
     work: Path, server: SmtpServer, zone: str
 ) -> None:
-    sent = mailer(work, server, zone, "send", "contacts.csv", "--profile", "profile.toml",
+    sent = mailer(work, zone, "send", "contacts.csv", "--profile", "profile.toml",
                   "--campaign", "now", "--yes")
     assert sent.returncode == 0, sent.stdout + sent.stderr
     warned_once_and_no_traceback(sent, zone)
     assert sorted(server.recipients()) == sorted(PEOPLE)
 
-    later = mailer(work, server, zone, "send", "contacts.csv", "--profile", "profile.toml",
+    later = mailer(work, zone, "send", "contacts.csv", "--profile", "profile.toml",
                    "--campaign", "later", "--again", "--at", "2099-03-02T09:00", "--yes")
     assert later.returncode == 0, later.stdout + later.stderr
     warned_once_and_no_traceback(later, zone)
     assert "Mon 2099-03-02 09:00 UTC" in later.stdout  # what the time means, said plainly
 
-    listed = mailer(work, server, zone, "campaigns", "--json")
+    listed = mailer(work, zone, "campaigns", "--json")
     assert listed.returncode == 0, listed.stderr
     campaigns = {c["name"]: c for c in json.loads(listed.stdout)}
     assert campaigns["later"]["scheduled_at"] == datetime(2099, 3, 2, 9, tzinfo=UTC).timestamp()
-    table = mailer(work, server, zone, "campaigns")
+    table = mailer(work, zone, "campaigns")
     assert table.returncode == 0, table.stderr
     warned_once_and_no_traceback(table, zone)
 
-    due = mailer(work, server, zone, "run-due")
+    due = mailer(work, zone, "run-due")
     assert due.returncode == 0, due.stdout + due.stderr
     warned_once_and_no_traceback(due, zone)
     assert len(server.recipients()) == len(PEOPLE)  # 2099 is not due
