@@ -242,10 +242,12 @@ class ImapSettings:
     port: int
     security: str = "tls"  # one of SECURITY_MODES
     username: str = ""
-    password: str = field(default="", repr=False)
+    password: str = field(default="", repr=False)  # MAILER_IMAP_PASSWORD
     timeout: float = 30.0
     provider: str = ""  # the preset it came from, "" for none
     sent_folder: str = ""  # MAILER_IMAP_SENT: used when no folder is marked \Sent
+    password_command: str = ""  # MAILER_IMAP_PASSWORD_COMMAND
+    password_timeout: float = 60.0  # MAILER_IMAP_PASSWORD_TIMEOUT
     # where the password or token comes from (accounts.credentials); None: `password` above
     login: Login | None = field(default=None, repr=False, compare=False)
 
@@ -263,9 +265,9 @@ class ImapSettings:
 def imap_settings(env: Mapping[str, str], provider: str | None = None) -> ImapSettings | None:
     """MAILER_IMAP_* over the provider preset (--provider, else recognised from
     MAILER_SMTP_HOST); None when no IMAP host is known.  The user name defaults to
-    the SMTP one, and then so does MAILER_SMTP_PASSWORD (which login is used is
-    `accounts.credentials.Credentials.imap`'s to decide).  TLS is required for
-    every host but loopback."""
+    the SMTP one; whether the SMTP password goes with it is
+    `accounts.credentials.Credentials.imap`'s to decide, so `password` here is only
+    MAILER_IMAP_PASSWORD.  TLS is required for every host but loopback."""
     if provider is None or not PROVIDERS.get(provider, _NO_IMAP).imap_host:
         provider = by_smtp_host(env.get("MAILER_SMTP_HOST", ""))
     preset = PROVIDERS.get(provider or "", _NO_IMAP)
@@ -273,14 +275,14 @@ def imap_settings(env: Mapping[str, str], provider: str | None = None) -> ImapSe
     if not host:
         return None
     security, port, timeout = _connection(env, "MAILER_IMAP", "tls", IMAP_DEFAULT_PORTS)
-    smtp_username = env.get("MAILER_SMTP_USERNAME", "").strip()
-    username = env.get("MAILER_IMAP_USERNAME", "").strip() or smtp_username
-    secret = env.get("MAILER_IMAP_PASSWORD", "")
-    if not secret and username == smtp_username:  # the SMTP login, password and all
-        secret = env.get("MAILER_SMTP_PASSWORD", "")
-    settings = ImapSettings(host=host, port=port, security=security, username=username,
-                            password=secret, timeout=timeout, provider=provider or "",
-                            sent_folder=env.get("MAILER_IMAP_SENT", "").strip())
+    username = (env.get("MAILER_IMAP_USERNAME", "").strip()
+                or env.get("MAILER_SMTP_USERNAME", "").strip())
+    settings = ImapSettings(
+        host=host, port=port, security=security, username=username,
+        password=env.get("MAILER_IMAP_PASSWORD", ""), timeout=timeout, provider=provider or "",
+        sent_folder=env.get("MAILER_IMAP_SENT", "").strip(),
+        password_command=env.get("MAILER_IMAP_PASSWORD_COMMAND", "").strip(),
+        password_timeout=_number(env, "MAILER_IMAP_PASSWORD_TIMEOUT", 60.0))
     if security == "none" and not settings.is_loopback:
         raise ConfigError(
             f"MAILER_IMAP_SECURITY=none would send your password and mail unencrypted to "

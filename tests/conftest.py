@@ -64,6 +64,8 @@ def isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
         "MAILER_IMAP_SECURITY",
         "MAILER_IMAP_USERNAME",
         "MAILER_IMAP_PASSWORD",
+        "MAILER_IMAP_PASSWORD_COMMAND",
+        "MAILER_IMAP_PASSWORD_TIMEOUT",
         "MAILER_IMAP_SENT",
     ):
         monkeypatch.delenv(name, raising=False)

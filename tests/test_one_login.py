@@ -1,6 +1,7 @@
 """One login per run, for SMTP and IMAP alike, and a secret only for its own server:
 `mailer send` with a password command and Sent copies runs the command once;
-an OAuth2 token never goes to another provider's IMAP server; `send` and `check`
+an OAuth2 token never goes to another provider's IMAP server, nor the SMTP
+password to another domain's; `send` and `check`
 fail on a wrong security setting with the same words.  Real servers on 127.0.0.1:
 aiosmtpd (tests/smtpd.py), Dovecot (tests/imapd.py), the OAuth2 stand-in."""
 
@@ -84,6 +85,30 @@ def test_an_oauth2_token_never_goes_to_another_providers_imap_server(
     assert f"{imapd.USER} at 127.0.0.1" in result.output  # logged in with the IMAP password
     assert idp.grants == grants_before  # no access token was even asked for
     assert not any(token in dovecot.log() for token in idp.issued)
+
+
+def test_the_smtp_password_never_goes_to_another_domains_imap_server(
+        dovecot: Dovecot, counted_password: tuple[str, Path], tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """SMTP elsewhere, the inbox on Dovecot (loopback), the same user name: the SMTP
+    password command does not even run, and IMAP logs in with its own."""
+    smtp_command, smtp_runs = counted_password
+    use(monkeypatch, {"MAILER_SMTP_HOST": "smtp.example.com", "MAILER_SMTP_USERNAME": imapd.USER,
+                      "MAILER_SMTP_PASSWORD_COMMAND": smtp_command, **plain_imap(dovecot)})
+    sent_campaign()
+    refused = cli("inbox", "--yes")
+    assert refused.exit_code != 0 and "Traceback" not in refused.output
+    assert "set MAILER_IMAP_PASSWORD_COMMAND or MAILER_IMAP_PASSWORD" in refused.output
+    imap_runs = tmp_path / "imap-runs"
+    imap_command = tmp_path / "imap-password-command"
+    imap_command.write_text(f"#!/bin/sh\necho run >> {imap_runs}\necho '{imapd.PASSWORD}'\n")
+    imap_command.chmod(0o700)
+    monkeypatch.setenv("MAILER_IMAP_PASSWORD_COMMAND", str(imap_command))
+    result = cli("inbox", "--yes")
+    assert result.exit_code == 0, result.output
+    assert f"{imapd.USER} at 127.0.0.1" in result.output
+    assert imap_runs.read_text().splitlines() == ["run"]
+    assert not smtp_runs.exists()  # the SMTP password was never looked up
 
 
 def sent_campaign() -> None:

@@ -16,14 +16,18 @@ scheduling a send or a run-due with nothing due never runs the command.  It is
 then kept in memory for the run, so K connections, reconnects and the IMAP Sent
 copies do not run the command again.  No error message ever carries it.
 
-A secret goes only to the server it belongs to: IMAP shares the SMTP login when
-it is the same user name, and an OAuth2 token only when the IMAP server is the
-same provider's; otherwise IMAP uses its own password (MAILER_IMAP_PASSWORD).
+A secret goes only to the server it belongs to: IMAP shares the SMTP login when it
+is the same user name at the same service, that is, for a password an IMAP server of
+the same provider (providers.py), of the same registrable domain (the Public Suffix
+List) or both servers on loopback, and for an OAuth2 token only the IMAP server of
+the provider that issued it.  Otherwise IMAP has its own password, from
+MAILER_IMAP_PASSWORD_COMMAND, the keyring or MAILER_IMAP_PASSWORD, in that order.
 """
 
 from __future__ import annotations
 
 import contextlib
+import ipaddress
 import os
 import selectors
 import shlex
@@ -33,7 +37,8 @@ import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from typing import IO
+from functools import cache
+from typing import IO, TYPE_CHECKING
 
 from .. import config
 from ..config import ImapSettings, Login, SmtpSettings
@@ -41,7 +46,10 @@ from ..errors import AuthError, ConfigError
 from ..sanitize import clean
 from .keystore import PASSWORD_SERVICE, keyring_account, keyring_get, keyring_name
 from .oauth import TokenSource, oauth_settings
-from .providers import oauth_provider_of_imap
+from .providers import oauth_provider_of_imap, same_provider
+
+if TYPE_CHECKING:
+    from publicsuffixlist import PublicSuffixList
 
 OUTPUT_LIMIT = 64 * 1024  # bytes of a password command's output read, per stream
 KILL_WAIT = 5.0  # seconds to wait for a killed command to be reaped
@@ -197,9 +205,10 @@ class PasswordSource:
             return self.fallback
         if self.prefix == "MAILER_IMAP":
             raise AuthError(
-                f"No password for {self.username} at {self.host}: set MAILER_IMAP_PASSWORD "
-                f"(the SMTP login is shared only with the same user name, an OAuth2 sign-in "
-                f"only with its own provider's IMAP server).")
+                f"No IMAP password for {self.username} at {self.host}: set "
+                f"MAILER_IMAP_PASSWORD_COMMAND or MAILER_IMAP_PASSWORD (the SMTP password goes "
+                f"only to an IMAP server of the same provider or domain with the same user "
+                f"name, an OAuth2 sign-in only to its own provider's IMAP server).")
         raise AuthError(
             f"No password for {self.username} at {self.host}: run `mailer login` to store "
             f"it in the OS keyring, or set MAILER_SMTP_PASSWORD_COMMAND or MAILER_SMTP_PASSWORD."
@@ -235,24 +244,71 @@ class Credentials:
         settings = config.imap_settings(self.env, provider)
         if settings is None:
             return None
-        if not self.env.get("MAILER_IMAP_PASSWORD"):
+        if not (settings.password or settings.password_command):
             shared = self._shared_login(settings)
             if shared is not None:
                 return replace(settings, login=shared)
-        return replace(settings, login=PasswordSource(settings.host, settings.username,
-                                                      fallback=settings.password,
-                                                      prefix="MAILER_IMAP"))
+        return replace(settings, login=PasswordSource(
+            settings.host, settings.username, settings.password_command,
+            fallback=settings.password, timeout=settings.password_timeout,
+            prefix="MAILER_IMAP"))
 
     def _shared_login(self, imap: ImapSettings) -> Login | None:
-        """The SMTP login, when IMAP may use it: the same user name, and for an OAuth2
-        token also an IMAP server of the provider that issued it."""
+        """The SMTP login, when IMAP may use it: the same user name, and the same
+        service: for an OAuth2 token the IMAP server of the provider that issued it,
+        for a password one of `same_service`."""
         try:
-            login = self.smtp().login
+            smtp = self.smtp()
         except ConfigError:  # no SMTP account: only MAILER_IMAP_* can log in
             return None
+        login = smtp.login
         if login is None or login.username != imap.username:
             return None
-        if login.provider and login.provider != oauth_provider_of_imap(imap.host):
-            return None
-        return login
+        if login.oauth:
+            issuer = login.provider
+            return login if issuer and issuer == oauth_provider_of_imap(imap.host) else None
+        return login if same_service(smtp.host, imap.host) else None
+
+
+def same_service(smtp_host: str, imap_host: str) -> bool:
+    """May the SMTP password go to this IMAP server: one provider's servers (the
+    provider table), one registrable domain (`smtp.example.com`, `imap.example.com`;
+    two sites under a shared suffix such as github.io are two owners), the same host,
+    or both on loopback (a test server, a local bridge)."""
+    smtp, imap = _ascii_host(smtp_host), _ascii_host(imap_host)
+    if smtp == imap or same_provider(smtp, imap):
+        return True
+    if config.is_loopback(smtp) or config.is_loopback(imap):
+        return config.is_loopback(smtp) and config.is_loopback(imap)
+    if _is_ip(smtp) or _is_ip(imap):  # an address has no registrable domain
+        return False
+    domain = _public_suffixes().privatesuffix(smtp)
+    return domain is not None and domain == _public_suffixes().privatesuffix(imap)
+
+
+def _ascii_host(host: str) -> str:
+    """The host name lower-cased, without a trailing dot, internationalised names in
+    their ASCII form, so that `bücher.example` and `xn--bcher-kva.example` are one."""
+    host = host.strip().lower().rstrip(".")
+    try:
+        return host.encode("idna").decode("ascii")
+    except UnicodeError:  # not a name IDNA 2003 can spell: compared as written
+        return host
+
+
+def _is_ip(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        return False
+    return True
+
+
+@cache
+def _public_suffixes() -> PublicSuffixList:
+    """The whole Public Suffix List, private section included, shipped inside
+    `publicsuffixlist`: a name under a shared hosting suffix is its owner's alone."""
+    from publicsuffixlist import PublicSuffixList
+
+    return PublicSuffixList()
 

@@ -87,5 +87,13 @@ def oauth_provider_of_imap(host: str) -> str:
     return next((p.oauth_provider for p in PROVIDERS.values() if p.imap_host == host), "")
 
 
+def same_provider(smtp_host: str, imap_host: str) -> bool:
+    """Both servers are one provider's (the SMTP host among its submission servers, the
+    IMAP host its IMAP server): where the SMTP password may go for IMAP too."""
+    smtp, imap = _host(smtp_host), _host(imap_host)
+    return any(imap and p.imap_host == imap and (smtp == p.host or smtp in p.other_hosts)
+               for p in PROVIDERS.values())
+
+
 def _host(host: str) -> str:
     return host.strip().lower().rstrip(".")
