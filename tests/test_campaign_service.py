@@ -11,8 +11,7 @@ from pathlib import Path
 import pytest
 
 from mailer.campaign import holds
-from mailer.campaign.service import (
-    Campaigns,
+from mailer.campaign.events import (
     Declined,
     Finished,
     PlanSummary,
@@ -22,6 +21,7 @@ from mailer.campaign.service import (
     Sending,
     SendRequest,
 )
+from mailer.campaign.service import Campaigns
 from mailer.compose.message import Composer
 from mailer.compose.profile import load_profile
 from mailer.errors import AuthError, ConfigError
