@@ -123,8 +123,8 @@ def cancel(name: str, assume_yes: bool) -> None:
 @sending_options
 @handle_errors
 def resume(name: str, rates: tuple[str, ...], provider: str | None, concurrency: int) -> None:
-    """Send what campaign NAME still has queued, e.g. after Ctrl-C paused it
-    (`mailer run-due` never resumes a paused campaign on its own)."""
+    """Send what campaign NAME still has queued, e.g. after Ctrl-C paused it or
+    an account error held it (`mailer run-due` never resumes either on its own)."""
     from ..campaign.events import Sending, choose_rates
 
     service = campaigns_service()
