@@ -236,6 +236,32 @@ def test_one_inbox_pass_sorts_a_campaigns_replies(work: Path, server: SmtpServer
     assert flags(imap_env) == before
 
 
+def test_status_shows_the_campaign_the_inbox_changed_and_who_is_suppressed(
+    work: Path, server: SmtpServer, imap_env: Dovecot
+) -> None:
+    write_contacts(work, [("Dana", "dsn@example.com"), ("Una", "unsub-en@example.com"),
+                          ("Quinn", QUIET)])
+    assert send("--yes", "--campaign", "fosdem").exit_code == 0
+    ids = {r["recipient"]: r["message_id"] for r in status()["recipients"]}
+    write_contacts(work, [("Pat", "pat@example.org")])
+    assert send("--yes", "--campaign", "later").exit_code == 0
+    assert status()["campaign"] == "later"  # the one sent from last
+    imap_env.deliver(fixture("bounce_dsn.eml", ids["dsn@example.com"]),
+                     fixture("unsubscribe_en.eml", ids["unsub-en@example.com"]))
+    assert cli("inbox", "--yes").exit_code == 0
+    data = status()
+    assert data["campaign"] == "fosdem" and data["suppressed"] == 1
+    assert {r["recipient"]: (r["state"], r["suppressed"]) for r in data["recipients"]} == {
+        "dsn@example.com": ("bounced", False), "unsub-en@example.com": ("sent", True),
+        QUIET: ("sent", False)}
+    table = cli("status").output
+    assert "Campaign 'fosdem'" in table and "1 suppressed" in table
+    assert any("unsub-en@example.com" in line and "sent, suppressed" in line
+               for line in table.splitlines())
+    assert cli("suppress", "add", "pat@example.org").exit_code == 0  # a suppression changes too
+    assert status()["campaign"] == "later"
+
+
 def test_without_yes_and_without_a_terminal_nothing_changes(work: Path, server: SmtpServer,
                                                             imap_env: Dovecot) -> None:
     ids = campaign_sent(work, server)
