@@ -180,5 +180,5 @@ def test_a_declined_resend_changes_nothing(server: SmtpServer, isolated_env: Pat
     assert result == Declined()
     found = service().status("event")
     assert found is not None
-    _, counts, _ = found
+    _, counts, _, _ = found
     assert counts[State.FAILED] == 1 and counts[State.QUEUED] == 0
