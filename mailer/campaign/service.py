@@ -448,10 +448,12 @@ class InboxPass:
     service: Campaigns
     journal: Journal
 
-    def read(self, settings: config.ImapSettings, folder: str, *, pending: bool) -> Sorted:
+    def read(self, settings: config.ImapSettings, folder: str, *, pending: bool,
+             seconds: float) -> Sorted:
         from ..mailbox import inbox
 
-        return inbox.read_inbox(self.journal, settings, folder=folder, pending=pending)
+        return inbox.read_inbox(self.journal, settings, folder=folder, pending=pending,
+                                seconds=seconds)
 
     def settle(self, found: Sorted, *, confirmed: set[int], declined: set[int]) -> None:
         from ..mailbox import inbox
