@@ -58,9 +58,10 @@ class Sending:
 
 def choose_rates(rates: tuple[str, ...], provider: str | None) -> tuple[Rate, ...]:
     """--rate wins over --provider; with neither, the cautious generic preset."""
-    from ..smtp.pace import PRESETS, parse_rates
+    from ..accounts.providers import PROVIDERS
+    from ..smtp.pace import parse_rates
 
-    return parse_rates(rates) if rates else PRESETS[provider or "generic"]
+    return parse_rates(rates) if rates else PROVIDERS[provider or "generic"].rates
 
 
 def server_line(settings: config.SmtpSettings) -> str:
