@@ -260,13 +260,7 @@ class Journal:
             private_file(path)  # SQLite gives its -wal and -shm files the same mode
             # autocommit mode: every transaction below is explicit
             self._db = sqlite3.connect(path, isolation_level=None, timeout=BUSY_TIMEOUT)
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=NORMAL")
-            # checkpoint (the one step that fsyncs) every ~40 MB of WAL, not every 4 MB
-            self._db.execute("PRAGMA wal_autocheckpoint=10000")
-            self._db.execute("PRAGMA foreign_keys=ON")
-            self._db.executescript(SCHEMA)
-            self._add_missing_columns()
+            self._set_up(time.monotonic() + BUSY_TIMEOUT)
         except (sqlite3.Error, OSError) as err:
             raise JournalError(f"Cannot open the journal {path}: {err}") from None
         self._staged = False
@@ -274,6 +268,27 @@ class Journal:
         self._run_lock: int | None = None
 
     # -- housekeeping -------------------------------------------------------
+
+    def _set_up(self, deadline: float) -> None:
+        """WAL mode, the schema and any missing columns.  Two runs opening a new journal
+        at once can find it locked where SQLite calls no busy handler (switching to WAL,
+        creating the schema): the whole set-up is idempotent, so it is tried again."""
+        while True:
+            try:
+                self._db.execute("PRAGMA journal_mode=WAL")
+                self._db.execute("PRAGMA synchronous=NORMAL")
+                # checkpoint (the one step that fsyncs) every ~40 MB of WAL, not every 4 MB
+                self._db.execute("PRAGMA wal_autocheckpoint=10000")
+                self._db.execute("PRAGMA foreign_keys=ON")
+                self._db.executescript(SCHEMA)
+                self._add_missing_columns()
+                return
+            except sqlite3.OperationalError as err:
+                if "locked" not in str(err) or time.monotonic() > deadline:
+                    raise
+                if self._db.in_transaction:
+                    self._db.rollback()
+                time.sleep(0.02)
 
     def _add_missing_columns(self) -> None:
         """A journal written by an older mailer lacks some of the later columns

@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -122,6 +123,28 @@ def test_two_processes_never_claim_the_same_row(tmp_path: Path) -> None:
         a, b = pool.map(_claim_all, [str(path), str(path)])
     assert not set(a) & set(b)
     assert len(a) + len(b) == 300
+
+
+def _open_at_once(path: str, ready: Any) -> str:
+    ready.wait()
+    try:
+        Journal(Path(path)).close()
+    except JournalError as err:
+        return str(err)
+    return "ok"
+
+
+def test_runs_opening_a_new_journal_at_once_all_get_it(tmp_path: Path) -> None:
+    """Switching a new file to WAL and creating the schema can meet a lock where SQLite
+    calls no busy handler: two sends started together once failed 'database is locked'."""
+    ctx = multiprocessing.get_context("fork")
+    for attempt in range(30):  # the old code lost about one round in eight
+        path = str(tmp_path / f"journal-{attempt}.sqlite3")
+        with ctx.Manager() as manager:
+            ready = manager.Barrier(8)
+            with ctx.Pool(8) as pool:
+                outcomes = pool.starmap(_open_at_once, [(path, ready)] * 8)
+        assert outcomes == ["ok"] * 8
 
 
 def test_claims_of_a_dead_process_become_unknown_not_resent(tmp_path: Path) -> None:
