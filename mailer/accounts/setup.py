@@ -16,7 +16,7 @@ from pathlib import Path
 import tomli_w
 
 from ..errors import ConfigError
-from ..files import private_file
+from ..files import private_dir, private_file
 from .providers import PROVIDERS
 
 PRESETS = PROVIDERS  # `mailer init`'s choices: the providers mailer knows
@@ -103,8 +103,8 @@ def write_private(path: Path, text: str, *, replace: bool) -> None:
     """Write `text` to `path` as 0600, atomically; an existing file only when `replace`."""
     if path.exists() and not replace:
         raise ConfigError(f"{path} exists; not replacing it.")
-    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     try:
+        private_dir(path.parent)
         with private_file(path, replace=replace) as out:
             out.write(text)
     except FileExistsError:  # it appeared meanwhile
