@@ -19,7 +19,7 @@ import pytest
 from click.testing import CliRunner, Result
 
 from mailer.cli import main
-from mailer.files import new_file, open_state, private_dir, private_file
+from mailer.files import new_file, open_state, private_file
 from mailer.journal import Journal
 
 PROJECT = Path(__file__).resolve().parents[1]
