@@ -183,15 +183,16 @@ def load_page(page: Page) -> Image.Image:
             with opened:
                 opened.draft("RGB", (LONG_SIDE, LONG_SIDE))  # JPEG: decode at a reduced size
                 width, height = opened.size  # after draft(): what decoding will really take
-                if width * height > MAX_PIXELS:
-                    raise ValueError(
-                        f"the image has {width}x{height} pixels; a card photo over "
-                        f"{MAX_PIXELS // 1_000_000} megapixels is not read (scale it down)"
-                    )
-                image = ImageOps.exif_transpose(opened).convert("RGB")
-        except (EOFError, SyntaxError, RuntimeError, struct.error, IndexError) as err:
+                if width * height <= MAX_PIXELS:
+                    image = ImageOps.exif_transpose(opened).convert("RGB")
+        except (EOFError, SyntaxError, RuntimeError, ValueError, struct.error, IndexError) as err:
             # what Pillow's and pillow-heif's decoders raise on a truncated or corrupt file
             raise ValueError(f"damaged or truncated image ({err or type(err).__name__})") from None
+        if width * height > MAX_PIXELS:
+            raise ValueError(
+                f"the image has {width}x{height} pixels; a card photo over "
+                f"{MAX_PIXELS // 1_000_000} megapixels is not read (scale it down)"
+            )
     scale = min(LONG_SIDE / max(image.size), MAX_UPSCALE)
     if abs(scale - 1) > 0.01:
         size = (round(image.width * scale), round(image.height * scale))
