@@ -408,7 +408,8 @@ def test_a_dotenv_in_the_working_folder_cannot_name_the_crontab_program(
 def test_suggested_commands_quote_the_campaign_name(capsys: pytest.CaptureFixture[str]) -> None:
     import shlex
 
-    from mailer.cli.send import Sending, finish
+    from mailer.campaign.service import Sending
+    from mailer.cli.send import finish
     from mailer.models import State
     from mailer.smtp.sender import SendSummary
 

@@ -2,8 +2,6 @@
 the List-Unsubscribe mailto), auto-replies and replies, sorted from a real
 Dovecot inbox after a real send to aiosmtpd; the server's flags untouched."""
 
-# ruff: noqa: F811  (the fixtures `server` and `work` are imported from test_run_due)
-
 from __future__ import annotations
 
 import json
@@ -22,14 +20,10 @@ from hypothesis import strategies as st
 
 from mailer.cli.app import main
 from mailer.mailbox.inbox import Kind, classify
+from tests.conftest import write_contacts
 from tests.imapd import Dovecot
 from tests.smtpd import SmtpServer
-from tests.test_run_due import (  # noqa: F401  (server, work: fixtures)
-    send,
-    server,
-    work,
-    write_contacts,
-)
+from tests.test_run_due import send
 
 PROJECT = Path(__file__).resolve().parents[1]
 FIXTURES = Path(__file__).parent / "fixtures" / "inbox"
@@ -195,13 +189,6 @@ def flags(dovecot: Dovecot) -> dict[int, tuple[bytes, ...]]:
         client.select_folder("INBOX", readonly=True)
         return {uid: tuple(sorted(data[b"FLAGS"]))
                 for uid, data in client.fetch(client.search("ALL"), ["FLAGS"]).items()}
-
-
-@pytest.fixture
-def imap_env(dovecot: Dovecot, monkeypatch: pytest.MonkeyPatch) -> Dovecot:
-    for name, value in dovecot.env().items():
-        monkeypatch.setenv(name, value)
-    return dovecot
 
 
 def test_one_inbox_pass_sorts_a_campaigns_replies(work: Path, server: SmtpServer,

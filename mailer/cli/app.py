@@ -23,7 +23,6 @@ if TYPE_CHECKING:
 
     from ..compose.message import Composer
     from ..contacts.csvfile import ColumnReport
-    from ..journal import Journal
 
 F = TypeVar("F", bound=Callable[..., Any])  # a click command being decorated
 P = ParamSpec("P")
@@ -179,29 +178,6 @@ def parse_mappings(pairs: tuple[str, ...]) -> dict[str, str] | None:
             raise ConfigError(f"--map {pair!r}: write it as COLUMN=FIELD, e.g. --map 'Mail=email'.")
         mapping[column.strip()] = field.strip()
     return mapping or None
-
-
-def _journal_path() -> Path:
-    from .. import config
-    from ..journal import journal_path
-
-    return journal_path(config.state_dir(config.environment()))
-
-
-def open_journal() -> Journal | None:
-    """The journal in the state directory, None where none exists yet (so that a
-    preview or a status query never creates one)."""
-    from ..journal import Journal
-
-    path = _journal_path()
-    return Journal(path) if path.exists() else None
-
-
-def writable_journal() -> Journal:
-    """The journal in the state directory, created when missing."""
-    from ..journal import Journal
-
-    return Journal(_journal_path())
 
 
 def message_options(func: F) -> F:

@@ -9,21 +9,22 @@ and the unclear ones only listed, until someone decides on them at a terminal.
 
 from __future__ import annotations
 
+import shlex
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
 from .. import config
-from ..errors import ConfigError, MailerError
 from ..smtp.pace import PRESETS
-from .app import console, handle_errors, main, open_journal, yes_option
+from .app import console, handle_errors, main, yes_option
 
 if TYPE_CHECKING:
     from rich.console import Console
 
-    from ..journal import Journal
+    from ..campaign.service import InboxPass
     from ..mailbox.inbox import Sorted, Verdict
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -44,56 +45,6 @@ def sent_copy_option(func: F) -> F:
         help="Do not file a copy of each sent mail in your IMAP Sent folder.")(func)
 
 
-def file_sent_copies(journal: Journal, campaign: str, provider: str | None) -> None:
-    """The Sent-copy pass after a send.  Without IMAP settings it does nothing;
-    an IMAP failure is a warning (the mail did go out), and the next send,
-    resend or run-due of the campaign files what is missing."""
-    from ..mailbox.sentcopy import copy_sent
-
-    try:  # a bad IMAP setting too: the mail is out, the summary must still follow
-        settings = configured_imap(provider)
-        if settings is None:
-            return
-        line = copy_sent(journal, campaign, settings).line()
-    except MailerError as err:
-        click.echo(f"mailer: warning: no copies in your Sent folder this time: {err}", err=True)
-        return
-    if line:
-        click.echo(line)
-
-
-def configured_imap(provider: str | None) -> config.ImapSettings | None:
-    """The IMAP account, or None without one.  The one place where the IMAP
-    login gets its password (or OAuth2 token) source: `config.imap_settings`
-    takes `password=` and `token=` for the SMTP login's keyring, password
-    command or OAuth2 sign-in."""
-    from ..accounts.credentials import PasswordSource
-    from ..accounts.oauth import TokenSource
-
-    env = config.environment()
-    try:
-        credentials = config.smtp_settings(env).credentials
-    except ConfigError:  # no SMTP account: only MAILER_IMAP_* can log in
-        credentials = None
-
-    def password(env: Mapping[str, str], prefix: str) -> str:
-        if prefix == "MAILER_SMTP" and isinstance(credentials, PasswordSource):
-            return credentials.password()  # password command, keyring, then the variable
-        return config.password_from_env(env, prefix)
-
-    token = credentials.access_token if isinstance(credentials, TokenSource) else None
-    return config.imap_settings(env, provider, password=password, token=token)
-
-
-def imap_settings(provider: str | None) -> config.ImapSettings:
-    settings = configured_imap(provider)
-    if settings is None:
-        raise ConfigError(
-            "No IMAP server configured: set MAILER_IMAP_HOST (and _PORT, _SECURITY, "
-            "_USERNAME, _PASSWORD; the login defaults to the SMTP one), or pass --provider.")
-    return settings
-
-
 @main.command("inbox")
 @click.option("--provider", type=click.Choice(sorted(PRESETS)),
               help="Your provider: fills in its IMAP server.")
@@ -107,23 +58,24 @@ def inbox_command(provider: str | None, folder: str, mark_read: bool, assume_yes
     """Sort the inbox since your first campaign: bounces, unsubscribe
     requests, auto-replies and replies. Changes nothing on the server; asks
     before it changes the journal (--yes: apply the clear cases, list the rest)."""
-    journal = open_journal()
-    if journal is None:
-        click.echo("No campaigns yet: nothing to look for.")
-        return
-    with journal:
-        inbox_pass(journal, imap_settings(provider), folder, assume_yes=assume_yes,
+    from .send import campaigns_service
+
+    service = campaigns_service()
+    with service.inbox() as box:
+        if box is None:
+            click.echo("No campaigns yet: nothing to look for.")
+            return
+        inbox_pass(box, service.required_imap(provider), folder, assume_yes=assume_yes,
                    mark_read=mark_read)
 
 
-def inbox_pass(journal: Journal, settings: config.ImapSettings, folder: str, *,
+def inbox_pass(box: InboxPass, settings: config.ImapSettings, folder: str, *,
                assume_yes: bool, quiet: bool = False, mark_read: bool = False) -> None:
     """Read, show, decide, record.  `quiet` (run-due): print nothing when
     there was no new mail, and list an unclear message only once."""
-    from ..campaign.problems import write_problems
     from ..mailbox import inbox
 
-    found = inbox.read_inbox(journal, settings, folder=folder, pending=not quiet)
+    found = box.read(settings, folder, pending=not quiet)
     if quiet and not found.verdicts:
         return
     out = console()
@@ -131,13 +83,13 @@ def inbox_pass(journal: Journal, settings: config.ImapSettings, folder: str, *,
     confirmed, declined = decide(found, assume_yes)
     if confirmed is None:
         return
-    inbox.settle(journal, found, confirmed=confirmed, declined=declined)
-    report(out, found, confirmed)
+    box.settle(found, confirmed=confirmed, declined=declined)
+    report(out, found, confirmed, box)
     if mark_read:
         out.print(f"Flagged {inbox.mark_read(settings, found)} message(s) as read.")
     for campaign in sorted({r.campaign for _, v in found.of(inbox.Kind.BOUNCE)
                             for r in v.rows}):
-        path = write_problems(journal, campaign)
+        path = box.problems(campaign)
         out.print(f"Campaign {campaign!r}: the problem recipients, bounced ones with the "
                   f"diagnostic, are in {path}", markup=False)
 
@@ -200,7 +152,7 @@ def decide(found: Sorted, assume_yes: bool) -> tuple[set[int] | None, set[int]]:
     return confirmed, declined
 
 
-def report(out: Console, found: Sorted, confirmed: set[int]) -> None:
+def report(out: Console, found: Sorted, confirmed: set[int], box: InboxPass) -> None:
     from rich.text import Text
 
     from ..mailbox.inbox import Kind
@@ -215,7 +167,26 @@ def report(out: Console, found: Sorted, confirmed: set[int]) -> None:
     if left:
         summary += (f" {len(left)} unclear message(s) are listed again next time; decide on "
                     f"them with `mailer inbox` at a terminal, or `mailer suppress add`.")
-    if bounced:
-        summary += (" Fix the bounced addresses in your contacts file, then "
-                    "`mailer resend contacts.csv --profile profile.toml --bounced`.")
     out.print(Text(summary))
+    for campaign in sorted({r.campaign for _, v in found.of(Kind.BOUNCE) for r in v.rows}):
+        out.print(Text(resend_advice(campaign, *box.files(campaign))))
+
+
+def resend_advice(campaign: str, contacts: list[str], profile: str) -> str:
+    """After bounces: the files the campaign was sent from, and the resend
+    that sends the corrected addresses in that same campaign."""
+    shown_files = [_near(name) for name in contacts] or ["CONTACTS-FILE"]
+    command = shlex.join(["mailer", "resend", *shown_files, "--profile",
+                          _near(profile) if profile else "profile.toml", "--bounced",
+                          "--campaign", campaign])
+    return (f"Campaign {campaign!r}: fix the bounced addresses in "
+            f"{', '.join(shown_files)}, then `{command}`.")
+
+
+def _near(name: str) -> str:
+    """A recorded path relative to the current folder when it lies inside it."""
+    path = Path(name)
+    try:
+        return str(path.relative_to(Path.cwd())) if path.is_absolute() else name
+    except ValueError:
+        return name

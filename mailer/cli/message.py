@@ -17,8 +17,6 @@ from .app import (
     main,
     map_option,
     message_options,
-    note_columns,
-    open_journal,
     parse_mappings,
     paths_argument,
     profile_option,
@@ -70,20 +68,15 @@ def preview(
     mappings: tuple[str, ...],
 ) -> None:
     """Write the mails a send would send as .eml files plus index.html; send nothing."""
-    from ..campaign.plan import plan_files
     from ..campaign.preview import write_preview
+    from .send import campaigns_service
 
     region, composer = composer_for(profile_path, templates, lang)
     campaign = campaign_name or clean(paths[0].stem)  # the campaign a send would fill
-    journal = open_journal()
-    try:
-        items = plan_files(paths, composer, journal, campaign=campaign,
-                           mapping=parse_mappings(mappings), region=region, again=again,
-                           on_columns=note_columns)
+    with campaigns_service().plan(paths, composer, campaign=campaign,
+                                  mapping=parse_mappings(mappings), region=region,
+                                  again=again) as items:
         summary = write_preview(items, out)
-    finally:
-        if journal is not None:
-            journal.close()
     _print_summary(summary, campaign)
 
 
