@@ -75,7 +75,8 @@ CREATE TABLE IF NOT EXISTS campaigns (
     cancelled_at  REAL,
     paused_at     REAL,                  -- stopped by Ctrl-C or held; run-due leaves it alone
     held_reason   TEXT NOT NULL DEFAULT '', -- why it is held (an account error); '' for Ctrl-C
-    files         TEXT NOT NULL DEFAULT ''  -- JSON: the contacts files and profile sent from
+    files         TEXT NOT NULL DEFAULT '', -- JSON: the contacts files and profile sent from
+    changed_at    REAL                   -- a bounce, reply or suppression last changed a row
 );
 CREATE TABLE IF NOT EXISTS messages (
     id              INTEGER PRIMARY KEY,
@@ -270,8 +271,8 @@ class Journal:
     # -- housekeeping -------------------------------------------------------
 
     def _add_missing_columns(self) -> None:
-        """A journal written by an older mailer lacks `messages.source` and
-        `campaigns.paused_at`."""
+        """A journal written by an older mailer lacks some of the later columns
+        (`messages.source`, `campaigns.paused_at`, ...): they are added, empty."""
         columns = {row[1] for row in self._db.execute("PRAGMA table_info(messages)")}
         if "source" not in columns:
             self._db.execute("ALTER TABLE messages ADD COLUMN source TEXT NOT NULL DEFAULT ''")
@@ -285,6 +286,8 @@ class Journal:
             if name not in columns:
                 self._db.execute(f"ALTER TABLE campaigns ADD COLUMN {name} TEXT NOT NULL "
                                  f"DEFAULT ''")
+        if "changed_at" not in columns:
+            self._db.execute("ALTER TABLE campaigns ADD COLUMN changed_at REAL")
 
     def close(self) -> None:
         self.end_run()
@@ -396,6 +399,9 @@ class Journal:
                 "WHERE address = ? AND state IN ('queued', 'deferred')",
                 (key,),
             )
+            if cur.rowcount:
+                db.execute("UPDATE campaigns SET changed_at = ? WHERE name IN "
+                           "(SELECT campaign FROM messages WHERE address = ?)", (time.time(), key))
         return cur.rowcount == 1
 
     def suppress_remove(self, email: str) -> bool:
@@ -563,8 +569,12 @@ class Journal:
         return len(due)
 
     def latest_campaign(self) -> str | None:
+        """The campaign most recently created, sent from, or changed by the inbox or a
+        suppression: the one a user asking for "the status" means."""
         row = self._db.execute(
-            "SELECT name FROM campaigns ORDER BY created_at DESC, rowid DESC LIMIT 1"
+            "SELECT name FROM campaigns c ORDER BY MAX(created_at, COALESCE(changed_at, 0), "
+            "COALESCE((SELECT MAX(finished_at) FROM messages m WHERE m.campaign = c.name), 0)) "
+            "DESC, rowid DESC LIMIT 1"
         ).fetchone()
         return row[0] if row else None
 
@@ -869,6 +879,9 @@ class Journal:
                 f"WHERE campaign = ? AND address = ? AND state IN ({before})",
                 (str(state), note, campaign, address_key(recipient)),
             )
+            if cur.rowcount:
+                db.execute("UPDATE campaigns SET changed_at = ? WHERE name = ?",
+                           (time.time(), campaign))
         return cur.rowcount == 1
 
     def inbox_known(self, folder: str, uidvalidity: int, *, pending: bool = True) -> set[int]:

@@ -62,6 +62,13 @@ def test_send_with_yes_mails_everyone_and_reports_the_bad_row(work: Path,
     assert server.logins == 2
 
 
+def test_send_reads_the_profile_here_without_profile_option(work: Path,
+                                                            server: SmtpServer) -> None:
+    result = mailer("send", "contacts.csv", "--rate", "none", "--yes")
+    assert result.exit_code == 0, result.output
+    assert sorted(server.recipients()) == sorted(PEOPLE)
+
+
 def test_rerun_sends_nothing_twice(work: Path, server: SmtpServer) -> None:
     assert send("--yes").exit_code == 0
     again = send("--yes")

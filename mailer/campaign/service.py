@@ -563,8 +563,10 @@ class Campaigns:
 
     # -- reading --
 
-    def status(self, name: str | None) -> tuple[str, dict[State, int], list[Row]] | None:
-        """The named (default: latest) campaign's counts and rows; None without any
+    def status(self, name: str | None
+               ) -> tuple[str, dict[State, int], list[Row], set[str]] | None:
+        """The named campaign's counts, rows and the suppressed addresses (default: the
+        campaign most recently sent from or changed by the inbox); None without any
         campaign; an error naming the known ones for an unknown name."""
         journal = self.open_journal()
         known: list[str] = []
@@ -574,7 +576,9 @@ class Campaigns:
                 campaign = name or journal.latest_campaign()
                 if campaign in known:
                     assert campaign is not None
-                    return campaign, journal.counts(campaign), list(journal.rows(campaign))
+                    suppressed = {address for address, _why, _when in journal.suppress_list()}
+                    return (campaign, journal.counts(campaign), list(journal.rows(campaign)),
+                            suppressed)
         if name:
             raise ConfigError(f"No campaign {name!r}; known: "
                               f"{', '.join(sorted(known)) or 'none'}.")
@@ -638,10 +642,12 @@ class InboxPass:
     service: Campaigns
     journal: Journal
 
-    def read(self, settings: config.ImapSettings, folder: str, *, pending: bool) -> Sorted:
+    def read(self, settings: config.ImapSettings, folder: str, *, pending: bool,
+             seconds: float) -> Sorted:
         from ..mailbox import inbox
 
-        return inbox.read_inbox(self.journal, settings, folder=folder, pending=pending)
+        return inbox.read_inbox(self.journal, settings, folder=folder, pending=pending,
+                                seconds=seconds)
 
     def settle(self, found: Sorted, *, confirmed: set[int], declined: set[int]) -> None:
         from ..mailbox import inbox

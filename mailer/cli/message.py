@@ -19,6 +19,7 @@ from .app import (
     message_options,
     parse_mappings,
     paths_argument,
+    profile_here,
     profile_option,
 )
 
@@ -37,9 +38,9 @@ if TYPE_CHECKING:
     help="vCard version: 3.0 is what most address books import.",
 )
 @handle_errors
-def card(profile_path: Path, version: str) -> None:
+def card(profile_path: Path | None, version: str) -> None:
     """Print your vCard, as the mail attaches it."""
-    click.echo(load_profile(profile_path).vcard(version), nl=False)
+    click.echo(load_profile(profile_here(profile_path)).vcard(version), nl=False)
 
 
 @main.command()
@@ -59,7 +60,7 @@ def card(profile_path: Path, version: str) -> None:
 @handle_errors
 def preview(
     paths: tuple[Path, ...],
-    profile_path: Path,
+    profile_path: Path | None,
     out: Path,
     templates: Path | None,
     lang: str | None,

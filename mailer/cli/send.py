@@ -145,7 +145,7 @@ def campaigns_service() -> Campaigns:
 @click.option("--now", "now_text", hidden=True, help="Pretend it is this ISO time (tests).")
 @sent_copy_option
 @handle_errors
-def send(paths: tuple[Path, ...], profile_path: Path, campaign_name: str | None,
+def send(paths: tuple[Path, ...], profile_path: Path | None, campaign_name: str | None,
          rates: tuple[str, ...], provider: str | None, concurrency: int, again: bool,
          assume_yes: bool, templates: Path | None, lang: str | None,
          mappings: tuple[str, ...], at: str | None, now_text: str | None,
@@ -349,16 +349,19 @@ def show_paused(campaign: str, left: int, options: Sending) -> None:
 
 
 @main.command()
-@click.option("--campaign", "campaign_name", help="Campaign [default: the latest].")
+@click.option("--campaign", "campaign_name",
+              help="Campaign [default: the one most recently sent from or changed by the inbox].")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 @handle_errors
 def status(campaign_name: str | None, as_json: bool) -> None:
     """Show a campaign's counts and every recipient's state from the journal."""
     found = campaigns_service().status(campaign_name)
     if as_json:
-        name, counts, rows = found or (None, {}, [])
+        name, counts, rows, suppressed = found or (None, {}, [], set())
         click.echo(json.dumps({"campaign": name, "counts": {str(s): n for s, n in counts.items()},
-                               "recipients": [r.to_json() for r in rows]}, ensure_ascii=False))
+                               "suppressed": sum(_suppressed(r, suppressed) for r in rows),
+                               "recipients": [r.to_json() | {"suppressed": _suppressed(
+                                   r, suppressed)} for r in rows]}, ensure_ascii=False))
     elif found is None:
         from .. import config
 
@@ -369,19 +372,32 @@ def status(campaign_name: str | None, as_json: bool) -> None:
         show_status(*found)
 
 
-def show_status(campaign: str, counts: dict[State, int], rows: list[Row]) -> None:
+def _suppressed(row: Row, suppressed: set[str]) -> bool:
+    from ..addresses import address_key
+
+    return address_key(row.recipient) in suppressed
+
+
+def show_status(campaign: str, counts: dict[State, int], rows: list[Row],
+                suppressed: set[str]) -> None:
+    """The table; a person on the do-not-mail list shows it beside their state
+    ("sent, suppressed"): mailed once, and never again."""
     from rich.table import Table
     from rich.text import Text
 
-    table = Table(title=f"Campaign {campaign!r}: " + ", ".join(
-        f"{n} {s}" for s, n in counts.items() if n))
+    marked = [_suppressed(r, suppressed) for r in rows]
+    totals = [f"{n} {s}" for s, n in counts.items() if n]
+    if any(marked):
+        totals.append(f"{sum(marked)} suppressed")
+    table = Table(title=f"Campaign {campaign!r}: " + ", ".join(totals))
     for column in ("recipient", "state", "attempts", "last reply", "when"):
         table.add_column(column, overflow="fold")
-    for r in rows:
+    for r, is_suppressed in zip(rows, marked, strict=True):
         when = datetime.fromtimestamp(r.finished_at or r.queued_at).strftime("%Y-%m-%d %H:%M")
         reply = f"{r.last_code} {r.last_reply}" if r.last_code else r.last_reply
+        state = f"{r.state}, suppressed" if is_suppressed else str(r.state)
         # the reply is the server's text: escaped like every outside string on a terminal
-        table.add_row(Text(r.recipient), str(r.state), str(r.attempts), Text(shown(reply)), when)
+        table.add_row(Text(r.recipient), state, str(r.attempts), Text(shown(reply)), when)
     console().print(table)
 
 
