@@ -144,9 +144,17 @@ def test_init_refuses_links_and_with_force_replaces_them(tmp_path: Path) -> None
     folder = tmp_path / "project"
     planted = plant(tmp_path, folder / "profile.toml", folder / ".env")
     assert refused(cli(*INIT, "--dir", str(folder)), planted)
+    assert refused(cli(*INIT, "--dir", str(folder), "--force"), planted)  # no TOML to update
+    # a link to a real profile: init reads it and writes the update beside it, not into it
+    theirs = tmp_path / "victim" / "profile.toml"
+    theirs.write_text('name = "Alex Example"\nemail = "alex@example.com"\n')
+    (folder / "profile.toml").unlink()
+    (folder / "profile.toml").symlink_to(theirs)
     result = cli(*INIT, "--dir", str(folder), "--force")
     assert result.exit_code == 0, result.output
-    assert replaced(planted) and "alex@example.com" in (folder / "profile.toml").read_text()
+    assert theirs.read_text() == 'name = "Alex Example"\nemail = "alex@example.com"\n'
+    assert replaced(Planted((folder / "profile.toml", folder / ".env"), planted.victim))
+    assert "smtp.example.com" in (folder / ".env").read_text()
 
 
 def test_demo_replaces_links_at_its_inputs(tmp_path: Path) -> None:
