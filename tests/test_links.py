@@ -171,8 +171,9 @@ def test_the_ocr_cache_replaces_a_link(tmp_path: Path) -> None:
 
     entry = tmp_path / "state" / "ocr-cache" / "v1" / "abc.json"
     planted = plant(tmp_path, entry)
-    _cache_write(entry, [], ["BEGIN:VCARD"])
-    assert replaced(planted) and _cache_read(entry) == ([], ["BEGIN:VCARD"])
+    cards = [{"lines": [], "codes": ["BEGIN:VCARD"]}]
+    _cache_write(entry, cards)
+    assert replaced(planted) and _cache_read(entry) == cards
 
 
 def test_a_journal_that_is_a_link_is_refused(tmp_path: Path) -> None:
@@ -259,8 +260,9 @@ def test_every_folder_mailer_creates_is_private_whatever_the_umask(tmp_path: Pat
 
 # The calls that create or write a file or a folder; files.py is their one home.
 WRITING_CALLS = {"write_text", "write_bytes", "mkdir", "makedirs", "mkstemp", "mkdtemp",
-                 "NamedTemporaryFile", "copyfile", "copy", "copy2", "copytree", "move",
-                 "symlink_to", "hardlink_to", "touch"}
+                 "NamedTemporaryFile", "copyfile", "copytree", "symlink_to", "hardlink_to",
+                 "touch"}
+SHUTIL_CALLS = {"copy", "copy2", "move"}  # as methods, other names (an image's copy())
 READ_MODES = {"r", "rb", "rt", "br"}
 
 
@@ -274,7 +276,9 @@ def writers(tree: ast.AST) -> Iterator[tuple[int, str]]:
         method = isinstance(node.func, ast.Attribute)
         name = node.func.attr if isinstance(node.func, ast.Attribute) else node.func.id
         owner = node.func.value if isinstance(node.func, ast.Attribute) else None
-        if name in WRITING_CALLS:
+        if name in WRITING_CALLS or (
+            name in SHUTIL_CALLS and isinstance(owner, ast.Name) and owner.id == "shutil"
+        ):
             yield node.lineno, name
         elif name == "open" and isinstance(owner, ast.Name) and owner.id == "os":
             flags = {n.attr for n in ast.walk(node) if isinstance(n, ast.Attribute)}
@@ -300,7 +304,8 @@ def test_no_module_but_files_py_writes_a_file(project_root: Path) -> None:
 
 def test_the_scan_finds_a_writer() -> None:
     sample = ("import os\nPath('x').write_text('y')\nopen('x', 'w')\nPath('x').open('rb')\n"
-              "os.open('x', os.O_RDONLY)\nos.open('x', os.O_RDWR | os.O_CREAT)\n")
+              "os.open('x', os.O_RDONLY)\nos.open('x', os.O_RDWR | os.O_CREAT)\n"
+              "image.copy()\nshutil.copy('a', 'b')\n")
     assert [what for _, what in writers(ast.parse(sample))] == [
-        "write_text", "open('w')", "os.open"]
+        "write_text", "open('w')", "os.open", "copy"]
 

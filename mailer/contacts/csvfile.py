@@ -72,7 +72,9 @@ _SYNONYMS = {
 _WEAK_TITLE = {"title", "titel"}
 # Columns mailer's own files have for the reader, not for the import (rejects: source,
 # reason; `cards review`: file, status, confidences, the numbers that are no phone).
-_OWN_UNUSED = re.compile(r"source|reason|file|status|morenumbers|fax|\w*confidence")
+_OWN_UNUSED = re.compile(
+    r"source|reason|file|status|morenumbers|fax|\w*confidence|numberregion|e164guess"
+)
 _EMAIL = re.compile(
     r"(primary|secondary|additional|other|home|work|business|personal|private|privat)?"
     r"e?mails?\d*(address(es)?|adressen?|addr|values?|werte?)?\d*(privat|geschäftlich|home|work)?"
