@@ -80,10 +80,12 @@ class SmtpSettings:
 def environment(env_file: Path | None = None) -> dict[str, str]:
     """The process environment over the values of `.env` (the environment wins).
 
-    The file is `env_file`, else $MAILER_ENV_FILE (empty: no file), else ./.env."""
+    The file is `env_file`, else $MAILER_ENV_FILE (empty or /dev/null: no file), else ./.env."""
     configured = None
     if env_file is None:
         configured = os.environ.get("MAILER_ENV_FILE")
+        if configured is not None and configured.strip() == os.devnull:
+            configured = ""  # /dev/null: the usual way to say "no file", as the empty value
         env_file = Path.cwd() / ".env" if configured is None else Path(configured)
     path = env_file
     values: dict[str, str] = {}

@@ -141,7 +141,7 @@ def campaigns_service() -> Campaigns:
 @map_option
 @click.option("--at", "at", metavar="WHEN",
               help="Queue now, send later from `mailer run-due`: 'mon 9am', 'Montag 9 Uhr', "
-                   "'tomorrow 9:00', 'in 2h', '2026-11-30T09:00' (local time), 'now'.")
+                   "'tomorrow 9:00', 'in 2h', 'YYYY-MM-DDTHH:MM' (local time), 'now'.")
 @click.option("--now", "now_text", hidden=True, help="Pretend it is this ISO time (tests).")
 @sent_copy_option
 @handle_errors
