@@ -31,6 +31,7 @@ from ..journal import Journal, journal_path
 from ..models import Draft, State
 
 if TYPE_CHECKING:
+    from ..accounts.credentials import Credentials
     from ..compose.message import Composer
     from ..contacts.csvfile import ColumnReport
     from ..journal import Row as Row
@@ -73,9 +74,10 @@ class Sending:
 
 def choose_rates(rates: tuple[str, ...], provider: str | None) -> tuple[Rate, ...]:
     """--rate wins over --provider; with neither, the cautious generic preset."""
-    from ..smtp.pace import PRESETS, parse_rates
+    from ..accounts.providers import PROVIDERS
+    from ..smtp.pace import parse_rates
 
-    return parse_rates(rates) if rates else PRESETS[provider or "generic"]
+    return parse_rates(rates) if rates else PROVIDERS[provider or "generic"].rates
 
 
 def server_line(settings: config.SmtpSettings) -> str:
@@ -264,7 +266,7 @@ class Campaigns:
         self.events: Events = events if events is not None else Quiet()
         self.env = config.environment() if env is None else env
         self.handle_sigint = handle_sigint  # the CLI: Ctrl-C pauses the campaign
-        self._smtp: config.SmtpSettings | None = None
+        self._credentials: Credentials | None = None
 
     # -- settings and the journal --
 
@@ -272,32 +274,24 @@ class Campaigns:
     def state_dir(self) -> Path:
         return config.state_dir(self.env)
 
+    @property
+    def credentials(self) -> Credentials:
+        """The logins of this service's runs, built once: SMTP and IMAP ask the same
+        object, so a password command runs once for the sending and the Sent copies."""
+        if self._credentials is None:
+            from ..accounts.credentials import Credentials  # the keyring: only when needed
+
+            self._credentials = Credentials(self.env)
+        return self._credentials
+
     def smtp_settings(self) -> config.SmtpSettings:
-        """The SMTP account, read once per service."""
-        if self._smtp is None:
-            self._smtp = config.smtp_settings(self.env)
-        return self._smtp
+        """The SMTP account with its login, read once per service."""
+        return self.credentials.smtp()
 
     def imap_settings(self, provider: str | None) -> config.ImapSettings | None:
-        """The IMAP account, or None without one.  The one place where the IMAP
-        login gets its password (or OAuth2 token) source: `config.imap_settings`
-        takes `password=` and `token=` for the SMTP login's keyring, password
-        command or OAuth2 sign-in."""
-        from ..accounts.credentials import PasswordSource
-        from ..accounts.oauth import TokenSource
-
-        try:
-            credentials = self.smtp_settings().credentials
-        except ConfigError:  # no SMTP account: only MAILER_IMAP_* can log in
-            credentials = None
-
-        def password(env: Mapping[str, str], prefix: str) -> str:
-            if prefix == "MAILER_SMTP" and isinstance(credentials, PasswordSource):
-                return credentials.password()  # password command, keyring, then the variable
-            return config.password_from_env(env, prefix)
-
-        token = credentials.access_token if isinstance(credentials, TokenSource) else None
-        return config.imap_settings(self.env, provider, password=password, token=token)
+        """The IMAP account with its login (accounts.credentials decides which), or
+        None without one."""
+        return self.credentials.imap(provider)
 
     def required_imap(self, provider: str | None) -> config.ImapSettings:
         settings = self.imap_settings(provider)

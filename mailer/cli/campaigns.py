@@ -31,9 +31,9 @@ from .app import (
     parse_mappings,
     profile_option,
     sending_options,
+    sent_copy_option,
     yes_option,
 )
-from .inbox import sent_copy_option
 from .send import campaigns_service, report_and_exit
 
 if TYPE_CHECKING:

@@ -18,8 +18,8 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import click
 
 from ..models import State
-from .app import handle_errors, main, sending_options
-from .inbox import inbox_pass, sent_copy_option
+from .app import handle_errors, main, sending_options, sent_copy_option
+from .inbox import inbox_pass
 from .send import campaigns_service, show_paused
 
 if TYPE_CHECKING:
@@ -75,7 +75,7 @@ def install_command(kind: Kind | None, every: int, print_only: bool,
     choose_rates(rates, provider)  # a bad --rate fails now, not in every cron run
     env = config.environment()
     # likewise --inbox without an IMAP account (checked without running a password command)
-    if with_inbox and config.imap_settings(env, provider, password=lambda *_: "") is None:
+    if with_inbox and config.imap_settings(env, provider) is None:
         campaigns_service().required_imap(provider)  # raises "No IMAP server configured: ..."
     passed = [*(("--provider", provider) if provider else ()),
               *(arg for rate in rates for arg in ("--rate", rate)),

@@ -50,9 +50,9 @@ from .app import (
     paths_argument,
     profile_option,
     sending_options,
+    sent_copy_option,
     yes_option,
 )
-from .inbox import sent_copy_option
 
 if TYPE_CHECKING:
     from pathlib import Path
