@@ -38,12 +38,12 @@ def idp() -> Iterator[OAuthServer]:
 
 
 def google(idp: OAuthServer) -> OAuthSettings:
-    return OAuthSettings(oauth.PROVIDERS["google"], "g-client", client_secret="g-secret",
+    return OAuthSettings(oauth.OAUTH_PROVIDERS["google"], "g-client", client_secret="g-secret",
                          endpoint=idp.url)
 
 
 def microsoft(idp: OAuthServer) -> OAuthSettings:
-    return OAuthSettings(oauth.PROVIDERS["microsoft"], "ms-client", endpoint=idp.url)
+    return OAuthSettings(oauth.OAUTH_PROVIDERS["microsoft"], "ms-client", endpoint=idp.url)
 
 
 def listener(text: str) -> tuple[str, str]:
@@ -179,7 +179,7 @@ def test_a_refresh_follows_no_redirect(idp: OAuthServer) -> None:
                            "ms-client"))
     idp.redirect_to_elsewhere()
     with pytest.raises(AuthError, match="redirect"):
-        TokenSource(microsoft(idp), USER).access_token()
+        TokenSource(microsoft(idp), USER).secret()
     assert idp.elsewhere == []  # the refresh token went nowhere else
 
 
