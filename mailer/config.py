@@ -23,6 +23,7 @@ from dotenv import dotenv_values
 
 from .accounts.providers import PROVIDERS, Provider, by_smtp_host
 from .errors import ConfigError
+from .files import private_dir
 
 SECURITY_MODES = ("starttls", "tls", "none")
 AUTH_MODES = ("password", "oauth2")
@@ -222,7 +223,7 @@ def state_dir(env: Mapping[str, str]) -> Path:
         Path(configured).expanduser() if configured else Path(platformdirs.user_data_dir("mailer"))
     )
     try:
-        path.mkdir(mode=0o700, parents=True, exist_ok=True)
+        private_dir(path)
         if path.stat().st_mode & 0o077:  # also one an earlier version created 0755
             path.chmod(0o700)
     except OSError as err:

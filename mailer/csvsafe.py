@@ -33,8 +33,9 @@ def safe_cell(value: Cell) -> str:
 def write_csv(path: Path, columns: Sequence[str], rows: Iterable[Mapping[str, Cell]]) -> None:
     """Write a header and rows (missing keys are empty cells), UTF-8 with a BOM so
     spreadsheet programs read it as UTF-8; whole or not at all (a temporary file
-    renamed into place), readable by the owner only.  Raises OSError."""
-    with private_file(path.resolve(), encoding="utf-8-sig", newline="") as handle:
+    renamed into place, a symlink at `path` replaced, never written through),
+    readable by the owner only.  Raises OSError."""
+    with private_file(path, encoding="utf-8-sig", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow([safe_cell(c) for c in columns])
         for row in rows:

@@ -64,6 +64,7 @@ from pathlib import Path
 
 from .addresses import address_key
 from .errors import JournalBusy, JournalError
+from .files import open_state, private_dir
 from .models import Draft, State, dated
 
 SCHEMA = """
@@ -239,14 +240,6 @@ BUSY_TIMEOUT = 30.0  # seconds a write waits for another process's write lock
 MAILED_STATES = "'sent', 'unknown', 'bounced', 'replied'"
 
 
-def private_file(path: Path) -> None:
-    """Create `path` readable by its owner only (0600) whatever the umask, or make an
-    existing one so: the journal holds every contact and every message."""
-    os.close(os.open(path, os.O_CREAT | os.O_RDWR, 0o600))
-    if path.stat().st_mode & 0o077:
-        path.chmod(0o600)
-
-
 def journal_path(state_dir: Path) -> Path:
     """Where the journal of a state directory (`config.state_dir`) lives."""
     return state_dir / "journal.sqlite3"
@@ -256,8 +249,10 @@ class Journal:
     def __init__(self, path: Path) -> None:
         self.path = path
         try:
-            path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-            private_file(path)  # SQLite gives its -wal and -shm files the same mode
+            private_dir(path.parent)
+            # 0600 whatever the umask (it holds every contact and every message), never a
+            # link; SQLite gives its -wal and -shm files the same mode
+            os.close(open_state(path))
             # autocommit mode: every transaction below is explicit
             self._db = sqlite3.connect(path, isolation_level=None, timeout=BUSY_TIMEOUT)
             self._set_up(time.monotonic() + BUSY_TIMEOUT)
@@ -605,7 +600,7 @@ class Journal:
         """This process's run id; holds its lock file from the first use on."""
         if self._run_id is None:
             run_id = uuid.uuid4().hex
-            fd = os.open(self._lock_path(run_id), os.O_CREAT | os.O_RDWR, 0o600)
+            fd = open_state(self._lock_path(run_id))
             fcntl.flock(fd, fcntl.LOCK_EX)
             self._run_id, self._run_lock = run_id, fd
         return self._run_id
@@ -618,15 +613,14 @@ class Journal:
 
     def _lock_path(self, run_id: str) -> Path:
         folder = self.path.with_name(self.path.name + ".runs")
-        folder.mkdir(mode=0o700, exist_ok=True)
-        return folder / f"{run_id}.lock"
+        return private_dir(folder) / f"{run_id}.lock"
 
     def _owner_alive(self, run_id: str) -> bool:
         if run_id == self._run_id:
             return True
         path = self._lock_path(run_id)
         try:
-            fd = os.open(path, os.O_RDWR)
+            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)  # flock needs no write access
         except FileNotFoundError:
             return False  # its owner ended cleanly or the file was removed
         try:

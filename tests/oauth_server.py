@@ -11,6 +11,8 @@ Endpoints (the providers' paths, so mailer only swaps the origin):
 - GET  /o/oauth2/v2/auth  -> 302 to the redirect_uri with code and state  (Google)
 - POST /token  (Google)
 - POST /devicelogin  user_code=...: the user entering the code in a browser
+- POST /elsewhere: where `redirect_to_elsewhere()` sends token and device requests
+  (307, as a hostile or broken endpoint might); what arrives there is kept in `elsewhere`
 The token endpoints implement the device_code, authorization_code (with the
 PKCE S256 check) and refresh_token grants, refresh tokens rotate like
 Microsoft's, and every token issued is recorded so that tests can search
@@ -41,6 +43,9 @@ class _State:
     access: dict[str, bool] = field(default_factory=dict)  # access token -> still valid
     grants: list[str] = field(default_factory=list)  # grant_type of every token request
     issued: list[str] = field(default_factory=list)  # every token and code handed out
+    device_answer: dict[str, Any] = field(default_factory=dict)  # replaces device-code fields
+    redirect: int = 0  # a 3xx status for every token and device request, 0: none
+    elsewhere: list[dict[str, str]] = field(default_factory=list)  # forms sent to /elsewhere
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
@@ -93,7 +98,16 @@ class _Handler(BaseHTTPRequestHandler):
         path = urlsplit(self.path).path
         form = self._form()
         st = self.server.state
-        if path.endswith("/oauth2/v2.0/devicecode"):
+        if path == "/elsewhere":
+            with st.lock:
+                st.elsewhere.append(form)
+            self._json(200, {"access_token": "at-elsewhere", "token_type": "Bearer"})
+        elif st.redirect and path != "/devicelogin":
+            self.send_response(st.redirect)
+            self.send_header("Location", f"{self.server.url}/elsewhere")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+        elif path.endswith("/oauth2/v2.0/devicecode"):
             if form.get("client_id") not in st.clients:
                 self._json(400, {"error": "invalid_client", "error_description": "unknown"})
                 return
@@ -105,7 +119,7 @@ class _Handler(BaseHTTPRequestHandler):
                 st.issued.append(device_code)
             self._json(200, {"device_code": device_code, "user_code": user_code,
                              "verification_uri": f"{self.server.url}/devicelogin",
-                             "expires_in": 900, "interval": 0})
+                             "expires_in": 900, "interval": 0, **st.device_answer})
         elif path == "/devicelogin":
             with st.lock:
                 for entry in st.device.values():
@@ -178,8 +192,10 @@ class _Server(ThreadingHTTPServer):
 
 
 class OAuthServer:
-    def __init__(self, clients: dict[str, str | None], *, expires_in: int = 3600) -> None:
-        self.state = _State(clients=clients, expires_in=expires_in)
+    def __init__(self, clients: dict[str, str | None], *, expires_in: int = 3600,
+                 device_answer: dict[str, Any] | None = None) -> None:
+        self.state = _State(clients=clients, expires_in=expires_in,
+                            device_answer=device_answer or {})
         self._server = _Server(self.state)
         self.url = self._server.url
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
@@ -210,6 +226,16 @@ class OAuthServer:
         with self.state.lock:
             for token in self.state.access:
                 self.state.access[token] = False
+
+    def redirect_to_elsewhere(self, status: int = 307) -> None:
+        """Every token and device request answered with a redirect to /elsewhere."""
+        with self.state.lock:
+            self.state.redirect = status
+
+    @property
+    def elsewhere(self) -> list[dict[str, str]]:
+        with self.state.lock:
+            return list(self.state.elsewhere)
 
     def revoke_refresh_tokens(self) -> None:
         with self.state.lock:

@@ -282,8 +282,8 @@ def test_loopback_flow_refuses_a_foreign_state(idp: OAuthServer) -> None:
         forged = redirect.replace("state=", "state=forged")
         requests.get(forged, timeout=5)
 
-    with pytest.raises(AuthError, match="state"):
-        oauth.loopback_flow(g_settings(idp), show, open_browser=False)
+    with pytest.raises(AuthError, match=r"1 answer.* without this sign-in's state"):
+        oauth.loopback_flow(g_settings(idp), show, open_browser=False, timeout=1)
     assert idp.grants == []  # the code was never exchanged
 
 

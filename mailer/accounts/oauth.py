@@ -38,6 +38,10 @@ from .keystore import keyring_delete, keyring_get, keyring_set
 TOKEN_SERVICE = "mailer-oauth2"  # keyring service of refresh tokens; the SMTP user name is the key
 MARGIN = 300.0  # refresh an access token this many seconds before it expires
 HTTP_TIMEOUT = 30.0
+REQUEST_TIMEOUT = 10.0  # seconds one connection to the sign-in listener may take
+MAX_CONNECTIONS = 32  # open at once to the listener (a browser needs a few); more are closed
+MAX_INTERVAL = 60.0  # device flow: the longest pause between polls mailer accepts
+MAX_EXPIRES = 3600.0  # device flow: the longest a code may stay open
 DEVICE_GRANT = "urn:ietf:params:oauth:grant-type:device_code"
 
 
@@ -101,13 +105,26 @@ class OAuthSettings:
         from authlib.integrations.requests_client import OAuth2Session  # only when signing in
 
         secret = client_secret or self.client_secret
-        return OAuth2Session(
+        session = OAuth2Session(
             client_id=self.client_id,
             client_secret=secret or None,
             scope=self.provider.scope,
             redirect_uri=redirect_uri,
             code_challenge_method="S256",
             token_endpoint_auth_method=self.provider.auth_method if secret else "none",
+        )
+        session.hooks["response"].append(_refuse_redirect)  # before requests follows one
+        return session
+
+
+def _refuse_redirect(response: Any, *args: Any, **kwargs: Any) -> None:
+    """Token and device requests carry the refresh token and the client secret: a 3xx
+    is an error, never followed (a redirect to plain http would send them in clear)."""
+    if 300 <= response.status_code < 400:
+        raise AuthError(
+            f"The OAuth2 endpoint {clean(str(response.url))[:200]} answered with a redirect "
+            f"({response.status_code}); mailer does not follow it, as it would send your "
+            f"sign-in elsewhere. Check MAILER_OAUTH2_ENDPOINT and the provider's status."
         )
 
 
@@ -245,15 +262,18 @@ def device_flow(
         data = response.json()
     except (requests.RequestException, ValueError) as err:
         raise _unreachable(url, err) from None
+    if not isinstance(data, dict):
+        raise AuthError(f"The device-code endpoint {url} answered something else than a "
+                        f"device code. Check MAILER_OAUTH2_ENDPOINT.")
     if response.status_code != 200 or "device_code" not in data:
         raise _oauth_failure(OAuthError(error=data.get("error"),
                                         description=data.get("error_description")),
                              settings, "The device-code endpoint")
+    interval = _seconds(data, "interval", 5, 0.0, MAX_INTERVAL)
+    deadline = time.monotonic() + _seconds(data, "expires_in", 900, 1.0, MAX_EXPIRES)
     verify = clean(str(data.get("verification_uri") or data.get("verification_url", "")))
     show(f"To sign in, open {verify} in a browser and enter the code "
          f"{clean(str(data.get('user_code', '')))}")
-    interval = float(data.get("interval", 5))
-    deadline = time.monotonic() + float(data.get("expires_in", 900))
     while time.monotonic() < deadline:
         sleep(interval)
         try:
@@ -263,7 +283,7 @@ def device_flow(
             if err.error == "authorization_pending":
                 continue
             if err.error == "slow_down":
-                interval += 5  # RFC 8628 3.5
+                interval = min(interval + 5, MAX_INTERVAL)  # RFC 8628 3.5
                 continue
             if err.error in ("authorization_declined", "access_denied"):
                 raise AuthError("The sign-in was declined in the browser.") from None
@@ -277,17 +297,30 @@ def device_flow(
                     "again.")
 
 
+def _seconds(data: Mapping[str, Any], key: str, default: float, low: float, high: float) -> float:
+    """A device-flow duration, a number from `low` to `high` seconds, or a clear error."""
+    value = data.get(key, default)
+    try:
+        seconds = float(value) if not isinstance(value, bool) else -1.0
+    except (TypeError, ValueError):
+        seconds = -1.0
+    if not low <= seconds <= high:  # also NaN
+        raise AuthError(f"The device-code endpoint answered {key}={clean(str(value))[:40]}, "
+                        f"not a number of seconds from {low:g} to {high:g}. Check "
+                        f"MAILER_OAUTH2_ENDPOINT, or try `mailer login` again later.")
+    return seconds
+
+
 class _Redirect(http.server.BaseHTTPRequestHandler):
     """Receives the one redirect of the loopback flow."""
 
     server: _RedirectServer
+    timeout = REQUEST_TIMEOUT  # a connection that sends nothing is closed, and blocks no other
 
     def do_GET(self) -> None:
-        query = parse_qs(urlsplit(self.path).query)
-        if "code" not in query and "error" not in query:
-            self.send_error(404)  # a browser's favicon request, say
+        if not self.server.answer(parse_qs(urlsplit(self.path).query), self.path):
+            self.send_error(404)  # a favicon request, or another local process guessing
             return
-        self.server.result = self.path
         body = (b"<!doctype html><title>mailer</title><p>Signed in: you can close this "
                 b"window and go back to the terminal.</p>")
         self.send_response(200)
@@ -295,17 +328,53 @@ class _Redirect(http.server.BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         self.wfile.write(body)
-        self.server.done.set()
 
     def log_message(self, format: str, *args: Any) -> None:
         """Silent: the request line carries the authorization code."""
 
 
-class _RedirectServer(http.server.HTTPServer):
-    def __init__(self) -> None:
+class _RedirectServer(http.server.ThreadingHTTPServer):
+    """Each connection in a thread of its own, so one idle connection holds up neither
+    the browser's nor `shutdown()`; closing waits for none of them.  At most
+    MAX_CONNECTIONS at once, each for at most REQUEST_TIMEOUT: bounded threads."""
+
+    daemon_threads = True
+    block_on_close = False
+
+    def __init__(self, state: str) -> None:
         super().__init__(("127.0.0.1", 0), _Redirect)
+        self.state = state
         self.result = ""
+        self.ignored = 0  # answers without this sign-in's state
         self.done = threading.Event()
+        self._lock = threading.Lock()
+        self._slots = threading.BoundedSemaphore(MAX_CONNECTIONS)
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        if not self._slots.acquire(blocking=False):
+            self.shutdown_request(request)
+            return
+        super().process_request(request, client_address)
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self._slots.release()
+
+    def answer(self, query: dict[str, list[str]], path: str) -> bool:
+        """Take the first answer that carries this sign-in's `state`; any other local
+        process can reach the port, but only the provider's redirect knows the state."""
+        if "code" not in query and "error" not in query:
+            return False
+        given = query.get("state", [""])[0].encode()
+        with self._lock:
+            if self.done.is_set() or not secrets.compare_digest(given, self.state.encode()):
+                self.ignored += 1
+                return False
+            self.result = path
+            self.done.set()
+        return True
 
 
 def loopback_flow(
@@ -323,7 +392,8 @@ def loopback_flow(
     import requests
     from authlib.integrations.requests_client import OAuthError
 
-    server = _RedirectServer()
+    state = secrets.token_urlsafe(32)
+    server = _RedirectServer(state)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
@@ -331,25 +401,24 @@ def loopback_flow(
         session = settings.session(client_secret=client_secret, redirect_uri=redirect_uri)
         verifier = secrets.token_urlsafe(64)
         extra = {"login_hint": login_hint} if login_hint else {}
-        url, state = session.create_authorization_url(
-            settings.url(settings.provider.authorize_path), code_verifier=verifier,
+        url, _ = session.create_authorization_url(
+            settings.url(settings.provider.authorize_path), state=state, code_verifier=verifier,
             access_type="offline", prompt="consent", **extra,
         )
         show(f"To sign in, open this address in a browser:\n{url}")
         if open_browser:
             webbrowser.open(url)
         if not server.done.wait(timeout):
-            raise AuthError(f"No sign-in arrived within {timeout:g} s: run `mailer login` "
-                            f"again.")
+            ignored = (f" ({server.ignored} answer(s) without this sign-in's state were "
+                       f"ignored)" if server.ignored else "")
+            raise AuthError(f"No sign-in arrived within {timeout:g} s{ignored}: run `mailer "
+                            f"login` again.")
     finally:
-        server.shutdown()
+        server.shutdown()  # the serving loop ends within its poll interval, handlers or not
         server.server_close()
     query = parse_qs(urlsplit(server.result).query)
     if "error" in query:
         raise AuthError(f"The sign-in was not completed: {clean(query['error'][0])}.")
-    if query.get("state", [""])[0] != state:
-        raise AuthError("The sign-in answer does not belong to this login (state mismatch): "
-                        "run `mailer login` again.")
     try:
         token = session.fetch_token(settings.token_url, code=query["code"][0],
                                     grant_type="authorization_code", code_verifier=verifier,

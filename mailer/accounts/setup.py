@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..config import SECURITY_MODES
 from ..errors import ConfigError
-from ..files import private_file
+from ..files import private_dir, private_file
 from .providers import PROVIDERS
 
 if TYPE_CHECKING:
@@ -233,8 +233,8 @@ def write_private(path: Path, text: str, *, replace: bool) -> None:
     """Write `text` to `path` as 0600, atomically; an existing file only when `replace`."""
     if path.exists() and not replace:
         raise ConfigError(f"{path} exists; not replacing it.")
-    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     try:
+        private_dir(path.parent)
         with private_file(path, replace=replace) as out:
             out.write(text)
     except FileExistsError:  # it appeared meanwhile

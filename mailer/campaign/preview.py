@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import os
+import io
 import re
 from collections import Counter
 from collections.abc import Iterable, Mapping
@@ -22,6 +22,7 @@ from typing import TextIO
 from jinja2 import Environment
 
 from ..errors import ConfigError
+from ..files import new_file, private_dir
 from .plan import PlanItem, Status, summary_line
 
 # Entries per HTML page: 100k entries are 500 pages of a few MB, not one page of 400 MB.
@@ -94,7 +95,7 @@ def _claim(out: Path) -> TextIO:
     files of someone else's."""
     if out.is_symlink():
         raise ConfigError(f"--out {out} is a symbolic link; give the folder itself.")
-    out.mkdir(mode=0o700, parents=True, exist_ok=True)
+    private_dir(out)
     marker = out / MARKER
     if not marker.is_file() or marker.is_symlink():
         if any(out.iterdir()):
@@ -109,16 +110,14 @@ def _claim(out: Path) -> TextIO:
         if name and "/" not in name and name not in (".", "..", MARKER):
             (out / name).unlink(missing_ok=True)  # a symlink: the link goes, not its target
     marker.unlink(missing_ok=True)
-    fd = os.open(marker, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
-    return os.fdopen(fd, "w", encoding="utf-8")
+    return io.TextIOWrapper(new_file(marker), encoding="utf-8")
 
 
 def _write(out: Path, name: str, data: bytes, written: TextIO) -> None:
     """A new file, never through a symlink (O_EXCL), listed in the marker first."""
     written.write(name + "\n")
     written.flush()
-    fd = os.open(out / name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
-    with os.fdopen(fd, "wb") as fh:
+    with new_file(out / name) as fh:
         fh.write(data)
 
 

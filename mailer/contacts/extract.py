@@ -23,7 +23,7 @@ from functools import cache
 import phonenumbers
 
 from ..addresses import InvalidAddress, normalize_address
-from ..sanitize import clean
+from ..sanitize import clean, problem
 from .names import PrintedName, is_latin, parse_name, parse_one_word, person_evidence
 from .qr import QrContact
 
@@ -127,7 +127,8 @@ _AT_LOOKALIKES = re.compile(r"\s*(?:\(at\)|\[at\]|\(a\)|\(a|©|®)\s*", re.IGNOR
 _EMAIL = re.compile(
     r"(?<![\w.+'-])[A-Za-z0-9][A-Za-z0-9._%+'-]*@[A-Za-z0-9][A-Za-z0-9.-]*[A-Za-z0-9](?!\w)"
 )
-_EMAIL_LABEL = re.compile(r"^\s*(?:e-?mail|mail|e)\s*[:.]?\s*", re.IGNORECASE)
+# a label is followed by a separator or a space: the "e" of "eve@..." is the address's
+_EMAIL_LABEL = re.compile(r"^\s*(?:e-?mail|mail|e)(?:\s*[:.]\s*|\s+)", re.IGNORECASE)
 
 
 def _wordset(words: str) -> frozenset[str]:
@@ -229,8 +230,19 @@ def _validated(address: str) -> str | None:
         return None
 
 
+def _glued_to_unsafe(text: str, match: re.Match[str]) -> bool:
+    """Whether the address found is part of a longer word with a control or format
+    character or "=?" ("eve=?x@...", "dave@...\\u200b"): taking it out of that word would
+    be cleaning it, and a cleaned address can be someone else's."""
+    before = re.search(r"\S*$", text[: match.start()])
+    after = re.match(r"\S*", text[match.end() :])
+    word = (before.group() if before else "") + match.group() + (after.group() if after else "")
+    return bool(problem(word))
+
+
 def find_emails(lines: Sequence[OcrLine], website: Field) -> tuple[Field, ...]:
-    """Every valid address on the card, repaired where OCR slipped, in reading order."""
+    """Every valid address on the card, repaired where OCR slipped, in reading order.
+    `lines` as read, not cleaned: an address is validated as written, never cleaned first."""
     site_domain = _domain_of(website.value) if website.value else ""
     found: dict[str, Field] = {}
     for line in lines:
@@ -245,6 +257,8 @@ def find_emails(lines: Sequence[OcrLine], website: Field) -> tuple[Field, ...]:
         if squeezed != text and not _EMAIL.search(text):
             text, factor = squeezed, factor * _REPAIR_SPACES
         for match in _EMAIL.finditer(text):
+            if _glued_to_unsafe(text, match):
+                continue
             address, repair = _repair_email(match.group(0).rstrip("."), site_domain)
             valid = _validated(address)
             if valid is None or "." not in valid.rpartition("@")[2]:
@@ -787,12 +801,12 @@ def extract(
 ) -> CardFields:
     """All fields of one card from its OCR lines (any order; sorted top to bottom here)
     and the contents of its QR codes; `region` is the fallback for phone numbers."""
-    ordered = sorted(
-        (OcrLine(clean(ln.text), ln.box, ln.score) for ln in lines if clean(ln.text)),
-        key=lambda ln: (ln.center[1], ln.center[0]),
+    as_read = sorted(
+        (ln for ln in lines if clean(ln.text)), key=lambda ln: (ln.center[1], ln.center[0])
     )
+    ordered = [OcrLine(clean(ln.text), ln.box, ln.score) for ln in as_read]
     website = find_website(ordered)
-    emails = find_emails(ordered, website)
+    emails = find_emails(as_read, website)
     said = card_region(ordered, emails, website)
     phone_region = said or region
     name, honorific, name_line = find_name(ordered, emails, website, phone_region)

@@ -12,6 +12,10 @@ card image; this module reads what the codes say:
 - an http(s) URL gives the web site.
 
 Anything else (Wi-Fi credentials, plain text) is ignored.
+
+Addresses are passed on as the code spells them, never cleaned: the one validator
+(`addresses.normalize_address`, which `extract.with_codes` asks) accepts or rejects
+them as it does a CSV's, since removing a character can make someone else's address.
 """
 
 from __future__ import annotations
@@ -75,7 +79,7 @@ def parse_payload(text: str) -> QrContact | None:
         return _bizcard(payload[8:])
     if head.startswith("MAILTO:"):
         address = unquote(payload[7:].split("?", 1)[0]).split(",")[0].strip()
-        return QrContact("mailto", emails=(clean(address),)) if address else None
+        return QrContact("mailto", emails=(address,)) if address else None
     if re.match(r"https?://\S+$", payload, re.IGNORECASE):
         return QrContact("url", website=clean(payload))
     return None
@@ -100,7 +104,7 @@ def _vcard(payload: str) -> QrContact | None:
         clean(entry.family),
         clean(entry.org),
         clean(entry.title),
-        [clean(e) for e in entry.emails],
+        list(entry.emails),
         [clean(p) for p in entry.phones],
         clean(entry.website),
     )
@@ -127,7 +131,7 @@ def _mecard(body: str) -> QrContact | None:
             name = f"{given} {family}".strip() if comma else family
             family = family if comma else ""
         elif key == "EMAIL":
-            emails.append(clean(value))
+            emails.append(value)
         elif key == "TEL":
             phones.append(clean(value))
         elif key == "URL" and not website:
@@ -146,7 +150,7 @@ def _bizcard(body: str) -> QrContact | None:
     phones: list[str] = []
     for key, value in _fields(body):
         if key == "E":
-            emails.append(clean(value))
+            emails.append(value)
         elif key in ("B", "M"):
             phones.append(clean(value))
         else:

@@ -193,7 +193,7 @@ def write_page(out: Path, rows: Sequence[dict[str, str]], csv_name: str) -> None
     """Write the review page whole or not at all (owner-only, like every file mailer writes)."""
     text = render_page(rows, [photo_uri(row["file"]) for row in rows], csv_name)
     try:
-        with private_file(out.resolve()) as handle:
+        with private_file(out) as handle:
             handle.write(text)
     except OSError as err:
         raise InputError(f"Cannot write {out}: {err.strerror}") from None

@@ -31,7 +31,7 @@ import phonenumbers
 
 from .. import DISTRIBUTION, config
 from ..errors import InputError, OcrUnavailable
-from ..files import private_file
+from ..files import private_dir, private_file
 from ..language import text_language
 from ..models import Contact, Rejected
 from .extract import CardFields, Field, OcrLine, Phone, extract, split_name
@@ -369,7 +369,7 @@ def _cache_read(path: Path) -> list[_Card] | None:
 
 def _cache_write(path: Path, cards: list[_Card]) -> None:
     try:
-        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        private_dir(path.parent)
         with private_file(path) as handle:
             json.dump({"cards": cards}, handle)
     except OSError:
@@ -388,8 +388,7 @@ def _as_lines(data: list[Any]) -> tuple[OcrLine, ...]:
 
 def default_cache_dir() -> Path:
     folder = config.state_dir(config.environment()) / "ocr-cache"
-    folder.mkdir(mode=0o700, exist_ok=True)  # private whatever the umask, like the state
-    return folder
+    return private_dir(folder)  # private whatever the umask, like the state
 
 
 def scan_cards(

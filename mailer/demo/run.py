@@ -19,6 +19,7 @@ from ..campaign.preview import PreviewSummary, write_preview
 from ..compose.message import Composer
 from ..compose.profile import load_profile
 from ..config import SmtpSettings
+from ..files import private_dir, private_file
 from ..journal import Journal, journal_path
 from ..smtp.pace import RateLimiter
 from ..smtp.sender import SendSummary, send_campaign_sync
@@ -47,11 +48,12 @@ def run_demo(workdir: Path) -> DemoReport:
     for stale in ("Maildir", "preview", "state"):
         shutil.rmtree(workdir / stale, ignore_errors=True)
     # Copies beside the results, so the user can read, edit and reuse the inputs.
-    workdir.mkdir(parents=True, exist_ok=True)
+    private_dir(workdir)
     inputs = {}
     for name in ("contacts.csv.example", "profile.example.toml"):
         inputs[name] = workdir / name
-        shutil.copyfile(example_file(name), inputs[name])
+        with private_file(inputs[name]) as out:
+            out.write(example_file(name).read_text(encoding="utf-8"))
     profile = load_profile(inputs["profile.example.toml"])
     composer = Composer(profile)
     journal_file = journal_path(workdir / "state")

@@ -8,6 +8,7 @@ from pathlib import Path
 from types import TracebackType
 
 from ..errors import ConfigError
+from ..files import open_state
 
 
 class RunLock:
@@ -30,7 +31,7 @@ class RunLock:
 
     def __enter__(self) -> RunLock:
         try:
-            self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+            self._fd = open_state(self.path)  # never a link: it is truncated below
         except OSError as err:
             raise ConfigError(f"Cannot open the lock file {self.path}: {err.strerror}") from None
         try:

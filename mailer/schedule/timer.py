@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Literal
 
 from ..errors import ConfigError
+from ..files import private_dir, private_file
 from ..sanitize import problem, shown
 
 Kind = Literal["cron", "systemd"]
@@ -186,9 +187,10 @@ def install(kind: Kind, job: Job, tools: Tools) -> TimerChange:
         kept = [line for line in _read_crontab(tools) if not _is_ours(line)]
         _write_crontab(tools, [*kept, cron_line(job)])
         return TimerChange(f"Added to your crontab:\n  {cron_line(job)}\nCheck with: crontab -l")
-    tools.unit_dir.mkdir(parents=True, exist_ok=True)
+    private_dir(tools.unit_dir)
     for name, content in systemd_units(job).items():
-        (tools.unit_dir / name).write_text(content, encoding="utf-8")
+        with private_file(tools.unit_dir / name) as out:
+            out.write(content)
     written = f"Wrote {tools.unit_dir / UNIT}.service and .timer."
     why, manual = _systemctl(tools, ["daemon-reload"], ["enable", "--now", f"{UNIT}.timer"])
     if manual:
