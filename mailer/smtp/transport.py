@@ -34,10 +34,12 @@ from dataclasses import dataclass
 
 import aiosmtplib
 from aiosmtplib.protocol import PERIOD_REGEX, normalize_message_line_endings
+from aiosmtplib.response import SMTPResponse
 
 from ..config import DEFAULT_PORTS, SmtpSettings
 from ..errors import AuthError, ConnectError, TlsError
 from .login import authenticate
+from .pipeline import Group, PipeliningProtocol, pipelining
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +66,11 @@ class NoFinalReply(Exception):
 # a client must not send an SMTPUTF8 address to a server that lacks it.
 NO_SMTPUTF8 = Reply(553, "the recipient address needs SMTPUTF8, which this server does not offer")
 
+_GROUP_OK = ((250,), (250, 251), (354,))  # what MAIL, RCPT and DATA answer when they agree
+# "not recognised", "not implemented", "bad sequence": what a server answers to a
+# group it reads as something else than three commands in order
+_OUT_OF_ORDER = frozenset({500, 502, 503})
+
 
 class Connection:
     """One authenticated SMTP session, reconnected on demand."""
@@ -83,6 +90,8 @@ class Connection:
         # True from the moment the final dot of the current message is handed to
         # the socket: if the transaction is cancelled now, the message may be out.
         self.dot_written = False
+        # PIPELINING when the server offers it, until it shows it cannot take it
+        self.pipelining = True
 
     @property
     def connected(self) -> bool:
@@ -151,40 +160,103 @@ class Connection:
         before anything of this message was sent."""
         smtputf8 = smtputf8 or not (sender.isascii() and recipient.isascii())
         self.dot_written = False
-        for fresh in (False, True):
-            if not self.connected:
+        # at most: the connection found closed, then a server found not to pipeline
+        for _ in range(3):
+            fresh = not self.connected
+            if fresh:
                 await self.connect()
-                fresh = True
             smtp = self._smtp
             assert smtp is not None
-            options: tuple[bytes, ...] = ()
+            options = b""
             if smtputf8:
                 if not smtp.supports_extension("smtputf8"):
                     return NO_SMTPUTF8
-                options = (b"SMTPUTF8",)
+                options = b" SMTPUTF8"
             encoding = "utf-8" if smtputf8 else "ascii"
-            try:
-                reply = await smtp.execute_command(
-                    b"MAIL", b"FROM:<" + sender.encode(encoding) + b">", *options
-                )
-            except aiosmtplib.SMTPServerDisconnected:
-                if fresh:
-                    raise Lost("the server closed the connection") from None
-                continue  # closed while idle: reconnect, nothing was sent
-            except aiosmtplib.SMTPTimeoutError:
-                raise Lost(f"no reply to MAIL within {self.settings.timeout:g} s") from None
-            if reply.code == 421 and not fresh:
-                self.close()
-                continue  # per-connection limit reached: a new connection may take it
-            if reply.code != 250:
-                await self._reset()
-                return Reply(reply.code, reply.message)
-            return await self._rest(smtp, recipient.encode(encoding), message)
+            mail = b"MAIL FROM:<" + sender.encode(encoding) + b">" + options
+            rcpt = b"RCPT TO:<" + recipient.encode(encoding) + b">"
+            protocol = pipelining(smtp) if self.pipelining else None
+            if protocol is not None:
+                reply = await self._pipelined(protocol, smtp, (mail, rcpt), message, fresh)
+            else:
+                reply = await self._one_by_one(smtp, mail, rcpt, message, fresh)
+            if reply is not None:
+                return reply
         raise AssertionError("unreachable")
 
-    async def _rest(self, smtp: aiosmtplib.SMTP, recipient: bytes, message: bytes) -> Reply:
+    async def _one_by_one(
+        self, smtp: aiosmtplib.SMTP, mail: bytes, rcpt: bytes, message: bytes, fresh: bool
+    ) -> Reply | None:
+        """MAIL, RCPT and DATA one at a time; None: reconnect and try again."""
         try:
-            reply = await smtp.execute_command(b"RCPT", b"TO:<" + recipient + b">")
+            reply = await smtp.execute_command(mail)
+        except aiosmtplib.SMTPServerDisconnected:
+            if fresh:
+                raise Lost("the server closed the connection") from None
+            return None  # closed while idle: reconnect, nothing was sent
+        except aiosmtplib.SMTPTimeoutError:
+            raise Lost(f"no reply to MAIL within {self.settings.timeout:g} s") from None
+        if reply.code == 421 and not fresh:
+            self.close()
+            return None  # per-connection limit reached: a new connection may take it
+        if reply.code != 250:
+            await self._reset()
+            return Reply(reply.code, reply.message)
+        return await self._rest(smtp, rcpt, message)
+
+    async def _pipelined(
+        self, protocol: PipeliningProtocol, smtp: aiosmtplib.SMTP, envelope: tuple[bytes, bytes],
+        message: bytes, fresh: bool,
+    ) -> Reply | None:
+        """MAIL, RCPT and DATA in one write (RFC 2920), then as `_one_by_one`;
+        None: reconnect and try again."""
+        try:
+            group = await protocol.group((*envelope, b"DATA"), self.settings.timeout)
+        except aiosmtplib.SMTPServerDisconnected:  # found closed: nothing was written
+            if fresh:
+                raise Lost("the server closed the connection") from None
+            return None
+        except aiosmtplib.SMTPResponseException as err:
+            self.close()
+            raise Lost(f"no usable reply to MAIL, RCPT and DATA ({err}); nothing was "
+                       f"delivered") from None
+        refused = next((r for r, ok in zip(group.replies, _GROUP_OK, strict=False)
+                        if r.code not in ok), None)
+        if refused is not None:
+            return await self._group_refused(group, refused, fresh)
+        if len(group.replies) < len(_GROUP_OK):
+            self.close()
+            if group.timed_out:  # perhaps a server that offers PIPELINING and cannot
+                self.pipelining = False
+                return None  # nothing was sent: again at once, one command at a time
+            if not group.replies and not fresh:
+                return None  # closed while idle: reconnect, nothing was sent
+            raise Lost("the server closed the connection before the message was complete; "
+                       "nothing was delivered")
+        return await self._content(smtp, message)
+
+    async def _group_refused(self, group: Group, refused: SMTPResponse, fresh: bool
+                             ) -> Reply | None:
+        """The first refusal among a group's replies; None: try again."""
+        if refused.code in _OUT_OF_ORDER:
+            # a server that cannot take the commands together answers "bad sequence"
+            # or "syntax error"; nothing was sent: again at once, one at a time
+            self.close()
+            self.pipelining = False
+            return None
+        if refused is group.replies[0] and refused.code == 421 and not fresh:
+            self.close()
+            return None  # per-connection limit reached: a new connection may take it
+        complete = len(group.replies) == len(_GROUP_OK)
+        if refused.code == 421 or not complete or group.replies[-1].code == 354:
+            self.close()  # closing, or waiting for content that must not come
+        else:
+            await self._reset()
+        return Reply(refused.code, refused.message)
+
+    async def _rest(self, smtp: aiosmtplib.SMTP, rcpt: bytes, message: bytes) -> Reply:
+        try:
+            reply = await smtp.execute_command(rcpt)
             if reply.code not in (250, 251):
                 await self._reset()
                 return Reply(reply.code, reply.message)
@@ -195,7 +267,6 @@ class Connection:
                 else:
                     await self._reset()
                 return Reply(reply.code, reply.message)
-            await self._write_body(smtp, message)
         except aiosmtplib.SMTPTimeoutError:  # first: it is an OSError too (TimeoutError)
             self.close()
             raise Lost(f"no reply within {self.settings.timeout:g} s before the message was "
@@ -208,6 +279,16 @@ class Connection:
             self.close()
             raise Lost(f"no usable reply before the message was complete ({err}); nothing "
                        f"was delivered") from None
+        return await self._content(smtp, message)
+
+    async def _content(self, smtp: aiosmtplib.SMTP, message: bytes) -> Reply:
+        """After DATA's 354: the content, then the final dot and its reply."""
+        try:
+            await self._write_body(smtp, message)
+        except (aiosmtplib.SMTPServerDisconnected, OSError):
+            self.close()
+            raise Lost("the server closed the connection before the message was complete; "
+                       "nothing was delivered") from None
         self.dot_written = True
         wait = self.settings.data_timeout
         try:
