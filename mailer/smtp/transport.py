@@ -33,7 +33,7 @@ import ssl
 from dataclasses import dataclass
 
 import aiosmtplib
-from aiosmtplib.protocol import PERIOD_REGEX, normalize_message_line_endings
+from aiosmtplib.protocol import normalize_message_line_endings
 from aiosmtplib.response import SMTPResponse
 
 from ..config import DEFAULT_PORTS, SmtpSettings
@@ -319,7 +319,7 @@ class Connection:
         protocol = smtp.protocol
         if protocol is None:
             raise aiosmtplib.SMTPServerDisconnected("Connection lost")
-        body = memoryview(PERIOD_REGEX.sub(b"..", normalize_message_line_endings(message)))
+        body = memoryview(stuffed(message))
         for start in range(0, len(body), BODY_CHUNK):
             protocol.write(bytes(body[start:start + BODY_CHUNK]))  # raises once closing
             await protocol._drain_helper()  # StreamWriter.drain()'s contract, kept by aiosmtplib
@@ -352,6 +352,19 @@ class Connection:
             with contextlib.suppress(aiosmtplib.SMTPException, OSError):
                 await self._smtp.quit()
         self.close()
+
+
+def stuffed(message: bytes) -> bytes:
+    """The content as DATA sends it (RFC 5321 4.5.2): CRLF line ends, a dot
+    doubled at the start of a line, ending in CRLF.  What Composer writes has
+    CRLF throughout already: counting says so without a regular expression
+    over the message (aiosmtplib's two would rewrite every message)."""
+    crlf = message.count(b"\r\n")
+    if not (crlf == message.count(b"\n") == message.count(b"\r") and message.endswith(b"\r\n")):
+        message = normalize_message_line_endings(message)
+    if message.startswith(b"."):
+        message = b"." + message
+    return message.replace(b"\r\n.", b"\r\n..")
 
 
 def _cannot_connect(s: SmtpSettings, err: Exception) -> str:
