@@ -22,6 +22,13 @@ aiosmtplib's `data()` writes the body and the final dot in one go, which
 leaves no way to tell the two apart, so the DATA phase is driven here: DATA
 and 354, then the body flushed to the socket, then a last look whether the
 connection is still up, then the dot.
+
+With a server that offers PIPELINING (RFC 2920), MAIL, RCPT and DATA go out
+in one write (pipeline.py) and the first refusal among their replies is the
+message's reply; the content still waits for the 354.  A server that offers
+it and cannot take it (no reply to the group, "bad sequence") gets the
+message again at once, one command at a time, and so does the rest of the run
+on that connection.
 """
 
 from __future__ import annotations
