@@ -104,7 +104,7 @@ class Group:
     timed_out: bool = False
 
 
-def pipelining(smtp: aiosmtplib.SMTP) -> PipeliningProtocol | None:
+def pipelined_protocol(smtp: aiosmtplib.SMTP) -> PipeliningProtocol | None:
     """The connection's protocol, ready for groups, when the server offers
     PIPELINING; None otherwise (then commands go one at a time)."""
     protocol = smtp.protocol

@@ -46,7 +46,7 @@ from aiosmtplib.response import SMTPResponse
 from ..config import DEFAULT_PORTS, SmtpSettings
 from ..errors import AuthError, ConnectError, TlsError
 from .login import authenticate
-from .pipeline import Group, PipeliningProtocol, pipelining
+from .pipeline import Group, PipeliningProtocol, pipelined_protocol
 
 
 @dataclass(frozen=True, slots=True)
@@ -182,7 +182,7 @@ class Connection:
             encoding = "utf-8" if smtputf8 else "ascii"
             mail = b"MAIL FROM:<" + sender.encode(encoding) + b">" + options
             rcpt = b"RCPT TO:<" + recipient.encode(encoding) + b">"
-            protocol = pipelining(smtp) if self.pipelining else None
+            protocol = pipelined_protocol(smtp) if self.pipelining else None
             if protocol is not None:
                 reply = await self._pipelined(protocol, smtp, (mail, rcpt), message, fresh)
             else:
