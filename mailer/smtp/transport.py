@@ -162,9 +162,10 @@ class Connection:
     async def send(self, sender: str, recipient: str, message: bytes, *, smtputf8: bool) -> Reply:
         """One transaction.  Returns the final 250, or the first reply that is
         not a success; raises `Lost` (before the final dot) or `NoFinalReply`
-        (after it) when no reply came.  Reconnects once,
-        transparently, when the connection was found closed (or answered 421)
-        before anything of this message was sent."""
+        (after it) when no reply came.  Reconnects transparently when the
+        connection was found closed (or answered 421) before anything of this
+        message was sent, and when a server that offers PIPELINING turns out
+        not to take it (then one command at a time)."""
         smtputf8 = smtputf8 or not (sender.isascii() and recipient.isascii())
         self.dot_written = False
         # at most: the connection found closed, then a server found not to pipeline
