@@ -135,27 +135,47 @@ def harness(workdir: Path) -> Path:
     return copy / "baselines.py"
 
 
-def run(name: str, a: argparse.Namespace) -> list[str]:
+def measure(name: str, a: argparse.Namespace) -> dict[tuple[str, int], list[dict]]:
+    """The harness's results per (case, N).  Interleaved: one run of each case
+    after the other, round by round, so that a machine whose load drifts (it is
+    shared) weighs on every case alike instead of on whichever ran last."""
     spec = SCENARIOS[name]
-    out = Path(a.workdir) / f"bench-send-{name}.json"
     args = [str(x) for x in spec["args"]]  # type: ignore[attr-defined]
     if a.slow and "slow" in spec:
         args[args.index("--only") + 1] = str(spec["slow"])
-    if "--runs" not in args:
-        args += ["--runs", str(a.runs)]
-    cmd = [a.python, str(harness(Path(a.workdir))), "--label", "mailer", "--json", str(out),
-           "--workdir", a.workdir, "--quiet-wait", str(a.quiet_wait), *args]
+    at = args.index("--only") + 1
+    cases = args[at].split(",")
+    rounds = 1 if "--runs" in args else a.runs
+    baselines = harness(Path(a.workdir))
     env = dict(os.environ, SENDER_CMD=mailer_cmd(a.mailer, tls=bool(spec["tls"])))
-    subprocess.run(cmd, env=env, check=True)
     results: dict[tuple[str, int], list[dict]] = {}
-    for r in json.loads(out.read_text()):
-        results.setdefault((r["label"], r["n"]), []).append(r)
-    lines = [f"### {name}", "", "| case | N | msg/s (median) | peak RSS MB | all ok |",
-             "|---|---|---|---|---|"]
+    for i in range(rounds):
+        for case in cases:
+            out = Path(a.workdir) / f"bench-send-{name}-{case}-{i + 1}.json"
+            one = [*args[:at], case, *args[at + 1:]]
+            if "--runs" not in one:
+                one += ["--runs", "1"]
+            cmd = [a.python, str(baselines), "--label", "mailer", "--json", str(out),
+                   "--workdir", a.workdir, "--quiet-wait", str(a.quiet_wait), *one]
+            subprocess.run(cmd, env=env, check=True)
+            for r in json.loads(out.read_text()):
+                results.setdefault((r["label"], r["n"]), []).append(r)
+    return results
+
+
+def run(name: str, a: argparse.Namespace) -> list[str]:
+    spec = SCENARIOS[name]
+    results = measure(name, a)
+    load = os.getloadavg()[0]
+    lines = [f"### {name}", "", "| case | N | msg/s (median) | runs | window msg/s | "
+             "other CPU % (max) | peak RSS MB | all ok |", "|---|---|---|---|---|---|---|---|"]
     for (label, n), runs in results.items():
-        lines.append(f"| {label} | {n} | {median(runs, 'msg_s'):.1f} | "
-                     f"{median(runs, 'sender_rss_mb'):.1f} | {all(r['ok'] for r in runs)} |")
-    lines.append("")
+        each = ", ".join(f"{r['msg_s']:.1f}" for r in runs)
+        lines.append(
+            f"| {label} | {n} | {median(runs, 'msg_s'):.1f} | {each} | "
+            f"{median(runs, 'window_msg_s'):.1f} | {max(r['other_cpu_pct'] for r in runs):.0f} | "
+            f"{median(runs, 'sender_rss_mb'):.1f} | {all(r['ok'] for r in runs)} |")
+    lines += ["", f"load average at the end: {load:.1f} (2 cores)", ""]
     for label, base, n, floor in spec["floors"]:  # type: ignore[attr-defined]
         if (base, n) not in results:
             continue

@@ -25,13 +25,14 @@ and never template code.
 from __future__ import annotations
 
 import binascii
+import contextlib
 import functools
 import hashlib
 import importlib.resources
 import re
 import secrets
 import unicodedata
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from email.errors import HeaderParseError
 from email.header import Header
 from email.headerregistry import Address
@@ -397,27 +398,31 @@ class _Split:
     and the others per message; one that cannot be cut safely is rendered whole."""
 
     def __init__(self, env: SandboxedEnvironment, name: str, sender: dict[str, Any]) -> None:
-        self.template = _load(env, name)
-        self._sender = sender
-        self._parts = _cut(env, name, frozenset(sender)) or [(False, self.template)]
+        self._env, self._name, self._sender = env, name, sender
+        tree, self.filename = _parse(env, name)
+        self._parts = _cut(env, tree, name, self.filename, frozenset(sender))
+        if not self._parts:
+            self._parts = [(False, self.template)]
         self._pieces: tuple[str | Template, ...] | None = None
+
+    @functools.cached_property
+    def template(self) -> Template:
+        """The template whole: for one that cannot be cut (and to compare with)."""
+        return _load(self._env, self._name)
 
     def render(self, context: dict[str, Any]) -> str:
         if self._pieces is None:
-            self._pieces = tuple(_render((t,), self._sender, t.filename) if same else t
+            self._pieces = tuple(_render((t,), self._sender, self.filename) if same else t
                                  for same, t in self._parts)
         if len(self._pieces) == 1 and isinstance(self._pieces[0], str):
             return self._pieces[0]  # the same text for everyone, e.g. most subjects
-        return _render(self._pieces, context, self.template.filename)
+        return _render(self._pieces, context, self.filename)
 
 
-def _cut(env: SandboxedEnvironment, name: str, sender: frozenset[str]
-         ) -> list[tuple[bool, Template]]:
+def _cut(env: SandboxedEnvironment, tree: nodes.Template, name: str, filename: str | None,
+         sender: frozenset[str]) -> list[tuple[bool, Template]]:
     """The template's top-level nodes in runs of (the same for everyone?, compiled
     run); [] when it holds anything that carries state from one node to the next."""
-    assert env.loader is not None
-    source, filename, _ = env.loader.get_source(env, name)
-    tree = env.parse(source, name, filename)
     if not all(isinstance(n, _PLAIN) and not isinstance(n, _STATEFUL)
                for n in tree.find_all(nodes.Node)):
         return []
@@ -455,8 +460,22 @@ def _compile(env: SandboxedEnvironment, body: list[nodes.Node], name: str,
 
 
 def _load(env: SandboxedEnvironment, name: str) -> Template:
-    try:
+    with _template_errors(name):
         return env.get_template(name)
+
+
+def _parse(env: SandboxedEnvironment, name: str) -> tuple[nodes.Template, str | None]:
+    assert env.loader is not None
+    with _template_errors(name):
+        source, filename, _ = env.loader.get_source(env, name)
+        return env.parse(source, name, filename), filename
+
+
+@contextlib.contextmanager
+def _template_errors(name: str) -> Iterator[None]:
+    """A template that does not compile, or is missing, as a TemplateError naming it."""
+    try:
+        yield
     except TemplateSyntaxError as err:
         raise TemplateError(f"{err.filename or name}, line {err.lineno}: {err.message}") from None
     except JinjaTemplateError as err:  # TemplateNotFound: a language folder lacks a file
