@@ -65,13 +65,16 @@ def whole(composer: Composer) -> Composer:
     return composer
 
 
-def per_message_us(run: Callable[[], object], n: int, runs: int) -> float:
-    timings = []
+def per_message_us(cases: dict[str, Callable[[], object]], n: int, runs: int) -> dict[str, float]:
+    """Median microseconds per message of each case; the cases take turns run by
+    run, so that a machine whose load drifts weighs on all of them alike."""
+    timings: dict[str, list[float]] = {name: [] for name in cases}
     for _ in range(runs):
-        start = time.perf_counter()
-        run()
-        timings.append((time.perf_counter() - start) / n * 1e6)
-    return statistics.median(timings)
+        for name, run in cases.items():
+            start = time.perf_counter()
+            run()
+            timings[name].append((time.perf_counter() - start) / n * 1e6)
+    return {name: statistics.median(t) for name, t in timings.items()}
 
 
 def main() -> None:
@@ -86,15 +89,14 @@ def main() -> None:
     drafts = [composer.render(c) for c in people]  # warm-up, and the baseline's input
     build = baseline(profile, profile.vcard().encode())
 
-    ours = per_message_us(lambda: [composer.render(c) for c in people], args.n, args.runs)
-    theirs = per_message_us(
-        lambda: [build(d, c.name) for d, c in zip(drafts, people, strict=True)],
-        args.n,
-        args.runs,
-    )
     reference = whole(Composer(profile))
     [reference.render(c) for c in people]  # warm-up
-    undivided = per_message_us(lambda: [reference.render(c) for c in people], args.n, args.runs)
+    us = per_message_us({
+        "split": lambda: [composer.render(c) for c in people],
+        "baseline": lambda: [build(d, c.name) for d, c in zip(drafts, people, strict=True)],
+        "whole": lambda: [reference.render(c) for c in people],
+    }, args.n, args.runs)
+    ours, theirs, undivided = us["split"], us["baseline"], us["whole"]
     size = statistics.mean(len(d.payload) for d in drafts)
     print(f"messages per run: {args.n}, runs: {args.runs} (median), mean size {size:.0f} B")
     print(f"Composer.render (render + build):       {ours:8.1f} us/message")
