@@ -5,8 +5,9 @@ dovecot-imapd):
     PYTHONPATH=. /work/venv/bin/python bench/bench_inbox.py [-n 1000] [--runs 3]
 
 - **inbox**: `read_inbox` (fetch + classify + match against the journal) on an
-  inbox of n messages cycling through the test fixtures (7 bounce formats, a
-  delay notice, unsubscribes, auto-replies, replies), against the baseline of
+  inbox of n messages cycling through the test fixtures (the 7 bounce formats,
+  delay notice, unsubscribes, auto-replies and replies of tests/test_inbox.py
+  and the 22 server formats of tests/fixtures/inbox/formats), against the baseline of
   fetching the same messages with IMAPClient and parsing each with
   `email.message_from_bytes`, the least any reader does.  `settle` (the
   journal writes) is timed on its own.
@@ -36,6 +37,7 @@ from mailer.models import State  # noqa: E402
 from tests.imapd import Dovecot  # noqa: E402
 from tests.smtpd import make_draft  # noqa: E402
 from tests.test_inbox import CASES, fixture  # noqa: E402
+from tests.test_inbox_bounces import FIXTURES, expected, load  # noqa: E402
 
 
 def sent_journal(path: Path, n: int) -> Journal:
@@ -50,8 +52,11 @@ def sent_journal(path: Path, n: int) -> Journal:
 
 def inbox_messages(journal: Journal, n: int) -> list[bytes]:
     rows = list(journal.rows("bench"))
-    names = sorted(CASES)
-    return [fixture(names[i % len(names)], rows[i].message_id) for i in range(n)]
+    formats = FIXTURES / "formats"
+    makers = [*(lambda mid, name=name: fixture(name, mid) for name in sorted(CASES)),
+              *(lambda mid, name=name: load(formats / name, mid)
+                for name in sorted(expected("formats")))]
+    return [makers[i % len(makers)](rows[i].message_id) for i in range(n)]
 
 
 def baseline_read(server: Dovecot) -> float:

@@ -1,7 +1,7 @@
 """Business-card OCR: accuracy on the held-out and the in-sample cards, speed of the pool.
 
     python bench/bench_ocr.py [--held-out 48] [--batch 30] [--clean 0] [--photo 0]
-                              [--shared ../shared/cards]
+                              [--shared ../shared/cards] [--pages]
 
 Accuracy: every card is read once (pool of workers) and extracted with its QR codes.
 The held-out set (`cardgen.make_held_out`: many layouts, name styles and countries,
@@ -12,6 +12,12 @@ Speed: a batch of `--batch` photos (the real ones first, then held-out photos) i
 once in this process with one multi-threaded engine (the baseline), once with the
 process pool of single-threaded engines (what `iter_cards` does; model loading
 included), then once more from the cache.  Prints Markdown for docs/benchmarks.md.
+
+Pages (`--pages`): flatbed pages (light and dark lids, 200-600 dpi, 2-12 cards, each a
+little crooked), phone photos of several cards and a duplex PDF, composed by cardgen
+with seeds apart from the tests': every card found exactly once, names, no stray
+contact; then a page of 8 cards against the same 8 cards as 8 images (the baseline),
+both from a fresh engine (model loading included).
 """
 
 from __future__ import annotations
@@ -30,11 +36,24 @@ from pathlib import Path
 PROJECT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(PROJECT), str(PROJECT / "tests")]
 
-from cardgen import make_cards, make_held_out  # noqa: E402
+from cardgen import PageSpec, held_out_cards, make_cards, make_duplex, make_held_out  # noqa: E402
+from cardgen import make_page as compose_page  # noqa: E402
 
+from mailer.contacts import scans as scans_module  # noqa: E402
 from mailer.contacts.extract import CardFields, extract  # noqa: E402
 from mailer.contacts.qr import parse_payloads  # noqa: E402
-from mailer.contacts.scans import CardScan, scan_cards  # noqa: E402
+from mailer.contacts.scans import CardScan, read_cards, scan_cards  # noqa: E402
+
+PAGES = (  # (spec, photo): the held-out pages, seeds 7100 + i
+    (PageSpec(8, "light", 300), False),
+    (PageSpec(10, "light", 200), False),
+    (PageSpec(4, "dark", 300), False),
+    (PageSpec(12, "dark", 600, 3), False),
+    (PageSpec(6, "light", 400, 3), False),
+    (PageSpec(2, "light", 300, 1, 4), False),
+    (PageSpec(3, "dark", 300, 2, 8), True),
+    (PageSpec(4, "dark", 300, 2, 8), True),
+)
 
 
 @dataclass(frozen=True)
@@ -102,7 +121,11 @@ def main() -> None:
     parser.add_argument("--clean", type=int, default=0)
     parser.add_argument("--photo", type=int, default=0)
     parser.add_argument("--shared", type=Path, default=PROJECT.parent / "shared" / "cards")
+    parser.add_argument("--pages", action="store_true", help="pages of several cards instead")
     args = parser.parse_args()
+    if args.pages:
+        bench_pages()
+        return
 
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
@@ -181,6 +204,64 @@ def main() -> None:
             f"| {label} | {seconds:.1f} s | {seconds / n:.3f} s | {seconds / base_time:.2f} "
             f"| {peak} |"
         )
+
+
+def bench_pages() -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        files, truths = [], []
+        for i, (spec, photo) in enumerate(PAGES):
+            path = work / f"page-{i}.{'jpg' if photo else 'png'}"
+            truths.append(compose_page(path, spec, 7100 + i, photo=photo))
+            files.append(path)
+        duplex = work / "duplex.pdf"
+        sides = make_duplex(duplex, 6, 7200)
+        files.append(duplex)
+        truths.append([truth for truth, _ in sides])
+        cards = list(read_cards(files, region="DE", cache_dir=work / "c"))
+        print("| page | cards | found once | e-mails | names | stray contacts |")
+        print("|---|---|---|---|---|---|")
+        total = [0, 0, 0, 0, 0]
+        for path, truth in zip(files, truths, strict=True):
+            read = [f for source, f, _ in cards if source.startswith(f"{path}#") and f]
+            found = len(read) == len(truth)
+            emails = {f.email.value for f in read}
+            names = {f.name.value for f in read}
+            right_emails = sum(t.email in emails for t in truth)
+            right_names = sum(t.name in names for t in truth)
+            # a contact for no card: neither its address nor its name is any card's
+            stray = sum(
+                f.email.value not in {t.email for t in truth}
+                and f.name.value not in {t.name for t in truth}
+                for f in read
+            )
+            print(f"| {path.name} | {len(truth)} | {'yes' if found else f'no ({len(read)})'} "
+                  f"| {right_emails} | {right_names} | {stray} |")  # fmt: skip
+            for k, v in enumerate((len(truth), found, right_emails, right_names, stray)):
+                total[k] += v
+        n = total[0]
+        print(f"| all | {n} | {total[1]}/{len(files)} pages | {total[2]} "
+              f"({100 * total[2] / n:.0f} %) | {total[3]} ({100 * total[3] / n:.0f} %) "
+              f"| {total[4]} |\n")  # fmt: skip
+
+        page = work / "eight.png"
+        compose_page(page, PageSpec(8, "light", 300), 7300)
+        singles = []
+        for i, (image, _) in enumerate(held_out_cards(8, 7300)):
+            singles.append(work / f"single-{i}.png")
+            image.save(singles[-1])
+        timings = []
+        for label, paths in (("8 images of one card (baseline)", singles), ("1 page of 8", [page])):
+            scans_module._engine = None  # model loading included
+            start = time.perf_counter()
+            count = len(list(scan_cards(paths, cache_dir=work / label[:3])))
+            timings.append((label, time.perf_counter() - start, count))
+        base = timings[0][1] / timings[0][2]
+        print(f"| run ({os.cpu_count()} cores) | cards | wall time | per card | vs baseline |")
+        print("|---|---|---|---|---|")
+        for label, seconds, count in timings:
+            print(f"| {label} | {count} | {seconds:.1f} s | {seconds / count:.2f} s "
+                  f"| {seconds / count / base:.2f} |")  # fmt: skip
 
 
 if __name__ == "__main__":

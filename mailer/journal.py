@@ -15,6 +15,9 @@ a question.  `requeue()` (used by `mailer resend`) puts chosen states back.
 
 A campaign stopped by Ctrl-C is `paused_at`: `run-due` skips it (a crash sets
 nothing, so run-due carries on after one); an explicit send or resume clears it.
+A send stopped by an account error (refused login, TLS) leaves its campaign
+`held`: paused with the reason, so that run-due does not retry a wrong
+password every few minutes.
 
 Scheduling (`mailer send --at`, `mailer run-due`): a campaign's `scheduled_at`
 is UTC epoch seconds and is compared with the current epoch seconds, so a DST
@@ -37,7 +40,9 @@ mailed.  `inbox` remembers every inbox message it has sorted (by folder,
 UIDVALIDITY and UID) so that a rerun looks only at new mail, and
 `sent_copies` records each Message-ID appended to the Sent folder: `appending`
 is committed before the APPEND and `done` after it, so a crash in between is
-resolved by searching the folder, never by appending twice.
+resolved by searching the folder, never by appending twice.  The `appending`
+mark is a claim like the SMTP one (with the run id): two runs filing the same
+campaign's copies at once never file one twice.
 
 The journal stores envelopes, Message-IDs, payloads, replies and timestamps;
 never credentials.
@@ -46,6 +51,7 @@ never credentials.
 from __future__ import annotations
 
 import fcntl
+import json
 import os
 import sqlite3
 import time
@@ -66,7 +72,10 @@ CREATE TABLE IF NOT EXISTS campaigns (
     created_at    REAL NOT NULL,
     scheduled_at  REAL,                  -- epoch seconds; NULL = send now
     cancelled_at  REAL,
-    paused_at     REAL                   -- stopped by Ctrl-C; run-due leaves it alone
+    paused_at     REAL,                  -- stopped by Ctrl-C or held; run-due leaves it alone
+    held_reason   TEXT NOT NULL DEFAULT '', -- why it is held (an account error); '' for Ctrl-C
+    files         TEXT NOT NULL DEFAULT '', -- JSON: the contacts files and profile sent from
+    changed_at    REAL                   -- a bounce, reply or suppression last changed a row
 );
 CREATE TABLE IF NOT EXISTS messages (
     id              INTEGER PRIMARY KEY,
@@ -106,7 +115,8 @@ CREATE TABLE IF NOT EXISTS sent_copies (
     message_id  TEXT PRIMARY KEY,
     state       TEXT NOT NULL,           -- 'appending' (may be in the folder) or 'done'
     folder      TEXT NOT NULL,
-    at          REAL NOT NULL
+    at          REAL NOT NULL,
+    claimed_by  TEXT                     -- run id appending it (NULL: an older mailer's)
 );
 CREATE TABLE IF NOT EXISTS inbox (
     folder       TEXT NOT NULL,
@@ -221,6 +231,7 @@ class Campaign:
     scheduled_at: float | None
     cancelled_at: float | None
     paused_at: float | None = None
+    held_reason: str = ""  # paused by an account error: the error, until resumed
 
 
 BUSY_TIMEOUT = 30.0  # seconds a write waits for another process's write lock
@@ -265,14 +276,23 @@ class Journal:
     # -- housekeeping -------------------------------------------------------
 
     def _add_missing_columns(self) -> None:
-        """A journal written by an older mailer lacks `messages.source` and
-        `campaigns.paused_at`."""
+        """A journal written by an older mailer lacks some of the later columns
+        (`messages.source`, `campaigns.paused_at`, ...): they are added, empty."""
         columns = {row[1] for row in self._db.execute("PRAGMA table_info(messages)")}
         if "source" not in columns:
             self._db.execute("ALTER TABLE messages ADD COLUMN source TEXT NOT NULL DEFAULT ''")
         columns = {row[1] for row in self._db.execute("PRAGMA table_info(campaigns)")}
         if "paused_at" not in columns:
             self._db.execute("ALTER TABLE campaigns ADD COLUMN paused_at REAL")
+        copies = {row[1] for row in self._db.execute("PRAGMA table_info(sent_copies)")}
+        if "claimed_by" not in copies:
+            self._db.execute("ALTER TABLE sent_copies ADD COLUMN claimed_by TEXT")
+        for name in ("held_reason", "files"):
+            if name not in columns:
+                self._db.execute(f"ALTER TABLE campaigns ADD COLUMN {name} TEXT NOT NULL "
+                                 f"DEFAULT ''")
+        if "changed_at" not in columns:
+            self._db.execute("ALTER TABLE campaigns ADD COLUMN changed_at REAL")
 
     def close(self) -> None:
         self.end_run()
@@ -384,6 +404,9 @@ class Journal:
                 "WHERE address = ? AND state IN ('queued', 'deferred')",
                 (key,),
             )
+            if cur.rowcount:
+                db.execute("UPDATE campaigns SET changed_at = ? WHERE name IN "
+                           "(SELECT campaign FROM messages WHERE address = ?)", (time.time(), key))
         return cur.rowcount == 1
 
     def suppress_remove(self, email: str) -> bool:
@@ -427,13 +450,15 @@ class Journal:
         return added
 
     def campaigns(self) -> list[Campaign]:
-        sql = ("SELECT name, created_at, scheduled_at, cancelled_at, paused_at FROM campaigns "
+        sql = ("SELECT name, created_at, scheduled_at, cancelled_at, paused_at, held_reason "
+               "FROM campaigns "
                "ORDER BY created_at")
         return [Campaign(*row) for row in self._db.execute(sql)]
 
     def campaign(self, name: str) -> Campaign | None:
         row = self._db.execute(
-            "SELECT name, created_at, scheduled_at, cancelled_at, paused_at FROM campaigns "
+            "SELECT name, created_at, scheduled_at, cancelled_at, paused_at, held_reason "
+               "FROM campaigns "
             "WHERE name = ?",
             (name,),
         ).fetchone()
@@ -472,13 +497,46 @@ class Journal:
             db.execute("UPDATE campaigns SET paused_at = ? WHERE name = ?",
                        (time.time() if now is None else now, campaign))
 
+    def add_files(self, campaign: str, contacts: Iterable[str], profile: str) -> None:
+        """Remember the contacts files (added to those of earlier sends) and the
+        profile a send of the campaign used: the inbox's advice names them."""
+        known, _ = self.files(campaign)
+        merged = list(dict.fromkeys([*known, *contacts]))
+        with self._write() as db:
+            db.execute("UPDATE campaigns SET files = ? WHERE name = ?",
+                       (json.dumps({"contacts": merged, "profile": profile}), campaign))
+
+    def files(self, campaign: str) -> tuple[list[str], str]:
+        """The contacts files and the profile recorded for the campaign (none
+        for a campaign sent by an older mailer)."""
+        row = self._db.execute("SELECT files FROM campaigns WHERE name = ?",
+                               (campaign,)).fetchone()
+        try:
+            recorded = json.loads(row[0]) if row and row[0] else {}
+            return [str(f) for f in recorded.get("contacts", [])], str(recorded.get("profile", ""))
+        except (ValueError, AttributeError):  # damaged by hand: the advice falls back
+            return [], ""
+
+    def campaigns_in_state(self, state: State) -> list[str]:
+        """Campaigns, oldest first, with a row in this state."""
+        sql = ("SELECT c.name FROM campaigns c WHERE EXISTS (SELECT 1 FROM messages m "
+               "WHERE m.campaign = c.name AND m.state = ?) ORDER BY c.created_at, c.rowid")
+        return [row[0] for row in self._db.execute(sql, (str(state),))]
+
+    def hold(self, campaign: str, reason: str, now: float | None = None) -> None:
+        """Pause the campaign because the account cannot send (a refused login,
+        TLS): `run-due` must not try the same password every few minutes."""
+        with self._write() as db:
+            db.execute("UPDATE campaigns SET paused_at = ?, held_reason = ? WHERE name = ?",
+                       (time.time() if now is None else now, reason, campaign))
+
     def unpause(self, campaign: str) -> None:
         paused = self._db.execute("SELECT 1 FROM campaigns WHERE name = ? AND paused_at IS NOT "
                                   "NULL", (campaign,)).fetchone()
         if paused is None:  # the usual case: no write, so no wait for another's lock
             return
         with self._write() as db:
-            db.execute("UPDATE campaigns SET paused_at = NULL WHERE name = ? "
+            db.execute("UPDATE campaigns SET paused_at = NULL, held_reason = '' WHERE name = ? "
                        "AND paused_at IS NOT NULL", (campaign,))
 
     def due_campaigns(self, now: float) -> list[str]:
@@ -516,8 +574,12 @@ class Journal:
         return len(due)
 
     def latest_campaign(self) -> str | None:
+        """The campaign most recently created, sent from, or changed by the inbox or a
+        suppression: the one a user asking for "the status" means."""
         row = self._db.execute(
-            "SELECT name FROM campaigns ORDER BY created_at DESC, rowid DESC LIMIT 1"
+            "SELECT name FROM campaigns c ORDER BY MAX(created_at, COALESCE(changed_at, 0), "
+            "COALESCE((SELECT MAX(finished_at) FROM messages m WHERE m.campaign = c.name), 0)) "
+            "DESC, rowid DESC LIMIT 1"
         ).fetchone()
         return row[0] if row else None
 
@@ -737,24 +799,38 @@ class Journal:
 
     # -- the way back: Sent copies and the inbox ----------------------------
 
+    _COPIES_DUE = ("FROM messages m LEFT JOIN sent_copies c ON c.message_id = m.message_id "
+                   "WHERE m.campaign = ? AND m.state IN ('sent', 'bounced', 'replied') "
+                   "AND (c.state IS NULL OR c.state = 'appending') ORDER BY m.finished_at, m.id")
+
     def copies_due(self, campaign: str) -> list[CopyDue]:
         """Messages of the campaign that left (sent, or bounced or replied
         since) but are not yet known to be in the Sent folder, oldest first."""
-        sql = ("SELECT m.message_id, m.finished_at, p.data, c.state FROM messages m "
-               "JOIN payloads p ON p.id = m.id "
-               "LEFT JOIN sent_copies c ON c.message_id = m.message_id "
-               "WHERE m.campaign = ? AND m.state IN ('sent', 'bounced', 'replied') "
-               "AND (c.state IS NULL OR c.state = 'appending') ORDER BY m.finished_at, m.id")
+        sql = ("SELECT m.message_id, m.finished_at, p.data, c.state "
+               + self._COPIES_DUE.replace("FROM messages m ",
+                                          "FROM messages m JOIN payloads p ON p.id = m.id "))
         return [CopyDue(r[0], r[1] or 0.0, r[2], r[3] == "appending")
                 for r in self._db.execute(sql, (campaign,))]
 
-    def copy_started(self, message_id: str, folder: str) -> None:
-        """Committed before the APPEND: from now on the copy may be in `folder`."""
+    def claim_copy(self, campaign: str, folder: str) -> CopyDue | None:
+        """Claim the next message of the campaign that left and has no copy in
+        the Sent folder yet, as the SMTP claim does: committed `appending`
+        before the APPEND, so that two runs never file the same copy, and one
+        whose claimer died is taken over (it may be in the folder already)."""
         with self._write() as db:
-            db.execute("INSERT INTO sent_copies (message_id, state, folder, at) "
-                       "VALUES (?, 'appending', ?, ?) ON CONFLICT (message_id) DO UPDATE "
-                       "SET folder = excluded.folder, at = excluded.at",
-                       (message_id, folder, time.time()))
+            rows = db.execute("SELECT m.id, m.message_id, m.finished_at, c.state, c.claimed_by "
+                              + self._COPIES_DUE, (campaign,))
+            for row_id, message_id, finished, state, owner in rows.fetchall():
+                if state == "appending" and owner and self._owner_alive(owner):
+                    continue  # another run is appending it right now
+                db.execute("INSERT INTO sent_copies (message_id, state, folder, at, claimed_by) "
+                           "VALUES (?, 'appending', ?, ?, ?) ON CONFLICT (message_id) DO UPDATE "
+                           "SET folder = excluded.folder, at = excluded.at, "
+                           "claimed_by = excluded.claimed_by",
+                           (message_id, folder, time.time(), self.run_id))
+                data = db.execute("SELECT data FROM payloads WHERE id = ?", (row_id,)).fetchone()
+                return CopyDue(message_id, finished or 0.0, data[0], state == "appending")
+        return None
 
     def copy_done(self, message_id: str) -> None:
         with self._write() as db:
@@ -809,6 +885,9 @@ class Journal:
                 f"WHERE campaign = ? AND address = ? AND state IN ({before})",
                 (str(state), note, campaign, address_key(recipient)),
             )
+            if cur.rowcount:
+                db.execute("UPDATE campaigns SET changed_at = ? WHERE name = ?",
+                           (time.time(), campaign))
         return cur.rowcount == 1
 
     def inbox_known(self, folder: str, uidvalidity: int, *, pending: bool = True) -> set[int]:

@@ -547,3 +547,142 @@ def make_held_out(
             image.save(path)
         cards.append((path, truth))
     return cards
+
+
+# ------------------------------------------------------------- pages of several cards
+#
+# What people feed a card reader after a conference: a flatbed page of several cards
+# (white or black lid, 200-600 dpi, each card a little crooked), a phone photo of a
+# few cards on a table, and a duplex PDF from a sheet-fed scanner (front, back, ...).
+# Cards are 1050 x 600 px at 300 dpi (89 x 51 mm); gaps are about a centimetre.
+
+BACKGROUNDS = ("light", "dark")
+
+
+@dataclass(frozen=True, slots=True)
+class PageSpec:
+    cards: int
+    background: str = "light"  # "light" (white lid), "dark" (black or open lid)
+    dpi: int = 300
+    columns: int = 2
+    tilt: float = 2.5  # degrees each card may lie crooked
+
+
+def _mm(mm: float, dpi: int) -> int:
+    return round(mm / 25.4 * dpi)
+
+
+def flatbed_page(
+    cards: list[Image.Image], spec: PageSpec, rng: random.Random, *, a4: bool = True
+) -> Image.Image:
+    """The cards in a grid (row by row, as they are read back) on a scanner's glass
+    (at least A4), or (`a4=False`) on just enough of a table."""
+    scale = spec.dpi / 300
+    rows = -(-len(cards) // spec.columns)
+    cell_w, cell_h = round(1050 * scale) + _mm(12, spec.dpi), round(600 * scale) + _mm(12, spec.dpi)
+    margin = _mm(15 if a4 else 35, spec.dpi)
+    least = (_mm(210, spec.dpi), _mm(297, spec.dpi)) if a4 else (0, 0)
+    size = (max(2 * margin + spec.columns * cell_w, least[0]),
+            max(2 * margin + rows * cell_h, least[1]))  # fmt: skip
+    light = spec.background == "light"
+    lid = tuple(rng.randint(238, 252) for _ in range(3)) if light else (
+        tuple(rng.randint(8, 35) for _ in range(3)))  # fmt: skip
+    page = Image.new("RGB", size, lid)
+    for i, card in enumerate(cards):
+        small = card.resize((round(card.width * scale), round(card.height * scale)),
+                            Image.Resampling.LANCZOS).convert("RGBA")  # fmt: skip
+        turned = small.rotate(rng.uniform(-spec.tilt, spec.tilt), expand=True,
+                              resample=Image.Resampling.BICUBIC)  # fmt: skip
+        x = margin + (i % spec.columns) * cell_w + rng.randint(0, _mm(4, spec.dpi))
+        y = margin + (i // spec.columns) * cell_h + rng.randint(0, _mm(4, spec.dpi))
+        if light:  # the card's edge casts a thin shadow on a white lid
+            shadow = Image.new("RGBA", turned.size, (90, 90, 90, 0))
+            shadow.putalpha(turned.getchannel("A").filter(ImageFilter.GaussianBlur(3 * scale)))
+            page.paste(shadow, (x + 2, y + 2), shadow)
+        page.paste(turned, (x, y), turned)
+    noise = Image.effect_noise(page.size, 6).convert("RGB")
+    return Image.blend(page, noise, 0.04)
+
+
+def table_photo(cards: list[Image.Image], rng: random.Random) -> Image.Image:
+    """A phone photo of the cards on a table: seen at a slant, uneven light, noise."""
+    columns = 2 if len(cards) > 2 else len(cards)
+    spec = PageSpec(len(cards), "dark", 300, columns, tilt=8)
+    table = flatbed_page(cards, spec, rng, a4=False)
+    wood = Image.new("RGB", table.size, (rng.randint(110, 150), rng.randint(70, 95), 45))
+    grain = Image.effect_noise(table.size, 30).convert("RGB").filter(ImageFilter.BoxBlur(2))
+    mask = table.convert("L").point(lambda v: 255 if v > 60 else 0)
+    scene = Image.composite(table, Image.blend(wood, grain, 0.2), mask)
+    scene = _perspective(scene, rng, 0.05).convert("RGB")
+    w, h = scene.size  # the corners the slant left empty are outside the frame
+    scene = scene.crop((round(w * 0.06), round(h * 0.06), round(w * 0.94), round(h * 0.94)))
+    scene.thumbnail((2400, 2400))
+    scene = scene.filter(ImageFilter.GaussianBlur(1.0))
+    light = Image.linear_gradient("L").resize(scene.size).rotate(rng.choice((0, 90, 180, 270)))
+    return Image.composite(scene, scene.point(lambda v: int(v * 0.7)), light)
+
+
+def back_side(truth: HeldOutTruth, kind: str, fonts: tuple[Path, Path]) -> Image.Image:
+    """A card's back: "blank", "logo" (the company and a slogan) or "translated" (the
+    same person in another language: the name as printed, a translated title, the
+    same numbers, no e-mail)."""
+    regular, bold = fonts
+    card = Image.new("RGB", (1050, 600), (248, 248, 246))
+    draw = ImageDraw.Draw(card)
+    if kind == "logo":
+        font = _fit(draw, truth.company.upper(), bold, 70, 900)
+        draw.text((80, 220), truth.company.upper(), font=font, fill=(30, 60, 120))
+        draw.text((80, 330), "Ideas that travel well", font=ImageFont.truetype(str(regular), 32),
+                  fill=(60, 60, 60))  # fmt: skip
+    elif kind == "translated":
+        fmt = phonenumbers.PhoneNumberFormat
+        big, small = ImageFont.truetype(str(bold), 54), ImageFont.truetype(str(regular), 28)
+        draw.text((60, 60), truth.printed_name, font=big, fill=(20, 20, 20))
+        draw.text((60, 140), "Directeur des ventes", font=small, fill=(20, 20, 20))
+        for i, number in enumerate(truth.phones):
+            printed = phonenumbers.format_number(phonenumbers.parse(number), fmt.INTERNATIONAL)
+            draw.text((60, 320 + 50 * i), f"Tél. {printed}", font=small, fill=(20, 20, 20))
+    return card
+
+
+def held_out_cards(count: int, seed: int) -> list[tuple[Image.Image, HeldOutTruth]]:
+    """`count` clean held-out cards without QR codes (a code on a small crop is another
+    test's business) and without the bilingual style (it needs the CJK font)."""
+    fonts = find_fonts()
+    rng = random.Random(seed)
+    styles = [s for s in NAME_STYLES if s != "bilingual"]
+    out = []
+    for i in range(count):
+        truth = held_out_truth(rng, styles[i % len(styles)], LAYOUTS[i % len(LAYOUTS)], "")
+        out.append((render_held_out(truth, fonts[i % len(fonts)], rng), truth))
+    return out
+
+
+def make_page(path: Path, spec: PageSpec, seed: int, *, photo: bool = False) -> list[HeldOutTruth]:
+    """A page (PNG, or JPEG for a photo) of `spec.cards` held-out cards; their truth in
+    reading order."""
+    cards = held_out_cards(spec.cards, seed)
+    rng = random.Random(seed)
+    images = [image for image, _ in cards]
+    page = table_photo(images, rng) if photo else flatbed_page(images, spec, rng)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.suffix == ".pdf":
+        page.save(path, resolution=spec.dpi)
+    else:
+        page.save(path, **({"quality": 85} if photo else {}))
+    return [truth for _, truth in cards]
+
+
+def make_duplex(path: Path, count: int, seed: int) -> list[tuple[HeldOutTruth, str]]:
+    """A sheet-fed scanner's PDF: front, back, front, back ...; (truth, back kind) each."""
+    fonts = find_fonts()
+    cards = held_out_cards(count, seed)
+    kinds = ("blank", "logo", "translated")
+    pages, out = [], []
+    for i, (front, truth) in enumerate(cards):
+        kind = kinds[i % len(kinds)]
+        pages += [front, back_side(truth, kind, fonts[i % len(fonts)])]
+        out.append((truth, kind))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pages[0].save(path, save_all=True, append_images=pages[1:], resolution=300)
+    return out

@@ -100,9 +100,37 @@ def test_init_never_overwrites_without_asking(work: Path) -> None:
                                              "consumers")
 
 
+def test_init_force_updates_the_profile_keeping_what_init_never_asks(work: Path) -> None:
+    (work / "profile.toml").write_text(
+        '# mine\nname = "A"\nemail = "a@example.org"\norganisation = "Example Labs"\n'
+        'title = "Developer"\nphones = ["+49 30 1234567"]\n\n[address]\ncity = "Berlin"\n',
+        encoding="utf-8")
+    result = mailer_cli("init", "--email", "a@example.net", "--provider", "ionos",
+                        "--security", "SSL", "--channel", "github=a", "--force")
+    assert result.exit_code == 0, result.output
+    profile = load_profile(work / "profile.toml")
+    assert (profile.name, profile.email, profile.org, profile.title, profile.phones) == (
+        "A", "a@example.net", "Example Labs", "Developer", ("+49 30 1234567",))
+    assert profile.address is not None and profile.address.city == "Berlin"
+    assert [c.network for c in profile.channels] == ["github"]
+    assert (work / "profile.toml").read_text(encoding="utf-8").startswith("# mine\n")
+    env = dotenv_values(work / ".env")
+    assert (env["MAILER_SMTP_SECURITY"], env["MAILER_SMTP_PORT"]) == ("tls", "465")
+    assert not any(line.startswith("Password:") for line in result.output.splitlines())
+
+
+def test_init_refuses_a_profile_it_cannot_read_before_asking(work: Path) -> None:
+    (work / "profile.toml").write_text('name = "A\n', encoding="utf-8")
+    result = mailer_cli("init", "--name", "A", "--email", "a@gmail.com", "--force")
+    assert result.exit_code == 2 and "not valid TOML" in result.output
+    assert "move it away" in result.output and not (work / ".env").exists()
+
+
 @pytest.mark.parametrize(("args", "message"), [
     (("--name", "A", "--email", "a@example.org"), "--host is needed"),
     (("--name", "A", "--email", "not an address"), "--email"),
+    (("--name", "A", "--email", "a@example.org", "--host", "h", "--security", "ssh"),
+     "--security"),
     (("--name", "A", "--email", "a@example.org", "--provider", "ionos", "--auth", "oauth2"),
      "needs --auth password"),
     (("--name", "A", "--email", "a@gmail.com", "--channel", "myspace=x"), "not one of"),
@@ -110,7 +138,7 @@ def test_init_never_overwrites_without_asking(work: Path) -> None:
      'by hand afterwards (network = "other" with a label)'),
     (("--email", "a@gmail.com",), "--name is needed"),
     (("--name", "A", "--email", "a@gmail.com", "--channel", "mastodon=not a handle"),
-     "profile.toml, line 10: channels"),
+     "channels[1].value"),
 ])
 def test_init_refuses_incomplete_options_writing_nothing(
     work: Path, args: tuple[str, ...], message: str
@@ -389,6 +417,8 @@ def test_init_interactive_in_a_terminal_then_login_and_check(
         child.sendline(text)
 
     answer("Your name:", "Alex Example")
+    answer("Your e-mail address:", "alex.example.com")  # said, and asked again in place
+    child.expect_exact("is not an e-mail address")
     answer("Your e-mail address:", USER)
     answer("Where did you meet people", "FOSDEM 2026")
     answer("Mail language (en, de) [en]:", "")
@@ -398,10 +428,14 @@ def test_init_interactive_in_a_terminal_then_login_and_check(
     answer("Channel:", "")
     answer("[generic]:", "")
     answer("SMTP server:", server.host)
-    answer("[starttls]:", "")
+    answer("[starttls]:", "tls please")
+    answer("Security (starttls, tls, none) [starttls]:", "STARTTLS")  # any case
+    answer("SMTP port [587]:", "587x")
+    child.expect_exact("is not a port number")
     answer("SMTP port [587]:", str(server.port))
     child.expect_exact("Wrote ")
     answer("Sign in now (mailer login)? [Y/n]:", "y")
+    child.expect_exact("The password is your mail password")  # with the question it is for
     answer(f"Password for {USER} at {server.host}:", PASSWORD)
     child.expect_exact("Stored the password")
     answer("Check the account now (mailer check)? [Y/n]:", "y")
@@ -409,26 +443,100 @@ def test_init_interactive_in_a_terminal_then_login_and_check(
     child.expect_exact("Largest message the profile produces")
     child.expect(pexpect.EOF)
     child.close()
-    assert child.exitstatus == 0, "".join(transcript)
-    assert PASSWORD not in "".join(transcript)  # never echoed
+    text = "".join(transcript)
+    assert child.exitstatus == 0, text
+    assert PASSWORD not in text  # never echoed
+    assert "--email" not in text and "Traceback" not in text and "Password: " not in text
     assert [c.network for c in load_profile(folder / "profile.toml").channels] == ["linkedin"]
     assert stat.S_IMODE((folder / ".env").stat().st_mode) == 0o600
+    assert dotenv_values(folder / ".env")["MAILER_SMTP_SECURITY"] == "starttls"
 
-    # a second run asks before replacing anything; "no" keeps the file as it is
-    before = (folder / "profile.toml").read_bytes()
+
+def test_init_again_asks_about_env_first_and_updates_the_profile(tmp_path: Path) -> None:
+    pexpect = pytest.importorskip("pexpect")
+    folder = tmp_path / "setup"
+    result = mailer_cli("init", "--dir", str(folder), "--name", "Alex Example", "--email",
+                        "alex@example.org", "--provider", "ionos", "--event", "FOSDEM 2026",
+                        "--channel", "linkedin=alex-example")
+    assert result.exit_code == 0, result.output
+    text = (folder / "profile.toml").read_text(encoding="utf-8")  # the README's next step
+    for line in ('organisation = "Example Labs"', 'title = "Developer"',
+                 'phones = ["+49 30 1234567"]'):
+        key = line.partition(" ")[0]
+        text = re.sub(rf"^# {key} = .*$", line, text, count=1, flags=re.M)
+    (folder / "profile.toml").write_text(text + EXTRA_KEYS, encoding="utf-8")
+    env_before = (folder / ".env").read_bytes()
     child = pexpect.spawn(sys.executable, ["-m", "mailer", "init", "--dir", str(folder),
-                                           "--name", "B", "--email", "b@gmail.com"],
-                          env=subprocess_env(), encoding="utf-8", timeout=30)
-    answer("Where did you meet people", "")
-    answer("[en]:", "")
-    answer("Channel:", "")
-    answer("Log in with a password or OAuth2 (password, oauth2) [password]:", "")
-    answer("profile.toml exists. Replace it? [y/N]:", "")
-    child.expect_exact("Kept")
-    answer(".env exists. Replace it? [y/N]:", "")
-    answer("Sign in now (mailer login)? [Y/n]:", "n")
+                                           "--name", "Alex B. Example", "--email",
+                                           "alex@example.net"],
+                          env=subprocess_env(), encoding="utf-8", timeout=30,
+                          dimensions=(50, 200))
+    transcript: list[str] = []
+    child.logfile_read = _Sink(transcript)
+    # before any question: the profile is updated, not replaced; .env is asked about
+    child.expect_exact("your answers update it")
+    child.expect_exact(".env exists. Replace it? [y/N]:")
+    child.sendline("")
+    child.expect_exact("Where did you meet people (e.g. FOSDEM 2026; empty: nowhere) "
+                       "[FOSDEM 2026]:")
+    child.sendline("")
+    child.expect_exact("[en]:")
+    child.sendline("")
+    child.expect_exact("The profile lists linkedin")
+    child.expect_exact("Channel:")
+    child.sendline("github=alex-b")
+    child.expect_exact("Channel:")
+    child.sendline("")
+    child.expect_exact("Wrote ")
+    child.expect_exact("Sign in now (mailer login)? [Y/n]:")
+    child.sendline("n")
     child.expect(pexpect.EOF)
-    assert (folder / "profile.toml").read_bytes() == before
+    child.close()
+    text = "".join(transcript)
+    assert child.exitstatus == 0, text
+    assert "provider" not in text.lower()  # .env kept: no server questions
+    assert (folder / ".env").read_bytes() == env_before
+    profile = load_profile(folder / "profile.toml")
+    assert (profile.name, profile.email, profile.event) == ("Alex B. Example",
+                                                          "alex@example.net", "FOSDEM 2026")
+    assert (profile.org, profile.title, profile.phones) == ("Example Labs", "Developer",
+                                                            ("+49 30 1234567",))
+    assert profile.address is not None and profile.address.city == "Berlin"
+    assert [c.network for c in profile.channels] == ["linkedin", "web", "github"]
+    assert "# my own note" in (folder / "profile.toml").read_text(encoding="utf-8")
+
+
+EXTRA_KEYS = """
+# my own note
+[address]
+city = "Berlin"
+
+[[channels]]
+network = "web"
+value = "https://alex.example.org/"
+"""
+
+
+def test_init_takes_ssl_for_tls_and_its_port(tmp_path: Path) -> None:
+    pexpect = pytest.importorskip("pexpect")
+    folder = tmp_path / "setup"
+    child = pexpect.spawn(sys.executable, ["-m", "mailer", "init", "--dir", str(folder),
+                                           "--name", "Alex Example", "--email",
+                                           "alex@example.org", "--channel", "github=alex",
+                                           "--provider", "generic"],
+                          env=subprocess_env(), encoding="utf-8", timeout=30,
+                          dimensions=(50, 200))
+    for prompt, text in (("Where did you meet", ""), ("[en]:", ""),
+                         ("SMTP server:", "mail.example.org"),
+                         ("[starttls]:", "SSL"), ("SMTP port [465]:", ""),
+                         ("Sign in now (mailer login)? [Y/n]:", "n")):
+        child.expect_exact(prompt)
+        child.sendline(text)
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 0
+    env = dotenv_values(folder / ".env")
+    assert (env["MAILER_SMTP_SECURITY"], env["MAILER_SMTP_PORT"]) == ("tls", "465")
 
 
 class _Sink:
@@ -464,6 +572,7 @@ def test_the_provider_init_wrote_sets_the_rate_of_send(work: Path) -> None:
                             "ionos", "--host", smtp.host, "--port", str(smtp.port),
                             "--security", "none", "--username", "")
         assert result.exit_code == 0, result.output
+        assert dotenv_values(work / ".env")["MAILER_SMTP_USERNAME"] == ""  # no login at all
         (work / "contacts.csv").write_text("Name,Email\nAnna,anna@example.com\n")
         child = pexpect.spawn(sys.executable, ["-m", "mailer", "send", "contacts.csv",
                                                "--profile", "profile.toml"],

@@ -1,8 +1,6 @@
 """`mailer campaigns`, `mailer cancel` and `mailer capture`, with a real journal,
 aiosmtpd and, for capture, a real subprocess stopped with Ctrl-C."""
 
-# ruff: noqa: F811  (the fixtures `server`, `work` and `berlin` are imported from test_run_due)
-
 from __future__ import annotations
 
 import mailbox
@@ -19,16 +17,7 @@ from mailer.journal import Journal
 from mailer.models import State
 from tests.smtpd import SmtpServer, free_port, make_draft
 from tests.test_resend import STATES, journal_with_every_state, states
-from tests.test_run_due import (  # noqa: F401  (berlin, server, work: fixtures)
-    PROJECT,
-    berlin,
-    campaigns,
-    mailer,
-    run_due,
-    send,
-    server,
-    work,
-)
+from tests.test_run_due import PROJECT, campaigns, mailer, run_due, send
 
 
 def test_campaigns_lists_schedule_cancellation_and_counts(

@@ -189,6 +189,24 @@ def test_to_shows_the_display_name_salutation_a_person_only(project_root: Path) 
     assert parse(eva.payload)["To"].addresses[0].display_name == "Eva Stern"
 
 
+def test_cjk_names_are_greeted_family_name_first(project_root: Path, tmp_path: Path) -> None:
+    path = tmp_path / "google.csv"  # Google's export composes the name in Western order
+    path.write_text(
+        "First Name,Last Name,E-mail 1 - Value,Language\n"
+        "太郎,田中,taro@example.jp,en\n"
+        "민준,김,minjun@example.kr,de\n"
+        "Taro,Tanaka,tanaka@example.jp,en\n"
+        "Jürgen,Müller,juergen@example.de,de\n",
+        encoding="utf-8",
+    )
+    composer = Composer(load_profile(project_root / "profile.example.toml"))
+    greetings = [composer.render(c).text.splitlines()[0] for c in load_contacts([path]).contacts]
+    assert greetings == ["Hello 田中太郎,", "Guten Tag 김민준,", "Hello Taro Tanaka,",
+                         "Guten Tag Jürgen Müller,"]
+    html = composer.render(load_contacts([path]).contacts[0]).html
+    assert "Hello 田中太郎," in html
+
+
 # ---------------------------------------------------------------------- column report
 
 
@@ -275,7 +293,7 @@ def test_preview_shows_who_the_language_and_why_and_the_column_note(
     monkeypatch.setenv("MAILER_HOME", str(tmp_path / "state"))
     path = tmp_path / "event.csv"
     path.write_text(
-        "Person;Mail privat;Telefon;Notiz\n"
+        "Person;Mail privat;Telefon;Messestand\n"
         "Jonas Berg;jonas@example.com;+49 30 901820;booth\n"
         "Claire Roy;claire@example.fr;;talk\n"
         "Mia Weber;;;no address\n",
@@ -296,10 +314,40 @@ def test_preview_shows_who_the_language_and_why_and_the_column_note(
     assert any("jonas@example.com" in ln and "de: +49 phone" in ln for ln in lines)
     assert any("claire@example.fr" in ln and "en: .fr address" in ln for ln in lines)
     assert any("Mia Weber" in ln and "no e-mail address" in ln for ln in lines)
-    assert "mailer: note:" in result.stderr and "ignored: 'Notiz'" in result.stderr
+    assert "mailer: note:" in result.stderr and "ignored: 'Messestand'" in result.stderr
     index = (out / "index.html").read_text(encoding="utf-8")
     assert "(+49 phone)" in index and "(.fr address)" in index
     assert "Mia Weber" in index
+
+
+@pytest.mark.parametrize("name", ["google_new.csv", "google_legacy.csv", "outlook.csv",
+                                  "camcard.csv", "linkedin_Connections.csv"])
+def test_preview_of_an_ordinary_export_prints_no_column_note(
+    project_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str
+) -> None:
+    monkeypatch.setenv("MAILER_HOME", str(tmp_path / "state"))
+    args = ["preview", str(FIXTURES / name), "--profile",
+            str(project_root / "profile.example.toml"), "--out", str(tmp_path / "out")]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    assert "mailer: note:" not in result.stderr
+    assert "columns used" in run(str(FIXTURES / name)).stdout  # `contacts` still shows all
+
+
+def test_the_column_note_names_only_the_columns_mailer_does_not_know(
+    project_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MAILER_HOME", str(tmp_path / "state"))
+    path = tmp_path / "export.csv"
+    lines = (FIXTURES / "outlook.csv").read_text(encoding="utf-8").splitlines()
+    path.write_text("\n".join([lines[0] + ",Kontaktweg", *(ln + ",Messe" for ln in lines[1:])])
+                    + "\n", encoding="utf-8")
+    args = ["preview", str(path), "--profile", str(project_root / "profile.example.toml"),
+            "--out", str(tmp_path / "out")]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    assert "ignored: 'Kontaktweg'. To use one" in result.stderr
+    assert "Business Fax" not in result.stderr and "Department" not in result.stderr
 
 
 def test_send_plan_names_a_rejected_entry(capsys: pytest.CaptureFixture[str]) -> None:

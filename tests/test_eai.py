@@ -8,7 +8,6 @@ from __future__ import annotations
 import csv
 import email
 import json
-import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
 from email.policy import default as default_policy
@@ -18,6 +17,7 @@ import pytest
 from click.testing import CliRunner, Result
 
 from mailer.cli import main
+from tests.conftest import write_contacts
 from tests.smtpd import SmtpServer
 
 PROJECT = Path(__file__).resolve().parents[1]
@@ -25,17 +25,14 @@ ROWS = {"Joerg": "jörg@example.com", "Müller": "info@müller.example", "Anna":
 UTF8 = "jörg@example.com"
 
 
-@pytest.fixture
-def work(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.chdir(tmp_path)
-    lines = "".join(f"{name},{address}\n" for name, address in ROWS.items())
-    (tmp_path / "contacts.csv").write_text("Name,Email\n" + lines, encoding="utf-8")
-    shutil.copy(PROJECT / "profile.example.toml", tmp_path / "profile.toml")
-    return tmp_path
+@pytest.fixture(autouse=True)
+def eai_rows(work: Path) -> None:
+    """The `work` folder's contacts.csv holds the internationalised addresses."""
+    write_contacts(work, list(ROWS.items()))
 
 
 @contextmanager
-def server(monkeypatch: pytest.MonkeyPatch, *, smtputf8: bool) -> Iterator[SmtpServer]:
+def eai_server(monkeypatch: pytest.MonkeyPatch, *, smtputf8: bool) -> Iterator[SmtpServer]:
     with SmtpServer(starttls=True, auth=("alex@example.com", "pw"), smtputf8=smtputf8) as srv:
         for name, value in srv.env().items():
             monkeypatch.setenv(name, value)
@@ -68,7 +65,7 @@ def test_preview_renders_every_international_address(work: Path) -> None:
 
 
 def test_send_uses_smtputf8_where_offered(work: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    with server(monkeypatch, smtputf8=True) as srv:
+    with eai_server(monkeypatch, smtputf8=True) as srv:
         result = mailer("send", "contacts.csv", "--profile", "profile.toml", "--rate", "none",
                         "--yes")  # fmt: skip
         assert result.exit_code == 0, result.output
@@ -83,7 +80,7 @@ def test_send_uses_smtputf8_where_offered(work: Path, monkeypatch: pytest.Monkey
 def test_without_smtputf8_only_that_recipient_fails_and_resend_delivers_it_later(
     work: Path, monkeypatch: pytest.MonkeyPatch, isolated_env: Path
 ) -> None:
-    with server(monkeypatch, smtputf8=False) as plain:
+    with eai_server(monkeypatch, smtputf8=False) as plain:
         result = mailer("send", "contacts.csv", "--profile", "profile.toml", "--rate", "none",
                         "--yes")  # fmt: skip
         assert result.exit_code == 1, result.output
@@ -97,7 +94,7 @@ def test_without_smtputf8_only_that_recipient_fails_and_resend_delivers_it_later
         again = mailer("resend", "--failed", "--rate", "none", "--yes")  # still not offered
         assert again.exit_code == 1, again.output
         assert states()[UTF8][0] == "failed" and UTF8 not in plain.recipients()
-    with server(monkeypatch, smtputf8=True) as utf8:  # e.g. after moving to another provider
+    with eai_server(monkeypatch, smtputf8=True) as utf8:  # e.g. after moving to another provider
         result = mailer("resend", "--failed", "--rate", "none", "--yes")
         assert result.exit_code == 0, result.output
         assert utf8.recipients() == [UTF8]

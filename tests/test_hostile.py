@@ -264,7 +264,7 @@ def test_state_directory_journal_and_cache_are_private_whatever_the_umask(
         "home = config.state_dir(os.environ);"
         "j = Journal(home / 'journal.sqlite3'); j.run_id; j.close();"
         "from mailer.contacts.scans import default_cache_dir;"
-        "_cache_write(default_cache_dir() / 'v' / 'x.json', [], [])"
+        "_cache_write(default_cache_dir() / 'v' / 'x.json', [])"
     )
     env = {**os.environ, "MAILER_HOME": str(home), "PYTHONPATH": str(PROJECT)}
     subprocess.run([sys.executable, "-c", script], env=env, check=True)
@@ -408,7 +408,8 @@ def test_a_dotenv_in_the_working_folder_cannot_name_the_crontab_program(
 def test_suggested_commands_quote_the_campaign_name(capsys: pytest.CaptureFixture[str]) -> None:
     import shlex
 
-    from mailer.cli.send import Sending, finish
+    from mailer.campaign.service import Sending
+    from mailer.cli.send import finish
     from mailer.models import State
     from mailer.smtp.sender import SendSummary
 

@@ -106,7 +106,7 @@ def test_structure_and_headers(profile: Profile) -> None:
     assert text.get_content_type() == "text/plain"
     assert html.get_content_type() == "text/html"
     assert text.get_content().replace("\r\n", "\n") == draft.text
-    assert "Hallo Jürgen Müller," in draft.text
+    assert "Guten Tag Jürgen Müller," in draft.text
     assert "nur einmal" in draft.text and "abmelden" not in draft.text
     assert html.get_content().replace("\r\n", "\n") == draft.html
     assert card.get_content_type() == "text/vcard"

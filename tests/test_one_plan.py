@@ -111,7 +111,7 @@ def counts_in(output: str) -> Counter[str]:
 
 
 @pytest.fixture(scope="module")
-def server() -> Iterator[SmtpServer]:
+def plain_server() -> Iterator[SmtpServer]:
     with SmtpServer() as srv:
         yield srv
 
@@ -158,10 +158,10 @@ def without_date_and_id(message: bytes) -> bytes:
 @settings(max_examples=6, deadline=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(case=cases)
-def test_preview_is_what_send_sends_in_the_same_words(server: SmtpServer, case: Case) -> None:
+def test_preview_is_what_send_sends_in_the_same_words(plain_server: SmtpServer, case: Case) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
-        env = {**prepare(work, case), **server.env()}
+        env = {**prepare(work, case), **plain_server.env()}
         statuses = expected_statuses(case, case.mailed_before)
         model = +Counter(statuses)
 
@@ -174,7 +174,7 @@ def test_preview_is_what_send_sends_in_the_same_words(server: SmtpServer, case: 
                                                   (work / "preview" / "index.html").read_text())]
         assert shown == statuses  # one status per entry, in the order read
 
-        before = len(server.received)
+        before = len(plain_server.received)
         out = send_on_a_terminal(work, env)
         confirmation, _, summary = out.partition("SMTP server")
         new = model["new"]
@@ -182,7 +182,7 @@ def test_preview_is_what_send_sends_in_the_same_words(server: SmtpServer, case: 
         assert f"Campaign 'contacts': {new} message(s) to send now." in confirmation
         assert f"This run: {new} sent, 0 deferred, 0 failed" in (summary or out)
 
-        received = {m.rcpt_tos[0]: m.data for m in server.received[before:]}
+        received = {m.rcpt_tos[0]: m.data for m in plain_server.received[before:]}
         emls = {path.name.split("-", 1)[1].removesuffix(".eml"): path.read_bytes()
                 for path in (work / "preview").glob("*.eml")}
         names = expected_names(case)

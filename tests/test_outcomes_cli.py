@@ -6,33 +6,29 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner, Result
 
-import mailer.cli.schedule  # noqa: F401  (registers run-due, resend, resume)
+import mailer.cli  # noqa: F401  (registers every command)
 import mailer.cli.send as send_cli
 from mailer import config
 from mailer.cli.app import main
 from mailer.journal import Journal, journal_path
 from mailer.smtp import sender
+from tests.conftest import write_contacts
 from tests.smtpd import Fault, SmtpServer, make_draft
 
 PROJECT = Path(__file__).resolve().parents[1]
 PEOPLE = ["anna@example.com", "ben@example.org", "chloe@example.net", "dan@example.com"]
 
 
-@pytest.fixture
-def work(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.chdir(tmp_path)
-    rows = "".join(f"{e.split('@')[0].title()},{e}\n" for e in PEOPLE)
-    (tmp_path / "contacts.csv").write_text("Name,Email\n" + rows, encoding="utf-8")
-    shutil.copy(PROJECT / "profile.example.toml", tmp_path / "profile.toml")
-    return tmp_path
+@pytest.fixture(autouse=True)
+def four_people(work: Path) -> None:
+    """The `work` folder's contacts.csv with Dan as a fourth person."""
+    write_contacts(work, [(e.split("@")[0].title(), e) for e in PEOPLE])
 
 
 def use(server: SmtpServer, monkeypatch: pytest.MonkeyPatch, **extra: str) -> None:
@@ -49,12 +45,11 @@ def states() -> dict[str, str]:
     return {r["recipient"]: r["state"] for r in json.loads(result.output)["recipients"]}
 
 
-@pytest.fixture
-def server(monkeypatch: pytest.MonkeyPatch) -> Iterator[SmtpServer]:
-    with SmtpServer(starttls=True, auth=("alex@example.com", "app-password"),
-                    stall_seconds=3.0) as srv:
-        use(srv, monkeypatch, MAILER_SMTP_DATA_TIMEOUT="1")
-        yield srv
+@pytest.fixture(autouse=True)
+def stalling(server: SmtpServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The server takes 3 s to answer a stalled message; mailer waits 1 s."""
+    server.handler.stall_seconds = 3.0
+    monkeypatch.setenv("MAILER_SMTP_DATA_TIMEOUT", "1")
 
 
 def test_unknown_is_left_alone_by_rerun_run_due_and_resend(work: Path,

@@ -106,7 +106,7 @@ def test_index_shows_every_recipient_in_headless_chromium(
             assert item.email in dom
         assert item.source in dom
     assert dom.count("<iframe") == summary.messages
-    assert "Hallo Jürgen Müller" in dom
+    assert "Guten Tag Jürgen Müller" in dom
 
 
 def test_preview_command(
@@ -139,6 +139,22 @@ def test_preview_command(
     ):
         assert address in index
     assert len(list(out.glob("*.eml"))) == 5
+
+
+def test_preview_reads_the_profile_here_without_profile_option(
+    project_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    shutil.copy(project_root / "contacts.csv.example", tmp_path / "contacts.csv")
+    args = ["preview", "contacts.csv", "--out", "preview"]
+    missing = CliRunner().invoke(main, args)
+    assert missing.exit_code == 2 and not (tmp_path / "preview").exists()
+    assert "--profile" in missing.output and "mailer init" in missing.output
+    assert "Traceback" not in missing.output
+    shutil.copy(project_root / "profile.example.toml", tmp_path / "profile.toml")
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    assert len(list((tmp_path / "preview").glob("*.eml"))) == 5
 
 
 def test_preview_command_reports_bad_map_without_traceback(

@@ -1,8 +1,6 @@
 """`mailer resend`: chosen states only, never `sent`; corrected contacts files;
 contacts added to the file later.  Real aiosmtpd, real journal, real CSV."""
 
-# ruff: noqa: F811  (the fixtures `server` and `work` are imported from test_run_due)
-
 from __future__ import annotations
 
 import json
@@ -11,15 +9,9 @@ from pathlib import Path
 
 from mailer.journal import Journal
 from mailer.models import State
+from tests.conftest import PEOPLE, write_contacts
 from tests.smtpd import Fault, SmtpServer, make_draft
-from tests.test_run_due import (  # noqa: F401  (server, work: fixtures)
-    PEOPLE,
-    mailer,
-    send,
-    server,
-    work,
-    write_contacts,
-)
+from tests.test_run_due import mailer, send
 
 # one row in each state a resend has to tell apart
 STATES = {

@@ -7,67 +7,23 @@ from __future__ import annotations
 import json
 import os
 import pty
-import shutil
 import subprocess
 import sys
-import time
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
-import tzlocal
 from click.testing import CliRunner, Result
 
-import mailer.cli.schedule  # registers run-due, campaigns, cancel, resend
-import mailer.cli.send  # registers send, status
+import mailer.cli  # registers every command
 from mailer.cli.app import main
 from mailer.journal import DeferredRetry, Journal
 from mailer.models import State
+from tests.conftest import PEOPLE
 from tests.smtpd import Fault, SmtpServer, make_draft
 
 PROJECT = Path(__file__).resolve().parents[1]
-PEOPLE = ["anna@example.com", "ben@example.org", "chloe@example.net"]
-
-
-@pytest.fixture
-def server(monkeypatch: pytest.MonkeyPatch) -> Iterator[SmtpServer]:
-    """Plain SMTP on loopback, its settings in the environment as a .env would give."""
-    with SmtpServer() as srv:
-        for name, value in srv.env().items():
-            monkeypatch.setenv(name, value)
-        yield srv
-
-
-@pytest.fixture
-def work(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """A folder with contacts.csv (three people) and a profile."""
-    monkeypatch.chdir(tmp_path)
-    write_contacts(tmp_path, [(e.split("@")[0].title(), e) for e in PEOPLE])
-    shutil.copy(PROJECT / "profile.example.toml", tmp_path / "profile.toml")
-    return tmp_path
-
-
-@pytest.fixture
-def berlin() -> Iterator[ZoneInfo]:
-    """The local zone is Europe/Berlin for the test (tzlocal reads TZ)."""
-    before = os.environ.get("TZ")
-    os.environ["TZ"] = "Europe/Berlin"
-    time.tzset()
-    tzlocal.reload_localzone()
-    yield ZoneInfo("Europe/Berlin")
-    if before is None:
-        del os.environ["TZ"]
-    else:
-        os.environ["TZ"] = before
-    time.tzset()
-    tzlocal.reload_localzone()
-
-
-def write_contacts(folder: Path, people: list[tuple[str, str]]) -> None:
-    rows = "".join(f"{name},{email}\n" for name, email in people)
-    (folder / "contacts.csv").write_text("Name,Email\n" + rows, encoding="utf-8")
 
 
 def mailer(*args: str) -> Result:
@@ -267,3 +223,32 @@ def test_at_on_a_terminal_asks_before_queueing(work: Path, server: SmtpServer) -
             assert "Nothing queued, nothing scheduled." in out and campaigns() == []
     assert "Queued 3 message(s) of campaign 'contacts' for Mon 2099-03-02 09:00 CET" in out
     assert campaigns()[0]["counts"]["queued"] == 3 and server.received == []
+
+
+def test_a_send_stopped_by_a_refused_login_holds_its_campaign_until_resumed(
+    work: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """#23: a wrong password left the mail queued without a word, and the next
+    run-due sent it; now the campaign is held, says how to go on, and run-due
+    leaves it alone until `mailer resume`."""
+    with SmtpServer(starttls=True, auth=("alex@example.com", "right")) as srv:
+        for name, value in srv.env().items():
+            monkeypatch.setenv(name, value)
+        monkeypatch.setenv("MAILER_SMTP_PASSWORD", "wrong")
+        failed = send("--yes")
+        assert failed.exit_code == 2
+        assert "is held with 3 message(s) queued" in failed.output
+        assert "mailer resume contacts" in failed.output
+        assert "mailer cancel contacts" in failed.output
+        [held] = campaigns()
+        assert held["paused_at"] is not None and held["held_reason"]
+        monkeypatch.setenv("MAILER_SMTP_PASSWORD", "right")
+        idle = run_due(datetime.now(UTC) + timedelta(hours=1))
+        assert (idle.exit_code, idle.output, srv.received) == (0, "", [])
+        listed = mailer("campaigns")
+        assert "held:" in listed.output
+        resumed = mailer("resume", "contacts", "--rate", "none")
+        assert resumed.exit_code == 0, resumed.output
+        assert sorted(srv.recipients()) == sorted(PEOPLE)
+        [after] = campaigns()
+        assert after["paused_at"] is None and after["held_reason"] == ""

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner, Result
 
-import mailer.cli.schedule  # noqa: F401  (registers the commands)
+import mailer.cli  # noqa: F401  (registers every command)
 from mailer.cli.app import main
 from mailer.schedule import timer
 

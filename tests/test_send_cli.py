@@ -14,38 +14,25 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner, Result
 
-import mailer.cli.send  # registers the commands
+import mailer.cli  # registers every command
 from mailer.cli.app import main
+from tests.conftest import PEOPLE
 from tests.smtpd import Fault, SmtpServer
 
 PROJECT = Path(__file__).resolve().parents[1]
-PEOPLE = ["anna@example.com", "ben@example.org", "chloe@example.net"]
-CLI = "from mailer.cli.app import main; import mailer.cli.send; main()"
+CLI = "from mailer.cli.app import main; import mailer.cli; main()"
 
 
-@pytest.fixture
-def server(monkeypatch: pytest.MonkeyPatch) -> Iterator[SmtpServer]:
-    with SmtpServer(starttls=True, auth=("alex@example.com", "app-password")) as srv:
-        for name, value in srv.env().items():
-            monkeypatch.setenv(name, value)
-        yield srv
-
-
-@pytest.fixture
-def work(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """A folder with contacts.csv (three people and one bad row) and a profile."""
-    monkeypatch.chdir(tmp_path)
-    rows = [f"{e.split('@')[0].title()},{e}" for e in PEOPLE]
-    (tmp_path / "contacts.csv").write_text("Name,Email\n" + "\n".join(rows) +
-                                           "\nNo Address,not-an-address\n", encoding="utf-8")
-    shutil.copy(PROJECT / "profile.example.toml", tmp_path / "profile.toml")
-    return tmp_path
+@pytest.fixture(autouse=True)
+def bad_row(work: Path) -> None:
+    """The `work` folder's contacts.csv also has a row without an address."""
+    with (work / "contacts.csv").open("a", encoding="utf-8") as fh:
+        fh.write("No Address,not-an-address\n")
 
 
 def mailer(*args: str) -> Result:
@@ -73,6 +60,13 @@ def test_send_with_yes_mails_everyone_and_reports_the_bad_row(work: Path,
         in result.output
     assert status()["counts"]["sent"] == 3
     assert server.logins == 2
+
+
+def test_send_reads_the_profile_here_without_profile_option(work: Path,
+                                                            server: SmtpServer) -> None:
+    result = mailer("send", "contacts.csv", "--rate", "none", "--yes")
+    assert result.exit_code == 0, result.output
+    assert sorted(server.recipients()) == sorted(PEOPLE)
 
 
 def test_rerun_sends_nothing_twice(work: Path, server: SmtpServer) -> None:

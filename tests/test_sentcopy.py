@@ -21,8 +21,9 @@ from mailer.journal import Journal
 from mailer.mailbox.imap import Mailbox
 from mailer.mailbox.sentcopy import copy_sent
 from mailer.models import State
+from tests.conftest import write_contacts
 from tests.imapd import Dovecot
-from tests.smtpd import make_draft
+from tests.smtpd import SmtpServer, make_draft
 
 PROJECT = Path(__file__).resolve().parents[1]
 
@@ -61,20 +62,58 @@ def test_each_sent_message_is_filed_once_seen_and_dated(dovecot: Dovecot, tmp_pa
 
 def test_a_crash_between_record_and_append_files_it_once(dovecot: Dovecot,
                                                          tmp_path: Path) -> None:
-    """The two crash windows: APPEND done but not recorded, and recorded
+    """The two crash windows: APPEND done but not recorded, and claimed
     `appending` but the APPEND never happened."""
-    with sent_journal(tmp_path / "j.sqlite3", 3) as journal:
+    path = tmp_path / "j.sqlite3"
+    with sent_journal(path, 3) as journal:
         due = journal.copies_due("event")
-        with Mailbox(dovecot.settings(), tls_context=dovecot.client_tls()) as box:
-            journal.copy_started(due[0].message_id, "Sent")
-            box.append("Sent", due[0].wire(), time_of(due[0].finished_at))  # then "died"
-        journal.copy_started(due[1].message_id, "Sent")  # died before the APPEND
+        with Journal(path) as dead:  # another run, whose end releases its claims as a crash does
+            first, second = dead.claim_copy("event", "Sent"), dead.claim_copy("event", "Sent")
+            assert first is not None and second is not None
+            with Mailbox(dovecot.settings(), tls_context=dovecot.client_tls()) as box:
+                box.append("Sent", first.wire(), time_of(first.finished_at))  # then "died"
         report = copy_sent(journal, "event", dovecot.settings(),
                            tls_context=dovecot.client_tls())
         assert (report.appended, report.found) == (2, 1)
         assert copy_sent(journal, "event", dovecot.settings(),
                          tls_context=dovecot.client_tls()).appended == 0
     assert sorted(message_ids(dovecot)) == sorted(d.message_id for d in due)
+
+
+def test_a_copy_another_live_run_is_appending_is_left_to_it(dovecot: Dovecot,
+                                                            tmp_path: Path) -> None:
+    path = tmp_path / "j.sqlite3"
+    with sent_journal(path, 3) as journal, Journal(path) as other:
+        taken = other.claim_copy("event", "Sent")  # the other run is busy with it
+        assert taken is not None
+        report = copy_sent(journal, "event", dovecot.settings(),
+                           tls_context=dovecot.client_tls())
+        assert (report.appended, report.found) == (2, 0)
+        assert taken.message_id not in message_ids(dovecot)
+
+
+SEND = "from mailer.cli import main; main()"
+
+
+def test_two_sends_of_the_same_file_at_once_file_each_copy_once(
+        work: Path, server: SmtpServer, imap_env: Dovecot) -> None:
+    """#23: two `send` runs of one file at once filed every Sent copy twice
+    (the SMTP side stayed exactly-once)."""
+    people = [(f"P{i}", f"p{i}@example.com") for i in range(40)]
+    write_contacts(work, people)
+    server.handler.data_delay = 0.05  # both runs send, and end within one reply of each other
+    env = {**os.environ, "PYTHONPATH": str(PROJECT)}
+    command = [sys.executable, "-c", SEND, "send", "contacts.csv", "--profile", "profile.toml",
+               "--rate", "none", "--yes"]
+    runs = [subprocess.Popen(command, env=env, cwd=work, stdout=subprocess.PIPE,
+                             stderr=subprocess.STDOUT) for _ in range(2)]
+    outputs = [run.communicate(timeout=60)[0].decode() for run in runs]
+    # a run that ends while the other still sends sees the campaign incomplete: exit 1
+    assert all(run.returncode in (0, 1) and "error" not in out
+               for run, out in zip(runs, outputs, strict=True)), outputs
+    assert sorted(server.recipients()) == sorted(e for _, e in people)  # SMTP: once each
+    filed = message_ids(imap_env)
+    assert len(filed) == len(people) and len(set(filed)) == len(people), outputs
 
 
 def time_of(epoch: float) -> datetime:

@@ -6,6 +6,7 @@ when imported here.
 
 from . import (  # noqa: F401  (register)
     account,
+    campaigns,
     capture,
     contacts,
     demo,

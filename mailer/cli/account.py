@@ -7,17 +7,25 @@ accounts/oauth.py (sign-in flows) and accounts/check.py (the server check).
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from .. import config
-from ..accounts.setup import PRESETS
+from ..accounts.setup import PRESETS, port_number, security_mode, sender_address
 from ..compose.profile import NETWORKS
 from ..config import SmtpSettings
 from ..errors import ConfigError
 from ..models import Contact
 from .app import handle_errors, main
+
+if TYPE_CHECKING:
+    from ..accounts.setup import Account, Person
+
+Check = Callable[[str], str]  # an answer -> its value; ConfigError says what is wrong
 
 
 def _settings(env_file: Path | None = None) -> tuple[dict[str, str], SmtpSettings]:
@@ -163,38 +171,86 @@ def check(profile_path: Path | None, send_test: bool) -> None:
 # -- init --------------------------------------------------------------------------
 
 
-def _ask(value: str | None, prompt: str, *, interactive: bool, default: str | None = None,
-         required: bool = True, option: str = "") -> str:
-    if value is not None:
-        return value.strip()
-    if not interactive:
-        if default is not None or not required:
-            return default or ""
-        raise ConfigError(f"{option} is needed when there is no terminal to ask on: pass it, "
-                          f"or run `mailer init` in a terminal to be asked (`mailer init "
-                          f"--help` lists the options).")
-    answer = click.prompt(prompt, default=default if default is not None else
-                          ("" if not required else None), show_default=bool(default))
-    return str(answer).strip()
+def _one_of(choices: tuple[str, ...]) -> Check:
+    def check(text: str) -> str:
+        if text.lower() not in choices:
+            raise ConfigError(f"{text!r} is not one of {', '.join(choices)}.")
+        return text.lower()
+    return check
 
 
-def _address(value: str, option: str) -> str:
-    from email_validator import EmailNotValidError, validate_email
-
+def _security_option(_ctx: click.Context, _param: click.Parameter, value: str | None
+                     ) -> str | None:
     try:
-        return str(validate_email(value, check_deliverability=False).normalized)
-    except EmailNotValidError as err:
-        raise ConfigError(f"{option} {value!r}: {err}") from None
+        return None if value is None else security_mode(value)
+    except ConfigError as err:
+        raise click.BadParameter(str(err)) from None
 
 
-def _channel(text: str) -> tuple[str, str]:
+def _port(text: str) -> str:
+    return str(port_number(text))
+
+
+@dataclass(frozen=True, slots=True)
+class _Given:
+    """`mailer init`'s options: what the user already said."""
+
+    name: str | None
+    email: str | None
+    event: str | None
+    lang: str | None
+    channels: tuple[str, ...]
+    provider: str | None
+    host: str | None
+    port: int | None
+    security: str | None
+    username: str | None
+    auth: str | None
+    client_id: str | None
+    tenant: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class _Interview:
+    interactive: bool
+
+    def ask(self, value: str | None, prompt: str, *, option: str, check: Check = str.strip,
+            default: str | None = None, required: bool = True, asked: bool = True) -> str:
+        """The option's value, else the answer (a wrong one is asked again in place),
+        else the default; without a terminal a missing required value is an error."""
+        if value is not None:
+            try:
+                return check(value.strip())
+            except ConfigError as err:  # named as the option the user typed
+                raise ConfigError(f"{option}: {err}") from None
+        if not (self.interactive and asked):
+            if default is not None or not required:
+                return default or ""
+            raise ConfigError(f"{option} is needed when there is no terminal to ask on: pass "
+                              f"it, or run `mailer init` in a terminal to be asked (`mailer "
+                              f"init --help` lists the options).")
+        answer = click.prompt(prompt, default=default if default is not None else
+                              ("" if not required else None), show_default=bool(default),
+                              value_proc=lambda text: _again(check, text))
+        return str(answer).strip()
+
+
+def _again(check: Check, text: str) -> str:
+    """At a prompt, a wrong answer is said and asked again (click re-asks on a UsageError)."""
+    try:
+        return check(text.strip())
+    except ConfigError as err:
+        raise click.UsageError(str(err)) from None
+
+
+def _channel(text: str, option: str = "") -> tuple[str, str]:
     network, sep, value = text.partition("=")
     network = network.strip().lower()
+    what = f"{option} {text!r}" if option else repr(text)
     if not sep or not value.strip():
-        raise ConfigError(f"--channel {text!r}: write it as NETWORK=VALUE, e.g. "
-                          f"linkedin=alex-example.")
+        raise ConfigError(f"{what}: write it as NETWORK=VALUE, e.g. linkedin=alex-example.")
     if network not in NETWORKS or network == "other":
-        raise ConfigError(f"--channel {text!r}: {network!r} is not one of "
+        raise ConfigError(f"{what}: {network!r} is not one of "
                           f"{', '.join(n for n in NETWORKS if n != 'other')}; any other "
                           f"channel goes into profile.toml by hand afterwards "
                           f"(network = \"other\" with a label).")
@@ -214,108 +270,177 @@ def _channel(text: str) -> tuple[str, str]:
               help="Your mail provider [default: guessed from the address, else asked].")
 @click.option("--host", help="SMTP server (for generic and IONOS).")
 @click.option("--port", type=click.IntRange(1, 65535), help="SMTP port.")
-@click.option("--security", type=click.Choice(config.SECURITY_MODES), help="TLS mode.")
+@click.option("--security", callback=_security_option, metavar="[starttls|tls|none]",
+              help="TLS mode: starttls, tls (what mail programs call SSL) or none.")
 @click.option("--username", help="SMTP login if it is not your address.")
 @click.option("--auth", type=click.Choice(config.AUTH_MODES), help="password or oauth2.")
 @click.option("--client-id", help="Your OAuth client's id (with --auth oauth2).")
 @click.option("--tenant", help="Microsoft tenant (organizations, consumers or your tenant id).")
-@click.option("--force", is_flag=True, help="Replace existing files without asking.")
+@click.option("--force", is_flag=True, help="Update an existing profile.toml (keeping every key "
+              "init does not ask for) and replace .env, without asking.")
 @handle_errors
-def init(folder: Path, name: str | None, email: str | None, event: str | None,
-         lang: str | None, channels: tuple[str, ...], provider: str | None, host: str | None,
-         port: int | None, security: str | None, username: str | None, auth: str | None,
-         client_id: str | None, tenant: str | None, force: bool) -> None:
-    """Write profile.toml and .env (no secret in it) by asking, or from the options."""
-    from ..accounts.setup import Account, env_text, guess_provider, profile_text, write_private
-    from ..compose.profile import parse_profile
-    interactive = sys.stdin.isatty()
-    name = _ask(name, "Your name", interactive=interactive, option="--name")
-    email = _address(_ask(email, "Your e-mail address", interactive=interactive,
-                          option="--email"), "--email")
-    event = _ask(event, "Where did you meet people (e.g. FOSDEM 2026; empty: nowhere)",
-                 interactive=interactive, required=False)
-    german = email.rpartition(".")[2].lower() in ("de", "at", "ch", "li")
-    lang = _ask(lang, "Mail language (en, de)", interactive=interactive,
-                default="de" if german else "en")
-    if lang not in ("en", "de"):
-        raise ConfigError(f"The language {lang!r} is not one of en, de.")
-    pairs = [_channel(c) for c in channels]
-    if not channels and interactive:
-        click.echo(f"Your channels, one per line as NETWORK=VALUE (networks: "
-                   f"{', '.join(n for n in NETWORKS if n != 'other')}); empty line to finish.")
-        while line := str(click.prompt("Channel", default="", show_default=False)).strip():
-            try:
-                pairs.append(_channel(line))
-            except ConfigError as err:
-                click.echo(f"  {err}")
-    guessed = guess_provider(email)
-    if provider is None:
-        if guessed is not None:
-            provider = guessed
-            click.echo(f"Provider: {PRESETS[guessed].label} (from the address).")
-        else:
-            provider = _ask(None, f"Your provider ({', '.join(PRESETS)})",
-                            interactive=interactive, default="generic")
-            if provider not in PRESETS:
-                raise ConfigError(f"The provider {provider!r} is not one of "
-                                  f"{', '.join(PRESETS)}.")
-    preset = PRESETS[provider]
-    host = _ask(host, "SMTP server", interactive=interactive and not preset.host,
-                default=preset.host or None, option="--host")
-    security = security or (_ask(None, "Security (starttls, tls, none)",
-                                 interactive=interactive, default=preset.security)
-                            if not preset.host else preset.security)
-    if security not in config.SECURITY_MODES:
-        raise ConfigError(f"The security {security!r} is not one of "
-                          f"{', '.join(config.SECURITY_MODES)}.")
-    default_port = config.DEFAULT_PORTS[security] if security != preset.security else preset.port
-    if port is None:
-        port = (int(_ask(None, "SMTP port", interactive=interactive, default=str(default_port)))
-                if not preset.host else default_port)
-    username = _ask(username, "SMTP login", interactive=False, default=email)
-    if auth is None:
-        auth = preset.auth
-        if preset.oauth_provider and interactive:
-            auth = _ask(None, "Log in with a password or OAuth2 (password, oauth2)",
-                        interactive=True, default=preset.auth)
-    if auth not in config.AUTH_MODES:
-        raise ConfigError(f"The login {auth!r} is not one of {', '.join(config.AUTH_MODES)}.")
-    if auth == "oauth2":
-        if not preset.oauth_provider:
-            raise ConfigError(f"mailer's OAuth2 sign-in is for Google and Microsoft; "
-                              f"{preset.label} needs --auth password.")
-        client_id = _ask(client_id, "Your OAuth client id (README: registering a client)",
-                         interactive=interactive, option="--client-id")
-        tenant = tenant or preset.tenant
-    elif preset.hint:
-        click.echo(f"Password: {preset.hint}.")
-    account = Account(name=name, email=email, provider=provider, host=host, port=port,
-                      security=security, auth=auth, username=username, event=event,
-                      lang=lang, channels=tuple(pairs), client_id=client_id or "",
-                      tenant=tenant or "")
+def init(folder: Path, force: bool, **options: Any) -> None:
+    """Write profile.toml (or update yours) and .env (no secret in it), by asking or
+    from the options."""
+    from ..accounts.setup import read_profile_document
+
+    given, interview = _Given(**options), _Interview(sys.stdin.isatty())
     profile_path, env_path = folder / "profile.toml", folder / ".env"
-    text = profile_text(account)
+    document = read_profile_document(profile_path)  # a broken one stops before any question
+    replace_env = _may_write(profile_path, env_path, interview, force)
+    person = _ask_person(interview, given, document)
+    account = _ask_account(interview, given, person.email) if replace_env else None
+    _write_files(profile_path, env_path, person, document, account)
+    _next_steps(interview, profile_path, env_path, account)
+
+
+def _may_write(profile_path: Path, env_path: Path, interview: _Interview, force: bool) -> bool:
+    """Before the first question: may an existing profile.toml be updated, and
+    may .env be written (False: the user keeps theirs, so no server questions)?"""
+    existing = [str(p) for p in (profile_path, env_path) if p.exists()]
+    if not existing or force:
+        return True
+    if not interview.interactive:
+        verb, them = ("exist", "them") if len(existing) > 1 else ("exists", "it")
+        raise ConfigError(f"{' and '.join(existing)} {verb}: pass --force to update {them} "
+                          f"(nothing was written).")
+    if profile_path.exists():
+        click.echo(f"{profile_path} exists: your answers update it (its values are the "
+                   f"defaults); organisation, title, phones, address, photo and the channels "
+                   f"you do not name again stay as they are.")
+    if not env_path.exists():
+        return True
+    if click.confirm(f"{env_path} exists. Replace it?", default=False):
+        return True
+    click.echo(f"Kept {env_path}: no questions about the server.")
+    return False
+
+
+def _ask_person(interview: _Interview, given: _Given, document: Any) -> Person:
+    from ..accounts.setup import Person, existing_text
+
+    def was(key: str) -> str | None:
+        return existing_text(document, key) or None
+
+    name = interview.ask(given.name, "Your name", option="--name", default=was("name"))
+    email = interview.ask(given.email, "Your e-mail address", option="--email",
+                          check=sender_address, default=was("email"))
+    event = interview.ask(given.event, "Where did you meet people (e.g. FOSDEM 2026; empty: "
+                          "nowhere)", option="--event", required=False, default=was("event"))
+    german = email.rpartition(".")[2].lower() in ("de", "at", "ch", "li")
+    lang = interview.ask(given.lang, "Mail language (en, de)", option="--lang",
+                         check=_one_of(("en", "de")),
+                         default=was("lang") or ("de" if german else "en"))
+    return Person(name=name, email=email, event=event, lang=lang,
+                  channels=_ask_channels(interview, given, document))
+
+
+def _ask_channels(interview: _Interview, given: _Given,
+                  document: Any) -> tuple[tuple[str, str], ...]:
+    from ..accounts.setup import existing_networks
+
+    if given.channels or not interview.interactive:
+        return tuple(_channel(c, "--channel") for c in given.channels)
+    click.echo(f"Your channels, one per line as NETWORK=VALUE (networks: "
+               f"{', '.join(n for n in NETWORKS if n != 'other')}); empty line to finish.")
+    if listed := existing_networks(document):
+        click.echo(f"  The profile lists {', '.join(listed)}: they stay; a network named again "
+                   f"gets the new value.")
+    pairs = []
+    while line := str(click.prompt("Channel", default="", show_default=False)).strip():
+        try:
+            pairs.append(_channel(line))
+        except ConfigError as err:
+            click.echo(f"  {err}")
+    return tuple(pairs)
+
+
+def _ask_account(interview: _Interview, given: _Given, email: str) -> Account:
+    from ..accounts.setup import Account
+
+    provider = _ask_provider(interview, given, email)
+    preset = PRESETS[provider]
+    asked = not preset.host  # a preset's server settings are known, not asked
+    host = interview.ask(given.host, "SMTP server", option="--host", asked=asked,
+                         default=preset.host or None)
+    security = given.security or interview.ask(
+        None, "Security (starttls, tls, none)", option="--security", check=security_mode,
+        default=preset.security, asked=asked)
+    default_port = config.DEFAULT_PORTS[security] if security != preset.security else preset.port
+    port = given.port or int(interview.ask(None, "SMTP port", option="--port", check=_port,
+                                           default=str(default_port), asked=asked))
+    auth, client_id, tenant = _ask_login(interview, given, provider)
+    username = email if given.username is None else given.username.strip()  # "": no login
+    return Account(email=email, provider=provider, host=host, port=port, security=security,
+                   auth=auth, username=username, client_id=client_id, tenant=tenant)
+
+
+def _ask_provider(interview: _Interview, given: _Given, email: str) -> str:
+    from ..accounts.setup import guess_provider
+
+    if given.provider is not None:
+        return given.provider
+    guessed = guess_provider(email)
+    if guessed is not None:
+        click.echo(f"Provider: {PRESETS[guessed].label} (from the address).")
+        return guessed
+    return interview.ask(None, f"Your provider ({', '.join(PRESETS)})", option="--provider",
+                         check=_one_of(tuple(PRESETS)),
+                         default="generic")
+
+
+def _ask_login(interview: _Interview, given: _Given, provider: str) -> tuple[str, str, str]:
+    """(auth, OAuth client id, tenant)."""
+    preset = PRESETS[provider]
+    auth = given.auth or interview.ask(
+        None, "Log in with a password or OAuth2 (password, oauth2)", option="--auth",
+        check=_one_of(config.AUTH_MODES), default=preset.auth,
+        asked=bool(preset.oauth_provider))
+    if auth != "oauth2":
+        return auth, "", ""
+    if not preset.oauth_provider:
+        raise ConfigError(f"mailer's OAuth2 sign-in is for Google and Microsoft; "
+                          f"{preset.label} needs --auth password.")
+    client_id = interview.ask(given.client_id, "Your OAuth client id (README: registering a "
+                              "client)", option="--client-id")
+    return auth, client_id, given.tenant or preset.tenant
+
+
+def _write_files(profile_path: Path, env_path: Path, person: Person, document: Any,
+                 account: Account | None) -> None:
+    """Check the profile, then write both files (nothing when the profile is refused)."""
+    from ..accounts.setup import env_text, profile_text, write_private
+    from ..compose.profile import parse_profile
+
+    text = profile_text(person, document)
     parse_profile(text, profile_path)  # refuse before anything is written
-    written = []
-    for path, content in ((profile_path, text), (env_path, env_text(account))):
-        replace = force
-        if path.exists() and not force:
-            if not interactive:
-                raise ConfigError(f"{path} exists: pass --force to replace it (nothing was "
-                                  f"written).")
-            replace = click.confirm(f"{path} exists. Replace it?", default=False)
-            if not replace:
-                click.echo(f"Kept {path}.")
-                continue
-        write_private(path, content, replace=replace)
-        written.append(str(path))
-    if written:
-        click.echo(f"Wrote {' and '.join(written)} (readable by you only).")
-    if not interactive:
-        click.echo("Next: `mailer login`, then `mailer check`.")
+    env = env_text(account) if account is not None else None
+    write_private(profile_path, text, replace=document is not None)
+    written = [str(profile_path)]
+    if env is not None:
+        write_private(env_path, env, replace=env_path.exists())
+        written.append(str(env_path))
+    click.echo(f"Wrote {' and '.join(written)} (readable by you only). Organisation, title, "
+               f"phones, photo and address go into {profile_path} by hand "
+               f"(profile.example.toml explains each).")
+
+
+def _next_steps(interview: _Interview, profile_path: Path, env_path: Path,
+                account: Account | None) -> None:
+    """Offer the sign-in and the check; the provider's password hint goes with the
+    sign-in it is for."""
+    hint = ""
+    if account is not None and account.auth == "password":
+        hint = PRESETS[account.provider].hint
+    if not interview.interactive:
+        asks = f", which asks for {hint};" if hint else ","
+        click.echo(f"Next: `mailer login`{asks} then `mailer check`.")
         return
     env, settings = _settings(env_path)
-    if click.confirm("Sign in now (mailer login)?", default=True):
-        login_account(settings, env, open_browser=True)
-        if click.confirm("Check the account now (mailer check)?", default=True):
-            run_check(config.smtp_settings(env), profile_path, send_test=False)
+    if not click.confirm("Sign in now (mailer login)?", default=True):
+        return
+    if hint:
+        click.echo(f"The password is {hint}.")
+    login_account(settings, env, open_browser=True)
+    if click.confirm("Check the account now (mailer check)?", default=True):
+        run_check(config.smtp_settings(env), profile_path, send_test=False)

@@ -23,7 +23,6 @@ if TYPE_CHECKING:
 
     from ..compose.message import Composer
     from ..contacts.csvfile import ColumnReport
-    from ..journal import Journal
 
 F = TypeVar("F", bound=Callable[..., Any])  # a click command being decorated
 P = ParamSpec("P")
@@ -112,10 +111,12 @@ def console(*, stderr: bool = False) -> Console:
 
 
 def note_columns(report: ColumnReport) -> None:
-    """On stderr: how a CSV file's columns were read, when some were ignored or none
-    names the contact (preview and send; `contacts` shows it in its output)."""
-    if report.ignored or report.nameless:
-        click.echo(f"mailer: note: {report.text()}", err=True)
+    """On stderr: how a CSV file's columns were read, when a column mailer does not
+    know was ignored or none names the contact (preview and send).  An export's
+    address, birthday or notes columns are no news on every run; `contacts`, the
+    command for looking at an import, shows them all."""
+    if report.unknown or report.nameless:
+        click.echo(f"mailer: note: {report.text(unknown_only=True)}", err=True)
 
 
 def handle_errors(func: Callable[P, R]) -> Callable[P, R]:
@@ -151,13 +152,25 @@ def paths_argument(func: F) -> F:
 def profile_option(
     *, required: bool = True, help: str = "Your profile.toml (see profile.example.toml)."
 ) -> Callable[[F], F]:
+    """--profile; where it is `required`, ./profile.toml stands in for it (`profile_here`)."""
     return click.option(
         "--profile",
         "profile_path",
-        required=required,
         type=click.Path(exists=True, dir_okay=False, path_type=Path),
-        help=help,
+        help=help + (" [default: ./profile.toml]" if required else ""),
     )
+
+
+def profile_here(given: Path | None) -> Path:
+    """--profile, else ./profile.toml (what `mailer init` writes); an error naming
+    both ways when neither is there."""
+    if given is not None:
+        return given
+    here = Path("profile.toml")
+    if here.is_file():
+        return here
+    raise ConfigError("No profile: there is no profile.toml here. Pass --profile FILE, or "
+                      "write one here with `mailer init`.")
 
 
 def map_option(func: F) -> F:
@@ -179,29 +192,6 @@ def parse_mappings(pairs: tuple[str, ...]) -> dict[str, str] | None:
             raise ConfigError(f"--map {pair!r}: write it as COLUMN=FIELD, e.g. --map 'Mail=email'.")
         mapping[column.strip()] = field.strip()
     return mapping or None
-
-
-def _journal_path() -> Path:
-    from .. import config
-    from ..journal import journal_path
-
-    return journal_path(config.state_dir(config.environment()))
-
-
-def open_journal() -> Journal | None:
-    """The journal in the state directory, None where none exists yet (so that a
-    preview or a status query never creates one)."""
-    from ..journal import Journal
-
-    path = _journal_path()
-    return Journal(path) if path.exists() else None
-
-
-def writable_journal() -> Journal:
-    """The journal in the state directory, created when missing."""
-    from ..journal import Journal
-
-    return Journal(_journal_path())
 
 
 def message_options(func: F) -> F:
@@ -269,11 +259,12 @@ def yes_option(func: F) -> F:
     )(func)
 
 
-def composer_for(profile_path: Path, templates: Path | None,
+def composer_for(profile_path: Path | None, templates: Path | None,
                  lang: str | None) -> tuple[str, Composer]:
-    """The profile's phone region and the Composer for its mails (--templates, --lang)."""
+    """The profile's phone region and the Composer for its mails (--profile, else
+    ./profile.toml; --templates, --lang)."""
     from ..compose.message import Composer
     from ..compose.profile import load_profile
 
-    profile = load_profile(profile_path)
+    profile = load_profile(profile_here(profile_path))
     return profile.region, Composer(profile, templates=templates, lang=lang)

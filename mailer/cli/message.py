@@ -17,10 +17,9 @@ from .app import (
     main,
     map_option,
     message_options,
-    note_columns,
-    open_journal,
     parse_mappings,
     paths_argument,
+    profile_here,
     profile_option,
 )
 
@@ -39,9 +38,9 @@ if TYPE_CHECKING:
     help="vCard version: 3.0 is what most address books import.",
 )
 @handle_errors
-def card(profile_path: Path, version: str) -> None:
+def card(profile_path: Path | None, version: str) -> None:
     """Print your vCard, as the mail attaches it."""
-    click.echo(load_profile(profile_path).vcard(version), nl=False)
+    click.echo(load_profile(profile_here(profile_path)).vcard(version), nl=False)
 
 
 @main.command()
@@ -61,7 +60,7 @@ def card(profile_path: Path, version: str) -> None:
 @handle_errors
 def preview(
     paths: tuple[Path, ...],
-    profile_path: Path,
+    profile_path: Path | None,
     out: Path,
     templates: Path | None,
     lang: str | None,
@@ -70,20 +69,15 @@ def preview(
     mappings: tuple[str, ...],
 ) -> None:
     """Write the mails a send would send as .eml files plus index.html; send nothing."""
-    from ..campaign.plan import plan_files
     from ..campaign.preview import write_preview
+    from .send import campaigns_service
 
     region, composer = composer_for(profile_path, templates, lang)
     campaign = campaign_name or clean(paths[0].stem)  # the campaign a send would fill
-    journal = open_journal()
-    try:
-        items = plan_files(paths, composer, journal, campaign=campaign,
-                           mapping=parse_mappings(mappings), region=region, again=again,
-                           on_columns=note_columns)
+    with campaigns_service().plan(paths, composer, campaign=campaign,
+                                  mapping=parse_mappings(mappings), region=region,
+                                  again=again) as items:
         summary = write_preview(items, out)
-    finally:
-        if journal is not None:
-            journal.close()
     _print_summary(summary, campaign)
 
 

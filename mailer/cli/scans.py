@@ -34,10 +34,19 @@ def cards() -> None:
     "--region",
     default="DE",
     show_default=True,
-    help="Country for phone numbers printed without +country code.",
+    help="Country for phone numbers printed without +country code, when the card itself "
+    "names none (its address, +codes or web site).",
+)
+@click.option(
+    "--duplex",
+    is_flag=True,
+    help="The scans are front, back, front, back ... (a sheet-fed scanner's duplex PDF): "
+    "each back side is merged into the card before it.",
 )
 @handle_errors
-def review(paths: tuple[Path, ...], out: Path, page: Path | None, region: str) -> None:
+def review(
+    paths: tuple[Path, ...], out: Path, page: Path | None, region: str, duplex: bool
+) -> None:
     """Read card images and PDF scans (or folders of them) into a CSV, and a page to check
     and correct them in a browser (or correct the CSV in a spreadsheet);
     `mailer contacts/preview/send reviewed.csv` then uses your version."""
@@ -47,7 +56,11 @@ def review(paths: tuple[Path, ...], out: Path, page: Path | None, region: str) -
 
     files = card_files(paths)
     phone_region = check_region(region)
-    rows = [review_row(*card) for card in read_cards(files, region=phone_region)]
+    backs: list[str] = []  # the front's source for a merged back, "" for a blank one
+    cards = read_cards(
+        files, region=phone_region, duplex=duplex, on_back=lambda _, front: backs.append(front)
+    )
+    rows = [review_row(*card) for card in cards]
     write_review(out, rows)
     page = page if page is not None else out.with_suffix(".html")
     write_page(page, rows, out.name)
@@ -58,6 +71,13 @@ def review(paths: tuple[Path, ...], out: Path, page: Path | None, region: str) -
         f"{len(rows) - ready - flagged} without a readable e-mail -> {out}",
         err=True,
     )
+    if backs:
+        merged = sum(1 for front in backs if front)
+        click.echo(
+            f"{len(backs)} back sides: {merged} merged into their front, "
+            f"{len(backs) - merged} without a name, number or address left out.",
+            err=True,
+        )
     click.echo(
         f"Open {page} in a browser: correct the cards (yellow: low confidence, red: the QR "
         "code and the print differ), press 'Save corrected CSV', then use the saved file "

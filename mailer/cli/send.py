@@ -29,17 +29,14 @@ import shlex
 import sys
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
+from contextlib import AbstractContextManager, contextmanager
 from datetime import datetime
-from itertools import islice
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import click
 
 from ..errors import ConfigError
-from ..models import Draft, State
+from ..models import State
 from ..sanitize import clean, shown
 from .app import (
     composer_for,
@@ -49,58 +46,86 @@ from .app import (
     map_option,
     message_options,
     note_columns,
-    open_journal,
     parse_mappings,
     paths_argument,
     profile_option,
     sending_options,
-    writable_journal,
     yes_option,
 )
-from .inbox import file_sent_copies, sent_copy_option
+from .inbox import sent_copy_option
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from ..campaign.plan import Tally
-    from ..config import SmtpSettings
-    from ..journal import Journal, Row
-    from ..schedule.when import Timing
-    from ..smtp.pace import Rate
-    from ..smtp.sender import Progress, RetryPolicy, SendSummary, Wait
+    from ..campaign.service import (
+        Campaigns,
+        Finished,
+        PlanSummary,
+        Progress,
+        Row,
+        Scheduled,
+        Sending,
+        SendSummary,
+        Starting,
+        Wait,
+    )
+    from ..contacts.csvfile import ColumnReport
 
 EXIT_INTERRUPTED = 130
-FEED_BATCH = 16  # drafts rendered and queued between turns of the send loop
 PROGRESS_EVERY = 30.0  # seconds between progress lines without a terminal
 
 
-@dataclass(frozen=True, slots=True)
-class Sending:
-    """The sending options as given: what to send with, and what to repeat in
-    the command that resumes a paused campaign."""
+class Terminal:
+    """What a campaign run shows (`campaign.service.Events`): on a terminal a
+    progress bar on stderr; without one timed lines on stdout."""
 
-    rates: tuple[str, ...] = ()
-    provider: str | None = None
-    concurrency: int = 1
-    again: tuple[str, ...] = ()  # the command that resumes; default `mailer resume NAME ...`
-    sent_copy: bool = True  # file what was sent in the IMAP Sent folder (--no-sent-copy)
+    def __init__(self) -> None:
+        self.terminal = sys.stderr.isatty()
 
-    def resume_command(self, campaign: str) -> str:
-        return shlex.join(self.again or ("mailer", "resume", campaign, *self.args()))
+    def columns(self, report: ColumnReport) -> None:
+        note_columns(report)
 
-    @property
-    def limits(self) -> tuple[Rate, ...]:
-        return choose_rates(self.rates, self.provider)
+    def plan(self, summary: PlanSummary) -> None:
+        if summary.at is None:
+            show_plan(summary.tally, will_send(summary.campaign, summary.to_send,
+                                               summary.tally.new))
+        else:
+            show_plan(summary.tally, will_send(summary.campaign, summary.to_send,
+                                               summary.tally.new, f"on {at_text(summary.at)}"))
 
-    def args(self) -> list[str]:
-        return [*(["--provider", self.provider] if self.provider else []),
-                *(arg for rate in self.rates for arg in ("--rate", rate)),
-                *(["--concurrency", str(self.concurrency)] if self.concurrency != 1 else [])]
+    def starting(self, start: Starting) -> None:
+        if start.header or not self.terminal:
+            console().print(f"{start.server}; pace {start.pace}; "
+                            f"{start.concurrency} connection(s).")
+            console().print(f"Campaign {start.campaign!r}: sending {start.plan}.")
+
+    def sending(self) -> AbstractContextManager[Callable[[Progress], None]]:
+        return progress_display(self.terminal)
+
+    def waiting(self, wait: Wait) -> None:
+        click.echo(f"{clock()} waiting for {wait.what} until {clock(wait.until)}")
+
+    def interrupted(self, in_flight: int | None) -> None:
+        if in_flight is None:
+            click.echo("Stopping now: a message whose whole content was already sent is "
+                       "recorded as 'unknown', the others stay queued.", err=True)
+        else:
+            click.echo(f"Ctrl-C: stopping. Finishing the {in_flight} message(s) in flight and "
+                       f"recording them; press Ctrl-C again to stop at once.", err=True)
+
+    def note(self, line: str) -> None:
+        click.echo(line)
+
+    def warning(self, line: str) -> None:
+        click.echo(line, err=True)
 
 
-def choose_rates(rates: tuple[str, ...], provider: str | None) -> tuple[Rate, ...]:
-    """--rate wins over --provider; with neither, the cautious generic preset."""
-    from ..smtp.pace import PRESETS, parse_rates
+def campaigns_service() -> Campaigns:
+    """The campaign service with this terminal listening; Ctrl-C pauses a run."""
+    from ..campaign.service import Campaigns
 
-    return parse_rates(rates) if rates else PRESETS[provider or "generic"]
+    return Campaigns(Terminal(), handle_sigint=True)
 
 
 @main.command()
@@ -120,18 +145,18 @@ def choose_rates(rates: tuple[str, ...], provider: str | None) -> tuple[Rate, ..
 @click.option("--now", "now_text", hidden=True, help="Pretend it is this ISO time (tests).")
 @sent_copy_option
 @handle_errors
-def send(paths: tuple[Path, ...], profile_path: Path, campaign_name: str | None,
+def send(paths: tuple[Path, ...], profile_path: Path | None, campaign_name: str | None,
          rates: tuple[str, ...], provider: str | None, concurrency: int, again: bool,
          assume_yes: bool, templates: Path | None, lang: str | None,
          mappings: tuple[str, ...], at: str | None, now_text: str | None,
          no_sent_copy: bool) -> None:
     """Queue one mail per new contact and send them (or, with --at, schedule them)."""
-    from .. import config
-    from ..campaign import holds
-    from ..campaign.plan import Tally, plan_files
+    from ..campaign.service import Declined, Finished, Sending, SendRequest, choose_rates
     from ..schedule.when import Timing, format_when
 
-    settings, limits = config.smtp_settings(config.environment()), choose_rates(rates, provider)
+    service = campaigns_service()
+    service.smtp_settings()  # a missing account is the first thing a send reports
+    choose_rates(rates, provider)
     campaign = campaign_name or clean(paths[0].stem)  # a file name is outside text
     timing = Timing.of(at, now_text)
     region, composer = composer_for(profile_path, templates, lang)
@@ -141,67 +166,40 @@ def send(paths: tuple[Path, ...], profile_path: Path, campaign_name: str | None,
                           "--yes to send without asking.")
     if (later := timing.later) is not None:  # before anything is read or recorded
         click.echo(f"Scheduled for {format_when(later, timing.now)}.")
-    with writable_journal() as journal:
-        holds.check_can_queue(journal, campaign, timing.now, at_given=timing.at is not None)
-        tally = Tally()
-        drafts = tally.new_drafts(plan_files(
-            paths, composer, journal, campaign=campaign, mapping=parse_mappings(mappings),
-            region=region, again=again, on_columns=note_columns))
-        if later is not None:
-            schedule_later(journal, campaign, later, timing.now, drafts, tally, assume_yes)
-            return
-        how = f"{server_line(settings)}, pace {rate_text(limits)}, {concurrency} connection(s)."
-        # resumed by the same command: it also queues the contacts not read yet
-        options = Sending(rates, provider, concurrency, again=("mailer", *sys.argv[1:]),
-                          sent_copy=not no_sent_copy)
-        feed = feed_while_sending(journal, campaign, drafts, timing) if assume_yes else None
-        if feed is None and not queue_and_ask(journal, campaign, drafts, tally, timing, how):
-            return
-        summary = send_now(journal, campaign, settings, options, feed, header=assume_yes)
-        if feed is not None:
-            show_plan(tally, f"Campaign {campaign!r}: {summary.fed} new message(s) queued "
-                             f"by this run (--yes: while sending).")
-        report_and_exit(journal, summary, options)
+    # resumed by the same command: it also queues the contacts not read yet
+    options = Sending(rates, provider, concurrency, again=("mailer", *sys.argv[1:]),
+                      sent_copy=not no_sent_copy)
+    request = SendRequest(paths, composer, campaign, timing, options, region=region,
+                          mapping=parse_mappings(mappings), again=again, assume_yes=assume_yes,
+                          profile=profile_path)
+    result = service.send(request, ask_to_send)
+    if isinstance(result, Declined):
+        click.echo("Nothing to schedule." if result.empty else
+                   "Nothing queued, nothing scheduled." if later is not None else
+                   "Nothing queued, nothing sent.")
+    elif isinstance(result, Finished):
+        if result.tally is not None:  # --yes: the plan was read while sending
+            show_plan(result.tally, f"Campaign {campaign!r}: {result.summary.fed} new "
+                                    f"message(s) queued by this run (--yes: while sending).")
+        report_and_exit(result, options)
+    else:
+        show_scheduled(result)
 
 
-def feed_while_sending(journal: Journal, campaign: str, drafts: Iterator[Draft],
-                       timing: Timing) -> Iterator[list[Draft]]:
-    """--yes: nothing to ask, so the drafts are queued while the first ones are
-    sent (rendering overlaps with waiting for the server's replies)."""
-    if timing.at is not None:  # --at now: whatever the campaign's schedule was
-        journal.set_schedule(campaign, timing.at.timestamp())
-    return batched(drafts, FEED_BATCH)
+def ask_to_send(summary: PlanSummary) -> bool:
+    """The question before a send now, or before scheduling one for later."""
+    if summary.at is None:
+        console().print(summary.how)
+        return click.confirm(f"Send {summary.to_send} message(s) now?", default=False)
+    at = at_text(summary.at)
+    question = (f"Queue {summary.to_send} message(s) for {at}?"
+                if summary.added == summary.to_send else
+                f"Send these {summary.to_send} message(s) on {at}?")
+    return click.confirm(question, default=False)
 
 
-def rate_text(limits: tuple[Rate, ...]) -> str:
-    from ..smtp.pace import RateLimiter
-
-    return str(RateLimiter(limits))  # "one message every 3 s (20/min), at most 500/day"
-
-
-def server_line(settings: SmtpSettings) -> str:
-    who = f", as {settings.username}" if settings.username else ""
-    return f"SMTP server {settings.host}:{settings.port} ({settings.security}{who})"
-
-
-def queue_and_ask(journal: Journal, campaign: str, drafts: Iterator[Draft], tally: Tally,
-                  timing: Timing, how: str) -> bool:
-    """Stage the new drafts, show the plan and ask; False (journal unchanged)
-    when the answer is no."""
-    with journal.staged() as staging:
-        if timing.at is not None:  # --at now
-            journal.set_schedule(campaign, timing.at.timestamp())
-        journal.enqueue(campaign, drafts)
-        to_send = journal.counts(campaign)[State.QUEUED]
-        show_plan(tally, will_send(campaign, to_send, tally.new))
-        if not to_send:
-            return True  # the sender reports that there is nothing to send
-        console().print(how)
-        if not click.confirm(f"Send {to_send} message(s) now?", default=False):
-            staging.discard()
-            click.echo("Nothing queued, nothing sent.")
-            return False
-    return True
+def at_text(when: datetime) -> str:
+    return f"{when:%a %Y-%m-%d %H:%M %Z}"
 
 
 def will_send(campaign: str, to_send: int, new: int, at: str = "now") -> str:
@@ -211,32 +209,16 @@ def will_send(campaign: str, to_send: int, new: int, at: str = "now") -> str:
     return f"Campaign {campaign!r}: {to_send} message(s) to send {at}{more}."
 
 
-def schedule_later(journal: Journal, campaign: str, later: datetime, now: datetime,
-                   drafts: Iterator[Draft], tally: Tally, assume_yes: bool) -> None:
-    """`send --at` in the future: plan, ask, queue with the campaign's time, and stop."""
+def show_scheduled(done: Scheduled) -> None:
     from rich.text import Text
 
-    at = f"{later.astimezone(now.tzinfo):%a %Y-%m-%d %H:%M %Z}"
-    with journal.staged() as staging:
-        journal.unpause(campaign)  # scheduling it again is the user taking it up again
-        added = journal.enqueue(campaign, drafts, scheduled_at=later.timestamp())
-        queued = journal.counts(campaign)[State.QUEUED]
-        show_plan(tally, will_send(campaign, queued, tally.new, f"on {at}"))
-        if not queued:
-            staging.discard()
-            click.echo("Nothing to schedule.")
-            return
-        question = (f"Queue {queued} message(s) for {at}?" if added == queued else
-                    f"Send these {queued} message(s) on {at}?")
-        if not assume_yes and not click.confirm(question, default=False):
-            staging.discard()
-            click.echo("Nothing queued, nothing scheduled.")
-            return
-    done = (f"Queued {queued} message(s) of campaign {campaign!r} for {at}" if added == queued
-            else f"{queued} message(s) of campaign {campaign!r} wait for {at} ({added} queued "
-                 f"now)")
+    at, campaign = at_text(done.at), done.campaign
+    line = (f"Queued {done.queued} message(s) of campaign {campaign!r} for {at}"
+            if done.added == done.queued else
+            f"{done.queued} message(s) of campaign {campaign!r} wait for {at} ({done.added} "
+            f"queued now)")
     console().print(Text(
-        f"{done}; nothing sent now.\n"
+        f"{line}; nothing sent now.\n"
         f"`mailer run-due` sends them once due: let cron or a systemd timer start it every "
         f"5 minutes with `mailer schedule install` (from this folder, so it reads the same "
         f".env), or run `mailer run-due` yourself after that time.\n"
@@ -259,58 +241,11 @@ def show_plan(tally: Tally, next_step: str) -> None:
     out.print(Text(next_step))
 
 
-def batched(items: Iterator[Draft], size: int) -> Iterator[list[Draft]]:
-    while batch := list(islice(items, size)):
-        yield batch
-
-
-def send_now(journal: Journal, campaign: str, settings: SmtpSettings, options: Sending,
-             feed: Iterator[list[Draft]] | None = None, *, header: bool = True,
-             retry: RetryPolicy | None = None) -> SendSummary:
-    """Send what the campaign has queued: a progress bar on a terminal, timed
-    lines without one; then the Sent copies, unless interrupted.  `header`: first
-    print the server, login, pace and plan (False when the question before sending
-    has just shown them)."""
-    from ..smtp.sender import make_limiter, send_campaign_sync
-
-    limiter = make_limiter(journal, options.limits)
-    terminal = sys.stderr.isatty()
-    if header or not terminal:
-        queued = journal.counts(campaign)[State.QUEUED]
-        plan = f"{queued} queued message(s)"
-        if feed is not None:
-            plan = "the new contacts as they are read" + (f" and {plan}" if queued else "")
-        console().print(f"{server_line(settings)}; pace {limiter}; "
-                        f"{options.concurrency} connection(s).")
-        console().print(f"Campaign {campaign!r}: sending {plan}.")
-    with progress_display(terminal) as update:
-        summary = send_campaign_sync(journal, campaign, settings, limiter=limiter,
-                                     concurrency=options.concurrency, progress=update,
-                                     handle_sigint=True, feed=feed, retry=retry,
-                                     on_wait=show_wait, on_interrupt=show_interrupt)
-    if options.sent_copy and summary.stopped != "interrupted":  # Ctrl-C means stop
-        file_sent_copies(journal, campaign, options.provider)
-    return summary
-
-
 def clock(epoch: float | None = None) -> str:
     """Local time for log lines; with the date when it is not today."""
     moment = datetime.fromtimestamp(time.time() if epoch is None else epoch)
     return f"{moment:%H:%M:%S}" if moment.date() == datetime.now().date() else \
         f"{moment:%Y-%m-%d %H:%M:%S}"
-
-
-def show_wait(wait: Wait) -> None:
-    click.echo(f"{clock()} waiting for {wait.what} until {clock(wait.until)}")
-
-
-def show_interrupt(in_flight: int | None) -> None:
-    if in_flight is None:
-        click.echo("Stopping now: a message whose whole content was already sent is "
-                   "recorded as 'unknown', the others stay queued.", err=True)
-    else:
-        click.echo(f"Ctrl-C: stopping. Finishing the {in_flight} message(s) in flight and "
-                   f"recording them; press Ctrl-C again to stop at once.", err=True)
 
 
 @contextmanager
@@ -353,16 +288,15 @@ def progress_display(terminal: bool) -> Iterator[Callable[[Progress], None]]:
         yield update
 
 
-def report_and_exit(journal: Journal, summary: SendSummary, options: Sending) -> None:
+def report_and_exit(result: Finished, options: Sending) -> None:
     """The summary, the problems report, and the exit code."""
-    from ..campaign.problems import write_problems
-
+    summary = result.summary
     if summary.logins == 0:
         click.echo("Nothing to send.")
     show_summary(summary)
-    report = write_problems(journal, summary.campaign)
-    if report is not None:
-        click.echo(f"Failed, deferred or unknown recipients with the server's replies: {report}")
+    if result.problems is not None:
+        click.echo(f"Failed, deferred or unknown recipients with the server's replies: "
+                   f"{result.problems}")
     finish(summary, options)
 
 
@@ -415,16 +349,19 @@ def show_paused(campaign: str, left: int, options: Sending) -> None:
 
 
 @main.command()
-@click.option("--campaign", "campaign_name", help="Campaign [default: the latest].")
+@click.option("--campaign", "campaign_name",
+              help="Campaign [default: the one most recently sent from or changed by the inbox].")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 @handle_errors
 def status(campaign_name: str | None, as_json: bool) -> None:
     """Show a campaign's counts and every recipient's state from the journal."""
-    found = read_status(campaign_name)
+    found = campaigns_service().status(campaign_name)
     if as_json:
-        name, counts, rows = found or (None, {}, [])
+        name, counts, rows, suppressed = found or (None, {}, [], set())
         click.echo(json.dumps({"campaign": name, "counts": {str(s): n for s, n in counts.items()},
-                               "recipients": [r.to_json() for r in rows]}, ensure_ascii=False))
+                               "suppressed": sum(_suppressed(r, suppressed) for r in rows),
+                               "recipients": [r.to_json() | {"suppressed": _suppressed(
+                                   r, suppressed)} for r in rows]}, ensure_ascii=False))
     elif found is None:
         from .. import config
 
@@ -435,35 +372,32 @@ def status(campaign_name: str | None, as_json: bool) -> None:
         show_status(*found)
 
 
-def read_status(name: str | None) -> tuple[str, dict[State, int], list[Row]] | None:
-    """The named (default: latest) campaign's counts and rows; None without any
-    campaign; an error naming the known ones for an unknown name."""
-    journal = open_journal()
-    known: list[str] = []
-    if journal is not None:
-        with journal:
-            known = [c.name for c in journal.campaigns()]
-            campaign = name or journal.latest_campaign()
-            if campaign in known:
-                return campaign, journal.counts(campaign), list(journal.rows(campaign))
-    if name:
-        raise ConfigError(f"No campaign {name!r}; known: {', '.join(sorted(known)) or 'none'}.")
-    return None
+def _suppressed(row: Row, suppressed: set[str]) -> bool:
+    from ..addresses import address_key
+
+    return address_key(row.recipient) in suppressed
 
 
-def show_status(campaign: str, counts: dict[State, int], rows: list[Row]) -> None:
+def show_status(campaign: str, counts: dict[State, int], rows: list[Row],
+                suppressed: set[str]) -> None:
+    """The table; a person on the do-not-mail list shows it beside their state
+    ("sent, suppressed"): mailed once, and never again."""
     from rich.table import Table
     from rich.text import Text
 
-    table = Table(title=f"Campaign {campaign!r}: " + ", ".join(
-        f"{n} {s}" for s, n in counts.items() if n))
+    marked = [_suppressed(r, suppressed) for r in rows]
+    totals = [f"{n} {s}" for s, n in counts.items() if n]
+    if any(marked):
+        totals.append(f"{sum(marked)} suppressed")
+    table = Table(title=f"Campaign {campaign!r}: " + ", ".join(totals))
     for column in ("recipient", "state", "attempts", "last reply", "when"):
         table.add_column(column, overflow="fold")
-    for r in rows:
+    for r, is_suppressed in zip(rows, marked, strict=True):
         when = datetime.fromtimestamp(r.finished_at or r.queued_at).strftime("%Y-%m-%d %H:%M")
         reply = f"{r.last_code} {r.last_reply}" if r.last_code else r.last_reply
+        state = f"{r.state}, suppressed" if is_suppressed else str(r.state)
         # the reply is the server's text: escaped like every outside string on a terminal
-        table.add_row(Text(r.recipient), str(r.state), str(r.attempts), Text(shown(reply)), when)
+        table.add_row(Text(r.recipient), state, str(r.attempts), Text(shown(reply)), when)
     console().print(table)
 
 
@@ -486,10 +420,8 @@ def suppress_add(emails: tuple[str, ...], reason: str) -> None:
             addresses.append(normalize_address(email))
         except InvalidAddress as err:
             raise ConfigError(f"{email!r} is not an e-mail address: {err}") from None
-    with writable_journal() as journal:
-        for address in addresses:
-            added = journal.suppress_add(address, reason)
-            click.echo(f"{address}: {'suppressed' if added else 'already suppressed'}")
+    for address, added in campaigns_service().suppress_add(addresses, reason):
+        click.echo(f"{address}: {'suppressed' if added else 'already suppressed'}")
 
 
 @suppress.command("remove")
@@ -497,12 +429,8 @@ def suppress_add(emails: tuple[str, ...], reason: str) -> None:
 @handle_errors
 def suppress_remove(emails: tuple[str, ...]) -> None:
     """Allow these addresses again."""
-    journal = open_journal()
-    for email in emails:
-        removed = journal is not None and journal.suppress_remove(email)
+    for email, removed in campaigns_service().suppress_remove(emails):
         click.echo(f"{email}: {'removed' if removed else 'was not on the list'}")
-    if journal is not None:
-        journal.close()
 
 
 @suppress.command("list")
@@ -510,10 +438,7 @@ def suppress_remove(emails: tuple[str, ...]) -> None:
 @handle_errors
 def suppress_list(as_json: bool) -> None:
     """Print the do-not-mail list."""
-    journal = open_journal()
-    entries = [] if journal is None else journal.suppress_list()
-    if journal is not None:
-        journal.close()
+    entries = campaigns_service().suppressed()
     if as_json:
         click.echo(json.dumps([{"address": a, "reason": r, "added_at": t} for a, r, t in entries],
                               ensure_ascii=False))

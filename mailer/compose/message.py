@@ -59,6 +59,22 @@ MAX_LINE = 998  # octets per line, RFC 5322 2.1.1
 MAX_RENDERED = 256 * 1024
 
 
+# Unicode character names of the scripts that write a name family name first and
+# without a space: Chinese, Japanese (kanji, kana, 々) and Korean (hangul)
+_FAMILY_FIRST = ("CJK ", "IDEOGRAPHIC", "HIRAGANA", "KATAKANA", "HANGUL")
+
+
+def greeting_name(name: str, given: str, family: str) -> str:
+    """The name as the salutation says it.  A Chinese, Japanese or Korean name that the
+    source composed in Western order ("太郎 田中") is said family name first, as its
+    script writes it (田中太郎); any other name as it is."""
+    if given and family and name == f"{given} {family}" and all(
+        unicodedata.name(ch, "").startswith(_FAMILY_FIRST) for ch in given + family
+    ):
+        return family + given
+    return name
+
+
 def default_templates() -> Path:
     """The templates shipped in the wheel (mailer/_data/templates), else the checkout's."""
     packaged = importlib.resources.files("mailer") / "_data" / "templates"
@@ -142,6 +158,7 @@ class Composer:
         else:
             fields["name"] = sanitize(contact.name) or composed
             fields["display"] = fields["name"]
+        fields["name"] = greeting_name(fields["name"], fields["given"], fields["family"])
         recipient, smtputf8 = _envelope(contact.email)
         context = {**self._context[lang], "contact": {**fields, "email": recipient}}
         subject = sanitize(subject_t.render(context))

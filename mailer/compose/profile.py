@@ -1,14 +1,11 @@
-"""`profile.toml` -> `Profile`: the sender, their channels, and their vCard.
+"""`profile.toml` -> `Profile`: the sender and their channels.
 
 Known networks get their label, link form and vCard property here, so the
-templates and the vCard agree: social networks become X-SOCIALPROFILE,
-messengers IMPP (RFC 4770), both as Apple and Google export them; web links
-become URL (custom labels as an Apple-style `itemN.X-ABLabel` group).
+templates and the sender's vCard (sender_vcard.py) agree.
 """
 
 from __future__ import annotations
 
-import base64
 import re
 import tomllib
 from collections.abc import Mapping
@@ -141,78 +138,11 @@ class Profile:
         return dict(self.event_phrases).get(lang, "")
 
     def vcard(self, version: str = "3.0", lang: str = "") -> str:
-        """The sender's card, CRLF line ends; 3.0 is what most address books import.
-        `lang` translates the labels of generic links, as in that language's mail."""
-        if version not in VCARD_VERSIONS:
-            raise ConfigError(
-                f"vCard version {version!r} is not one of {', '.join(VCARD_VERSIONS)}."
-            )
-        import phonenumbers
-        import vobject  # slow to import: here, so that `mailer --help` does not pay for it
+        """The sender's card (compose/sender_vcard.py), CRLF line ends; 3.0 is what
+        most address books import.  `lang` translates the labels of generic links."""
+        from .sender_vcard import sender_vcard
 
-        v4 = version == "4.0"
-        card = vobject.vCard()
-        card.add("version").value = version
-        if v4:
-            card.add("kind").value = "individual"
-        card.add("fn").value = self.name
-        card.add("n").value = vobject.vcard.Name(family=self.family, given=self.given)
-        if self.org:
-            card.add("org").value = [self.org]
-        if self.title:
-            card.add("title").value = self.title
-        _add(card, "email", self.email, type_paramlist=["work"] if v4 else ["INTERNET", "WORK"])
-        for phone in self.phones:
-            number = phonenumbers.parse(phone)
-            # a mobile number is "Mobile" in the address book; a fixed line (or a number
-            # whose plan cannot tell, as in the US) stays a work phone
-            mobile = phonenumbers.number_type(number) == phonenumbers.PhoneNumberType.MOBILE
-            types = ["CELL"] if mobile else ["WORK", "VOICE"]
-            if v4:
-                uri = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.RFC3966)
-                _add(card, "tel", uri, type_paramlist=[t.lower() for t in types], value_param="uri")
-            else:
-                _add(card, "tel", phone, type_paramlist=types)
-        if self.address is not None:
-            a = self.address
-            adr = card.add("adr")
-            adr.value = vobject.vcard.Address(
-                street=a.street, city=a.city, region=a.region, code=a.postcode, country=a.country
-            )
-            adr.type_param = "work" if v4 else "WORK"
-        if self.photo is not None:
-            if v4:
-                encoded = base64.b64encode(self.photo.data).decode("ascii")
-                photo = card.add("photo")
-                photo.value = f"data:{self.photo.mime};base64,{encoded}"
-                # a URI, not text: escaped as "\;" and "\," it would be broken for URI readers
-                photo.encoded = True
-            else:  # vobject base64-encodes the bytes itself
-                mime_type = self.photo.mime.removeprefix("image/").upper()
-                _add(card, "photo", self.photo.data, encoding_param="b", type_param=mime_type)
-        item = 0
-        for channel in self.channels:
-            network = NETWORKS[channel.network]
-            if network.kind == "social":
-                _add(card, "x-socialprofile", channel.url, type_param=network.service)
-            elif network.kind == "impp":
-                impp = f"skype:{channel.text}" if channel.network == "skype" else channel.url
-                _add(card, "impp", impp, x_service_type_param=network.service)
-            elif channel.network == "web":
-                _add(card, "url", channel.url, type_param="work" if v4 else "WORK")
-            else:  # a labelled link: Apple's item group, which other readers see as a plain URL
-                item += 1
-                _add(card, f"item{item}.url", channel.url)
-                _add(card, f"item{item}.x-ablabel", channel.label_for(lang))
-        text: str = card.serialize()
-        return text
-
-
-def _add(card: Any, name: str, value: str | bytes, **params: str | list[str]) -> None:
-    prop = card.add(name)
-    prop.value = value
-    for key, param in params.items():
-        setattr(prop, key, param)
+        return sender_vcard(self, version, lang)
 
 
 # -- loading -------------------------------------------------------------------------------------

@@ -72,7 +72,9 @@ _SYNONYMS = {
 _WEAK_TITLE = {"title", "titel"}
 # Columns mailer's own files have for the reader, not for the import (rejects: source,
 # reason; `cards review`: file, status, confidences, the numbers that are no phone).
-_OWN_UNUSED = re.compile(r"source|reason|file|status|morenumbers|fax|\w*confidence")
+_OWN_UNUSED = re.compile(
+    r"source|reason|file|status|morenumbers|fax|\w*confidence|numberregion|e164guess"
+)
 _EMAIL = re.compile(
     r"(primary|secondary|additional|other|home|work|business|personal|private|privat)?"
     r"e?mails?\d*(address(es)?|adressen?|addr|values?|werte?)?\d*(privat|geschäftlich|home|work)?"
@@ -81,6 +83,36 @@ _EMAIL_TYPE = re.compile(r"e?mail(\d+)(type|label)")  # Google: "* Home" marks t
 _DESCRIBES = re.compile(r"(.+?)(type|typ|label|bezeichnung)")  # "Phone 1 - Label": about a column
 _PHONE = re.compile(r".*(phone|telefon|mobil|handy).*|(tel|cell)\w*|\w*(tel|cell)\d*")
 _NOT_PHONE = re.compile(r".*(fax|type|typ|label|pager|phonetic).*")
+# What address-book exports hold besides a contact's name, addresses, organisation, title,
+# phones, website and language (Google, Outlook, Apple, Thunderbird, card scanners, in
+# English and German): mailer knows these columns and has no use for them, so ignoring
+# them is no news.  A column matching none of these is one the user may want (--map).
+_NOT_FOR_MAIL = re.compile(
+    # the postal address
+    r"address|adresse|street|stra(ss|ß)e|city|^(weitere[rs]?)?ort(privat|geschäftlich)?\d*$|"
+    r"zip|postal|postcode|postleitzahl|^plz|pobox|postfach|country|^(weiteres?/?e?)?land|"
+    r"region|^(home|work|business|other)?state\d*$|province|bundesland|kanton|location|standort|"
+    # dates and private life
+    r"birth|geburt|anniversary|jahrestag|gender|geschlecht|hobby|children|kinder|spouse|"
+    r"partner|relation|^event|"
+    # notes and grouping
+    r"note|notiz|comment|kommentar|bemerkung|label|group|gruppe|categor|kategorie|stichw|"
+    r"keyword|"
+    # other channels mailer does not use
+    r"fax|pager|isdn|telex|callback|screenname|^im\d*(service|value|type)?$|"
+    # inside the organisation
+    r"department|abteilung|office|büro|manager|vorgesetzte|assist|occupation|beruf|"
+    r"profession|jobdescription|symbol|"
+    # parts and forms of a name the salutation does not use
+    r"prefix|präfix|suffix|nickname|spitzname|phonetic|phonetisch|yomi|initial|maidenname|"
+    r"shortname|anrede|salutation|^title$|^titel$|displayname|angezeigtername|"
+    # pictures, bookkeeping and the exporter's own fields
+    r"photo|foto|picture|avatar|^bild|sensitivity|vertraulichkeit|priorit|^privat[e]?$|"
+    r"mileage|reisekilometer|billing|abrechnung|directoryserver|verzeichnisserver|freebusy|"
+    r"freigebucht|^(user|benutzer|custom)\d*$|^subject$|^account$|^konto$|referredby|"
+    r"empfohlen|rückmeldung|organisationsnr|organizationalid|governmentid|"
+    r"sozialversicherung|connectedon|^id$|created|modified|updated"
+)
 _WEBSITE = re.compile(r"\w*url|web(site|page|seite|adresse)?\d*(value)?|homepage\d*|internet")
 
 
@@ -133,18 +165,27 @@ class ColumnReport:
     ignored: tuple[str, ...]
 
     @property
+    def unknown(self) -> tuple[str, ...]:
+        """The ignored columns mailer does not know: the ones the user may want to --map
+        (an address, birthday or notes column of an export is known and of no use)."""
+        return tuple(h for h in self.ignored if not _NOT_FOR_MAIL.search(compact(h)))
+
+    @property
     def nameless(self) -> bool:
         """No column names the contact: every entry will be known by its address only."""
         return not {"name", "given", "family", "file_as", "org"} & {f for _h, f in self.used}
 
-    def text(self, limit: int = 12) -> str:
+    def text(self, limit: int = 12, *, unknown_only: bool = False) -> str:
+        """The report in one line; `unknown_only` leaves out the ignored columns mailer
+        knows it has no use for."""
         used = ", ".join(f"{header!r} -> {name}" for header, name in self.used)
         line = f"{self.source}: columns used: {used}"
-        if self.ignored:
-            shown = ", ".join(repr(h) for h in self.ignored[:limit])
-            more = len(self.ignored) - limit
+        ignored = self.unknown if unknown_only else self.ignored
+        if ignored:
+            shown = ", ".join(repr(h) for h in ignored[:limit])
+            more = len(ignored) - limit
             line += f"; ignored: {shown}" + (f" and {more} more" if more > 0 else "")
-            example = self.ignored[0].replace("'", "")
+            example = ignored[0].replace("'", "")
             line += f". To use one, add e.g. --map '{example}=FIELD' ({', '.join(FIELDS)})"
         return line + "."
 

@@ -24,7 +24,7 @@ import phonenumbers
 
 from ..addresses import InvalidAddress, normalize_address
 from ..sanitize import clean
-from .names import is_latin, parse_name, person_evidence
+from .names import PrintedName, is_latin, parse_name, parse_one_word, person_evidence
 from .qr import QrContact
 
 # An e-mail read with less confidence than this is held back until reviewed.
@@ -71,6 +71,7 @@ class Phone:
     number: str  # E.164
     kind: str  # "mobile", "phone" or "fax"
     confidence: float
+    printed: str = ""  # as on the card ("(11) 91234-5678"); "" from a QR code
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,6 +94,7 @@ class CardFields:
     raw_text: str  # every line, top to bottom, " | " between lines
     honorific: Field = Field()  # "Dr.", "Prof.", "TS."
     region: str = ""  # the country phone numbers without +prefix were read for
+    region_assumed: bool = False  # the card names no country: `region` is the profile's
     disagreements: tuple[Disagreement, ...] = ()
     qr: tuple[str, ...] = ()  # kinds of the QR codes read ("vcard", "mailto", ...)
 
@@ -305,7 +307,7 @@ def find_phones(lines: Sequence[OcrLine], region: str) -> tuple[Phone, ...]:
                 kind = "mobile" if mobile else "phone"
             number = phonenumbers.format_number(match.number, phonenumbers.PhoneNumberFormat.E164)
             if number not in phones:
-                phones[number] = Phone(number, kind, round(confidence, 3))
+                phones[number] = Phone(number, kind, round(confidence, 3), match.raw_string)
     return tuple(phones.values())
 
 
@@ -402,6 +404,26 @@ def _is_other_field(line: OcrLine, region: str) -> bool:
     )
 
 
+@dataclass(frozen=True, slots=True)
+class NameWeights:
+    """What makes a line the name, and how much each piece of evidence counts (added to
+    person_evidence: a known given name 1.0, the classifier's "Person" 0.4, ...)."""
+
+    tallest: float = 0.5  # its height against the tallest line that is not the company's
+    above_body: float = 0.5  # taller than the body text (full at 1.5 times the median)
+    address_agrees: float = 2.0  # a word of it is in the e-mail's local part
+    address_agrees_more: float = 0.5  # each further word
+    title_beside: float = 0.6  # a job title is one of its two nearest lines
+    above_contacts: float = 0.7  # right above the phone/e-mail block
+    capitals: float = -0.3  # in capitals without a known given name: often a logo
+    one_word: float = -1.0  # one word ("Vijay") needs a title or the contacts beside it
+    enough: float = 1.5  # below this nothing on the card is taken for the name
+    sure: float = 2.5  # from here the name needs no review
+
+
+NAME_WEIGHTS = NameWeights()
+
+
 def find_name(
     lines: Sequence[OcrLine], emails: Sequence[Field], website: Field, region: str
 ) -> tuple[Field, Field, OcrLine | None]:
@@ -417,52 +439,78 @@ def find_name(
         for ln in lines
         if not _company_like(ln, [*domains, *map(_letters, locals_)], containing=False)
     ]
-    tallest = max((ln.height for ln in plain), default=max(ln.height for ln in lines))
-    median_height = sorted(ln.height for ln in lines)[len(lines) // 2]
+    sizes = (
+        max((ln.height for ln in plain), default=max(ln.height for ln in lines)),
+        sorted(ln.height for ln in lines)[len(lines) // 2],
+    )
     best, best_score, best_line = None, 0.0, None
     for line in lines:
-        if (
-            _company_like(line, domains, containing=False)
-            or _LEGAL_SUFFIX.search(line.text)
-            or _is_other_field(line, region)
-        ):
+        parsed = _name_shape(line, domains, region)
+        if parsed is None:
             continue
-        parsed = parse_name(line.text)
-        if parsed is None or _has_title_word(parsed.name):
-            continue
-        if any(w.lower().strip(".,") in _NOT_NAME_WORDS for w in parsed.name.split()):
-            continue
-        evidence = person_evidence(parsed)
-        # large on the card, and larger than the body text
-        score = 0.5 * min(1.0, line.height / tallest)
-        score += 0.5 * min(1.0, max(0.0, (line.height / median_height - 1) / 0.5))
-        score += evidence
-        agreement = max((name_agreement(parsed.name, local) for local in locals_), default=0)
-        score += 2.0 * min(agreement, 1) + 0.5 * max(agreement - 1, 0)
-        neighbours = sorted(
-            (ln for ln in lines if ln is not line),
-            key=lambda ln: (
-                abs(ln.center[1] - line.center[1]) + abs(ln.center[0] - line.center[0]) / 4
-            ),
-        )[:2]
-        if any(_has_title_word(ln.text) for ln in neighbours):
-            score += 0.6
-        if any(_is_other_field(ln, region) for ln in neighbours[:1]):
-            score += 0.7  # right above the phone/e-mail block
-        if line.text.isupper() and evidence < 1.0:
-            if line.height >= 1.5 * median_height and evidence < 0.5:
-                continue  # big capitals with no known given name in them: a logo
-            score -= 0.3
-        if score > best_score:
+        score = _name_score(line, parsed, lines, locals_, sizes, region)
+        if score is not None and score > best_score:
             best, best_score, best_line = parsed, score, line
-    if best is None or best_line is None or best_score < 1.5:
+    w = NAME_WEIGHTS
+    if best is None or best_line is None or best_score < w.enough:
         return Field(), Field(), None
-    confidence = round(
-        (0.95 if best_score >= 2.5 else 0.5 + 0.2 * min(best_score - 1.5, 1.0)) * best_line.score,
-        3,
-    )
+    sureness = 0.95 if best_score >= w.sure else 0.5 + 0.2 * min(best_score - w.enough, 1.0)
+    confidence = round(sureness * best_line.score, 3)
     honorific = Field(best.honorific, confidence) if best.honorific else Field()
     return Field(best.name, confidence), honorific, best_line
+
+
+def _name_shape(line: OcrLine, domains: Sequence[str], region: str) -> PrintedName | None:
+    """The line taken apart as a name, unless it is a company, a contact field, a job
+    title or has words no name has."""
+    if (
+        _company_like(line, domains, containing=False)
+        or _LEGAL_SUFFIX.search(line.text)
+        or _is_other_field(line, region)
+    ):
+        return None
+    parsed = parse_name(line.text) or parse_one_word(line.text)
+    if parsed is None or _has_title_word(parsed.name):
+        return None
+    if any(w.lower().strip(".,") in _NOT_NAME_WORDS for w in parsed.name.split()):
+        return None
+    return parsed
+
+
+def _name_score(
+    line: OcrLine,
+    parsed: PrintedName,
+    lines: Sequence[OcrLine],
+    locals_: Sequence[str],
+    sizes: tuple[float, float],
+    region: str,
+) -> float | None:
+    """The line's score as the name (NameWeights), or None when it is a logo."""
+    w = NAME_WEIGHTS
+    tallest, median_height = sizes
+    evidence = person_evidence(parsed)
+    score = w.tallest * min(1.0, line.height / tallest)
+    score += w.above_body * min(1.0, max(0.0, (line.height / median_height - 1) / 0.5))
+    score += evidence
+    # one word in the address is as often a shop's name ("flores@") as a person's
+    agreement = max((name_agreement(parsed.name, local) for local in locals_), default=0)
+    agreement = agreement if parsed.family else 0
+    score += w.address_agrees * min(agreement, 1) + w.address_agrees_more * max(agreement - 1, 0)
+    neighbours = sorted(
+        (ln for ln in lines if ln is not line),
+        key=lambda ln: abs(ln.center[1] - line.center[1]) + abs(ln.center[0] - line.center[0]) / 4,
+    )[:2]
+    if any(_has_title_word(ln.text) for ln in neighbours):
+        score += w.title_beside
+    if any(_is_other_field(ln, region) for ln in neighbours[:1]):
+        score += w.above_contacts
+    if line.text.isupper() and evidence < 1.0:
+        if line.height >= 1.5 * median_height and evidence < 0.5:
+            return None  # big capitals with no known given name in them: a logo
+        score += w.capitals
+    if not parsed.family:
+        score += w.one_word
+    return score
 
 
 def find_title(lines: Sequence[OcrLine], name_line: OcrLine | None, region: str) -> Field:
@@ -598,12 +646,10 @@ def _country_at_end(text: str) -> str:
     return ""
 
 
-def card_region(
-    lines: Sequence[OcrLine], emails: Sequence[Field], website: Field, default: str
-) -> str:
+def card_region(lines: Sequence[OcrLine], emails: Sequence[Field], website: Field) -> str:
     """The country the card's own numbers are in: a country named at the end of an address
     line, else the +prefix the card's other numbers carry, else the country-code TLD of
-    its e-mail or web site; the profile's region only when the card says none of that."""
+    its e-mail or web site; "" when the card says none of that."""
     for line in lines:
         country = _country_at_end(line.text) if "@" not in line.text else ""
         if country:
@@ -623,7 +669,49 @@ def card_region(
         code = "GB" if tld == "uk" else tld.upper()
         if len(tld) == 2 and tld not in _GENERIC_CCTLDS and code in phonenumbers.SUPPORTED_REGIONS:
             return code
-    return default
+    return _region_of_places(lines)
+
+
+_PLACE_LANGUAGES = ("en", "pt", "es", "fr", "de")
+# a number printed without +country or 00: seven characters or more, so no postcode
+_NATIONAL = re.compile(r"(?<![+\d])(?!00)\(?\d[\d ()./-]{5,}\d")
+
+
+def _main_region_first(region: str) -> tuple[bool, str]:
+    """GB before the Isle of Man, US before the other +1 countries."""
+    code = phonenumbers.country_code_for_region(region)
+    return phonenumbers.region_code_for_country_code(code) != region, region
+
+
+def _said(place: str, text: str) -> bool:
+    return re.search(rf"(?<!\w){re.escape(place)}(?!\w)", text) is not None
+_MAX_NATIONAL = 2  # numbers tried: each is parsed for every country (~0.1 s)
+
+
+def _region_of_places(lines: Sequence[OcrLine]) -> str:
+    """The country in which a number printed without +country is valid and belongs to a
+    place the card also names ("(11) 3456-7890" and "São Paulo": Brazil), from
+    phonenumbers' own numbering plans and area descriptions; "" when none."""
+    from phonenumbers import geocoder
+
+    text = " ".join(ln.text for ln in lines if "@" not in ln.text).casefold()
+    national = [
+        m.group(0) for ln in lines if "@" not in ln.text for m in _NATIONAL.finditer(ln.text)
+    ][:_MAX_NATIONAL]
+    for raw in national:
+        for region in sorted(phonenumbers.SUPPORTED_REGIONS, key=_main_region_first):
+            try:
+                number = phonenumbers.parse(raw, region)
+            except phonenumbers.NumberParseException:
+                continue
+            if not phonenumbers.is_valid_number(number):
+                continue
+            for language in _PLACE_LANGUAGES:
+                place = geocoder.description_for_valid_number(number, language)
+                parts = re.split(r"\s+-\s+|,|/", place)
+                if any(len(p.strip()) >= 4 and _said(p.strip().casefold(), text) for p in parts):
+                    return region
+    return ""
 
 
 # ------------------------------------------------------------------------ QR codes
@@ -705,7 +793,8 @@ def extract(
     )
     website = find_website(ordered)
     emails = find_emails(ordered, website)
-    phone_region = card_region(ordered, emails, website, region)
+    said = card_region(ordered, emails, website)
+    phone_region = said or region
     name, honorific, name_line = find_name(ordered, emails, website, phone_region)
     fields = CardFields(
         name=name,
@@ -717,5 +806,6 @@ def extract(
         website=website,
         raw_text=" | ".join(ln.text for ln in ordered),
         region=phone_region,
+        region_assumed=not said,
     )
     return with_codes(fields, codes)

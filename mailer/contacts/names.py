@@ -13,7 +13,12 @@ Knowledge that holds on any card, not weights fitted to one photo:
 - a bilingual line ("황선규 (Sunkyoo Hwang)"): the Latin part is the name, the
   one a salutation can use;
 - capitals or lower case ("MASASHI ARAI", "carol soh") are a printing style:
-  the name is given in mixed case.
+  the name is given in mixed case;
+- romanised East-Asian family names (the most common Korean, Chinese, Japanese
+  and Vietnamese ones, which cover most people of those countries): evidence of
+  a person where the given-name dictionary knows no "Sunkyoo"; a Vietnamese
+  name is printed family first ("Đỗ Chí Phi": family Đỗ, given Phi);
+- one word that the dictionary knows as a given name ("Vijay") can be a name.
 """
 
 from __future__ import annotations
@@ -46,6 +51,30 @@ _JOB_WORDS = _wordset(
 _PARTICLES = _wordset("von van der den de da do dos das di du del della la le zu ter ten")
 # Suffixes that are words and never a given or family name.
 _WORD_SUFFIXES = _wordset("jr jr. sr sr. jnr snr ii iii iv junior júnior esq esq.")
+# The most common romanised family names: Korean (Revised and McCune-Reischauer spellings
+# people use), Chinese (pinyin and older spellings), Japanese, Vietnamese (without marks).
+_KOREAN = _wordset(
+    "kim lee yi rhee park pak bak choi choe jung jeong chung kang kwon gwon cho jo yoon yun jang "
+    "chang lim im han oh shin sin seo suh kwak hwang ahn an song jeon jun hong yoo yu ryu ko go "
+    "moon mun yang son sohn bae baek paik heo huh nam noh roh ha jin"
+)
+_CHINESE = _wordset(
+    "wang li zhang liu chen yang huang zhao wu zhou xu sun ma zhu hu guo he gao lin luo zheng "
+    "liang xie song tang han feng deng cao peng zeng xiao tian dong yuan pan jiang cai yu du ye "
+    "cheng wei su lu ding shen ren yao jiang chan cheung chow wong leung lau ng tsang kwok tan "
+    "lim lai yip"
+)
+_JAPANESE = _wordset(
+    "sato suzuki takahashi tanaka watanabe ito yamamoto nakamura kobayashi kato yoshida "
+    "yamada sasaki yamaguchi matsumoto inoue kimura hayashi shimizu yamazaki mori abe ikeda "
+    "hashimoto yamashita ishikawa nakajima maeda fujita ogawa goto okada hasegawa murakami "
+    "kondo ishii saito sakamoto endo aoki fujii nishimura fukuda ota miura okamoto matsuda "
+    "nakagawa arai"
+)
+_VIETNAMESE = _wordset(
+    "nguyen tran le pham hoang huynh phan vu vo dang bui do ho ngo duong ly truong dinh doan "
+    "lam mai trinh cao luu"
+)
 _WORD = re.compile(r"[^\W\d_]+(?:[-'\u2019][^\W\d_]+)*\.?")  # O'Neil, O\u2019Neil
 _INITIAL = re.compile(r"[^\W\d_]\.")
 
@@ -89,6 +118,28 @@ def is_given_name(word: str) -> bool:
     """In the given-name dictionary, whatever the case it is printed in."""
     bare = word.strip(".")
     return len(bare) >= 2 and _detector().get_gender(bare.lower()) != "unknown"
+
+
+def _folded(word: str) -> str:
+    """Lower-case ASCII: "Đỗ" -> "do" (Đ has no decomposition of its own)."""
+    word = word.lower().strip(".,").replace("đ", "d")
+    return unicodedata.normalize("NFKD", word).encode("ascii", "ignore").decode()
+
+
+def is_east_asian_family(word: str) -> bool:
+    """A common romanised Korean, Chinese, Japanese or Vietnamese family name."""
+    key = _folded(word)
+    return key in _KOREAN or key in _CHINESE or key in _JAPANESE or key in _VIETNAMESE
+
+
+def _vietnamese_order(core: list[str]) -> bool:
+    """Printed family first, the Vietnamese way: a Vietnamese family name first and a last
+    word that is none ("Nguyen Van An", "Đỗ Chí Phi"; not "Linh Nguyen")."""
+    return (
+        len(core) >= 2
+        and _folded(core[0]) in _VIETNAMESE
+        and (len(core) >= 3 or not is_east_asian_family(core[-1]))
+    )
 
 
 def is_latin(text: str) -> bool:
@@ -172,7 +223,8 @@ def parse_name(text: str) -> PrintedName | None:
     restyle = all_caps or (bool(letters) and all(ch.islower() for ch in letters))
     if not restyle and not all(w[0].isupper() or w in _PARTICLES for w in core):
         return None  # mixed case: every word but "von", "de" starts with a capital
-    shown = [_mixed_case(w, i == 0) if restyle else w for i, w in enumerate(core)]
+    vietnamese = _vietnamese_order(core)  # "VAN" there is a middle name, not a particle
+    shown = [_mixed_case(w, i == 0 or vietnamese) if restyle else w for i, w in enumerate(core)]
     shown_suffixes = (
         [_mixed_case(s, True) if s.lower() in _WORD_SUFFIXES else s.upper() for s in suffixes]
         if restyle
@@ -180,6 +232,8 @@ def parse_name(text: str) -> PrintedName | None:
     )
     if core[0].isupper() and not all_caps and len(core) == 2:  # "ARAI Masashi": family first
         given, family = shown[1], shown[0]
+    elif vietnamese:
+        given, family = " ".join(shown[1:]), shown[0]
     else:  # particles ("van der") belong to the family name
         split = len(shown) - 1
         while split > 1 and shown[split - 1] in _PARTICLES:
@@ -192,18 +246,36 @@ def parse_name(text: str) -> PrintedName | None:
     return PrintedName(honorific, " ".join([printed, *shown_suffixes]), given, family)
 
 
+def parse_one_word(text: str) -> PrintedName | None:
+    """A line of one word that the dictionary knows as a given name ("Vijay", "VIJAY"):
+    the name of someone who goes by one name; None otherwise."""
+    word = latin_part(text).strip()
+    if not _WORD.fullmatch(word) or word.endswith(".") or len(word) < 3:
+        return None
+    if not is_given_name(word) or _is_honorific(word) or word.lower() in _WORD_SUFFIXES:
+        return None
+    shown = _mixed_case(word, True) if word.isupper() or word.islower() else word
+    return PrintedName("", shown, shown, "")
+
+
 def person_evidence(name: PrintedName) -> float:
     """How much the words say "person": a known given name first (or last, for
-    family-first orders), and the person/company classifier's verdict."""
+    family-first orders), a common East-Asian family name, and the person/company
+    classifier's verdict."""
     words = name.name.split()
     score = 0.0
     if is_given_name(words[0]):
         score += 1.0
     elif is_given_name(words[-1]) or (len(words) > 2 and is_given_name(words[1])):
         score += 0.6
+    east_asian = len(words) > 1 and (
+        is_east_asian_family(words[0]) or is_east_asian_family(words[-1])
+    )
+    if east_asian:  # a Vietnamese name in its own order is unmistakable
+        score = max(score, 1.0 if len(words) >= 3 and _vietnamese_order(words) else 0.6)
     kind = classify(unicodedata.normalize("NFKD", name.name).encode("ascii", "ignore").decode())
-    if kind == "Corporation":
-        score -= 1.0
+    if kind == "Corporation":  # the classifier learnt from US records: less sure of these
+        score -= 0.5 if east_asian else 1.0
     elif kind == "Person":
         score += 0.4
     return score

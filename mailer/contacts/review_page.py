@@ -17,12 +17,17 @@ import html
 import io
 import json
 from collections.abc import Sequence
+from functools import lru_cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..errors import InputError
 from ..files import private_file
 from .extract import EMAIL_REVIEW_THRESHOLD
-from .scans import REVIEW_COLUMNS, Page, load_page
+from .scans import REVIEW_COLUMNS, Page, page_cards, page_of
+
+if TYPE_CHECKING:
+    from PIL import Image
 
 EDITABLE = ("honorific", "name", "title", "company", "email", "email2", "phone", "mobile", "fax",
             "more_numbers", "website")  # fmt: skip
@@ -88,20 +93,28 @@ document.getElementById("save").addEventListener("click", () => {
 
 
 def photo_uri(source: str) -> str:
-    """The card (image file or PDF page "file#N") as a small JPEG data: URI; "" when it
-    cannot be read (the page then shows the fields without a photo)."""
+    """The card (image file, PDF page "file#N", or card K of a page "file#N/K") as a
+    small JPEG data: URI; "" when it cannot be read (the page then shows the fields
+    without a photo)."""
     import pypdfium2
     from PIL import Image
 
-    path, _, number = source.rpartition("#")
+    page, place = page_of(source)
     try:
-        image = load_page(Page(Path(path), max(int(number or 1) - 1, 0)))
+        cards = _cards_of(page)
+        image = cards[place] if place is not None else cards[0]
     except (OSError, ValueError, IndexError, Image.DecompressionBombError, pypdfium2.PdfiumError):
         return ""  # an unreadable card is already reported in its status column
+    image = image.copy()
     image.thumbnail((THUMBNAIL, THUMBNAIL))
     buffer = io.BytesIO()
     image.save(buffer, format="JPEG", quality=80)
     return "data:image/jpeg;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+@lru_cache(maxsize=1)  # the cards of one page are rows next to each other
+def _cards_of(page: Page) -> list[Image.Image]:
+    return page_cards(page)
 
 
 def _differences(row: dict[str, str]) -> dict[str, str]:

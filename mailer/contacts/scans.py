@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from importlib import metadata
 from multiprocessing import get_context
 from pathlib import Path
@@ -34,7 +34,7 @@ from ..errors import InputError, OcrUnavailable
 from ..files import private_file
 from ..language import text_language
 from ..models import Contact, Rejected
-from .extract import CardFields, OcrLine, extract, split_name
+from .extract import CardFields, Field, OcrLine, Phone, extract, split_name
 from .qr import decode_qr, parse_payloads
 
 if TYPE_CHECKING:
@@ -53,16 +53,22 @@ CARD_SUFFIXES = frozenset(
 LONG_SIDE = 2000
 MAX_UPSCALE = 2.0  # a thumbnail does not gain detail from being blown up further
 PDF_DPI = 300
+# A page is searched for cards at up to this long side: an A4 flatbed scan at ~340 dpi,
+# so that each card cut out of it still has ~1100 px for the OCR.
+PAGE_SIDE = 4000
 # Bounds per file, so one hostile file costs seconds and a few hundred MB, not hours or GBs:
 MAX_PDF_PAGES = 200  # a scanned stack of cards, not a book
 MAX_PIXELS = 64_000_000  # 3 bytes each once decoded; a 48 MP phone photo still fits
-_PREPROCESSING = 4  # bump when page loading changes, so old cache entries are not reused
+_PREPROCESSING = 5  # bump when page loading changes, so old cache entries are not reused
 
 # Plain English headers that the CSV importer maps (name, title, company, email, email2,
 # phone, mobile, website); the others are for the reviewer and ignored on import, so no
 # header may look like a phone or e-mail column ("number_confidence", not "phone_...").
 # "honorific" and "qr_differs" are for the reviewer too ("Dr.", and what the printed text
-# says where the card's QR code says something else).
+# says where the card's QR code says something else).  Numbers printed without +country
+# on a card that names no country stay as printed (a "+49" the card never said would
+# later count as evidence of the person's language); "number_region" says "DE, assumed"
+# and "e164_guess" holds what they would be in that country.
 REVIEW_COLUMNS = (
     "file",
     "status",
@@ -81,6 +87,8 @@ REVIEW_COLUMNS = (
     "fax",
     "more_numbers",
     "number_confidence",
+    "number_region",
+    "e164_guess",
     "website",
     "website_confidence",
     "qr_differs",
@@ -90,7 +98,7 @@ REVIEW_COLUMNS = (
 
 @dataclass(frozen=True, slots=True)
 class Page:
-    """One card: an image file, or one page of a PDF scan."""
+    """An image file, or one page of a PDF scan: one card, or several side by side."""
 
     path: Path
     index: int = 0  # 0-based page number
@@ -98,6 +106,18 @@ class Page:
     @property
     def source(self) -> str:
         return f"{self.path}#{self.index + 1}"
+
+    def card_source(self, place: int, count: int) -> str:
+        """ "scan.pdf#2" for a page that is one card, "scan.pdf#2/3" for its third card."""
+        return self.source if count < 2 else f"{self.source}/{place + 1}"
+
+
+def page_of(source: str) -> tuple[Page, int | None]:
+    """The page and the card's place (0-based, None for a whole page) a source names."""
+    path, _, where = source.rpartition("#")
+    number, _, place = where.partition("/")
+    page = Page(Path(path), max(int(number or 1) - 1, 0))
+    return page, (int(place) - 1 if place.isdigit() else None)
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,7 +133,7 @@ class CardScan:
 def require_ocr() -> None:
     """Fail with the install command when the optional OCR engine is missing."""
     missing = []
-    for module in ("rapidocr", "onnxruntime", "PIL", "pypdfium2", "zxingcpp"):
+    for module in ("rapidocr", "onnxruntime", "PIL", "pypdfium2", "zxingcpp", "cv2"):
         try:
             __import__(module)
         except ImportError:
@@ -155,8 +175,8 @@ def card_pages(paths: Iterable[Path]) -> list[Page]:
     return pages
 
 
-def load_page(page: Page) -> Image.Image:
-    """The card as an upright RGB image, scaled to LONG_SIDE pixels on its long side.
+def load_page(page: Page, long_side: int = LONG_SIDE) -> Image.Image:
+    """The page as an upright RGB image, scaled to `long_side` pixels on its long side.
     A file that cannot be a card (truncated, too many pixels, too many pages) raises
     ValueError or OSError with the reason, so that it is reported and the batch goes on."""
     from PIL import Image, ImageOps
@@ -172,7 +192,7 @@ def load_page(page: Page) -> Image.Image:
                 )
             pdf_page = document[page.index]
             width, height = pdf_page.get_size()  # points
-            scale = min(PDF_DPI / 72, LONG_SIDE / max(width, height, 1))
+            scale = min(PDF_DPI / 72, long_side / max(width, height, 1))
             image: Image.Image = pdf_page.render(scale=scale).to_pil()
     else:
         _register_heif()
@@ -181,7 +201,7 @@ def load_page(page: Page) -> Image.Image:
                 warnings.simplefilter("ignore", Image.DecompressionBombWarning)
                 opened = Image.open(page.path)
             with opened:
-                opened.draft("RGB", (LONG_SIDE, LONG_SIDE))  # JPEG: decode at a reduced size
+                opened.draft("RGB", (long_side, long_side))  # JPEG: decode at a reduced size
                 width, height = opened.size  # after draft(): what decoding will really take
                 if width * height > MAX_PIXELS:
                     raise ValueError(
@@ -192,11 +212,32 @@ def load_page(page: Page) -> Image.Image:
         except (EOFError, SyntaxError, RuntimeError, struct.error, IndexError) as err:
             # what Pillow's and pillow-heif's decoders raise on a truncated or corrupt file
             raise ValueError(f"damaged or truncated image ({err or type(err).__name__})") from None
-    scale = min(LONG_SIDE / max(image.size), MAX_UPSCALE)
+    return fit(image, long_side)
+
+
+def fit(image: Image.Image, long_side: int = LONG_SIDE) -> Image.Image:
+    """The image scaled to `long_side` px on its long side (enlarged at most MAX_UPSCALE)."""
+    from PIL import Image
+
+    scale = min(long_side / max(image.size), MAX_UPSCALE)
     if abs(scale - 1) > 0.01:
         size = (round(image.width * scale), round(image.height * scale))
         image = image.resize(size, Image.Resampling.LANCZOS)
     return image
+
+
+def page_cards(page: Page) -> list[Image.Image]:
+    """The cards on a page (layout.py), each cut out, straightened and scaled for the
+    OCR; the whole page when it holds one card."""
+    from .layout import crop, find_cards
+
+    image = load_page(page)  # one card: exactly what is read, as fast as before
+    quads = find_cards(image)
+    if not quads:
+        return [image]
+    full = load_page(page, PAGE_SIDE)  # several: each cut from the page at full detail
+    factor = full.width / image.width
+    return [fit(crop(full, quad.scaled(factor))) for quad in quads]
 
 
 def _register_heif() -> None:
@@ -227,33 +268,36 @@ def _init_engine(threads: int) -> None:
 
 
 _Lines = list[tuple[str, list[list[float]], float]]
+_Card = dict[str, Any]  # {"lines": _Lines, "codes": [QR text, ...]}: one card, as cached
 
 
-def _ocr(page: Page) -> tuple[_Lines | None, list[str], str]:
-    """Run in a worker: (lines as plain data, QR texts, "") or (None, [], why the card
+def _ocr(page: Page) -> tuple[list[_Card] | None, str]:
+    """Run in a worker: (each card of the page as plain data, "") or (None, why the page
     is unreadable)."""
     import pypdfium2
     from PIL import Image
 
     try:
-        image = load_page(page)
+        images = page_cards(page)
     except (OSError, ValueError, Image.DecompressionBombError, pypdfium2.PdfiumError) as err:
-        return None, [], f"cannot read the file: {err}"
-    try:
-        codes = list(decode_qr(image))
-        result = _engine(image)
-    except Exception as err:  # one card the engine chokes on must not end the whole batch
-        return None, [], f"the OCR engine failed on this card: {err}"
-    if result.boxes is None:
-        return [], codes, ""
-    return (
-        [
-            (str(text), [[float(x), float(y)] for x, y in box], float(score))
-            for box, text, score in zip(result.boxes, result.txts, result.scores, strict=True)
-        ],
-        codes,
-        "",
-    )
+        return None, f"cannot read the file: {err}"
+    cards = []
+    for image in images:
+        try:
+            codes = list(decode_qr(image))
+            result = _engine(image)
+        except Exception as err:  # one card the engine chokes on must not end the whole batch
+            return None, f"the OCR engine failed on this card: {err}"
+        lines: _Lines = (
+            []
+            if result.boxes is None
+            else [
+                (str(text), [[float(x), float(y)] for x, y in box], float(score))
+                for box, text, score in zip(result.boxes, result.txts, result.scores, strict=True)
+            ]
+        )
+        cards.append({"lines": lines, "codes": codes})
+    return cards, ""
 
 
 # ----------------------------------------------------------------------- the cache
@@ -267,19 +311,22 @@ def _file_digest(path: Path) -> str | None:
         return None
 
 
-def _cache_read(path: Path) -> tuple[list[Any], list[str]] | None:
+def _cache_read(path: Path) -> list[_Card] | None:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
-        return list(data["lines"]), [str(code) for code in data["codes"]]
+        return [
+            {"lines": list(card["lines"]), "codes": [str(code) for code in card["codes"]]}
+            for card in data["cards"]
+        ]
     except (OSError, ValueError, KeyError, TypeError):
-        return None  # absent or damaged: read the card again
+        return None  # absent or damaged: read the page again
 
 
-def _cache_write(path: Path, lines: list[Any], codes: list[str]) -> None:
+def _cache_write(path: Path, cards: list[_Card]) -> None:
     try:
         path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         with private_file(path) as handle:
-            json.dump({"lines": lines, "codes": codes}, handle)
+            json.dump({"cards": cards}, handle)
     except OSError:
         pass  # a cache that cannot be written only costs time
 
@@ -307,11 +354,12 @@ def scan_cards(
     workers: int | None = None,
     progress: bool | None = None,
 ) -> Iterator[CardScan]:
-    """OCR every card (image or PDF page) in input order; cached cards are not read again.
+    """OCR every card of every page (image or PDF page) in input order; cached pages are
+    not read again.
 
-    Uncached cards are spread over `workers` processes (default: one per core, at most
-    one per card), each with a single-threaded engine so that they do not fight for
-    the cores.  A single card is read in this process with all cores."""
+    Uncached pages are spread over `workers` processes (default: one per core, at most
+    one per page), each with a single-threaded engine so that they do not fight for
+    the cores.  A single page is read in this process with all cores."""
     require_ocr()
     cache_root = (cache_dir if cache_dir is not None else default_cache_dir()) / engine_version()
     pages = card_pages(paths)
@@ -321,7 +369,7 @@ def scan_cards(
         digest = digests[page.path]
         return cache_root / f"{digest}-{page.index + 1}.json" if digest else None
 
-    cached: dict[Page, tuple[list[Any], list[str]]] = {}
+    cached: dict[Page, list[_Card]] = {}
     for page in pages:
         file = cache_file(page)
         entry = _cache_read(file) if file is not None else None
@@ -334,25 +382,28 @@ def scan_cards(
     with _progress(len(todo), show) as advance, _pool(count) as pool:
         results = pool.map(_ocr, todo) if pool is not None else map(_ocr, todo)
         for page in pages:
-            if page in cached:
-                lines, codes = cached[page]
-                yield CardScan(page.source, _as_lines(lines), codes=tuple(codes))
-                continue
-            try:
-                data, codes, error = next(results)
-            except BrokenProcessPool:
-                raise InputError(
-                    "An OCR worker process died (out of memory?). Cards read so far are "
-                    "cached; run again, or with fewer files at a time."
-                ) from None
-            advance()
-            if data is None:
-                yield CardScan(page.source, error=error)
-                continue
-            file = cache_file(page)
-            if file is not None:
-                _cache_write(file, data, codes)
-            yield CardScan(page.source, _as_lines(data), codes=tuple(codes))
+            cards = cached.get(page)
+            if cards is None:
+                try:
+                    cards, error = next(results)
+                except BrokenProcessPool:
+                    raise InputError(
+                        "An OCR worker process died (out of memory?). Cards read so far are "
+                        "cached; run again, or with fewer files at a time."
+                    ) from None
+                advance()
+                if cards is None:
+                    yield CardScan(page.source, error=error)
+                    continue
+                file = cache_file(page)
+                if file is not None:
+                    _cache_write(file, cards)
+            for place, card in enumerate(cards):
+                yield CardScan(
+                    page.card_source(place, len(cards)),
+                    _as_lines(card["lines"]),
+                    codes=tuple(card["codes"]),
+                )
 
 
 @contextmanager
@@ -416,17 +467,29 @@ def review_row(source: str, fields: CardFields | None, error: str = "") -> dict[
         email=fields.email.value,
         email_confidence=_percent(fields.email.confidence, fields.email.value),
         email2=fields.emails[1].value if len(fields.emails) > 1 else "",
-        phone=_readable(phones["phone"][0].number) if phones["phone"] else "",
-        mobile=_readable(phones["mobile"][0].number) if phones["mobile"] else "",
-        fax=_readable(phones["fax"][0].number) if phones["fax"] else "",
-        more_numbers=", ".join(_readable(p.number) for p in fields.phones if p not in firsts),
+        phone=_shown(phones["phone"][0], fields) if phones["phone"] else "",
+        mobile=_shown(phones["mobile"][0], fields) if phones["mobile"] else "",
+        fax=_shown(phones["fax"][0], fields) if phones["fax"] else "",
+        more_numbers=", ".join(_shown(p, fields) for p in fields.phones if p not in firsts),
         number_confidence=_percent(min((p.confidence for p in firsts), default=0.0), bool(firsts)),
+        number_region=(fields.region + (", assumed" if fields.region_assumed else ""))
+        if fields.phones
+        else "",
+        e164_guess=", ".join(
+            _readable(p.number) for p in fields.phones if _shown(p, fields) != _readable(p.number)
+        ),
         website=fields.website.value,
         website_confidence=_percent(fields.website.confidence, fields.website.value),
         qr_differs="; ".join(f"{d.field}: printed {d.printed!r}" for d in fields.disagreements),
         raw_text=fields.raw_text,
     )
     return row
+
+
+def _shown(phone: Phone, fields: CardFields) -> str:
+    """The number for the review CSV: as printed when its country is only assumed."""
+    national = phone.printed and not phone.printed.lstrip().startswith(("+", "00"))
+    return phone.printed.strip() if fields.region_assumed and national else _readable(phone.number)
 
 
 def _readable(e164: str) -> str:
@@ -465,20 +528,101 @@ def to_contact(source: str, fields: CardFields) -> Contact | Rejected:
     )
 
 
+def is_back(fields: CardFields) -> bool:
+    """A card's back side, not a card: no name, e-mail, number or web site, and at most
+    a few lines (blank, a logo, a slogan)."""
+    lines = [part for part in fields.raw_text.split(" | ") if part.strip()]
+    found = fields.name.value or fields.emails or fields.phones or fields.website.value
+    return not found and len(lines) <= 3
+
+
+def same_person(front: CardFields, back: CardFields) -> bool:
+    """The back is the front's person in another language: it has no e-mail of its own
+    (or the front's), and shares a phone number or an e-mail address with the front."""
+    emails = {e.value for e in back.emails}
+    if emails - {e.value for e in front.emails}:
+        return False
+    numbers = {p.number for p in back.phones}
+    return bool(numbers & {p.number for p in front.phones} or emails)
+
+
+def merge_sides(front: CardFields, back: CardFields) -> CardFields:
+    """One card from both sides: the front's fields, the back's where the front has none."""
+
+    def either(mine: Field, theirs: Field) -> Field:
+        return mine if mine.value else theirs
+
+    seen = {e.value for e in front.emails}
+    numbers = {p.number for p in front.phones}
+    return replace(
+        front,
+        name=either(front.name, back.name),
+        honorific=either(front.honorific, back.honorific) if not front.name.value else (
+            front.honorific),
+        title=either(front.title, back.title),
+        company=either(front.company, back.company),
+        emails=front.emails + tuple(e for e in back.emails if e.value not in seen),
+        phones=front.phones + tuple(p for p in back.phones if p.number not in numbers),
+        website=either(front.website, back.website),
+        raw_text=" | ".join(filter(None, (front.raw_text, back.raw_text))),
+    )  # fmt: skip
+
+
+Card = tuple[str, "CardFields | None", str]  # (source, fields or None, why unreadable)
+OnBack = Callable[[str, str], None]  # (source of a back side, the front's source or "")
+
+
 def read_cards(
     paths: Sequence[Path],
     *,
     region: str = "DE",
     cache_dir: Path | None = None,
     workers: int | None = None,
-) -> Iterator[tuple[str, CardFields | None, str]]:
-    """(source, fields, "") per card, or (source, None, why unreadable)."""
-    for scan in scan_cards(paths, cache_dir=cache_dir, workers=workers):
-        if scan.error:
-            yield scan.source, None, scan.error
-        else:
-            codes = parse_payloads(scan.codes)
-            yield scan.source, extract(scan.lines, region=region, codes=codes), ""
+    duplex: bool = False,
+    on_back: OnBack | None = None,
+) -> Iterator[Card]:
+    """(source, fields, "") per card, or (source, None, why unreadable).  Back sides are
+    not cards: a blank or logo-only back is left out, a back with the front's person in
+    another language is merged into the front; `on_back` hears of each.  With `duplex`
+    the cards are read as pairs (front, back, front, back ...), every second one a back."""
+    cards = (
+        (scan.source, extract(scan.lines, region=region, codes=parse_payloads(scan.codes)), "")
+        if not scan.error
+        else (scan.source, None, scan.error)
+        for scan in scan_cards(paths, cache_dir=cache_dir, workers=workers)
+    )
+    heard = on_back or (lambda source, front: None)
+    front: Card | None = None
+    for number, card in enumerate(cards):
+        source, fields, _ = card
+        back_turn = number % 2 == 1 if duplex else True
+        if back_turn and fields is not None and front is not None and front[1] is not None:
+            if is_back(fields):
+                heard(source, "")
+                continue
+            if _belongs(front[0], front[1], source, fields, duplex=duplex):
+                heard(source, front[0])
+                front = (front[0], merge_sides(front[1], fields), "")
+                continue
+        if front is not None:
+            yield front
+        front = card
+    if front is not None:
+        yield front
+
+
+def _belongs(
+    front_source: str, front: CardFields, source: str, fields: CardFields, *, duplex: bool
+) -> bool:
+    """The card is the back of the one before: its pair in a duplex scan (unless it names
+    another address), else the same person on the next page of the same file."""
+    if duplex:
+        return not {e.value for e in fields.emails} - {e.value for e in front.emails}
+    return _same_file(front_source, source) and same_person(front, fields)
+
+
+def _same_file(a: str, b: str) -> bool:
+    return a.rpartition("#")[0] == b.rpartition("#")[0]
 
 
 def iter_cards(

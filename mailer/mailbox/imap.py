@@ -13,8 +13,12 @@ appears in one.
 
 from __future__ import annotations
 
+import contextlib
+import re
+import socket
 import ssl
-from collections.abc import Iterable, Iterator
+import threading
+from collections.abc import Callable, Iterable, Iterator
 from datetime import date, datetime
 from types import TracebackType
 
@@ -26,7 +30,9 @@ from ..errors import ImapError
 
 FETCH_LIMIT = 1 << 20  # bytes of each inbox message read: enough for any bounce or reply
 FETCH_BATCH = 50  # messages per FETCH, so memory stays bounded
+SEARCH_PAGE = 5000  # messages per SEARCH: a reply of UIDs stays far below imaplib's 1 MB line
 SENT = b"\\Sent"
+_LITERAL = re.compile(rb"\{(\d{1,20})\}\r?\n?$")  # a line announcing a literal of n bytes
 
 _ERRORS = (IMAPClientError, OSError)  # OSError covers timeouts and ssl.SSLError
 
@@ -136,13 +142,69 @@ class Mailbox:
 
     def examine(self, since: date, folder: str = "INBOX") -> tuple[int, list[int]]:
         """Open the folder read-only; its UIDVALIDITY and the UIDs of messages
-        that arrived since that day (the server's internal date)."""
+        that arrived since that day (the server's internal date), searched
+        page by page of SEARCH_PAGE messages."""
         try:
             status = self.client.select_folder(folder, readonly=True)
-            uids = self.client.search(["SINCE", since])
+            count = int(status.get(b"EXISTS", 0))
+            uids: set[int] = set()
+            for first in range(1, count + 1, SEARCH_PAGE):
+                last = min(first + SEARCH_PAGE - 1, count)
+                uids.update(int(u) for u in self.client.search([f"{first}:{last}",
+                                                                "SINCE", since]))
         except _ERRORS as err:
             raise self._fail(f"reading {folder}", err) from None
-        return int(status.get(b"UIDVALIDITY", 0)), sorted(int(u) for u in uids)
+        self._bound_literals()
+        return int(status.get(b"UIDVALIDITY", 0)), sorted(uids)
+
+    def _bound_literals(self) -> None:
+        """Enforce FETCH_LIMIT while reading: a literal announced larger than
+        that is announced as FETCH_LIMIT bytes to the parser, and the rest is
+        read in small pieces and dropped, so a hostile server's 400 MiB message
+        costs time (bounded by `deadline`), not memory."""
+        imap = self.client._imap
+        readline: Callable[[], bytes] = imap.readline
+        read: Callable[[int], bytes] = imap.read
+        excess = 0
+
+        def bounded_line() -> bytes:
+            nonlocal excess
+            line = readline()
+            found = _LITERAL.search(line)
+            if found and int(found[1]) > FETCH_LIMIT:
+                excess = int(found[1]) - FETCH_LIMIT
+                line = line[:found.start()] + b"{%d}\r\n" % FETCH_LIMIT
+            return line
+
+        def bounded_read(size: int) -> bytes:
+            nonlocal excess
+            data = read(size)
+            while excess > 0:
+                piece = read(min(excess, 1 << 16))
+                if not piece:
+                    break
+                excess -= len(piece)
+            return data
+
+        imap.readline, imap.read = bounded_line, bounded_read
+
+    @contextlib.contextmanager
+    def deadline(self, seconds: float) -> Iterator[None]:
+        """After `seconds`, cut the connection, even in the middle of a read
+        (a server trickling a byte a second never times out a single read);
+        the read in progress then fails with an ImapError."""
+
+        def cut() -> None:
+            with contextlib.suppress(OSError, AttributeError):
+                self.client.socket().shutdown(socket.SHUT_RDWR)
+
+        timer = threading.Timer(seconds, cut)
+        timer.daemon = True
+        timer.start()
+        try:
+            yield
+        finally:
+            timer.cancel()
 
     def mark_read(self, folder: str, uids: list[int]) -> None:
         """Flag these messages \\Seen: the one change to the inbox, only when asked."""
@@ -153,18 +215,23 @@ class Mailbox:
             raise self._fail(f"flagging messages in {folder}", err) from None
 
     def fetch(self, uids: Iterable[int]) -> Iterator[tuple[int, bytes]]:
-        """(uid, the message's first FETCH_LIMIT bytes) of the examined folder,
-        read with BODY.PEEK so that no \\Seen flag is set."""
+        """(uid, the message's first FETCH_LIMIT bytes) of the examined folder."""
+        return ((uid, body) for uid, body, _ in self.fetch_dated(uids))
+
+    def fetch_dated(self, uids: Iterable[int]) -> Iterator[tuple[int, bytes, datetime | None]]:
+        """(uid, the message's first FETCH_LIMIT bytes, when it arrived) of the
+        examined folder, read with BODY.PEEK so that no \\Seen flag is set."""
         wanted = list(uids)
-        item = f"BODY.PEEK[]<0.{FETCH_LIMIT}>".encode()
+        items = [f"BODY.PEEK[]<0.{FETCH_LIMIT}>".encode(), b"INTERNALDATE"]
         for start in range(0, len(wanted), FETCH_BATCH):
             batch = wanted[start:start + FETCH_BATCH]
             try:
-                fetched = self.client.fetch(batch, [item])
+                fetched = self.client.fetch(batch, items)
             except _ERRORS as err:
                 raise self._fail("FETCH", err) from None
             for uid in batch:
                 data = fetched.get(uid, {})
                 body = next((v for k, v in data.items() if k.startswith(b"BODY[]")), None)
+                arrived = data.get(b"INTERNALDATE")
                 if isinstance(body, bytes):
-                    yield uid, body
+                    yield uid, body, arrived if isinstance(arrived, datetime) else None

@@ -3,10 +3,11 @@
 Runs as its own pass after a send: every message of the campaign that left
 (`sent`, or `bounced`/`replied` since) and has no `done` copy in the journal
 is appended to the folder marked `\\Sent` (RFC 6154), flagged `\\Seen` and
-dated when the server took it.  The journal gets `appending` before the APPEND
-and `done` after it; a message still `appending` (the process died in
-between) is first looked up in the folder by its Message-ID, so a rerun never
-files it twice.
+dated when the server took it.  Each copy is claimed in the journal
+(`appending`, with the run's id) before the APPEND and `done` after it, as
+the SMTP sending claims its rows: two runs at once never file one message
+twice, and a message left `appending` by a run that died is first looked up
+in the folder by its Message-ID, so a rerun never files it twice.
 
 Providers that file mail sent through their SMTP server themselves (Gmail,
 Google Workspace) get no copy: it would show up twice.
@@ -44,17 +45,15 @@ def copy_sent(journal: Journal, campaign: str, settings: ImapSettings, *,
     """Append the campaign's sent messages that lack a copy; raises ImapError."""
     if settings.provider_copies_sent:
         return CopyReport(skipped=f"{settings.provider} files them itself")
-    due = journal.copies_due(campaign)
-    if not due:
-        return CopyReport()
+    if not journal.copies_due(campaign):
+        return CopyReport()  # no login when there is nothing to file
     appended = found = 0
     with Mailbox(settings, tls_context=tls_context) as box:
         folder = box.sent_folder()
-        for item in due:
+        while (item := journal.claim_copy(campaign, folder)) is not None:
             if item.maybe_there and box.has_message(folder, item.message_id):
                 found += 1
             else:
-                journal.copy_started(item.message_id, folder)
                 box.append(folder, item.wire(),
                            datetime.fromtimestamp(item.finished_at).astimezone())
                 appended += 1

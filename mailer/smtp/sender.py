@@ -43,6 +43,7 @@ import socket
 import ssl
 import time
 from collections.abc import Awaitable, Callable, Coroutine, Iterable, Iterator, Sequence
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from functools import partial
 from typing import ParamSpec, TypeVar
@@ -392,27 +393,66 @@ async def send_campaign(
     Raises `SmtpError` when the server cannot be used (nobody is marked)."""
     settings.check_safe()
     started = time.monotonic()
+    recovered = await _take_up(journal, campaign)
+    run = _Run(journal, campaign, limiter, retry or RetryPolicy(), max(1, error_budget),
+               progress, remaining=journal.counts(campaign)[State.QUEUED], on_wait=on_wait)
+    batches = iter(feed) if feed is not None else None
+    await _prime(run, batches)
+    k = max(1, concurrency if feed is not None else min(concurrency, run.remaining))
+    conns = await _connections(settings, tls_context, k)
+    tasks: list[asyncio.Task[None]] = []
+    try:
+        with _sigint(run, tasks, on_interrupt) if handle_sigint else nullcontext():
+            results = await _drive(run, conns, batches, tasks)
+    finally:
+        for c in conns:
+            c.close()
+        journal.end_run()
+    _settle(run, results)
+    return SendSummary(
+        campaign=campaign, counts=journal.counts(campaign), sent=run.sent,
+        deferred=run.deferred, failed=run.failed, recovered_unknown=recovered,
+        elapsed=time.monotonic() - started, stopped=run.stopped,
+        logins=sum(c.logins for c in conns), fed=run.fed_rows, unknown=run.unknown,
+    )
+
+
+async def _take_up(journal: Journal, campaign: str) -> int:
+    """Clear a pause (this run is the resume) and turn the claims of dead runs
+    into `unknown`; returns how many."""
     with journal.busy_wait(LOCK_POLL):  # another process's write lock: wait in the loop
         await patiently(partial(journal.unpause, campaign))
-        recovered = await patiently(journal.recover)
-    counts = journal.counts(campaign)
-    run = _Run(journal, campaign, limiter, retry or RetryPolicy(), max(1, error_budget),
-               progress, remaining=counts[State.QUEUED], on_wait=on_wait)
-    batches = iter(feed if feed is not None else ())
-    with journal.busy_wait(LOCK_POLL):
-        while not run.remaining:  # queue until there is something to send: else never log in
+        return await patiently(journal.recover)
+
+
+async def _prime(run: _Run, batches: Iterator[Sequence[Draft]] | None) -> None:
+    """Queue from the feed until there is something to send: else never log in."""
+    if batches is None:
+        return
+    with run.journal.busy_wait(LOCK_POLL):
+        while not run.remaining:
             batch = next(batches, None)
             if batch is None:
                 break
             await run.enqueue(batch)
+
+
+async def _connections(settings: SmtpSettings, tls_context: ssl.SSLContext | None,
+                       k: int) -> list[Connection]:
+    """K connections, not yet connected, sharing one hostname and TLS context."""
     local_hostname = await asyncio.to_thread(socket.getfqdn)  # once, not per connection
     if tls_context is None and settings.security != "none":
         tls_context = ssl.create_default_context()  # one for all connections: loading CAs is slow
-    k = max(1, concurrency if feed is not None else min(concurrency, run.remaining))
-    conns = [Connection(settings, tls_context=tls_context, local_hostname=local_hostname)
-             for _ in range(k)]
+    return [Connection(settings, tls_context=tls_context, local_hostname=local_hostname)
+            for _ in range(k)]
+
+
+@contextmanager
+def _sigint(run: _Run, tasks: list[asyncio.Task[None]],
+            on_interrupt: Callable[[int | None], None] | None) -> Iterator[None]:
+    """Ctrl-C stops the run: the first lets what is in flight finish, the
+    second cancels it."""
     loop = asyncio.get_running_loop()
-    tasks: list[asyncio.Task[None]] = []
 
     def interrupt() -> None:
         second = run.stop.is_set()
@@ -423,24 +463,32 @@ async def send_campaign(
         if on_interrupt is not None:
             on_interrupt(None if second else run.in_flight)
 
-    if handle_sigint:
-        loop.add_signal_handler(signal.SIGINT, interrupt)
-    results: list[object] = []
+    loop.add_signal_handler(signal.SIGINT, interrupt)
     try:
-        if run.remaining:
-            await conns[0].connect()  # one login first: a bad password stops here, once
-            run.feeding = feed is not None
-            tasks.extend(asyncio.create_task(run.worker(c)) for c in conns)
-            if feed is not None:
-                tasks.append(asyncio.create_task(run.feed_from(batches)))
-            with journal.busy_wait(LOCK_POLL):
-                results = await asyncio.gather(*tasks, return_exceptions=True)
+        yield
     finally:
-        if handle_sigint:
-            loop.remove_signal_handler(signal.SIGINT)
-        for c in conns:
-            c.close()
-        journal.end_run()
+        loop.remove_signal_handler(signal.SIGINT)
+
+
+async def _drive(run: _Run, conns: list[Connection],
+                 batches: Iterator[Sequence[Draft]] | None,
+                 tasks: list[asyncio.Task[None]]) -> list[object]:
+    """Log in once, then run a worker per connection (and the feed) to the end;
+    returns what each task ended with."""
+    if not run.remaining:
+        return []
+    await conns[0].connect()  # one login first: a bad password stops here, once
+    run.feeding = batches is not None
+    tasks.extend(asyncio.create_task(run.worker(c)) for c in conns)
+    if batches is not None:
+        tasks.append(asyncio.create_task(run.feed_from(batches)))
+    with run.journal.busy_wait(LOCK_POLL):
+        return list(await asyncio.gather(*tasks, return_exceptions=True))
+
+
+def _settle(run: _Run, results: list[object]) -> None:
+    """Raise what a task failed with (an account error first); an interrupted
+    campaign is left paused, so that cron's run-due does not carry on."""
     for result in results:
         if isinstance(result, SmtpError):
             raise result
@@ -449,20 +497,7 @@ async def send_campaign(
         elif isinstance(result, BaseException):
             raise result
     if run.stopped == "interrupted":
-        journal.pause(campaign)  # a Ctrl-C means stop: cron's run-due must not carry on
-    return SendSummary(
-        campaign=campaign,
-        counts=journal.counts(campaign),
-        sent=run.sent,
-        deferred=run.deferred,
-        failed=run.failed,
-        recovered_unknown=recovered,
-        elapsed=time.monotonic() - started,
-        stopped=run.stopped,
-        logins=sum(c.logins for c in conns),
-        fed=run.fed_rows,
-        unknown=run.unknown,
-    )
+        run.journal.pause(run.campaign)
 
 
 def _in_new_loop(func: Callable[P, Coroutine[object, object, T]]) -> Callable[P, T]:
