@@ -189,3 +189,14 @@ def test_every_group_outcome_ends_in_its_journal_state_and_nobody_twice(tmp_path
     assert sent == set(everyone) - {everyone[3], everyone[4], everyone[7], everyone[8]}
     assert sent | {everyone[7]} == set(copies)
     assert summary.sent == len(sent)
+
+
+def test_a_flood_of_reply_lines_to_a_group_is_cut_off() -> None:
+    """A hostile server that answers with more than any three replies can hold is
+    cut off (the reader's memory bound): nothing was sent, the message may go again."""
+    flood = "\r\n".join(["250-" + "x" * 990] * 40 + ["250 OK"])
+    with SmtpServer(pipelining=True) as server:
+        server.fault(SENDER, Fault(reply=flood, stage="mail", times=1))
+        assert exchange(Connection(server.settings()), addresses(2)) == [
+            "Lost", "250 2.0.0 OK queued"]
+        assert server.recipients() == ["p1@example.com"]
