@@ -1,9 +1,10 @@
-"""Settings from the environment and `.env`: the SMTP account and the state directory.
+"""Settings from the environment and `.env`: the SMTP and IMAP accounts and the state directory.
 
-Secrets live only in `SmtpSettings.password` and `SmtpSettings.credentials`
-(a password source or an OAuth2 token source, see accounts/credentials.py and accounts/oauth.py),
-whose reprs hide them, so that no log line, journal row or preview can carry
-them.  The credentials are looked up when the first connection logs in.
+This module reads settings only; it logs in nowhere.  `accounts.credentials.Credentials`
+attaches a `Login` to the settings (a password source or an OAuth2 token source),
+whose secret is looked up when the first connection logs in.  Secrets live only in
+`password` fields and in the logins, whose reprs hide them, so that no log line,
+journal row or preview can carry them.
 """
 
 from __future__ import annotations
@@ -12,10 +13,10 @@ import ipaddress
 import os
 import stat
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import platformdirs
 from dotenv import dotenv_values
@@ -23,15 +24,37 @@ from dotenv import dotenv_values
 from .accounts.providers import PROVIDERS, Provider, by_smtp_host
 from .errors import ConfigError
 
-if TYPE_CHECKING:  # both load the keyring; a run imports them when it reads the login
-    from .accounts.credentials import PasswordSource
-    from .accounts.oauth import TokenSource
-
 SECURITY_MODES = ("starttls", "tls", "none")
 AUTH_MODES = ("password", "oauth2")
 # warned about in a readable .env
 SECRET_KEYS = ("MAILER_SMTP_PASSWORD", "MAILER_IMAP_PASSWORD", "MAILER_OAUTH2_CLIENT_SECRET")
 DEFAULT_PORTS = {"starttls": 587, "tls": 465, "none": 25}
+
+
+class Login(Protocol):
+    """How one login gets its secret: a password source or an OAuth2 token source
+    (accounts/credentials.py, accounts/oauth.py).  The SMTP and IMAP login steps ask
+    it for the secret when they need it and never ask which kind it is."""
+
+    @property
+    def username(self) -> str: ...
+
+    @property
+    def oauth(self) -> bool:
+        """True: the secret is an OAuth2 access token (XOAUTH2, OAUTHBEARER)."""
+
+    @property
+    def provider(self) -> str:
+        """The OAuth2 provider that issued the token ("google"), "" for a password."""
+
+    def secret(self) -> str:
+        """The password or access token; looked up on first use, then kept."""
+
+    def renew(self, refused: str) -> str | None:
+        """After the server refused `refused`: a new secret to try once, or None."""
+
+    def origin(self) -> str:
+        """Where the secret comes from, in words (never the secret)."""
 
 
 def is_loopback(host: str) -> bool:
@@ -55,10 +78,10 @@ class SmtpSettings:
     data_timeout: float = 600.0  # for the reply to the final dot (RFC 5321 4.5.3.2.6)
     allow_insecure: bool = False  # plain SMTP to a non-loopback host, explicitly wanted
     auth: str = "password"  # one of AUTH_MODES
-    # where the password or token comes from; None: `password` above
-    credentials: PasswordSource | TokenSource | None = field(
-        default=None, repr=False, compare=False
-    )
+    password_command: str = ""  # MAILER_SMTP_PASSWORD_COMMAND
+    password_timeout: float = 60.0  # MAILER_SMTP_PASSWORD_TIMEOUT
+    # where the password or token comes from (accounts.credentials); None: `password` above
+    login: Login | None = field(default=None, repr=False, compare=False)
 
     @property
     def is_loopback(self) -> bool:
@@ -79,10 +102,12 @@ class SmtpSettings:
 def environment(env_file: Path | None = None) -> dict[str, str]:
     """The process environment over the values of `.env` (the environment wins).
 
-    The file is `env_file`, else $MAILER_ENV_FILE (empty: no file), else ./.env."""
+    The file is `env_file`, else $MAILER_ENV_FILE (empty or /dev/null: no file), else ./.env."""
     configured = None
     if env_file is None:
         configured = os.environ.get("MAILER_ENV_FILE")
+        if configured is not None and configured.strip() == os.devnull:
+            configured = ""  # /dev/null: the usual way to say "no file", as the empty value
         env_file = Path.cwd() / ".env" if configured is None else Path(configured)
     path = env_file
     values: dict[str, str] = {}
@@ -169,18 +194,8 @@ def smtp_settings(env: Mapping[str, str]) -> SmtpSettings:
     auth = env.get("MAILER_SMTP_AUTH", "").strip().lower() or "password"
     if auth not in AUTH_MODES:
         raise ConfigError(f"MAILER_SMTP_AUTH={auth!r} is not one of {', '.join(AUTH_MODES)}{_FIX}")
-    from .accounts.credentials import PasswordSource
-    from .accounts.oauth import TokenSource, oauth_settings
-
-    credentials: PasswordSource | TokenSource | None = None
-    if auth == "oauth2":
-        if not username:
-            raise ConfigError("MAILER_SMTP_AUTH=oauth2 needs MAILER_SMTP_USERNAME: your address.")
-        credentials = TokenSource(oauth_settings(env, host), username)
-    elif username:
-        command = env.get("MAILER_SMTP_PASSWORD_COMMAND", "").strip()
-        wait = _number(env, "MAILER_SMTP_PASSWORD_TIMEOUT", 60.0)
-        credentials = PasswordSource(host, username, command, password, wait)
+    if auth == "oauth2" and not username:
+        raise ConfigError("MAILER_SMTP_AUTH=oauth2 needs MAILER_SMTP_USERNAME: your address.")
     settings = SmtpSettings(
         host=host,
         port=port,
@@ -192,7 +207,8 @@ def smtp_settings(env: Mapping[str, str]) -> SmtpSettings:
         allow_insecure=env.get("MAILER_SMTP_ALLOW_INSECURE", "").strip().lower()
         in ("1", "true", "yes"),
         auth=auth,
-        credentials=credentials,
+        password_command=env.get("MAILER_SMTP_PASSWORD_COMMAND", "").strip(),
+        password_timeout=_number(env, "MAILER_SMTP_PASSWORD_TIMEOUT", 60.0),
     )
     settings.check_safe()
     return settings
@@ -219,15 +235,6 @@ def state_dir(env: Mapping[str, str]) -> Path:
 IMAP_DEFAULT_PORTS = {"tls": 993, "starttls": 143, "none": 143}
 _NO_IMAP = Provider("", "")  # a provider without an IMAP preset
 
-# Where a login's password comes from: (environment, "MAILER_IMAP" or "MAILER_SMTP")
-# -> the password, "" for none.  The default reads <prefix>_PASSWORD; the SMTP
-# login's own sources (keyring, password command) plug in here.
-PasswordLookup = Callable[[Mapping[str, str], str], str]
-
-
-def password_from_env(env: Mapping[str, str], prefix: str) -> str:
-    return env.get(f"{prefix}_PASSWORD", "")
-
 
 @dataclass(frozen=True, slots=True)
 class ImapSettings:
@@ -239,8 +246,8 @@ class ImapSettings:
     timeout: float = 30.0
     provider: str = ""  # the preset it came from, "" for none
     sent_folder: str = ""  # MAILER_IMAP_SENT: used when no folder is marked \Sent
-    # OAuth2 (XOAUTH2) instead of the password: returns a fresh access token
-    token: Callable[[], str] | None = field(default=None, repr=False, compare=False)
+    # where the password or token comes from (accounts.credentials); None: `password` above
+    login: Login | None = field(default=None, repr=False, compare=False)
 
     @property
     def is_loopback(self) -> bool:
@@ -253,13 +260,11 @@ class ImapSettings:
         return known is not None and known.copies_sent
 
 
-def imap_settings(env: Mapping[str, str], provider: str | None = None, *,
-                  password: PasswordLookup = password_from_env,
-                  token: Callable[[], str] | None = None) -> ImapSettings | None:
+def imap_settings(env: Mapping[str, str], provider: str | None = None) -> ImapSettings | None:
     """MAILER_IMAP_* over the provider preset (--provider, else recognised from
-    MAILER_SMTP_HOST); None when no IMAP host is known.  The login defaults to
-    the SMTP login, its password looked up by `password`; `token` (an OAuth2
-    access-token source) logs in with XOAUTH2 instead.  TLS is required for
+    MAILER_SMTP_HOST); None when no IMAP host is known.  The user name defaults to
+    the SMTP one, and then so does MAILER_SMTP_PASSWORD (which login is used is
+    `accounts.credentials.Credentials.imap`'s to decide).  TLS is required for
     every host but loopback."""
     if provider is None or not PROVIDERS.get(provider, _NO_IMAP).imap_host:
         provider = by_smtp_host(env.get("MAILER_SMTP_HOST", ""))
@@ -270,12 +275,12 @@ def imap_settings(env: Mapping[str, str], provider: str | None = None, *,
     security, port, timeout = _connection(env, "MAILER_IMAP", "tls", IMAP_DEFAULT_PORTS)
     smtp_username = env.get("MAILER_SMTP_USERNAME", "").strip()
     username = env.get("MAILER_IMAP_USERNAME", "").strip() or smtp_username
-    secret = password(env, "MAILER_IMAP")
+    secret = env.get("MAILER_IMAP_PASSWORD", "")
     if not secret and username == smtp_username:  # the SMTP login, password and all
-        secret = password(env, "MAILER_SMTP")
+        secret = env.get("MAILER_SMTP_PASSWORD", "")
     settings = ImapSettings(host=host, port=port, security=security, username=username,
                             password=secret, timeout=timeout, provider=provider or "",
-                            sent_folder=env.get("MAILER_IMAP_SENT", "").strip(), token=token)
+                            sent_folder=env.get("MAILER_IMAP_SENT", "").strip())
     if security == "none" and not settings.is_loopback:
         raise ConfigError(
             f"MAILER_IMAP_SECURITY=none would send your password and mail unencrypted to "

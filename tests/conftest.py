@@ -16,6 +16,7 @@ from zoneinfo import ZoneInfo
 import keyring
 import pytest
 import tzlocal
+from hypothesis import settings
 from keyrings.alt.file import PlaintextKeyring
 
 from mailer.journal import Journal
@@ -25,6 +26,16 @@ from tests.smtpd import SmtpServer
 PROJECT = Path(__file__).resolve().parents[1]
 SHARED = PROJECT.parent / "shared"
 PEOPLE = ["anna@example.com", "ben@example.org", "chloe@example.net"]  # the `work` folder's
+
+# -- hypothesis profiles (issue 23) ------------------------------------------------------
+# The suite passes the same way on every machine and every run: property tests draw
+# their examples from a fixed seed and keep no example database between runs.
+# `HYPOTHESIS_PROFILE=explore` looks further: fresh randomness on each run, failures kept
+# in .hypothesis/ and replayed, 1000 examples where a test sets no number of its own.
+# What it finds becomes an @example next to the test it broke.
+settings.register_profile("ci", derandomize=True, database=None, print_blob=True)
+settings.register_profile("explore", derandomize=False, max_examples=1000, print_blob=True)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 
 @pytest.fixture(autouse=True)

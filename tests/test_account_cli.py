@@ -23,11 +23,11 @@ from click.testing import CliRunner, Result
 from dotenv import dotenv_values
 
 import mailer.cli  # registers every command
-from mailer.accounts.check import connect_hint
-from mailer.accounts.credentials import PASSWORD_SERVICE, keyring_account
+from mailer.accounts.keystore import PASSWORD_SERVICE, keyring_account
 from mailer.accounts.oauth import load_grant
 from mailer.cli.app import main
 from mailer.compose.profile import load_profile
+from mailer.smtp.transport import connect_hint
 from tests.oauth_server import OAuthServer
 from tests.smtpd import SmtpServer
 

@@ -6,9 +6,13 @@ and a real HTTP stand-in for the providers' endpoints, all on 127.0.0.1."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
+import signal
 import stat
+import subprocess
 import sys
+import textwrap
 import time
 from collections.abc import Callable
 from dataclasses import replace
@@ -19,7 +23,8 @@ import pytest
 import requests
 
 from mailer.accounts import oauth
-from mailer.accounts.credentials import PASSWORD_SERVICE, PasswordSource, keyring_account
+from mailer.accounts.credentials import Credentials, PasswordSource
+from mailer.accounts.keystore import PASSWORD_SERVICE, keyring_account
 from mailer.accounts.oauth import Grant, OAuthSettings, TokenSource, save_grant
 from mailer.config import SmtpSettings, environment, smtp_settings
 from mailer.errors import AuthError, ConfigError
@@ -28,6 +33,7 @@ from mailer.models import State
 from mailer.smtp.pace import RateLimiter
 from mailer.smtp.sender import RetryPolicy, send_campaign
 from mailer.smtp.transport import Connection
+from tests.bounds import deadline
 from tests.oauth_server import OAuthServer
 from tests.smtpd import SmtpServer, make_draft
 
@@ -49,15 +55,15 @@ def test_password_command_first_line_once(tmp_path: Path) -> None:
     counter = tmp_path / "runs"
     cmd = script(tmp_path, "pw", f'echo x >> {counter}\nprintf "%s\\nsecond line\\n" "$1"')
     source = PasswordSource("smtp.example.com", USER, f"{cmd} 'spaced secret'", "env-pw")
-    assert source.password() == "spaced secret"  # argument quoting kept, no shell involved
-    assert source.password() == "spaced secret"
+    assert source.secret() == "spaced secret"  # argument quoting kept, no shell involved
+    assert source.secret() == "spaced secret"
     assert counter.read_text().count("x") == 1  # cached for the run
 
 
 def test_password_command_that_fails_names_its_error_not_its_output(tmp_path: Path) -> None:
     cmd = script(tmp_path, "pw", 'echo leaked-stdout\necho "gpg: decryption failed" >&2\nexit 3')
     with pytest.raises(AuthError) as err:
-        PasswordSource("smtp.example.com", USER, cmd).password()
+        PasswordSource("smtp.example.com", USER, cmd).secret()
     assert "exit status 3" in str(err.value) and "gpg: decryption failed" in str(err.value)
     assert "leaked-stdout" not in str(err.value)
 
@@ -67,7 +73,7 @@ def test_password_command_that_hangs_is_killed(tmp_path: Path) -> None:
     cmd = script(tmp_path, "pw", f"sleep 60 &\necho $! > {pidfile}\nwait")
     started = time.monotonic()
     with pytest.raises(AuthError, match="within 1 s"):
-        PasswordSource("smtp.example.com", USER, cmd, timeout=1.0).password()
+        PasswordSource("smtp.example.com", USER, cmd, timeout=1.0).secret()
     assert time.monotonic() - started < 10
     child = int(pidfile.read_text())
     for _ in range(50):  # the whole process group is killed, the grandchild too
@@ -80,41 +86,86 @@ def test_password_command_that_hangs_is_killed(tmp_path: Path) -> None:
         pytest.fail("the command's child process survived")
 
 
+def test_a_child_holding_the_output_open_keeps_nobody_waiting(tmp_path: Path) -> None:
+    """The command prints the password and exits; a `setsid` child it left behind still
+    holds stdout (no process group kill reaches it): the password is read at once."""
+    pidfile = tmp_path / "child.pid"
+    cmd = script(tmp_path, "pw", f"setsid sleep 30 &\necho $! > {pidfile}\necho hunter2")
+    try:
+        with deadline(10, "the password command"):
+            started = time.monotonic()
+            assert PasswordSource("h", USER, cmd, timeout=3.0).secret() == "hunter2"
+            assert time.monotonic() - started < 3
+            hung = script(tmp_path, "hung", f"setsid sleep 30 &\necho $! >> {pidfile}\nsleep 30")
+            started = time.monotonic()
+            with pytest.raises(AuthError, match="within 1 s"):
+                PasswordSource("h", USER, hung, timeout=1.0).secret()
+            assert time.monotonic() - started < 1 + 5  # the timeout, then a bounded wait
+    finally:
+        for pid in pidfile.read_text().split():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(int(pid), signal.SIGKILL)
+
+
+def test_endless_output_is_read_only_up_to_a_bound(tmp_path: Path) -> None:
+    """`yes hunter2` never ends its output: mailer reads its first line and a bounded
+    amount, stops it at the timeout, and stays small (a 512 MiB address space)."""
+    child = textwrap.dedent("""
+        import resource
+        resource.setrlimit(resource.RLIMIT_AS, (512 << 20, 512 << 20))
+        from mailer.accounts.credentials import run_password_command
+        from mailer.errors import AuthError
+        try:
+            run_password_command("yes hunter2", 2.0)
+        except AuthError as err:
+            print(err)
+    """)
+    with deadline(30, "the bounded read"):
+        done = subprocess.run([sys.executable, "-c", child], capture_output=True, text=True,
+                              timeout=25)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "did not finish within 2 s" in done.stdout
+
+
 def test_missing_command_and_no_password_say_what_to_set(tmp_path: Path) -> None:
     with pytest.raises(AuthError, match="cannot run"):
-        PasswordSource("h", USER, str(tmp_path / "nope")).password()
+        PasswordSource("h", USER, str(tmp_path / "nope")).secret()
     with pytest.raises(AuthError, match="mailer login"):
-        PasswordSource("h", USER).password()
+        PasswordSource("h", USER).secret()
 
 
 def test_order_command_then_keyring_then_env(tmp_path: Path) -> None:
     cmd = script(tmp_path, "pw", "echo from-command")
     keyring.set_password(PASSWORD_SERVICE, keyring_account("h", USER), "from-keyring")
-    assert PasswordSource("h", USER, cmd, "from-env").password() == "from-command"
-    assert PasswordSource("h", USER, "", "from-env").password() == "from-keyring"
+    assert PasswordSource("h", USER, cmd, "from-env").secret() == "from-command"
+    assert PasswordSource("h", USER, "", "from-env").secret() == "from-keyring"
     keyring.delete_password(PASSWORD_SERVICE, keyring_account("h", USER))
-    assert PasswordSource("h", USER, "", "from-env").password() == "from-env"
+    assert PasswordSource("h", USER, "", "from-env").secret() == "from-env"
+
+
+def logins(env: dict[str, str]) -> SmtpSettings:
+    return Credentials(env).smtp()
 
 
 def test_settings_choose_the_source_lazily(tmp_path: Path) -> None:
     marker = tmp_path / "ran"
     cmd = script(tmp_path, "pw", f"touch {marker}\necho pw")
-    settings = smtp_settings({"MAILER_SMTP_HOST": "smtp.example.com",
-                              "MAILER_SMTP_USERNAME": USER,
-                              "MAILER_SMTP_PASSWORD_COMMAND": cmd})
-    assert isinstance(settings.credentials, PasswordSource)
+    settings = Credentials({"MAILER_SMTP_HOST": "smtp.example.com",
+                            "MAILER_SMTP_USERNAME": USER,
+                            "MAILER_SMTP_PASSWORD_COMMAND": cmd}).smtp()
+    assert isinstance(settings.login, PasswordSource)
     assert not marker.exists()  # reading the settings runs nothing
     assert "pw" not in repr(settings) or "password=" not in repr(settings)
     with pytest.raises(ConfigError, match="MAILER_SMTP_AUTH"):
         smtp_settings({"MAILER_SMTP_HOST": "h.example.com", "MAILER_SMTP_AUTH": "kerberos"})
     with pytest.raises(ConfigError, match="MAILER_OAUTH2_CLIENT_ID"):
-        smtp_settings({"MAILER_SMTP_HOST": "smtp.gmail.com", "MAILER_SMTP_AUTH": "oauth2",
+        logins({"MAILER_SMTP_HOST": "smtp.gmail.com", "MAILER_SMTP_AUTH": "oauth2",
                        "MAILER_SMTP_USERNAME": USER})
     with pytest.raises(ConfigError, match="MAILER_OAUTH2_PROVIDER"):
-        smtp_settings({"MAILER_SMTP_HOST": "mail.example.com", "MAILER_SMTP_AUTH": "oauth2",
+        logins({"MAILER_SMTP_HOST": "mail.example.com", "MAILER_SMTP_AUTH": "oauth2",
                        "MAILER_SMTP_USERNAME": USER, "MAILER_OAUTH2_CLIENT_ID": "c"})
     with pytest.raises(ConfigError, match="https"):
-        smtp_settings({"MAILER_SMTP_HOST": "smtp.gmail.com", "MAILER_SMTP_AUTH": "oauth2",
+        logins({"MAILER_SMTP_HOST": "smtp.gmail.com", "MAILER_SMTP_AUTH": "oauth2",
                        "MAILER_SMTP_USERNAME": USER, "MAILER_OAUTH2_CLIENT_ID": "c",
                        "MAILER_OAUTH2_ENDPOINT": "http://idp.example.com"})
 
@@ -158,7 +209,7 @@ def test_password_from_the_keyring_logs_in(mechanisms: tuple[str, ...]) -> None:
     with SmtpServer(starttls=True, auth=(USER, PASSWORD), mechanisms=mechanisms) as server:
         keyring.set_password(PASSWORD_SERVICE, keyring_account(server.host, USER), PASSWORD)
         settings = replace(server.settings(password=""),
-                           credentials=PasswordSource(server.host, USER, "", "wrong-env"))
+                           login=PasswordSource(server.host, USER, "", "wrong-env"))
         assert send_one(settings, server, "a@example.com") == 250
         assert server.logins == 1
 
@@ -166,7 +217,7 @@ def test_password_from_the_keyring_logs_in(mechanisms: tuple[str, ...]) -> None:
 def test_wrong_password_says_where_it_came_from() -> None:
     with SmtpServer(starttls=True, auth=(USER, PASSWORD)) as server:
         settings = replace(server.settings(password=""),
-                           credentials=PasswordSource(server.host, USER, "", "wrong"))
+                           login=PasswordSource(server.host, USER, "", "wrong"))
         with pytest.raises(AuthError, match=r"535.*MAILER_SMTP_PASSWORD.*app password"):
             send_one(settings, server, "a@example.com")
 
@@ -178,12 +229,12 @@ def idp() -> OAuthServer:
 
 
 def ms_settings(idp: OAuthServer) -> OAuthSettings:
-    return OAuthSettings(oauth.PROVIDERS["microsoft"], "ms-client", endpoint=idp.url,
+    return OAuthSettings(oauth.OAUTH_PROVIDERS["microsoft"], "ms-client", endpoint=idp.url,
                          tenant="organizations")
 
 
 def g_settings(idp: OAuthServer) -> OAuthSettings:
-    return OAuthSettings(oauth.PROVIDERS["google"], "g-client", client_secret="g-secret",
+    return OAuthSettings(oauth.OAUTH_PROVIDERS["google"], "g-client", client_secret="g-secret",
                          endpoint=idp.url)
 
 
@@ -248,7 +299,7 @@ def oauth_server(idp: OAuthServer, **kwargs: object) -> SmtpServer:
 
 def oauth_smtp(server: SmtpServer, source: TokenSource) -> SmtpSettings:
     return SmtpSettings(host=server.host, port=server.port, security="starttls", username=USER,
-                        auth="oauth2", credentials=source)
+                        auth="oauth2", login=source)
 
 
 @pytest.mark.parametrize("mechanism", ["XOAUTH2", "OAUTHBEARER"])
@@ -347,7 +398,7 @@ def test_no_oauth_mechanism_offered_says_what_to_change(idp: OAuthServer) -> Non
 
 def test_secrets_stay_out_of_reprs(idp: OAuthServer) -> None:
     source = PasswordSource("h", USER, "", PASSWORD)
-    source.password()
+    source.secret()
     token_source = TokenSource(g_settings(idp), USER)
     for obj in (source, token_source, g_settings(idp), Grant("rt-x", "c", "g-secret")):
         text = repr(obj)

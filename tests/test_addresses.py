@@ -15,8 +15,23 @@ from mailer.compose.profile import load_profile
 from mailer.contacts import load_contacts
 from mailer.errors import ConfigError
 
-ACCEPTED = ["someone@host.invalid", "ada@example.com", "Jürgen@Example.ORG", "ä@bücher.example"]
-REFUSED = ["not-an-address", "two@@example.com", "dot.@example.com", "no-tld@localhost"]
+ACCEPTED = ["someone@host.invalid", "ada@example.com", "Jürgen@Example.ORG", "ä@bücher.example",
+            "tester@mail.test", "anna@пример.рф", "ben@xn--e1afmkfd.xn--p1ai", "cy@example.co.uk"]
+REFUSED = ["not-an-address", "two@@example.com", "dot.@example.com", "no-tld@localhost",
+           "klaus@gmx", "klaus@gmx.d", "klaus.fischer@example"]
+
+
+# issue 23 item 2: domains no mail can reach, refused with the reason in mailer's words
+UNREACHABLE = [
+    ("klaus@gmx", "the domain 'gmx' has no dot"),
+    ("klaus.fischer@example", "the domain 'example' has no dot"),  # a typo for .example.com
+    ("tester@test", "the domain 'test' has no dot"),
+    ("klaus@gmx.d", "'.d' is not a top-level domain"),
+    ("klaus@gmx.dee", "'.dee' is not a top-level domain"),
+    ("a@192.168.1.20", "'.20' is not a top-level domain"),
+    ("a@printer.local", "'.local' is a special-use name"),
+    ("a@box.localhost", "'.localhost' is a special-use name"),
+]
 
 
 def verdict_of_import(address: str, tmp_path: Path) -> str:
@@ -70,3 +85,22 @@ def test_the_placeholder_domain_passes_everywhere(tmp_path: Path) -> None:
     `suppress add` although import accepted it."""
     assert verdict_of_import("someone@host.invalid", tmp_path) == "someone@host.invalid"
     assert verdict_of_suppress("someone@host.invalid") == "someone@host.invalid"
+    # and Thunderbird's placeholder for a contact without an address, with no dot
+    assert verdict_of_import("contact1@Invalid", tmp_path) == "contact1@invalid"
+
+
+@pytest.mark.parametrize(("address", "reason"), UNREACHABLE)
+def test_an_address_no_mail_can_reach_is_refused_with_the_reason(
+    address: str, reason: str, tmp_path: Path
+) -> None:
+    with pytest.raises(InvalidAddress) as refused:
+        normalize_address(address)
+    assert str(refused.value).startswith(reason)
+    assert verdict_of_import(address, tmp_path).startswith("refused: ")
+    assert reason in verdict_of_import(address, tmp_path)
+
+
+@pytest.mark.parametrize("top", ["example", "test", "invalid"])
+def test_names_reserved_for_documentation_and_tests_are_kept(top: str) -> None:
+    """RFC 2606: placeholder contacts and examples use them; the user sees them on import."""
+    assert normalize_address(f"Someone@Host.{top.upper()}") == f"Someone@host.{top}"

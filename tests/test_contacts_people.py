@@ -23,6 +23,7 @@ from mailer.contacts.csvfile import ColumnReport
 from mailer.contacts.normalize import split_cell
 from mailer.errors import InputError
 from mailer.models import Contact, Rejected
+from tests.smtpd import SmtpServer
 
 FIXTURES = Path(__file__).parent / "fixtures" / "contacts"
 
@@ -350,16 +351,16 @@ def test_the_column_note_names_only_the_columns_mailer_does_not_know(
     assert "Business Fax" not in result.stderr and "Department" not in result.stderr
 
 
-def test_send_plan_names_a_rejected_entry(capsys: pytest.CaptureFixture[str]) -> None:
-    from mailer.campaign.plan import PlanItem, Status, Tally
-    from mailer.cli.send import show_plan
+def test_send_plan_names_a_rejected_entry(work: Path, server: SmtpServer) -> None:
+    (work / "contacts.csv").write_text("Name,Email\nAnna,anna@example.com\nMia Weber,\n",
+                                       encoding="utf-8")
+    import mailer.cli.send  # noqa: F401  (registers send)
 
-    tally = Tally()
-    rejected = PlanItem(Status.REJECTED, "froscon.vcf:31", "", reason="no e-mail address",
-                        name="Mia Weber")  # fmt: skip
-    list(tally.count([rejected]))
-    show_plan(tally, "nothing to send")
-    assert "  froscon.vcf:31: Mia Weber: rejected: no e-mail address" in capsys.readouterr().out
+    result = CliRunner().invoke(main, ["send", "contacts.csv", "--profile", "profile.toml",
+                                       "--at", "in 1 day", "--yes"])
+    assert result.exit_code == 0, result.output
+    assert "  contacts.csv:3: Mia Weber: rejected: no e-mail address" in result.output
+    assert server.received == []  # planned and queued for later, nothing sent
 
 
 def test_mailers_own_review_file_reports_no_ignored_columns() -> None:

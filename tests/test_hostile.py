@@ -28,6 +28,8 @@ from mailer.errors import ConfigError, TemplateError
 from mailer.journal import Journal
 from mailer.models import Contact, Rejected
 from tests.bounds import deadline
+from tests.conftest import write_contacts
+from tests.smtpd import Fault, SmtpServer
 
 PROJECT = Path(__file__).resolve().parents[1]
 HOSTILE = Path(__file__).parent / "fixtures" / "hostile"
@@ -405,25 +407,24 @@ def test_a_dotenv_in_the_working_folder_cannot_name_the_crontab_program(
 # -- 13: suggested commands are shell-quoted ------------------------------------------------
 
 
-def test_suggested_commands_quote_the_campaign_name(capsys: pytest.CaptureFixture[str]) -> None:
+def test_suggested_commands_quote_the_campaign_name(
+        work: Path, server: SmtpServer, monkeypatch: pytest.MonkeyPatch) -> None:
     import shlex
 
-    from mailer.campaign.service import Sending
-    from mailer.cli.send import finish
-    from mailer.models import State
-    from mailer.smtp.sender import SendSummary
-
     hostile = "x; rm -rf ~ #"
-    counts = dict.fromkeys(State, 0) | {State.DEFERRED: 1}
-    with pytest.raises(SystemExit):
-        finish(SendSummary(hostile, counts, 0, 1, 0, 0, 0.1), Sending())
-    command = capsys.readouterr().err.split("`")[1]
-    assert shlex.split(command) == ["mailer", "resend", "--campaign", hostile]
-    with pytest.raises(SystemExit):  # and the two commands printed after Ctrl-C
-        finish(SendSummary(hostile, counts, 0, 1, 0, 0, 0.1, stopped="interrupted"), Sending())
-    err = capsys.readouterr().err
-    assert shlex.join(["mailer", "resume", hostile]) in err
-    assert shlex.join(["mailer", "cancel", hostile]) in err
+
+    def send() -> list[str]:  # the commands the output suggests between backticks
+        result = CliRunner().invoke(main, ["send", "contacts.csv", "--profile", "profile.toml",
+                                           "--campaign", hostile, "--rate", "none", "--yes"])
+        return [part for part in result.output.split("`")[1::2] if hostile in part]
+
+    server.fault("anna@example.com", Fault(action="drop", stage="data", delivered=True))
+    assert [shlex.split(c) for c in send()] == [["mailer", "resend", "--unknown",
+                                                 "--campaign", hostile]]
+    write_contacts(work, [("Dan", "dan@example.com")])  # someone new, and the login fails
+    monkeypatch.setenv("MAILER_SMTP_PASSWORD", "wrong")
+    assert [shlex.split(c) for c in send()] == [["mailer", "resume", hostile],
+                                                ["mailer", "cancel", hostile]]
 
 
 def test_a_campaign_named_after_a_hostile_file_is_clean(tmp_path: Path, profile: Profile) -> None:

@@ -10,7 +10,28 @@ import pytest
 
 from mailer.errors import ImapError
 from mailer.mailbox.imap import Mailbox
-from tests.imapd import PASSWORD, Dovecot
+from tests.imapd import PASSWORD, USER, Dovecot
+
+
+class Tokens:
+    """A `config.Login` handing out OAuth2 access tokens in turn (the provider's token
+    endpoint is tested in test_accounts.py)."""
+
+    username = USER
+    oauth = True
+    provider = "google"
+
+    def __init__(self, *tokens: str) -> None:
+        self._tokens = iter(tokens)
+
+    def secret(self) -> str:
+        return next(self._tokens)
+
+    def renew(self, refused: str) -> str | None:
+        return None
+
+    def origin(self) -> str:
+        return "OAuth2 token for google"
 
 
 @pytest.mark.parametrize("security", ["tls", "starttls", "none"])
@@ -21,8 +42,8 @@ def test_each_security_mode_logs_in_and_finds_sent(dovecot: Dovecot, security: s
 
 
 def test_oauth2_logs_in_with_a_token(dovecot: Dovecot) -> None:
-    tokens = iter([PASSWORD, "expired"])  # this Dovecot checks a token like a password
-    settings = replace(dovecot.settings(), password="", token=lambda: next(tokens))
+    tokens = [PASSWORD, "expired"]  # this Dovecot checks a token like a password
+    settings = replace(dovecot.settings(), password="", login=Tokens(*tokens))
     with Mailbox(settings, tls_context=dovecot.client_tls()) as box:
         assert box.sent_folder() == "Sent"
     with pytest.raises(ImapError, match="OAuth2 sign-in"):

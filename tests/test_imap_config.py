@@ -1,14 +1,12 @@
 """IMAP settings: beside the SMTP ones, the SMTP login by default, provider
-presets, TLS required off loopback, and a pluggable password source."""
+presets, TLS required off loopback, and which login IMAP uses."""
 
 from __future__ import annotations
-
-from collections.abc import Mapping
 
 import pytest
 
 from mailer.config import ImapSettings, imap_settings
-from mailer.errors import ConfigError
+from mailer.errors import AuthError, ConfigError
 
 SMTP = {"MAILER_SMTP_HOST": "smtp.example.com", "MAILER_SMTP_USERNAME": "ann@example.com",
         "MAILER_SMTP_PASSWORD": "smtp-secret"}
@@ -58,14 +56,38 @@ def test_plain_imap_is_allowed_on_loopback_with_its_port() -> None:
     assert s is not None and (s.port, s.is_loopback) == (143, True)
 
 
-def test_the_password_comes_from_a_source_that_can_be_swapped() -> None:
-    asked: list[str] = []
+def test_imap_shares_the_smtp_login_only_for_the_same_user() -> None:
+    from mailer.accounts.credentials import Credentials, PasswordSource
 
-    def keyring(env: Mapping[str, str], prefix: str) -> str:
-        asked.append(prefix)
-        return "from-keyring" if prefix == "MAILER_SMTP" else ""
+    env = {**SMTP, "MAILER_IMAP_HOST": "imap.example.com"}
+    run = Credentials(env)
+    imap = run.imap()
+    assert imap is not None and imap.login is run.smtp().login  # one source, one lookup
+    other = Credentials({**env, "MAILER_IMAP_USERNAME": "bob@example.com"}).imap()
+    assert other is not None and isinstance(other.login, PasswordSource)
+    assert other.login.host == "imap.example.com" and other.login.username == "bob@example.com"
+    own = Credentials({**env, "MAILER_IMAP_PASSWORD": "imap-secret"}).imap()
+    assert own is not None and own.login is not None and own.login.secret() == "imap-secret"
 
-    s = imap_settings({"MAILER_IMAP_HOST": "imap.example.com", "MAILER_SMTP_USERNAME": "a"},
-                      password=keyring)
-    assert s is not None and s.password == "from-keyring"
-    assert asked == ["MAILER_IMAP", "MAILER_SMTP"]
+
+GMAIL_OAUTH = {"MAILER_SMTP_HOST": "smtp.gmail.com", "MAILER_SMTP_USERNAME": "ann@example.com",
+               "MAILER_SMTP_AUTH": "oauth2", "MAILER_OAUTH2_CLIENT_ID": "client"}
+
+
+def test_a_token_goes_only_to_its_providers_imap_server_for_the_same_login() -> None:
+    from mailer.accounts.credentials import Credentials
+
+    run = Credentials(GMAIL_OAUTH)
+    same = run.imap()
+    assert same is not None and same.host == "imap.gmail.com"
+    assert same.login is run.smtp().login and same.login is not None and same.login.oauth
+    elsewhere = [
+        {"MAILER_IMAP_HOST": "imap.example.com"},  # another provider, the same user name
+        {"MAILER_IMAP_USERNAME": "bob@example.com"},  # Gmail, another login
+        {"MAILER_IMAP_HOST": "outlook.office365.com"},  # another OAuth2 provider
+    ]
+    for extra in elsewhere:
+        imap = Credentials({**GMAIL_OAUTH, **extra}).imap()
+        assert imap is not None and imap.login is not None and not imap.login.oauth, extra
+        with pytest.raises(AuthError, match="MAILER_IMAP_PASSWORD"):
+            imap.login.secret()

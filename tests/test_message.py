@@ -16,6 +16,7 @@ import pytest
 
 from mailer.compose.message import Composer, sanitize, vcard_filename
 from mailer.compose.profile import Profile, load_profile
+from mailer.compose.sender_vcard import sender_vcard
 from mailer.errors import ConfigError, TemplateError
 from mailer.models import Contact
 
@@ -111,7 +112,7 @@ def test_structure_and_headers(profile: Profile) -> None:
     assert html.get_content().replace("\r\n", "\n") == draft.html
     assert card.get_content_type() == "text/vcard"
     assert card.get_filename() == "Alex_Example.vcf"
-    assert card.get_content().replace("\r\n", "\n") == profile.vcard("3.0", "de").replace(
+    assert card.get_content().replace("\r\n", "\n") == sender_vcard(profile, "3.0", "de").replace(
         "\r\n", "\n"
     )
     for part in msg.walk():

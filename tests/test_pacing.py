@@ -25,7 +25,8 @@ from pathlib import Path
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from mailer.smtp.pace import PRESETS, Rate, RateLimiter, pace_of
+from mailer.accounts.providers import PROVIDERS
+from mailer.smtp.pace import Rate, RateLimiter, pace_of
 from tests.smtpd import SmtpServer
 
 PROJECT = Path(__file__).resolve().parents[1]
@@ -146,13 +147,13 @@ def test_the_pace_is_the_shortest_rule_and_longer_rules_cap() -> None:
     counting an earlier run's 490."""
     clock = EventClock()
     earlier = [clock.now - 7200.0 + 3.0 * k for k in range(490)]
-    limiter = RateLimiter(PRESETS["gmail"], clock=clock, sleep=clock.sleep, history=earlier)
+    limiter = RateLimiter(PROVIDERS["gmail"].rates, clock=clock, sleep=clock.sleep, history=earlier)
     assert str(limiter) == "one message every 3 s (20/min), at most 500/day"
     starts = simulate(limiter, clock, 4, 11, 7)
-    assert_paced(starts, list(PRESETS["gmail"]), earlier)
+    assert_paced(starts, list(PROVIDERS["gmail"].rates), earlier)
     assert starts[9] - starts[0] < 60.0  # ten left today, at the pace
     assert starts[10] >= earlier[0] + 86400.0 - EPSILON  # the 501st waits for the day
-    full = RateLimiter(PRESETS["gmail"], clock=clock, sleep=clock.sleep,
+    full = RateLimiter(PROVIDERS["gmail"].rates, clock=clock, sleep=clock.sleep,
                        history=[clock.now - 3600.0 + 3.0 * k for k in range(500)])
     assert full.blocked() == (86400.0 - 3600.0, Rate(500, 86400.0))  # says which rule waits
 

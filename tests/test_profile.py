@@ -14,6 +14,7 @@ from click.testing import CliRunner
 
 from mailer.cli import main
 from mailer.compose.profile import NETWORKS, load_profile
+from mailer.compose.sender_vcard import sender_vcard
 from mailer.errors import ConfigError
 from tests.tools import require_tool
 
@@ -176,7 +177,7 @@ def test_photo_too_big_is_refused_and_a_small_one_is_embedded(tmp_path: Path) ->
         load_profile(path)
     (tmp_path / "small.jpg").write_bytes(b"\xff\xd8\xff\xe0small")
     path = write_profile(tmp_path, 'name = "A B"\nemail = "a@example.com"\nphoto = "small.jpg"\n')
-    card = vobject.readOne(load_profile(path).vcard("3.0"))
+    card = vobject.readOne(sender_vcard(load_profile(path), "3.0"))
     assert card.photo.value == b"\xff\xd8\xff\xe0small"
 
 
@@ -205,7 +206,7 @@ def _expected_channels() -> set[tuple[str, str]]:
 
 @pytest.mark.parametrize("version", ["3.0", "4.0"])
 def test_vcard_round_trips_through_vobject_with_every_channel(tmp_path: Path, version: str) -> None:
-    text = load_profile(full_profile(tmp_path)).vcard(version)
+    text = sender_vcard(load_profile(full_profile(tmp_path)), version)
     assert text.startswith(f"BEGIN:VCARD\r\nVERSION:{version}\r\n")
     card = vobject.readOne(text)
     assert card.fn.value == "Zoë Exämple"
@@ -222,7 +223,7 @@ def test_vcard_round_trips_through_vobject_with_every_channel(tmp_path: Path, ve
 
 def test_vcard_rejects_unknown_version(project_root: Path) -> None:
     with pytest.raises(ConfigError, match=r"2\.1"):
-        load_profile(project_root / "profile.example.toml").vcard("2.1")
+        sender_vcard(load_profile(project_root / "profile.example.toml"), "2.1")
 
 
 ICAL_READER = """
@@ -247,7 +248,7 @@ def ical_js(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.mark.parametrize("version", ["3.0", "4.0"])
 def test_ical_js_reads_every_channel(tmp_path: Path, ical_js: Path, version: str) -> None:
     card = tmp_path / "card.vcf"
-    card.write_text(load_profile(full_profile(tmp_path)).vcard(version), encoding="utf-8")
+    card.write_text(sender_vcard(load_profile(full_profile(tmp_path)), version), encoding="utf-8")
     out = subprocess.run(
         ["node", "read.mjs", str(card)], cwd=ical_js, capture_output=True, check=True, timeout=60
     )
@@ -266,7 +267,7 @@ def test_ical_js_reads_the_photo(tmp_path: Path, ical_js: Path) -> None:
     photos = {}
     for version in ("3.0", "4.0"):
         card = tmp_path / f"card-{version}.vcf"
-        card.write_text(profile.vcard(version), encoding="utf-8")
+        card.write_text(sender_vcard(profile, version), encoding="utf-8")
         out = subprocess.run(
             ["node", "read.mjs", str(card)],
             cwd=ical_js,
@@ -284,7 +285,7 @@ def test_card_command_prints_the_vcard(project_root: Path) -> None:
     runner = CliRunner()
     result = runner.invoke(main, ["card", "--profile", str(profile_path)])
     assert result.exit_code == 0, result.output
-    assert result.output == load_profile(profile_path).vcard("3.0").replace("\r\n", "\n")
+    assert result.output == sender_vcard(load_profile(profile_path), "3.0").replace("\r\n", "\n")
     result = runner.invoke(main, ["card", "--profile", str(profile_path), "--version", "4.0"])
     assert result.exit_code == 0
     assert "VERSION:4.0" in result.output
@@ -332,7 +333,7 @@ def test_a_mobile_number_is_a_cell_phone_in_the_vcard(tmp_path: Path, version: s
         tmp_path,
         'name = "A B"\nemail = "a@example.com"\nphones = ["0171 2345678", "030 1234567"]\n',
     )
-    card = vobject.readOne(load_profile(path).vcard(version))
+    card = vobject.readOne(sender_vcard(load_profile(path), version))
     types = {
         tel.value.removeprefix("tel:").replace(" ", "").replace("-", ""): [
             t.upper() for t in tel.params["TYPE"]
@@ -344,5 +345,6 @@ def test_a_mobile_number_is_a_cell_phone_in_the_vcard(tmp_path: Path, version: s
 
 def test_vcard_link_labels_in_the_mail_language(tmp_path: Path) -> None:
     profile = load_profile(full_profile(tmp_path))
-    labels = {p.value for p in vobject.readOne(profile.vcard("3.0", "de")).contents["x-ablabel"]}
+    card = vobject.readOne(sender_vcard(profile, "3.0", "de"))
+    labels = {p.value for p in card.contents["x-ablabel"]}
     assert labels == {"Blog", "Termin vereinbaren", "Podcast"}  # a label you wrote stays

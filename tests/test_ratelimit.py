@@ -9,8 +9,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from mailer.accounts.providers import PROVIDERS
 from mailer.errors import ConfigError
-from mailer.smtp.pace import PRESETS, Rate, RateLimiter, describe, parse_rates
+from mailer.smtp.pace import Rate, RateLimiter, describe, parse_rates
 
 
 class FakeClock:
@@ -52,11 +53,13 @@ def test_parse_rates_rejects_nonsense(bad: str) -> None:
 
 
 def test_presets_are_valid_and_have_a_daily_or_hourly_cap() -> None:
-    assert set(PRESETS) == {"gmail", "workspace", "m365", "outlook", "ionos", "generic"}
-    for rates in PRESETS.values():
+    assert set(PROVIDERS) == {"gmail", "workspace", "m365", "outlook", "ionos", "generic"}
+    for provider in PROVIDERS.values():
+        rates = provider.rates
         assert rates and all(r.count >= 1 for r in rates)
         assert max(r.per for r in rates) >= 3600
-    assert Rate(30, 60.0) in PRESETS["m365"] and Rate(2000, 86400.0) in PRESETS["workspace"]
+    assert Rate(30, 60.0) in PROVIDERS["m365"].rates
+    assert Rate(2000, 86400.0) in PROVIDERS["workspace"].rates
 
 
 def run_acquirers(limiter: RateLimiter, clock: FakeClock, workers: int, total: int) -> list[float]:

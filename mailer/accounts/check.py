@@ -10,7 +10,6 @@ SIZE.  With a test draft, one message goes to the user's own address.
 from __future__ import annotations
 
 import contextlib
-import socket
 import ssl
 import time
 from collections.abc import Callable
@@ -21,15 +20,11 @@ from typing import Any
 import aiosmtplib
 
 from ..config import SmtpSettings
-from ..errors import ConnectError, SmtpError, TlsError
+from ..errors import SmtpError
 from ..models import Contact, Draft
 from ..sanitize import clean
 from ..smtp.login import authenticate
-from .credentials import PasswordSource
-from .oauth import TokenSource
-
-PORT_HINT = ("Check MAILER_SMTP_HOST, MAILER_SMTP_PORT and MAILER_SMTP_SECURITY "
-             "(submission is port 587 with starttls, or 465 with tls).")
+from ..smtp.transport import open_session
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,74 +73,20 @@ async def check_account(
     largest: int | None = None,
     test_message: Draft | None = None,
 ) -> CheckResult:
-    """Run the checks; raises ConnectError, TlsError or AuthError with what to change."""
+    """Run the checks; raises ConnectError, TlsError or AuthError with what to change.
+    The connection is the sender's own (smtp/transport.py), so `check` fails the way
+    `send` would, with the same words."""
     s = settings
-    where = f"{s.host}:{s.port}"
     if tls_context is None and s.security != "none":
         tls_context = ssl.create_default_context()
-    smtp = aiosmtplib.SMTP(hostname=s.host, port=s.port, use_tls=s.security == "tls",
-                           start_tls=False, tls_context=tls_context, timeout=s.timeout)
+    smtp, banner = await open_session(s, tls_context)
     try:
-        try:
-            banner = await smtp.connect()
-        except aiosmtplib.SMTPConnectError as err:
-            cause = err.__cause__
-            if isinstance(cause, ssl.SSLError):
-                raise TlsError(f"TLS with {where} failed: {clean(str(cause))}. "
-                               f"{PORT_HINT}") from None
-            raise ConnectError(f"Cannot connect to {where}: {clean(str(err))}. "
-                               f"{connect_hint(err)}") from None
-        except (aiosmtplib.SMTPException, OSError) as err:
-            raise ConnectError(f"Cannot connect to {where}: {clean(str(err))}. {PORT_HINT}") \
-                from None
-        say(f"Connected to {where} ({s.security}): {clean(banner.message)[:120]}")
-        try:
-            await smtp.ehlo()
-        except aiosmtplib.SMTPException as err:
-            raise ConnectError(f"{where} does not accept EHLO: {clean(str(err))}") from None
-        if s.security == "starttls":
-            if not smtp.supports_extension("starttls"):
-                raise TlsError(f"{where} does not offer STARTTLS. {PORT_HINT}")
-            try:
-                await smtp.starttls()
-            except (aiosmtplib.SMTPException, OSError) as err:
-                cause = err.__cause__ or err
-                raise TlsError(
-                    f"STARTTLS with {where} failed: {clean(str(cause))}. The certificate must "
-                    f"match MAILER_SMTP_HOST: use the name your provider documents."
-                ) from None
-            await smtp.ehlo()
-        if s.security != "none":
-            tls = smtp.get_transport_info("ssl_object")
-            cert = tls.getpeercert() if tls is not None else None
-            if cert:
-                text, left = describe_certificate(cert, time.time())
-                say(f"TLS: {tls.version()}, {text}")
-                if left < 14 * 86400:
-                    say("  warning: the certificate expires within two weeks")
-        else:
-            say("TLS: none (plain text; allowed on loopback only)")
+        say(f"Connected to {s.host}:{s.port} ({s.security}): {clean(banner)[:120]}")
+        _report_tls(smtp, s, say)
         extensions = {k.lower(): v for k, v in smtp.esmtp_extensions.items()}
-        size_limit: int | None = None
-        if "size" in extensions:
-            try:
-                size_limit = int(extensions["size"].split()[0] or 0)
-            except (ValueError, IndexError):
-                size_limit = 0
-        flags = {name: ("yes" if name.lower() in extensions else "no")
-                 for name in ("SMTPUTF8", "PIPELINING", "8BITMIME")}
-        size_text = (f"{size_limit / 1048576:.1f} MiB" if size_limit else
-                     "no limit" if size_limit == 0 else "not announced")
-        say(f"Server offers: SIZE {size_text}, " + ", ".join(f"{k} {v}" for k, v in
-                                                             flags.items())
-            + f", AUTH {clean(extensions.get('auth', '')) or '(none)'}")
-        mechanism = ""
-        if s.username:
-            mechanism = await authenticate(smtp, s)
-            say(f"Logged in as {s.username} with {mechanism} ({_origin(s)})")
-        elif "auth" in extensions:
-            say("No login configured (MAILER_SMTP_USERNAME is empty); the server offers AUTH, "
-                "and most providers require it for sending.")
+        size_limit = _size_limit(extensions)
+        _report_extensions(extensions, size_limit, say)
+        mechanism = await _log_in(smtp, s, "auth" in extensions, say)
         fits = True
         if largest is not None:
             fits = not size_limit or largest <= size_limit
@@ -153,16 +94,7 @@ async def check_account(
             say(f"Largest message the profile produces: {largest / 1024:.1f} kB, {verdict} "
                 f"the server's SIZE limit" + ("" if size_limit else " (none announced)"))
         if test_message is not None:
-            try:
-                _, reply = await smtp.sendmail(test_message.sender, [test_message.recipient],
-                                               test_message.wire())
-            except aiosmtplib.SMTPResponseException as err:
-                raise SmtpError(f"{where} refused the test message: {err.code} "
-                                f"{clean(err.message)}") from None
-            except aiosmtplib.SMTPException as err:
-                raise SmtpError(f"Sending the test message failed: {clean(str(err))}") \
-                    from None
-            say(f"Sent a test message to {test_message.recipient}: {clean(reply)[:120]}")
+            await _send_test(smtp, s, test_message, say)
         with contextlib.suppress(aiosmtplib.SMTPException, OSError):
             await smtp.quit()
         return CheckResult(extensions, size_limit, mechanism, fits)
@@ -170,23 +102,61 @@ async def check_account(
         smtp.close()
 
 
-def connect_hint(err: Exception) -> str:
-    """The setting a failed connection most likely points at."""
-    cause = err.__cause__
-    if isinstance(cause, socket.gaierror):
-        return "Check MAILER_SMTP_HOST: the name does not resolve (a typo, or no network)."
-    if isinstance(cause, ConnectionRefusedError):
-        return "Check MAILER_SMTP_PORT: nothing listens there (submission is 587 or 465)."
-    if isinstance(err, aiosmtplib.SMTPConnectTimeoutError):
-        return ("No greeting came: check MAILER_SMTP_SECURITY and MAILER_SMTP_PORT (port 465 "
-                "wants tls, 587 starttls), or a firewall blocking the port.")
-    return PORT_HINT
+def _report_tls(smtp: aiosmtplib.SMTP, s: SmtpSettings, say: Callable[[str], None]) -> None:
+    if s.security == "none":
+        say("TLS: none (plain text; allowed on loopback only)")
+        return
+    tls = smtp.get_transport_info("ssl_object")
+    cert = tls.getpeercert() if tls is not None else None
+    if cert:
+        text, left = describe_certificate(cert, time.time())
+        say(f"TLS: {tls.version()}, {text}")
+        if left < 14 * 86400:
+            say("  warning: the certificate expires within two weeks")
 
 
-def _origin(settings: SmtpSettings) -> str:
-    creds = settings.credentials
-    if isinstance(creds, TokenSource):
-        return f"OAuth2 token for {creds.settings.provider.name}, refresh token from the keyring"
-    if isinstance(creds, PasswordSource):
-        return f"password from {creds.origin()}"
-    return "password from the settings"
+def _size_limit(extensions: dict[str, str]) -> int | None:
+    """SIZE in bytes; None: not announced, 0: no limit (or unreadable)."""
+    if "size" not in extensions:
+        return None
+    try:
+        return int(extensions["size"].split()[0] or 0)
+    except (ValueError, IndexError):
+        return 0
+
+
+def _report_extensions(extensions: dict[str, str], size_limit: int | None,
+                       say: Callable[[str], None]) -> None:
+    flags = {name: ("yes" if name.lower() in extensions else "no")
+             for name in ("SMTPUTF8", "PIPELINING", "8BITMIME")}
+    size_text = (f"{size_limit / 1048576:.1f} MiB" if size_limit else
+                 "no limit" if size_limit == 0 else "not announced")
+    say(f"Server offers: SIZE {size_text}, " + ", ".join(f"{k} {v}" for k, v in flags.items())
+        + f", AUTH {clean(extensions.get('auth', '')) or '(none)'}")
+
+
+async def _log_in(smtp: aiosmtplib.SMTP, s: SmtpSettings, offers_auth: bool,
+                  say: Callable[[str], None]) -> str:
+    """The mechanism used, "" without a login configured."""
+    if s.username:
+        mechanism = await authenticate(smtp, s)
+        origin = s.login.origin() if s.login is not None else "password from the settings"
+        say(f"Logged in as {s.username} with {mechanism} ({origin})")
+        return mechanism
+    if offers_auth:
+        say("No login configured (MAILER_SMTP_USERNAME is empty); the server offers AUTH, "
+            "and most providers require it for sending.")
+    return ""
+
+
+async def _send_test(smtp: aiosmtplib.SMTP, s: SmtpSettings, message: Draft,
+                     say: Callable[[str], None]) -> None:
+    where = f"{s.host}:{s.port}"
+    try:
+        _, reply = await smtp.sendmail(message.sender, [message.recipient], message.wire())
+    except aiosmtplib.SMTPResponseException as err:
+        raise SmtpError(f"{where} refused the test message: {err.code} "
+                        f"{clean(err.message)}") from None
+    except aiosmtplib.SMTPException as err:
+        raise SmtpError(f"Sending the test message failed: {clean(str(err))}") from None
+    say(f"Sent a test message to {message.recipient}: {clean(reply)[:120]}")

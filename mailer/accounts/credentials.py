@@ -1,4 +1,4 @@
-"""Where the SMTP password comes from, and the OS keyring that holds secrets.
+"""Where the secrets of a run come from: one `Credentials` per run, for SMTP and IMAP alike.
 
 Password sources, first match wins:
 1. MAILER_SMTP_PASSWORD_COMMAND: a command (run without a shell) whose first
@@ -6,169 +6,253 @@ Password sources, first match wins:
 2. the OS keyring (Secret Service, macOS Keychain, Windows Credential Locker),
    where `mailer login` stored it;
 3. MAILER_SMTP_PASSWORD from the environment or `.env`.
+With MAILER_SMTP_AUTH=oauth2 the login is an OAuth2 access token instead
+(accounts/oauth.py), renewed from the refresh token in the keyring.
 
-The password is looked up when the first connection logs in, not when the
-settings are read: scheduling a send or a run-due with nothing due never runs
-the command.  It is then kept in memory for the run, so K connections and
-reconnects do not run the command again.  No error message ever carries it.
+Each login is an object that knows its secret (the `config.Login` protocol):
+the SMTP and IMAP login steps ask it, and never ask which kind it is.  A secret is
+looked up when the first connection logs in, not when the settings are read:
+scheduling a send or a run-due with nothing due never runs the command.  It is
+then kept in memory for the run, so K connections, reconnects and the IMAP Sent
+copies do not run the command again.  No error message ever carries it.
+
+A secret goes only to the server it belongs to: IMAP shares the SMTP login when
+it is the same user name, and an OAuth2 token only when the IMAP server is the
+same provider's; otherwise IMAP uses its own password (MAILER_IMAP_PASSWORD).
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import selectors
 import shlex
 import signal
 import subprocess
 import threading
-from dataclasses import dataclass, field
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from typing import IO
 
-import keyring
-import keyring.backends.fail
-import keyring.errors
-
+from .. import config
+from ..config import ImapSettings, Login, SmtpSettings
 from ..errors import AuthError, ConfigError
 from ..sanitize import clean
+from .keystore import PASSWORD_SERVICE, keyring_account, keyring_get, keyring_name
+from .oauth import TokenSource, oauth_settings
+from .providers import oauth_provider_of_imap
 
-PASSWORD_SERVICE = "mailer-smtp"  # keyring service of SMTP passwords; the user name is the key
-
-
-def keyring_account(host: str, username: str) -> str:
-    """One keyring entry per login and server: the same address may log in to two."""
-    return f"{username}@{host}"
-
-
-def keyring_get(service: str, account: str) -> str | None:
-    """The stored secret; None when there is none or no keyring can be reached
-    (a headless machine without Secret Service is normal, not an error)."""
-    try:
-        return keyring.get_password(service, account)
-    except keyring.errors.KeyringError:
-        return None
-    except RuntimeError:  # some backends raise bare RuntimeErrors when D-Bus is missing
-        return None
+OUTPUT_LIMIT = 64 * 1024  # bytes of a password command's output read, per stream
+KILL_WAIT = 5.0  # seconds to wait for a killed command to be reaped
 
 
-def keyring_set(service: str, account: str, secret: str) -> None:
-    try:
-        keyring.set_password(service, account, secret)
-    except (keyring.errors.KeyringError, RuntimeError) as err:
-        raise ConfigError(
-            f"Cannot store the secret in the OS keyring: {_keyring_problem(err)}. Set "
-            f"MAILER_SMTP_PASSWORD_COMMAND (e.g. `pass show mail/smtp`) in .env instead, "
-            f"or MAILER_SMTP_PASSWORD in a .env only you can read."
-        ) from None
-
-
-def _keyring_problem(err: Exception) -> str:
-    """Why the keyring failed, in a clause: without any backend keyring's own text is a
-    paragraph about installing backends (a headless machine without Secret Service)."""
-    if isinstance(keyring.get_keyring(), keyring.backends.fail.Keyring):
-        return "this machine has none (no Secret Service, Keychain or Credential Locker)"
-    return f"{keyring_name()}: {clean(str(err)).rstrip('.')}"
-
-
-def keyring_delete(service: str, account: str) -> bool:
-    """Remove an entry; False when there was none."""
-    try:
-        keyring.delete_password(service, account)
-    except keyring.errors.PasswordDeleteError:
-        return False
-    except (keyring.errors.KeyringError, RuntimeError) as err:
-        raise ConfigError(
-            f"Cannot reach the OS keyring to remove the secret: {_keyring_problem(err)}."
-        ) from None
-    return True
-
-
-def keyring_name() -> str:
-    backend = keyring.get_keyring()
-    return f"{type(backend).__module__}.{type(backend).__name__}"
-
-
-def run_password_command(command: str, timeout: float) -> str:
-    """The first line the command prints.  Runs in its own process group so
-    that a hung command is killed with everything it started."""
+def run_password_command(command: str, timeout: float,
+                         variable: str = "MAILER_SMTP_PASSWORD_COMMAND") -> str:
+    """The first line the command prints.  Runs in its own session, so that a hung
+    command is killed with everything it started; its output is read up to the
+    first line and at most OUTPUT_LIMIT bytes, and nothing waits past `timeout`
+    (a child that keeps the output open after the command exited holds up nothing)."""
     try:
         argv = shlex.split(command)
     except ValueError as err:
-        raise AuthError(f"MAILER_SMTP_PASSWORD_COMMAND cannot be split into words: {err}.") \
-            from None
+        raise AuthError(f"{variable} cannot be split into words: {err}.") from None
     if not argv:
-        raise AuthError("MAILER_SMTP_PASSWORD_COMMAND is empty.")
-    shown = clean(argv[0])
+        raise AuthError(f"{variable} is empty.")
+    shown = f"{variable} ({clean(argv[0])})"
     try:
         proc = subprocess.Popen(
             argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
             start_new_session=True,
         )
     except OSError as err:
-        raise AuthError(
-            f"MAILER_SMTP_PASSWORD_COMMAND cannot run {shown}: {err.strerror}. "
-            f"Check the command and its PATH."
-        ) from None
-    try:
-        out, err_out = proc.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL)
-        proc.communicate()
-        raise AuthError(
-            f"MAILER_SMTP_PASSWORD_COMMAND ({shown}) gave no password within {timeout:g} s "
-            f"and was stopped. Check that it runs without asking (or raise "
-            f"MAILER_SMTP_PASSWORD_TIMEOUT)."
-        ) from None
+        raise AuthError(f"{variable} cannot run {clean(argv[0])}: {err.strerror}. "
+                        f"Check the command and its PATH.") from None
+    assert proc.stdout is not None and proc.stderr is not None
+    with proc.stdout, proc.stderr:
+        finished = _read_until_exit(proc, proc.stdout, proc.stderr, timeout)
+    if finished is None:
+        limit = variable.replace("_COMMAND", "_TIMEOUT")
+        raise AuthError(f"{shown} did not finish within {timeout:g} s and was stopped. Check "
+                        f"that it runs without asking (or raise {limit}).")
+    out, err_out = finished
     if proc.returncode != 0:
         last = [line for line in err_out.decode(errors="replace").splitlines() if line.strip()]
         why = f": {clean(last[-1])[:200]}" if last else ""
-        raise AuthError(
-            f"MAILER_SMTP_PASSWORD_COMMAND ({shown}) failed with exit status "
-            f"{proc.returncode}{why}. Run it yourself to see why."
-        )
+        raise AuthError(f"{shown} failed with exit status {proc.returncode}{why}. Run it "
+                        f"yourself to see why.")
+    if b"\n" not in out and len(out) >= OUTPUT_LIMIT:
+        raise AuthError(f"{shown} printed more than {OUTPUT_LIMIT // 1024} KiB without a line "
+                        f"end: its first line must be the password.")
     password = out.decode(errors="replace").split("\n", 1)[0].rstrip("\r")
     if not password:
-        raise AuthError(
-            f"MAILER_SMTP_PASSWORD_COMMAND ({shown}) printed no password (its first line "
-            f"is empty)."
-        )
+        raise AuthError(f"{shown} printed no password (its first line is empty).")
     return password
 
 
 @dataclass
+class _Output:
+    """One output stream of a password command, read without blocking and bounded:
+    stdout up to its first line end, stderr's last OUTPUT_LIMIT bytes."""
+
+    file: IO[bytes]
+    head: bool  # stdout: keep the beginning, stop after the first line end
+    data: bytearray = field(default_factory=bytearray)
+
+    def read(self) -> bool:
+        """Take what is there; False when nothing more is wanted (end of file, or
+        stdout's first line is in: the command may then fill the pipe and wait)."""
+        try:
+            chunk = os.read(self.file.fileno(), OUTPUT_LIMIT)
+        except BlockingIOError:
+            return True
+        if not chunk:
+            return False
+        self.data += chunk
+        if self.head:
+            return b"\n" not in self.data and len(self.data) < OUTPUT_LIMIT
+        del self.data[:-OUTPUT_LIMIT]
+        return True
+
+
+def _read_until_exit(proc: subprocess.Popen[bytes], stdout: IO[bytes], stderr: IO[bytes],
+                     timeout: float) -> tuple[bytes, bytes] | None:
+    """(stdout, stderr) once the command has exited; None when it had not within
+    `timeout`, after killing its session."""
+    deadline = time.monotonic() + timeout
+    out, err = _Output(stdout, head=True), _Output(stderr, head=False)
+    with selectors.DefaultSelector() as selector:
+        for output in (out, err):
+            os.set_blocking(output.file.fileno(), False)
+            selector.register(output.file, selectors.EVENT_READ, output)
+        while proc.poll() is None:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                _kill(proc)
+                return None
+            # a short wait: the exit is noticed even while a child of it holds a pipe open
+            for key, _ in selector.select(min(left, 0.05)):
+                if not key.data.read():
+                    selector.unregister(key.fileobj)
+        for key in list(selector.get_map().values()):  # what came just before the exit
+            key.data.read()
+    return bytes(out.data), bytes(err.data)
+
+
+def _kill(proc: subprocess.Popen[bytes]) -> None:
+    """SIGKILL to the command's whole session (its process group), then a bounded wait."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        proc.wait(KILL_WAIT)
+
+
+@dataclass
 class PasswordSource:
-    """Looks the password up once, on first use, in the documented order."""
+    """A password looked up once, on first use, in the documented order: a `config.Login`."""
 
     host: str
     username: str
     command: str = ""
-    fallback: str = field(default="", repr=False)  # MAILER_SMTP_PASSWORD
+    fallback: str = field(default="", repr=False)  # <prefix>_PASSWORD
     timeout: float = 60.0
+    prefix: str = "MAILER_SMTP"  # whose variables: MAILER_SMTP or MAILER_IMAP
     _cached: str | None = field(default=None, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
-    def origin(self) -> str:
-        """Where the password will come from, for `mailer check` (never the password)."""
-        if self.command:
-            return "MAILER_SMTP_PASSWORD_COMMAND"
-        if keyring_get(PASSWORD_SERVICE, keyring_account(self.host, self.username)):
-            return f"the OS keyring, {keyring_name()}"
-        return "MAILER_SMTP_PASSWORD" if self.fallback else "nowhere"
+    @property
+    def oauth(self) -> bool:
+        return False
 
-    def password(self) -> str:
+    @property
+    def provider(self) -> str:
+        return ""
+
+    def origin(self) -> str:
+        """Where the password comes from, for `mailer check` (never the password)."""
+        if self.command:
+            return f"password from {self.prefix}_PASSWORD_COMMAND"
+        if keyring_get(PASSWORD_SERVICE, keyring_account(self.host, self.username)):
+            return f"password from the OS keyring, {keyring_name()}"
+        return f"password from {self.prefix}_PASSWORD" if self.fallback else "password from nowhere"
+
+    def secret(self) -> str:
         with self._lock:
             if self._cached is None:
                 self._cached = self._lookup()
             return self._cached
 
+    def renew(self, refused: str) -> str | None:
+        """A refused password stays refused: one login attempt, no second."""
+        return None
+
     def _lookup(self) -> str:
         if self.command:
-            return run_password_command(self.command, self.timeout)
+            return run_password_command(self.command, self.timeout,
+                                        f"{self.prefix}_PASSWORD_COMMAND")
         stored = keyring_get(PASSWORD_SERVICE, keyring_account(self.host, self.username))
         if stored:
             return stored
         if self.fallback:
             return self.fallback
+        if self.prefix == "MAILER_IMAP":
+            raise AuthError(
+                f"No password for {self.username} at {self.host}: set MAILER_IMAP_PASSWORD "
+                f"(the SMTP login is shared only with the same user name, an OAuth2 sign-in "
+                f"only with its own provider's IMAP server).")
         raise AuthError(
             f"No password for {self.username} at {self.host}: run `mailer login` to store "
             f"it in the OS keyring, or set MAILER_SMTP_PASSWORD_COMMAND or MAILER_SMTP_PASSWORD."
         )
+
+
+class Credentials:
+    """The logins of one run, built once from the settings: `smtp()` and `imap()` give
+    the settings with their login attached, the same login object (and so the same
+    looked-up secret) wherever it is the same account."""
+
+    def __init__(self, env: Mapping[str, str]) -> None:
+        self.env = env
+        self._smtp: SmtpSettings | None = None
+
+    def smtp(self) -> SmtpSettings:
+        """The SMTP account; ConfigError when there is none or it is set up wrong."""
+        if self._smtp is None:
+            settings = config.smtp_settings(self.env)
+            self._smtp = replace(settings, login=self._smtp_login(settings))
+        return self._smtp
+
+    def _smtp_login(self, s: SmtpSettings) -> Login | None:
+        if s.auth == "oauth2":
+            return TokenSource(oauth_settings(self.env, s.host), s.username)
+        if s.username:
+            return PasswordSource(s.host, s.username, s.password_command, s.password,
+                                  s.password_timeout)
+        return None
+
+    def imap(self, provider: str | None = None) -> ImapSettings | None:
+        """The IMAP account (see `config.imap_settings`), None without one."""
+        settings = config.imap_settings(self.env, provider)
+        if settings is None:
+            return None
+        if not self.env.get("MAILER_IMAP_PASSWORD"):
+            shared = self._shared_login(settings)
+            if shared is not None:
+                return replace(settings, login=shared)
+        return replace(settings, login=PasswordSource(settings.host, settings.username,
+                                                      fallback=settings.password,
+                                                      prefix="MAILER_IMAP"))
+
+    def _shared_login(self, imap: ImapSettings) -> Login | None:
+        """The SMTP login, when IMAP may use it: the same user name, and for an OAuth2
+        token also an IMAP server of the provider that issued it."""
+        try:
+            login = self.smtp().login
+        except ConfigError:  # no SMTP account: only MAILER_IMAP_* can log in
+            return None
+        if login is None or login.username != imap.username:
+            return None
+        if login.provider and login.provider != oauth_provider_of_imap(imap.host):
+            return None
+        return login
+

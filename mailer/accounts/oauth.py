@@ -33,7 +33,7 @@ from ..config import is_loopback
 from ..errors import AuthError, ConfigError
 from ..sanitize import clean
 from . import providers
-from .credentials import keyring_delete, keyring_get, keyring_set
+from .keystore import keyring_delete, keyring_get, keyring_set
 
 TOKEN_SERVICE = "mailer-oauth2"  # keyring service of refresh tokens; the SMTP user name is the key
 MARGIN = 300.0  # refresh an access token this many seconds before it expires
@@ -42,7 +42,9 @@ DEVICE_GRANT = "urn:ietf:params:oauth:grant-type:device_code"
 
 
 @dataclass(frozen=True, slots=True)
-class Provider:
+class OAuthProvider:
+    """An identity provider's sign-in (not a mail provider: see providers.py)."""
+
     name: str
     flow: str  # "device" or "loopback"
     scope: str
@@ -54,8 +56,8 @@ class Provider:
     auth_method: str = "none"  # how the client authenticates at the token endpoint
 
 
-PROVIDERS = {
-    "microsoft": Provider(
+OAUTH_PROVIDERS = {
+    "microsoft": OAuthProvider(
         name="microsoft",
         flow="device",
         scope="https://outlook.office.com/SMTP.Send offline_access",
@@ -63,7 +65,7 @@ PROVIDERS = {
         token_path="/{tenant}/oauth2/v2.0/token",
         device_path="/{tenant}/oauth2/v2.0/devicecode",
     ),
-    "google": Provider(
+    "google": OAuthProvider(
         name="google",
         flow="loopback",
         scope="https://mail.google.com/",
@@ -76,17 +78,9 @@ PROVIDERS = {
 }
 
 
-def guess_provider(host: str) -> str | None:
-    """The OAuth2 provider of a known submission server."""
-    known = providers.by_smtp_host(host)
-    if known is None:
-        return None
-    return providers.PROVIDERS[known].oauth_provider or None
-
-
 @dataclass(frozen=True, slots=True)
 class OAuthSettings:
-    provider: Provider
+    provider: OAuthProvider
     client_id: str
     client_secret: str = field(default="", repr=False)
     tenant: str = "common"  # Microsoft: common, organizations, consumers or a tenant id
@@ -119,15 +113,17 @@ class OAuthSettings:
 
 def oauth_settings(env: Mapping[str, str], host: str) -> OAuthSettings:
     """MAILER_OAUTH2_* -> OAuthSettings; the provider is guessed from the host."""
-    name = env.get("MAILER_OAUTH2_PROVIDER", "").strip().lower() or guess_provider(host)
+    name = (env.get("MAILER_OAUTH2_PROVIDER", "").strip().lower()
+            or providers.oauth_provider_of_smtp(host))
     if name is None:
         raise ConfigError(
             f"MAILER_SMTP_AUTH=oauth2 needs MAILER_OAUTH2_PROVIDER (microsoft or google) for "
             f"{host}."
         )
-    if name not in PROVIDERS:
+    if name not in OAUTH_PROVIDERS:
         raise ConfigError(
-            f"MAILER_OAUTH2_PROVIDER={name!r} is not one of {', '.join(sorted(PROVIDERS))}."
+            f"MAILER_OAUTH2_PROVIDER={name!r} is not one of "
+            f"{', '.join(sorted(OAUTH_PROVIDERS))}."
         )
     client_id = env.get("MAILER_OAUTH2_CLIENT_ID", "").strip()
     if not client_id:
@@ -143,7 +139,7 @@ def oauth_settings(env: Mapping[str, str], host: str) -> OAuthSettings:
             raise ConfigError("MAILER_OAUTH2_ENDPOINT must be an https:// URL (http only on "
                               "127.0.0.1).")
     return OAuthSettings(
-        provider=PROVIDERS[name],
+        provider=OAUTH_PROVIDERS[name],
         client_id=client_id,
         client_secret=env.get("MAILER_OAUTH2_CLIENT_SECRET", "").strip(),
         tenant=env.get("MAILER_OAUTH2_TENANT", "").strip() or "common",
@@ -374,7 +370,8 @@ def loopback_flow(
 
 @dataclass
 class TokenSource:
-    """Access tokens for one account, shared by every connection of a run."""
+    """Access tokens for one account, shared by every connection of a run: a
+    `config.Login` whose secret is the access token."""
 
     settings: OAuthSettings
     username: str
@@ -384,7 +381,18 @@ class TokenSource:
     _expires: float = 0.0
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
-    def access_token(self) -> str:
+    @property
+    def oauth(self) -> bool:
+        return True
+
+    @property
+    def provider(self) -> str:
+        return self.settings.provider.name
+
+    def origin(self) -> str:
+        return f"OAuth2 token for {self.provider}, refresh token from the keyring"
+
+    def secret(self) -> str:
         """A token valid for at least MARGIN seconds more."""
         with self._lock:
             if not self._access or self.clock() >= self._expires - MARGIN:

@@ -25,8 +25,6 @@ from .providers import PROVIDERS
 if TYPE_CHECKING:
     from tomlkit import TOMLDocument
 
-PRESETS = PROVIDERS  # `mailer init`'s choices: the providers mailer knows
-
 _GOOGLE_DOMAINS = {"gmail.com", "googlemail.com"}
 _MICROSOFT_NAMES = {"outlook", "hotmail", "live", "msn"}  # outlook.de, hotmail.co.uk, ...
 # what mail programs call the two TLS modes: "SSL" (and "SSL/TLS") is TLS from the first
@@ -221,7 +219,7 @@ def env_text(account: Account) -> str:
         f"MAILER_SMTP_AUTH={account.auth}",
     ]
     if account.auth == "oauth2":
-        preset = PRESETS[account.provider]
+        preset = PROVIDERS[account.provider]
         lines.append(f"MAILER_OAUTH2_PROVIDER={preset.oauth_provider}")
         lines.append(f"MAILER_OAUTH2_CLIENT_ID={_env_value(account.client_id)}")
         if preset.oauth_provider == "microsoft":

@@ -1,1 +1,2 @@
-"""One campaign: the plan, the dry run, resend, holds, what is due, the problems report."""
+"""One campaign: the service every command calls, the plan, the dry run, resend, holds,
+what is due, the problems report."""

@@ -7,7 +7,8 @@ It owns the journal and the sender: the command line parses options, calls
 one method, and prints what it returns.  What happens during a run (the plan,
 the start, the progress, waits, Ctrl-C, the Sent copies) reaches the caller
 through `Events`; questions go through a `confirm` callback, so a test, a cron
-job or another program drives a campaign exactly as the CLI does.
+job or another program drives a campaign exactly as the CLI does.  The
+requests, answers and events are in `events.py`.
 
 This module is imported by `mailer status` and `mailer campaigns`: the SMTP
 stack, the readers and the templates load only inside the methods that use them.
@@ -19,238 +20,44 @@ import shlex
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from itertools import islice
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, Protocol
+from typing import TYPE_CHECKING
 
 from .. import config
 from ..errors import AuthError, ConfigError, MailerError, TlsError
 from ..journal import Journal, journal_path
 from ..models import Draft, State
+from .events import (
+    CampaignInfo,
+    Cancelled,
+    CancelShown,
+    Declined,
+    Events,
+    Finished,
+    PlanSummary,
+    Quiet,
+    ResendRequest,
+    ResendShown,
+    Scheduled,
+    Sending,
+    SendRequest,
+    Starting,
+    rate_text,
+    server_line,
+)
 
 if TYPE_CHECKING:
+    from ..accounts.credentials import Credentials
     from ..compose.message import Composer
-    from ..contacts.csvfile import ColumnReport
-    from ..journal import Row as Row
+    from ..journal import Row
     from ..mailbox.inbox import Sorted
-    from ..schedule.when import Timing
-    from ..smtp.pace import Rate
-    from ..smtp.sender import Progress as Progress
-    from ..smtp.sender import RetryPolicy
-    from ..smtp.sender import SendSummary as SendSummary
-    from ..smtp.sender import Wait as Wait
+    from ..smtp.sender import RetryPolicy, SendSummary
     from .plan import PlanItem, Tally
-    from .resend import ResendPlan
 
 FEED_BATCH = 16  # drafts rendered and queued between turns of the send loop
-
-
-@dataclass(frozen=True, slots=True)
-class Sending:
-    """The sending options as given: what to send with, and what to repeat in
-    the command that resumes a paused campaign."""
-
-    rates: tuple[str, ...] = ()
-    provider: str | None = None
-    concurrency: int = 1
-    again: tuple[str, ...] = ()  # the command that resumes; default `mailer resume NAME ...`
-    sent_copy: bool = True  # file what was sent in the IMAP Sent folder (--no-sent-copy)
-
-    def resume_command(self, campaign: str) -> str:
-        return shlex.join(self.again or ("mailer", "resume", campaign, *self.args()))
-
-    @property
-    def limits(self) -> tuple[Rate, ...]:
-        return choose_rates(self.rates, self.provider)
-
-    def args(self) -> list[str]:
-        return [*(["--provider", self.provider] if self.provider else []),
-                *(arg for rate in self.rates for arg in ("--rate", rate)),
-                *(["--concurrency", str(self.concurrency)] if self.concurrency != 1 else [])]
-
-
-def choose_rates(rates: tuple[str, ...], provider: str | None) -> tuple[Rate, ...]:
-    """--rate wins over --provider; with neither, the cautious generic preset."""
-    from ..smtp.pace import PRESETS, parse_rates
-
-    return parse_rates(rates) if rates else PRESETS[provider or "generic"]
-
-
-def server_line(settings: config.SmtpSettings) -> str:
-    who = f", as {settings.username}" if settings.username else ""
-    return f"SMTP server {settings.host}:{settings.port} ({settings.security}{who})"
-
-
-# --- what the caller hears and is asked ---------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class PlanSummary:
-    """What a send is about to queue, shown before the question."""
-
-    campaign: str
-    tally: Tally
-    to_send: int  # queued in the campaign with this run's new ones
-    added: int  # rows this run adds (new contacts not queued before)
-    at: datetime | None = None  # scheduled for (None: now)
-    how: str = ""  # server, pace and connections, for a send now
-
-
-@dataclass(frozen=True, slots=True)
-class Starting:
-    """A run is about to send: where, how fast, what."""
-
-    server: str
-    pace: str
-    concurrency: int
-    campaign: str
-    plan: str  # "3 queued message(s)", or "the new contacts as they are read ..."
-    header: bool  # False when the question before sending has just said it
-
-
-class Events(Protocol):
-    """What happens during a run, for the caller to show."""
-
-    def columns(self, report: ColumnReport) -> None: ...
-    def plan(self, summary: PlanSummary) -> None: ...
-    def starting(self, start: Starting) -> None: ...
-    def sending(self) -> AbstractContextManager[Callable[[Progress], None]]: ...
-    def waiting(self, wait: Wait) -> None: ...
-    def interrupted(self, in_flight: int | None) -> None: ...
-    def note(self, line: str) -> None: ...
-    def warning(self, line: str) -> None: ...
-
-
-@dataclass(frozen=True, slots=True)
-class Finished:
-    """A run that sent (or found nothing to send)."""
-
-    summary: SendSummary
-    problems: Path | None  # the CSV of failed, deferred and unknown recipients
-    tally: Tally | None = None  # the plan, when the contacts were read while sending
-
-
-@dataclass(frozen=True, slots=True)
-class Declined:
-    """Nothing was queued: the answer was no, or there was nothing to queue."""
-
-    empty: bool = False  # nothing to schedule at all (no question was asked)
-
-
-@dataclass(frozen=True, slots=True)
-class Scheduled:
-    campaign: str
-    queued: int  # waiting for the time
-    added: int  # of them queued by this run
-    at: datetime
-
-
-@dataclass(frozen=True, slots=True)
-class SendRequest:
-    """`mailer send`: the contacts files and how to read and render them."""
-
-    paths: Sequence[Path]
-    composer: Composer
-    campaign: str
-    timing: Timing
-    options: Sending
-    region: str = "DE"
-    mapping: Mapping[str, str] | None = None
-    again: bool = False  # also mail people mailed in an earlier campaign
-    assume_yes: bool = False
-    profile: Path | None = None  # recorded with the files, for the inbox's advice
-
-    def record_files(self, journal: Journal) -> None:
-        journal.add_files(self.campaign, [str(p.resolve()) for p in self.paths],
-                          str(self.profile.resolve()) if self.profile else "")
-
-
-@dataclass(frozen=True, slots=True)
-class ResendRequest:
-    """`mailer resend`: which recipients, and the corrected files if given."""
-
-    campaign: str | None
-    states: tuple[State, ...]
-    only: tuple[str, ...] = ()
-    paths: Sequence[Path] = ()
-    composer: Composer | None = None
-    region: str = "DE"
-    mapping: Mapping[str, str] | None = None
-    bounced: bool = False  # --bounced: without a campaign, the one the bounces are in
-
-
-@dataclass(frozen=True, slots=True)
-class ResendShown:
-    """The resend about to happen, shown before the question."""
-
-    campaign: str
-    states: tuple[State, ...]
-    plan: ResendPlan
-    tally: Tally | None  # the files' plan, when files were given
-
-
-@dataclass(frozen=True, slots=True)
-class CancelShown:
-    campaign: str
-    counts: dict[State, int]
-
-
-@dataclass(frozen=True, slots=True)
-class Cancelled:
-    campaign: str
-    outcome: Literal["done", "declined", "already"]
-    removed: int = 0
-
-
-@dataclass(frozen=True, slots=True)
-class CampaignInfo:
-    """One line of `mailer campaigns`."""
-
-    name: str
-    created_at: float
-    scheduled_at: float | None
-    cancelled_at: float | None
-    paused_at: float | None
-    counts: dict[State, int] = field(default_factory=dict)
-    held_reason: str = ""  # paused by an account error, with it
-
-    def to_json(self) -> dict[str, Any]:
-        return {"name": self.name, "created_at": self.created_at,
-                "scheduled_at": self.scheduled_at, "cancelled_at": self.cancelled_at,
-                "paused_at": self.paused_at, "held_reason": self.held_reason,
-                "counts": {str(s): n for s, n in self.counts.items()}}
-
-
-class Quiet:
-    """Events nobody listens to (a program driving a campaign on its own)."""
-
-    def columns(self, report: ColumnReport) -> None:
-        pass
-
-    def plan(self, summary: PlanSummary) -> None:
-        pass
-
-    def starting(self, start: Starting) -> None:
-        pass
-
-    def sending(self) -> AbstractContextManager[Callable[[Progress], None]]:
-        from contextlib import nullcontext
-
-        return nullcontext(lambda _: None)
-
-    def waiting(self, wait: Wait) -> None:
-        pass
-
-    def interrupted(self, in_flight: int | None) -> None:
-        pass
-
-    def note(self, line: str) -> None:
-        pass
-
-    def warning(self, line: str) -> None:
-        pass
 
 
 # --- the service ------------------------------------------------------------------
@@ -264,7 +71,7 @@ class Campaigns:
         self.events: Events = events if events is not None else Quiet()
         self.env = config.environment() if env is None else env
         self.handle_sigint = handle_sigint  # the CLI: Ctrl-C pauses the campaign
-        self._smtp: config.SmtpSettings | None = None
+        self._credentials: Credentials | None = None
 
     # -- settings and the journal --
 
@@ -272,32 +79,24 @@ class Campaigns:
     def state_dir(self) -> Path:
         return config.state_dir(self.env)
 
+    @property
+    def credentials(self) -> Credentials:
+        """The logins of this service's runs, built once: SMTP and IMAP ask the same
+        object, so a password command runs once for the sending and the Sent copies."""
+        if self._credentials is None:
+            from ..accounts.credentials import Credentials  # the keyring: only when needed
+
+            self._credentials = Credentials(self.env)
+        return self._credentials
+
     def smtp_settings(self) -> config.SmtpSettings:
-        """The SMTP account, read once per service."""
-        if self._smtp is None:
-            self._smtp = config.smtp_settings(self.env)
-        return self._smtp
+        """The SMTP account with its login, read once per service."""
+        return self.credentials.smtp()
 
     def imap_settings(self, provider: str | None) -> config.ImapSettings | None:
-        """The IMAP account, or None without one.  The one place where the IMAP
-        login gets its password (or OAuth2 token) source: `config.imap_settings`
-        takes `password=` and `token=` for the SMTP login's keyring, password
-        command or OAuth2 sign-in."""
-        from ..accounts.credentials import PasswordSource
-        from ..accounts.oauth import TokenSource
-
-        try:
-            credentials = self.smtp_settings().credentials
-        except ConfigError:  # no SMTP account: only MAILER_IMAP_* can log in
-            credentials = None
-
-        def password(env: Mapping[str, str], prefix: str) -> str:
-            if prefix == "MAILER_SMTP" and isinstance(credentials, PasswordSource):
-                return credentials.password()  # password command, keyring, then the variable
-            return config.password_from_env(env, prefix)
-
-        token = credentials.access_token if isinstance(credentials, TokenSource) else None
-        return config.imap_settings(self.env, provider, password=password, token=token)
+        """The IMAP account with its login (accounts.credentials decides which), or
+        None without one."""
+        return self.credentials.imap(provider)
 
     def required_imap(self, provider: str | None) -> config.ImapSettings:
         settings = self.imap_settings(provider)
@@ -357,7 +156,7 @@ class Campaigns:
                     summary = self._send_now(journal, campaign, options,
                                              batched(drafts, FEED_BATCH))
                 finally:  # the campaign exists once the feed queued something
-                    request.record_files(journal)
+                    record_files(request, journal)
                 return Finished(summary, self._problems(journal, summary), tally)
             if not self._queue_and_ask(request, journal, drafts, tally, confirm):
                 return Declined()
@@ -373,7 +172,7 @@ class Campaigns:
             if at is not None:  # --at now: whatever the campaign's schedule was
                 journal.set_schedule(campaign, at.timestamp())
             added = journal.enqueue(campaign, drafts)
-            request.record_files(journal)
+            record_files(request, journal)
             to_send = journal.counts(campaign)[State.QUEUED]
             how = (f"{server_line(self.smtp_settings())}, pace {rate_text(options.limits)}, "
                    f"{options.concurrency} connection(s).")
@@ -392,7 +191,7 @@ class Campaigns:
         with journal.staged() as staging:
             journal.unpause(campaign)  # scheduling it again is the user taking it up again
             added = journal.enqueue(campaign, drafts, scheduled_at=later.timestamp())
-            request.record_files(journal)
+            record_files(request, journal)
             queued = journal.counts(campaign)[State.QUEUED]
             summary = PlanSummary(campaign, tally, queued, added, at=later)
             self.events.plan(summary)
@@ -682,10 +481,10 @@ def held(journal: Journal, campaign: str, err: AuthError | TlsError) -> AuthErro
         f"sends them; `mailer cancel {name}` drops them.")
 
 
-def rate_text(limits: tuple[Rate, ...]) -> str:
-    from ..smtp.pace import RateLimiter
-
-    return str(RateLimiter(limits))  # "one message every 3 s (20/min), at most 500/day"
+def record_files(request: SendRequest, journal: Journal) -> None:
+    """The files a send read and its profile, for the advice after bounces."""
+    journal.add_files(request.campaign, [str(p.resolve()) for p in request.paths],
+                      str(request.profile.resolve()) if request.profile else "")
 
 
 def batched(items: Iterator[Draft], size: int) -> Iterator[list[Draft]]:

@@ -15,7 +15,8 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from .. import config
-from ..accounts.setup import PRESETS, port_number, security_mode, sender_address
+from ..accounts.providers import PROVIDERS
+from ..accounts.setup import port_number, security_mode, sender_address
 from ..compose.profile import NETWORKS
 from ..config import SmtpSettings
 from ..errors import ConfigError
@@ -43,12 +44,11 @@ def _settings(env_file: Path | None = None) -> tuple[dict[str, str], SmtpSetting
 def login_account(settings: SmtpSettings, env: dict[str, str], *, open_browser: bool) -> None:
     # the keyring and the sign-in flows load only here, not for every `mailer --help`
     from ..accounts import oauth
-    from ..accounts.credentials import PASSWORD_SERVICE, keyring_account, keyring_name, keyring_set
-    from ..accounts.oauth import Grant, TokenSource
+    from ..accounts.keystore import PASSWORD_SERVICE, keyring_account, keyring_name, keyring_set
+    from ..accounts.oauth import Grant
 
-    creds = settings.credentials
-    if isinstance(creds, TokenSource):
-        o = creds.settings
+    if settings.auth == "oauth2":
+        o = oauth.oauth_settings(env, settings.host)
         if o.provider.flow == "device":
             tokens = oauth.device_flow(o, click.echo)
             secret = ""
@@ -105,7 +105,7 @@ def login(no_browser: bool) -> None:
 def logout() -> None:
     """Remove the stored password and OAuth2 sign-in of the configured account."""
     from ..accounts import oauth
-    from ..accounts.credentials import PASSWORD_SERVICE, keyring_account, keyring_delete
+    from ..accounts.keystore import PASSWORD_SERVICE, keyring_account, keyring_delete
 
     _, settings = _settings()
     removed = []
@@ -158,7 +158,9 @@ def run_check(settings: SmtpSettings, profile_path: Path | None, send_test: bool
 @handle_errors
 def check(profile_path: Path | None, send_test: bool) -> None:
     """Connect, log in and show what the SMTP server offers, sending nothing."""
-    settings = config.smtp_settings(config.environment())  # without a login: checks the rest
+    from ..accounts.credentials import Credentials
+
+    settings = Credentials(config.environment()).smtp()  # without a login: checks the rest
     if profile_path is None and Path("profile.toml").is_file():
         profile_path = Path("profile.toml")
     if profile_path is not None and not profile_path.is_file():
@@ -266,7 +268,7 @@ def _channel(text: str, option: str = "") -> tuple[str, str]:
 @click.option("--lang", type=click.Choice(["en", "de"]), help="Mail language by default.")
 @click.option("--channel", "channels", multiple=True, metavar="NETWORK=VALUE",
               help="A channel to list, e.g. linkedin=alex-example; repeatable.")
-@click.option("--provider", type=click.Choice(sorted(PRESETS)),
+@click.option("--provider", type=click.Choice(sorted(PROVIDERS)),
               help="Your mail provider [default: guessed from the address, else asked].")
 @click.option("--host", help="SMTP server (for generic and IONOS).")
 @click.option("--port", type=click.IntRange(1, 65535), help="SMTP port.")
@@ -359,7 +361,7 @@ def _ask_account(interview: _Interview, given: _Given, email: str) -> Account:
     from ..accounts.setup import Account
 
     provider = _ask_provider(interview, given, email)
-    preset = PRESETS[provider]
+    preset = PROVIDERS[provider]
     asked = not preset.host  # a preset's server settings are known, not asked
     host = interview.ask(given.host, "SMTP server", option="--host", asked=asked,
                          default=preset.host or None)
@@ -382,16 +384,16 @@ def _ask_provider(interview: _Interview, given: _Given, email: str) -> str:
         return given.provider
     guessed = guess_provider(email)
     if guessed is not None:
-        click.echo(f"Provider: {PRESETS[guessed].label} (from the address).")
+        click.echo(f"Provider: {PROVIDERS[guessed].label} (from the address).")
         return guessed
-    return interview.ask(None, f"Your provider ({', '.join(PRESETS)})", option="--provider",
-                         check=_one_of(tuple(PRESETS)),
+    return interview.ask(None, f"Your provider ({', '.join(PROVIDERS)})", option="--provider",
+                         check=_one_of(tuple(PROVIDERS)),
                          default="generic")
 
 
 def _ask_login(interview: _Interview, given: _Given, provider: str) -> tuple[str, str, str]:
     """(auth, OAuth client id, tenant)."""
-    preset = PRESETS[provider]
+    preset = PROVIDERS[provider]
     auth = given.auth or interview.ask(
         None, "Log in with a password or OAuth2 (password, oauth2)", option="--auth",
         check=_one_of(config.AUTH_MODES), default=preset.auth,
@@ -431,7 +433,7 @@ def _next_steps(interview: _Interview, profile_path: Path, env_path: Path,
     sign-in it is for."""
     hint = ""
     if account is not None and account.auth == "password":
-        hint = PRESETS[account.provider].hint
+        hint = PROVIDERS[account.provider].hint
     if not interview.interactive:
         asks = f", which asks for {hint};" if hint else ","
         click.echo(f"Next: `mailer login`{asks} then `mailer check`.")
@@ -443,4 +445,6 @@ def _next_steps(interview: _Interview, profile_path: Path, env_path: Path,
         click.echo(f"The password is {hint}.")
     login_account(settings, env, open_browser=True)
     if click.confirm("Check the account now (mailer check)?", default=True):
-        run_check(config.smtp_settings(env), profile_path, send_test=False)
+        from ..accounts.credentials import Credentials
+
+        run_check(Credentials(env).smtp(), profile_path, send_test=False)

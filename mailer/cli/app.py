@@ -13,10 +13,10 @@ from typing import IO, TYPE_CHECKING, Any, ParamSpec, TypeVar
 import click
 
 from .. import DISTRIBUTION, __version__
+from ..accounts.providers import PROVIDERS
 from ..contacts.fields import FIELDS
 from ..errors import ConfigError, MailerError
 from ..sanitize import shown
-from ..smtp.pace import PRESETS
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -214,9 +214,9 @@ def _env_provider() -> str | None:
         provider = config.environment().get("MAILER_PROVIDER", "").strip().lower()
     except ConfigError as err:
         raise click.UsageError(str(err)) from None
-    if provider and provider not in PRESETS:
+    if provider and provider not in PROVIDERS:
         raise click.UsageError(
-            f"MAILER_PROVIDER={provider!r} is not one of {', '.join(sorted(PRESETS))}; "
+            f"MAILER_PROVIDER={provider!r} is not one of {', '.join(sorted(PROVIDERS))}; "
             "set it in .env or the environment, or pass --provider."
         )
     return provider or None
@@ -233,7 +233,7 @@ def sending_options(func: F) -> F:
     )(func)
     func = click.option(
         "--provider",
-        type=click.Choice(sorted(PRESETS)),
+        type=click.Choice(sorted(PROVIDERS)),
         default=_env_provider,
         show_default=False,
         help="Use this provider's published limits [default: MAILER_PROVIDER, else generic, "
@@ -247,6 +247,12 @@ def sending_options(func: F) -> F:
         help="Sending limit, e.g. 30/min or 2000/day; repeat or comma-join for several; "
         "'none' for no limit. Overrides --provider.",
     )(func)
+
+
+def sent_copy_option(func: F) -> F:
+    return click.option(
+        "--no-sent-copy", "no_sent_copy", is_flag=True,
+        help="Do not file a copy of each sent mail in your IMAP Sent folder.")(func)
 
 
 def yes_option(func: F) -> F:

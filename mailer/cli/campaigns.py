@@ -31,13 +31,13 @@ from .app import (
     parse_mappings,
     profile_option,
     sending_options,
+    sent_copy_option,
     yes_option,
 )
-from .inbox import sent_copy_option
 from .send import campaigns_service, report_and_exit
 
 if TYPE_CHECKING:
-    from ..campaign.service import CampaignInfo, CancelShown, ResendShown
+    from ..campaign.events import CampaignInfo, CancelShown, ResendShown
 
 
 @main.command("campaigns")
@@ -123,9 +123,9 @@ def cancel(name: str, assume_yes: bool) -> None:
 @sending_options
 @handle_errors
 def resume(name: str, rates: tuple[str, ...], provider: str | None, concurrency: int) -> None:
-    """Send what campaign NAME still has queued, e.g. after Ctrl-C paused it
-    (`mailer run-due` never resumes a paused campaign on its own)."""
-    from ..campaign.service import Sending, choose_rates
+    """Send what campaign NAME still has queued, e.g. after Ctrl-C paused it or
+    an account error held it (`mailer run-due` never resumes either on its own)."""
+    from ..campaign.events import Sending, choose_rates
 
     service = campaigns_service()
     options = Sending(rates, provider, concurrency)
@@ -162,8 +162,8 @@ def resend(paths: tuple[Path, ...], campaign_name: str | None, failed: bool, unk
     Without flags: the deferred ones. With PATH... --profile (the corrected
     contacts files): corrected addresses replace their failed or deferred
     rows, and contacts new in the files are queued; nobody mailed is mailed again."""
+    from ..campaign.events import Declined, Finished, ResendRequest, Sending
     from ..campaign.resend import chosen_states
-    from ..campaign.service import Declined, Finished, ResendRequest, Sending
 
     if paths and profile_path is None:
         raise ConfigError("Resending from contacts files needs --profile to render the mails.")

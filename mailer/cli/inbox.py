@@ -12,15 +12,14 @@ from __future__ import annotations
 import json
 import shlex
 import sys
-from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING
 
 import click
 
 from .. import config
+from ..accounts.providers import PROVIDERS
 from ..sanitize import shown
-from ..smtp.pace import PRESETS
 from .app import console, handle_errors, main, yes_option
 
 if TYPE_CHECKING:
@@ -28,8 +27,6 @@ if TYPE_CHECKING:
 
     from ..campaign.service import InboxPass
     from ..mailbox.inbox import Sorted, Verdict
-
-F = TypeVar("F", bound=Callable[..., Any])
 
 HEADINGS = {
     "bounce": "Bounced (marked bounced)",
@@ -43,14 +40,8 @@ HEADINGS = {
 }
 
 
-def sent_copy_option(func: F) -> F:
-    return click.option(
-        "--no-sent-copy", "no_sent_copy", is_flag=True,
-        help="Do not file a copy of each sent mail in your IMAP Sent folder.")(func)
-
-
 @main.command("inbox")
-@click.option("--provider", type=click.Choice(sorted(PRESETS)),
+@click.option("--provider", type=click.Choice(sorted(PROVIDERS)),
               help="Your provider: fills in its IMAP server.")
 @click.option("--folder", default="INBOX", show_default=True, help="The folder to read.")
 @click.option("--mark-read", is_flag=True,

@@ -40,7 +40,9 @@ if TYPE_CHECKING:
 @handle_errors
 def card(profile_path: Path | None, version: str) -> None:
     """Print your vCard, as the mail attaches it."""
-    click.echo(load_profile(profile_here(profile_path)).vcard(version), nl=False)
+    from ..compose.sender_vcard import sender_vcard
+
+    click.echo(sender_vcard(load_profile(profile_here(profile_path)), version), nl=False)
 
 
 @main.command()

@@ -18,12 +18,13 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import click
 
 from ..models import State
-from .app import handle_errors, main, sending_options
-from .inbox import inbox_pass, sent_copy_option
+from .app import handle_errors, main, sending_options, sent_copy_option
+from .inbox import inbox_pass
 from .send import campaigns_service, show_paused
 
 if TYPE_CHECKING:
-    from ..campaign.service import InboxPass, SendSummary
+    from ..campaign.events import SendSummary
+    from ..campaign.service import InboxPass
     from ..schedule.timer import Kind, TimerChange, Tools
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -69,13 +70,13 @@ def install_command(kind: Kind | None, every: int, print_only: bool,
     directory, so that run-due reads the same .env (SMTP settings) as send.
     --rate, --provider and --concurrency are passed on to run-due."""
     from .. import config
-    from ..campaign.service import choose_rates
+    from ..campaign.events import choose_rates
     from ..schedule import timer
 
     choose_rates(rates, provider)  # a bad --rate fails now, not in every cron run
     env = config.environment()
     # likewise --inbox without an IMAP account (checked without running a password command)
-    if with_inbox and config.imap_settings(env, provider, password=lambda *_: "") is None:
+    if with_inbox and config.imap_settings(env, provider) is None:
         campaigns_service().required_imap(provider)  # raises "No IMAP server configured: ..."
     passed = [*(("--provider", provider) if provider else ()),
               *(arg for rate in rates for arg in ("--rate", rate)),
@@ -160,7 +161,7 @@ def run_due(rates: tuple[str, ...], provider: str | None, concurrency: int, with
     """Send what is due: scheduled campaigns whose time has come and deferred
     recipients whose back-off has elapsed. Prints nothing when nothing is due;
     exits at once when another run-due is still busy. For cron / systemd."""
-    from ..campaign.service import Sending, choose_rates
+    from ..campaign.events import Sending, choose_rates
     from ..schedule.when import now_from
 
     service = campaigns_service()

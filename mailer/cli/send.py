@@ -1,10 +1,12 @@
-"""Commands: `send`, `status` and `suppress add|remove|list`.
+"""Commands: `send`, `status` and `suppress add|remove|list`, over the
+campaign service (`campaign/service.py`), which plans, queues, asks through
+`ask_to_send`, sends and files the Sent copies.
 
-`send` plans (`plan.plan_files`, the same plan as `preview`), prints the plan's
-summary line and what will happen, asks, then queues and sends.  Queuing and
-asking share one journal transaction: answering no leaves the journal as it
-was.  With --yes there is nothing to ask, so messages are rendered and queued
-while the first ones are being sent.
+`send` plans (the same plan as `preview`), prints the plan's summary line and
+what will happen, asks, then queues and sends.  Queuing and asking share one
+journal transaction: answering no leaves the journal as it was.  With --yes
+there is nothing to ask, so messages are rendered and queued while the first
+ones are being sent.
 
 The campaign name defaults to the first contacts file's name without its
 extension (`contacts.csv` -> "contacts"), so running the same command again
@@ -14,12 +16,12 @@ resumes the same campaign instead of starting a new one.
 on the campaign and returns: `mailer run-due` sends it when due (`campaign/holds.py`
 has the rules for campaigns scheduled or cancelled).
 
-While sending (`send_now`, shared with resend, resume and run-due): on a
-terminal a progress bar on stderr; without one (cron, a pipe) the server, the
-login, the pace and the plan first, then a line at most every 30 s, a line
-for every wait longer than 10 s, and the summary.  Ctrl-C is answered at
-once; the campaign is then paused and the closing message names the
-commands that resume or cancel it.
+While sending (`Terminal`: what the service's events show, for send, resend,
+resume and run-due alike): on a terminal a progress bar on stderr; without one
+(cron, a pipe) the server, the login, the pace and the plan first, then a line
+at most every 30 s, a line for every wait longer than 10 s, and the summary.
+Ctrl-C is answered at once; the campaign is then paused and the closing
+message names the commands that resume or cancel it.
 """
 
 from __future__ import annotations
@@ -50,16 +52,14 @@ from .app import (
     paths_argument,
     profile_option,
     sending_options,
+    sent_copy_option,
     yes_option,
 )
-from .inbox import sent_copy_option
 
 if TYPE_CHECKING:
     from pathlib import Path
 
-    from ..campaign.plan import Tally
-    from ..campaign.service import (
-        Campaigns,
+    from ..campaign.events import (
         Finished,
         PlanSummary,
         Progress,
@@ -70,6 +70,8 @@ if TYPE_CHECKING:
         Starting,
         Wait,
     )
+    from ..campaign.plan import Tally
+    from ..campaign.service import Campaigns
     from ..contacts.csvfile import ColumnReport
 
 EXIT_INTERRUPTED = 130
@@ -141,7 +143,7 @@ def campaigns_service() -> Campaigns:
 @map_option
 @click.option("--at", "at", metavar="WHEN",
               help="Queue now, send later from `mailer run-due`: 'mon 9am', 'Montag 9 Uhr', "
-                   "'tomorrow 9:00', 'in 2h', '2026-11-30T09:00' (local time), 'now'.")
+                   "'tomorrow 9:00', 'in 2h', 'YYYY-MM-DDTHH:MM' (local time), 'now'.")
 @click.option("--now", "now_text", hidden=True, help="Pretend it is this ISO time (tests).")
 @sent_copy_option
 @handle_errors
@@ -151,7 +153,7 @@ def send(paths: tuple[Path, ...], profile_path: Path | None, campaign_name: str 
          mappings: tuple[str, ...], at: str | None, now_text: str | None,
          no_sent_copy: bool) -> None:
     """Queue one mail per new contact and send them (or, with --at, schedule them)."""
-    from ..campaign.service import Declined, Finished, Sending, SendRequest, choose_rates
+    from ..campaign.events import Declined, Finished, Sending, SendRequest, choose_rates
     from ..schedule.when import Timing, format_when
 
     service = campaigns_service()

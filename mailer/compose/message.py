@@ -50,6 +50,7 @@ from ..language import Decision, decide
 from ..models import Contact, Draft
 from ..sanitize import clean as sanitize
 from .profile import Profile
+from .sender_vcard import sender_vcard
 
 TEMPLATE_FILES = ("subject.txt.j2", "body.txt.j2", "body.html.j2")
 CRLF = b"\r\n"
@@ -281,7 +282,7 @@ class _StaticParts:
                     "ascii"
                 ),
                 CRLF,
-                _qp(profile.vcard("3.0", lang)),
+                _qp(sender_vcard(profile, "3.0", lang)),
                 f"\r\n--{mixed}--\r\n".encode("ascii"),
             )
         )

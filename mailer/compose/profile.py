@@ -137,12 +137,6 @@ class Profile:
         """The profile's phrase for `lang`, else "" (the template then words it itself)."""
         return dict(self.event_phrases).get(lang, "")
 
-    def vcard(self, version: str = "3.0", lang: str = "") -> str:
-        """The sender's card (compose/sender_vcard.py), CRLF line ends; 3.0 is what
-        most address books import.  `lang` translates the labels of generic links."""
-        from .sender_vcard import sender_vcard
-
-        return sender_vcard(self, version, lang)
 
 
 # -- loading -------------------------------------------------------------------------------------

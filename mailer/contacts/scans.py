@@ -175,43 +175,52 @@ def card_pages(paths: Iterable[Path]) -> list[Page]:
     return pages
 
 
+class UnreadableCard(ValueError):
+    """A file that cannot be a card; str() says why, in mailer's words."""
+
+
+# What Pillow's, pillow-heif's and pdfium's decoders raise on a damaged, truncated or
+# hostile file.  Their wording changes between releases (pillow-heif 1.9 reworded its
+# errors), so it never reaches the user: load_page says what happened in its own words.
+_DECODER_ERRORS: tuple[type[Exception], ...] = (
+    OSError,
+    ValueError,
+    EOFError,
+    SyntaxError,
+    RuntimeError,  # pypdfium2.PdfiumError and pillow-heif's
+    struct.error,
+    IndexError,
+    KeyError,
+    TypeError,
+    ZeroDivisionError,
+    MemoryError,
+)
+
+
+_FORMATS = "mailer reads JPEG, PNG, WebP, BMP, TIFF, GIF, HEIC and PDF"
+
+
 def load_page(page: Page, long_side: int = LONG_SIDE) -> Image.Image:
     """The page as an upright RGB image, scaled to `long_side` pixels on its long side.
     A file that cannot be a card (truncated, too many pixels, too many pages) raises
-    ValueError or OSError with the reason, so that it is reported and the batch goes on."""
-    from PIL import Image, ImageOps
+    UnreadableCard with the reason, so that it is reported and the batch goes on."""
+    from PIL import Image
 
-    if page.path.suffix.lower() == ".pdf":
-        import pypdfium2
-
-        with pypdfium2.PdfDocument(page.path) as document:
-            if page.index >= MAX_PDF_PAGES:
-                raise ValueError(
-                    f"the PDF has {len(document)} pages; only the first {MAX_PDF_PAGES} are "
-                    f"read as cards (split the file to read the rest)"
-                )
-            pdf_page = document[page.index]
-            width, height = pdf_page.get_size()  # points
-            scale = min(PDF_DPI / 72, long_side / max(width, height, 1))
-            image: Image.Image = pdf_page.render(scale=scale).to_pil()
-    else:
-        _register_heif()
-        try:
-            with warnings.catch_warnings():  # MAX_PIXELS below is the check: no stderr noise
-                warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-                opened = Image.open(page.path)
-            with opened:
-                opened.draft("RGB", (long_side, long_side))  # JPEG: decode at a reduced size
-                width, height = opened.size  # after draft(): what decoding will really take
-                if width * height > MAX_PIXELS:
-                    raise ValueError(
-                        f"the image has {width}x{height} pixels; a card photo over "
-                        f"{MAX_PIXELS // 1_000_000} megapixels is not read (scale it down)"
-                    )
-                image = ImageOps.exif_transpose(opened).convert("RGB")
-        except (EOFError, SyntaxError, RuntimeError, struct.error, IndexError) as err:
-            # what Pillow's and pillow-heif's decoders raise on a truncated or corrupt file
-            raise ValueError(f"damaged or truncated image ({err or type(err).__name__})") from None
+    pdf = page.path.suffix.lower() == ".pdf"
+    damaged: tuple[type[Exception], ...] = (*_DECODER_ERRORS, Image.DecompressionBombError)
+    try:
+        image = _render_pdf_page(page, long_side) if pdf else _decode_image(page, long_side)
+    except UnreadableCard:
+        raise
+    except (FileNotFoundError, IsADirectoryError):
+        raise UnreadableCard("the file is gone (moved or deleted?); check the path") from None
+    except PermissionError:
+        raise UnreadableCard("no permission to read the file (check its owner and mode)") from None
+    except damaged:  # Pillow says "cannot identify" for a damaged file in a known format too
+        what = "a damaged PDF" if pdf else f"a damaged or truncated image, or no image ({_FORMATS})"
+        raise UnreadableCard(
+            f"{what}; if it opens in a viewer, save it again from there, or take a new photo"
+        ) from None
     return fit(image, long_side)
 
 
@@ -224,6 +233,42 @@ def fit(image: Image.Image, long_side: int = LONG_SIDE) -> Image.Image:
         size = (round(image.width * scale), round(image.height * scale))
         image = image.resize(size, Image.Resampling.LANCZOS)
     return image
+
+
+def _render_pdf_page(page: Page, long_side: int) -> Image.Image:
+    import pypdfium2
+
+    with pypdfium2.PdfDocument(page.path) as document:
+        if page.index >= MAX_PDF_PAGES:
+            raise UnreadableCard(
+                f"the PDF has {len(document)} pages; only the first {MAX_PDF_PAGES} are "
+                f"read as cards (split the file to read the rest)"
+            )
+        pdf_page = document[page.index]
+        width, height = pdf_page.get_size()  # points
+        scale = min(PDF_DPI / 72, long_side / max(width, height, 1))
+        image: Image.Image = pdf_page.render(scale=scale).to_pil()
+        return image
+
+
+def _decode_image(page: Page, long_side: int) -> Image.Image:
+    from PIL import Image, ImageOps
+
+    _register_heif()
+    # MAX_PIXELS below is the size check, and a damaged file is reported once, as one
+    # rejected card: no decoder warnings on stderr
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        warnings.simplefilter("ignore", UserWarning)  # "Corrupt EXIF data" and the like
+        with Image.open(page.path) as opened:
+            opened.draft("RGB", (long_side, long_side))  # JPEG: decode at a reduced size
+            width, height = opened.size  # after draft(): what decoding will really take
+            if width * height > MAX_PIXELS:
+                raise UnreadableCard(
+                    f"the image has {width}x{height} pixels; a card photo over "
+                    f"{MAX_PIXELS // 1_000_000} megapixels is not read (scale it down)"
+                )
+            return ImageOps.exif_transpose(opened).convert("RGB")
 
 
 def page_cards(page: Page) -> list[Image.Image]:

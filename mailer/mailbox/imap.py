@@ -26,7 +26,7 @@ from imapclient import IMAPClient
 from imapclient.exceptions import IMAPClientError, LoginError
 
 from ..config import ImapSettings
-from ..errors import ImapError
+from ..errors import ImapError, MailerError
 
 FETCH_LIMIT = 1 << 20  # bytes of each inbox message read: enough for any bounce or reply
 FETCH_BATCH = 50  # messages per FETCH, so memory stays bounded
@@ -72,23 +72,37 @@ class Mailbox:
             raise ImapError(f"STARTTLS with {self.where} failed: {err}. Check "
                             f"MAILER_IMAP_SECURITY and MAILER_IMAP_PORT (tls is usually port "
                             f"993, starttls port 143).") from None
+        self._log_in(client)
+        self._client = client
+        return self
+
+    def _log_in(self, client: IMAPClient) -> None:
+        """LOGIN, or AUTHENTICATE XOAUTH2 with a token; the secret comes from the run's
+        login (accounts.credentials), asked only now that the server is reached."""
+        s, login = self.settings, self.settings.login
         try:
-            if s.token is not None:
-                client.oauth2_login(s.username, s.token())
+            secret = s.password if login is None else login.secret()
+            if login is not None and login.oauth:
+                client.oauth2_login(s.username, secret)
             else:
-                client.login(s.username, s.password)
+                client.login(s.username, secret)
         except LoginError:
             client.shutdown()
-            check = ("the OAuth2 sign-in (`mailer login`)" if s.token is not None else
-                     "MAILER_IMAP_USERNAME and MAILER_IMAP_PASSWORD (many providers want an "
-                     "app password)")
             raise ImapError(f"{self.where} refused the login for {s.username}. "
-                            f"Check {check}.") from None
+                            f"Check {self._refused_hint()}.") from None
         except _ERRORS as err:
             client.shutdown()
             raise ImapError(f"Cannot log in to {self.where}: {err}") from None
-        self._client = client
-        return self
+        except MailerError:
+            client.shutdown()
+            raise
+
+    def _refused_hint(self) -> str:
+        login = self.settings.login
+        if login is not None and login.oauth:
+            return "the OAuth2 sign-in (`mailer login`)"
+        origin = login.origin() if login is not None else "password from MAILER_IMAP_PASSWORD"
+        return f"MAILER_IMAP_USERNAME and the {origin} (many providers want an app password)"
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:

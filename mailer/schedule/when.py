@@ -11,19 +11,27 @@ Time rules (all tested in Europe/Berlin across both DST transitions):
 
 from __future__ import annotations
 
+import os
 import re
+import sys
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
 
 import tzlocal
 
 from ..errors import ConfigError
+from ..sanitize import shown
 
-# One line, like every error: the forms a user is most likely to mean.
-ACCEPTED_FORMS = (
-    "'now', '2026-11-30T09:00' (local time; '+01:00' for another zone), 'today 18:30', "
-    "'tomorrow 09:00', 'mon 09:00', 'Montag 9 Uhr', 'in 2h', 'in 1h30m' or 'in 3 days'"
-)
+
+def accepted_forms(now: datetime) -> str:
+    """One line, like every error: the forms a user is most likely to mean; the ISO
+    example is a week from `now`, so that copying it never gives a time in the past."""
+    example = f"{now.date() + timedelta(days=7):%Y-%m-%d}T09:00"
+    return (
+        f"'now', '{example}' (local time; '+01:00' for another zone), 'today 18:30', "
+        "'tomorrow 09:00', 'mon 09:00', 'Montag 9 Uhr', 'in 2h', 'in 1h30m' or 'in 3 days'"
+    )
+
 
 # Day words are a closed, tiny vocabulary.  dateparser is not used for them
 # because it picks next week for "mon 09:00" on a Monday at 08:00 and shifts
@@ -70,7 +78,27 @@ class Timing:
 def local_now() -> datetime:
     """The current time in the machine's named zone (a ZoneInfo, so that wall
     times on the other side of a DST change get the right offset)."""
-    return datetime.now(tzlocal.get_localzone())
+    return datetime.now(local_zone())
+
+
+_warned: set[str] = set()
+
+
+def local_zone() -> tzinfo:
+    """The machine's named zone, or UTC with a warning (once per run) when TZ or
+    /etc/localtime names none: a cron job with a stray TZ must still send and report,
+    not crash on every run, and the times it prints then say "UTC"."""
+    try:
+        return tzlocal.get_localzone()
+    except (LookupError, ValueError, OSError):  # ZoneInfoNotFoundError is a LookupError
+        setting = os.environ.get("TZ")
+        named = f"TZ={shown(setting)!r}" if setting is not None else "/etc/localtime"
+        if named not in _warned:
+            _warned.add(named)
+            print(f"mailer: warning: {named} names no time zone; times are read and shown "
+                  f"in UTC (set TZ to a zone such as Europe/Berlin, or unset it)",
+                  file=sys.stderr)
+        return UTC
 
 
 def now_from(text: str | None) -> datetime:
@@ -78,7 +106,7 @@ def now_from(text: str | None) -> datetime:
     dry runs), seen in the local zone; a time without offset is local."""
     if text is None:
         return local_now()
-    zone = tzlocal.get_localzone()
+    zone = local_zone()
     try:
         parsed = datetime.fromisoformat(text.strip())
     except ValueError:
@@ -103,7 +131,7 @@ def parse_when(text: str, now: datetime) -> datetime:
     )
     if when is None:
         raise ConfigError(
-            f"Cannot understand the time {text!r}; write it like {ACCEPTED_FORMS} "
+            f"Cannot understand the time {text!r}; write it like {accepted_forms(now)} "
             "(README, '--at WHEN', has every form)."
         )
     if when < now:

@@ -15,12 +15,12 @@ import base64
 
 import aiosmtplib
 
-from ..accounts.oauth import TokenSource
 from ..config import SmtpSettings
 from ..errors import AuthError
 from ..sanitize import clean
 
 OAUTH_MECHANISMS = ("oauthbearer", "xoauth2")  # the RFC 7628 one first where offered
+PASSWORD_MECHANISMS = ("plain", "login")
 
 
 def _saslname(name: str) -> str:
@@ -42,67 +42,73 @@ async def _oauthbearer(smtp: aiosmtplib.SMTP, settings: SmtpSettings, token: str
         raise aiosmtplib.SMTPAuthenticationError(response.code, response.message)
 
 
-async def _oauth_login(
-    smtp: aiosmtplib.SMTP, settings: SmtpSettings, mechanism: str, token: str
-) -> None:
-    if mechanism == "oauthbearer":
-        await _oauthbearer(smtp, settings, token)
-    else:
-        await smtp.auth_xoauth2(settings.username, token)
-
-
 async def authenticate(smtp: aiosmtplib.SMTP, settings: SmtpSettings) -> str:
     """Log in on a connected, greeted session; returns the mechanism used."""
     where = f"{settings.host}:{settings.port}"
-    methods = smtp.server_auth_methods
-    offered = " ".join(m.upper() for m in methods) or "none"
-    credentials = settings.credentials
+    login = settings.login
     try:
-        if isinstance(credentials, TokenSource):
-            mechanism = next((m for m in OAUTH_MECHANISMS if m in methods), "")
-            if not mechanism:
-                raise AuthError(
-                    f"{where} offers no OAuth2 login (XOAUTH2, OAUTHBEARER), only: {offered}. "
-                    f"Check MAILER_SMTP_HOST, or set MAILER_SMTP_AUTH=password."
-                )
-            token = await asyncio.to_thread(credentials.access_token)
-            try:
-                await _oauth_login(smtp, settings, mechanism, token)
-            except aiosmtplib.SMTPAuthenticationError as err:
-                if err.code not in (334, 535):
-                    raise
-                token = await asyncio.to_thread(credentials.renew, token)  # once
-                await _oauth_login(smtp, settings, mechanism, token)
-            return mechanism.upper()
-        if not methods:  # aiosmtplib would say "try connecting via TLS", often wrong here
-            raise AuthError(
-                f"{where} offers no login (no AUTH after EHLO), but MAILER_SMTP_USERNAME is "
-                f"set. For a server that needs none (a local relay, `mailer capture`) remove "
-                f"it; else check MAILER_SMTP_PORT and MAILER_SMTP_SECURITY (submission: 587 "
-                f"with starttls, or 465 with tls)."
-            )
-        password = (
-            settings.password if credentials is None
-            else await asyncio.to_thread(credentials.password)
-        )
-        if "plain" in methods:
-            await smtp.auth_plain(settings.username, password)
-            return "PLAIN"
-        if "login" in methods:
-            await smtp.auth_login(settings.username, password)
-            return "LOGIN"
-        await smtp.login(settings.username, password)
-        return "AUTH"
+        mechanism = _mechanism(smtp, settings, oauth=login is not None and login.oauth)
+        secret = settings.password if login is None else await asyncio.to_thread(login.secret)
+        try:
+            await _login(smtp, settings, mechanism, secret)
+        except aiosmtplib.SMTPAuthenticationError as err:
+            again = None
+            if login is not None and err.code in (334, 535):
+                again = await asyncio.to_thread(login.renew, secret)  # a token: once
+            if again is None:
+                raise
+            await _login(smtp, settings, mechanism, again)
+        return mechanism.upper()
     except aiosmtplib.SMTPAuthenticationError as err:
-        if isinstance(credentials, TokenSource):
-            hint = ("the account must be allowed to use SMTP AUTH (Microsoft 365: "
-                    "'Authenticated SMTP' in the mailbox's settings) and MAILER_SMTP_USERNAME "
-                    "must be the address you signed in with")
-        else:
-            origin = credentials.origin() if credentials is not None else "MAILER_SMTP_PASSWORD"
-            hint = (f"check MAILER_SMTP_USERNAME and the password (from {origin}); Gmail and "
-                    f"many others want an app password")
         raise AuthError(f"{where} refused the login for {settings.username}: {err.code} "
-                        f"{clean(err.message)}; {hint}.") from None
+                        f"{clean(err.message)}; {_refused_hint(settings)}.") from None
     except (aiosmtplib.SMTPException, OSError) as err:
         raise AuthError(f"Cannot log in to {where}: {clean(str(err))}") from None
+
+
+def _mechanism(smtp: aiosmtplib.SMTP, settings: SmtpSettings, *, oauth: bool) -> str:
+    """The SASL mechanism to use with this login, of those the server offers."""
+    where = f"{settings.host}:{settings.port}"
+    methods = smtp.server_auth_methods
+    if oauth:
+        mechanism = next((m for m in OAUTH_MECHANISMS if m in methods), "")
+        if not mechanism:
+            offered = " ".join(m.upper() for m in methods) or "none"
+            raise AuthError(
+                f"{where} offers no OAuth2 login (XOAUTH2, OAUTHBEARER), only: {offered}. "
+                f"Check MAILER_SMTP_HOST, or set MAILER_SMTP_AUTH=password."
+            )
+        return mechanism
+    if not methods:  # aiosmtplib would say "try connecting via TLS", often wrong here
+        raise AuthError(
+            f"{where} offers no login (no AUTH after EHLO), but MAILER_SMTP_USERNAME is "
+            f"set. For a server that needs none (a local relay, `mailer capture`) remove "
+            f"it; else check MAILER_SMTP_PORT and MAILER_SMTP_SECURITY (submission: 587 "
+            f"with starttls, or 465 with tls)."
+        )
+    return next((m for m in PASSWORD_MECHANISMS if m in methods), "auth")
+
+
+async def _login(smtp: aiosmtplib.SMTP, settings: SmtpSettings, mechanism: str,
+                 secret: str) -> None:
+    if mechanism == "oauthbearer":
+        await _oauthbearer(smtp, settings, secret)
+    elif mechanism == "xoauth2":
+        await smtp.auth_xoauth2(settings.username, secret)
+    elif mechanism == "plain":
+        await smtp.auth_plain(settings.username, secret)
+    elif mechanism == "login":
+        await smtp.auth_login(settings.username, secret)
+    else:
+        await smtp.login(settings.username, secret)
+
+
+def _refused_hint(settings: SmtpSettings) -> str:
+    login = settings.login
+    if login is not None and login.oauth:
+        return ("the account must be allowed to use SMTP AUTH (Microsoft 365: 'Authenticated "
+                "SMTP' in the mailbox's settings) and MAILER_SMTP_USERNAME must be the address "
+                "you signed in with")
+    origin = login.origin() if login is not None else "password from MAILER_SMTP_PASSWORD"
+    return (f"check MAILER_SMTP_USERNAME and the {origin}; Gmail and many others want an app "
+            f"password")

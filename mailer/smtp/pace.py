@@ -52,28 +52,6 @@ class Rate:
         return f"{self.count}/{UNIT_NAMES.get(self.per, f'{self.per:g}s')}"
 
 
-# Published sending limits; sources in the README ("Rate limits and presets").
-PRESETS: dict[str, tuple[Rate, ...]] = {
-    # Gmail consumer accounts: 500 recipients a day (support.google.com/mail/answer/22839)
-    "gmail": (Rate(20, 60.0), Rate(500, 86400.0)),
-    # Google Workspace: 2,000 messages a day per user (support.google.com/a/answer/166852)
-    "workspace": (Rate(30, 60.0), Rate(2000, 86400.0)),
-    # Exchange Online: 30 messages a minute, 10,000 recipients a day
-    # (learn.microsoft.com/.../exchange-online-limits#sending-limits)
-    "m365": (Rate(30, 60.0), Rate(10000, 86400.0)),
-    # Outlook.com: 1,000 non-relationship recipients a day for Microsoft 365 subscribers,
-    # "lower for non-subscribers" (support.microsoft.com "Sending limits in Outlook.com");
-    # 300 a day is what free accounts report, so the preset takes that
-
-    "outlook": (Rate(30, 60.0), Rate(300, 86400.0)),
-    # IONOS Mail Basic/Business: 500 e-mails an hour once the contract is 30 days old
-    # (50 in the first week) (ionos.com/help "What are the mass mailing limits?")
-    "ionos": (Rate(30, 60.0), Rate(500, 3600.0)),
-    # Unknown provider: modest, like a person sending by hand
-    "generic": (Rate(20, 60.0), Rate(1000, 86400.0)),
-}
-
-
 def parse_rates(values: Iterable[str]) -> tuple[Rate, ...]:
     """`["30/min", "2000/day"]` or `["30/min,2000/day"]`; `none` alone turns
     the limit off (empty tuple)."""
@@ -122,7 +100,7 @@ class RateLimiter:
         self.caps = tuple(r for r in self.rates if r is not self.pace)
         self._clock = clock
         if sleep is None:
-            import asyncio  # here: `mailer --help` and `status` read PRESETS, never sleep
+            import asyncio  # here: `mailer --help` and `status` read the presets, never sleep
 
             sleep = asyncio.sleep
         self._sleep = sleep

@@ -36,6 +36,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import socket
 import ssl
 from dataclasses import dataclass
 
@@ -45,6 +46,7 @@ from aiosmtplib.response import SMTPResponse
 
 from ..config import DEFAULT_PORTS, SmtpSettings
 from ..errors import AuthError, ConnectError, TlsError
+from ..sanitize import clean
 from .login import authenticate
 from .pipeline import Group, PipeliningProtocol, pipelined_protocol
 
@@ -106,58 +108,17 @@ class Connection:
 
     async def connect(self) -> None:
         """Open, secure and log in; raises ConnectError, TlsError or AuthError."""
-        s = self.settings
-        if self._tls is None and s.security != "none":
+        if self._tls is None and self.settings.security != "none":
             self._tls = ssl.create_default_context()  # verifies the server's certificate
-        smtp = aiosmtplib.SMTP(
-            hostname=s.host,
-            port=s.port,
-            use_tls=s.security == "tls",
-            start_tls=False,  # done below, so that a failure is reported as TLS
-            tls_context=self._tls,
-            timeout=s.timeout,
-            local_hostname=self._local_hostname,  # looked up once per run, not per connection
-        )
-        where = f"{s.host}:{s.port}"
-        try:
-            await smtp.connect()
-        except aiosmtplib.SMTPConnectError as err:
-            if isinstance(err.__cause__, ssl.SSLError):
-                raise TlsError(f"TLS with {where} failed: {err.__cause__}") from None
-            raise ConnectError(_cannot_connect(s, err)) from None
-        except (aiosmtplib.SMTPException, OSError) as err:
-            raise ConnectError(_cannot_connect(s, err)) from None
-        try:
-            if s.security == "starttls":
-                await smtp.starttls()
-        except (aiosmtplib.SMTPException, OSError) as err:
-            smtp.close()
-            cause = err.__cause__ or err
-            raise TlsError(
-                f"STARTTLS with {where} failed: {cause}. Check MAILER_SMTP_SECURITY and "
-                f"MAILER_SMTP_PORT (starttls is usually port 587, tls port 465)."
-            ) from None
-        try:
-            await self._greet(smtp)  # EHLO (again, after STARTTLS): extensions and AUTH methods
-        except (aiosmtplib.SMTPException, OSError) as err:
-            smtp.close()
-            raise ConnectError(f"{where} does not accept EHLO or HELO: {err}") from None
-        if s.username:
+        smtp, _ = await open_session(self.settings, self._tls, self._local_hostname)
+        if self.settings.username:
             try:
-                await authenticate(smtp, s)  # password or OAuth2: see login.py
+                await authenticate(smtp, self.settings)  # password or OAuth2: see login.py
             except AuthError:
                 smtp.close()
                 raise
         self._smtp = smtp
         self.logins += 1
-
-    @staticmethod
-    async def _greet(smtp: aiosmtplib.SMTP) -> None:
-        if smtp.is_ehlo_or_helo_needed:
-            try:
-                await smtp.ehlo()
-            except aiosmtplib.SMTPHeloError:
-                await smtp.helo()
 
     async def send(self, sender: str, recipient: str, message: bytes, *, smtputf8: bool) -> Reply:
         """One transaction.  Returns the final 250, or the first reply that is
@@ -375,18 +336,118 @@ def stuffed(message: bytes) -> bytes:
     return message.replace(b"\r\n.", b"\r\n..")
 
 
+# -- one connect path, one mapping of aiosmtplib's errors to mailer's -------------------
+
+PORT_HINT = ("Check MAILER_SMTP_HOST, MAILER_SMTP_PORT and MAILER_SMTP_SECURITY "
+             "(submission is port 587 with starttls, or 465 with tls).")
+CERT_HINT = "The certificate must match MAILER_SMTP_HOST: use the name your provider documents."
+
+
+async def open_session(settings: SmtpSettings, tls_context: ssl.SSLContext | None,
+                       local_hostname: str = "localhost") -> tuple[aiosmtplib.SMTP, str]:
+    """Connect, secure (TLS or STARTTLS) and greet (EHLO, HELO if refused): the session
+    and the server's banner.  Every failure is a ConnectError or TlsError that names
+    the setting to change; `send` and `check` both come through here."""
+    s = settings
+    smtp = aiosmtplib.SMTP(
+        hostname=s.host,
+        port=s.port,
+        use_tls=s.security == "tls",
+        start_tls=False,  # done below, so that a failure is reported as TLS
+        tls_context=tls_context,
+        timeout=s.timeout,
+        local_hostname=local_hostname,  # looked up once per run, not per connection
+    )
+    try:
+        banner = await smtp.connect()
+    except (aiosmtplib.SMTPException, OSError) as err:
+        raise await _connect_failure(s, err) from None
+    try:
+        await _greet(smtp, s)
+        if s.security == "starttls":
+            await _starttls(smtp, s, tls_context)
+            await _greet(smtp, s)
+    except (ConnectError, TlsError):
+        smtp.close()
+        raise
+    return smtp, banner.message
+
+
+async def _greet(smtp: aiosmtplib.SMTP, s: SmtpSettings) -> None:
+    """EHLO (again, after STARTTLS): the extensions and AUTH methods; HELO if refused."""
+    try:
+        try:
+            await smtp.ehlo()
+        except aiosmtplib.SMTPHeloError:
+            await smtp.helo()
+    except (aiosmtplib.SMTPException, OSError) as err:
+        raise ConnectError(f"{s.host}:{s.port} does not accept EHLO or HELO: "
+                           f"{clean(str(err))}") from None
+
+
+async def _starttls(smtp: aiosmtplib.SMTP, s: SmtpSettings,
+                    tls_context: ssl.SSLContext | None) -> None:
+    where = f"{s.host}:{s.port}"
+    if not smtp.supports_extension("starttls"):
+        raise TlsError(f"{where} does not offer STARTTLS. {PORT_HINT}")
+    try:
+        await smtp.starttls(tls_context=tls_context)
+    except (aiosmtplib.SMTPException, OSError) as err:
+        cause = err.__cause__ or err
+        raise TlsError(f"STARTTLS with {where} failed: {clean(str(cause))}. {CERT_HINT}") \
+            from None
+
+
+async def _connect_failure(s: SmtpSettings, err: Exception) -> ConnectError | TlsError:
+    """What failed on connecting, and the setting that most likely caused it."""
+    where = f"{s.host}:{s.port}"
+    cause = err.__cause__ if err.__cause__ is not None else err
+    if isinstance(cause, ssl.SSLCertVerificationError):
+        return TlsError(f"TLS with {where} failed: {clean(str(cause))}. {CERT_HINT}")
+    if isinstance(cause, ssl.SSLError):
+        if s.security == "tls" and await speaks_starttls(s):
+            return TlsError(f"TLS with {where} failed: port {s.port} speaks STARTTLS, not TLS "
+                            f"from the start: set MAILER_SMTP_SECURITY=starttls (or use port "
+                            f"465 with tls).")
+        return TlsError(f"TLS with {where} failed: {clean(str(cause))}. {PORT_HINT}")
+    return ConnectError(_cannot_connect(s, err))
+
+
+async def speaks_starttls(s: SmtpSettings) -> bool:
+    """Whether the port answers as a plain SMTP server that offers STARTTLS: one look
+    (EHLO, no login) after TLS from the start failed there."""
+    probe = aiosmtplib.SMTP(hostname=s.host, port=s.port, use_tls=False, start_tls=False,
+                            timeout=min(s.timeout, 10.0))
+    try:
+        await probe.connect()
+        await probe.ehlo()
+        return probe.supports_extension("starttls")
+    except (aiosmtplib.SMTPException, OSError):
+        return False
+    finally:
+        probe.close()
+
+
+def connect_hint(err: Exception) -> str:
+    """The setting a failed connection most likely points at."""
+    cause = err.__cause__
+    if isinstance(cause, socket.gaierror):
+        return "Check MAILER_SMTP_HOST: the name does not resolve (a typo, or no network)"
+    if isinstance(cause, ConnectionRefusedError) or isinstance(err, ConnectionRefusedError):
+        return "Check MAILER_SMTP_PORT: nothing listens there (submission is 587 or 465)"
+    if isinstance(err, aiosmtplib.SMTPConnectTimeoutError):
+        return ("No greeting came: check MAILER_SMTP_SECURITY and MAILER_SMTP_PORT (port 465 "
+                "wants tls, 587 starttls), or a firewall blocking the port")
+    return "Check MAILER_SMTP_HOST and MAILER_SMTP_PORT (in .env or the environment)"
+
+
 def _cannot_connect(s: SmtpSettings, err: Exception) -> str:
     """What failed, and the settings that decide where mailer connects to."""
     usual = DEFAULT_PORTS[s.security]
-    pairing = (
-        f"; MAILER_SMTP_SECURITY={s.security} usually goes with port {usual}"
-        if s.port != usual
-        else ""
-    )
+    pairing = f"; MAILER_SMTP_SECURITY={s.security} usually goes with port {usual}" \
+        if s.port != usual else ""
     # "Connection refused" rather than aiosmtplib's sentence that repeats host and port
     errnos = [e.errno for e in (err, err.__cause__) if isinstance(e, OSError) and e.errno]
-    reason = os.strerror(errnos[0]) if errnos else str(err)
-    return (
-        f"Cannot connect to the SMTP server {s.host}:{s.port}: {reason.rstrip('.')}. "
-        f"Check MAILER_SMTP_HOST and MAILER_SMTP_PORT (in .env or the environment){pairing}."
-    )
+    reason = os.strerror(errnos[0]) if errnos else clean(str(err))
+    return (f"Cannot connect to the SMTP server {s.host}:{s.port}: {reason.rstrip('.')}. "
+            f"{connect_hint(err)}{pairing}.")
