@@ -11,8 +11,9 @@ its envelope, Message-ID and raw bytes (`received`); refused, dropped or
 stalled messages are not, because the server did not take them.
 
 Faults, per recipient, optionally only for the first N times:
-- `Fault(reply="450 ...")`: that reply to RCPT TO (stage "rcpt") or to the end
-  of DATA (stage "data");
+- `Fault(reply="450 ...")`: that reply to RCPT TO (stage "rcpt"), to MAIL FROM
+  (stage "mail", keyed by the sender), to the DATA command instead of its 354
+  (stage "354") or to the end of DATA (stage "data");
 - `Fault(action="drop", stage=...)`: close the connection without a reply, at
   one phase of the transaction: "mail" (on MAIL FROM; this fault is keyed by
   the sender's address, the only one known then), "rcpt" (on RCPT TO),
@@ -29,6 +30,14 @@ closes connections idle that long; `data_delay` makes every end-of-DATA reply
 wait (so that transactions are in flight when a test interrupts the sender);
 `recv_buffer` fixes the connections' kernel receive buffer (drops inside the
 body of a large message then happen while the client is still writing).
+
+PIPELINING (RFC 2920): `SmtpServer(pipelining=True)` offers it (aiosmtpd reads
+commands line by line, so a group is answered in order); `pipelined` counts the
+MAIL commands that arrived together with what followed them.  Servers that
+offer it and cannot take it: `pipelining="flush"` throws away what arrived
+with a MAIL (the rest of the group goes unanswered), `pipelining="refuse"`
+answers a RCPT that came with its MAIL "503 bad sequence".  The default offers
+no PIPELINING: commands come one at a time.
 
 OAuth2: `SmtpServer(starttls=True, oauth=check)` also offers XOAUTH2 and
 OAUTHBEARER (RFC 7628), accepting a token when `check(user, token)` is true and
@@ -95,7 +104,10 @@ class Fault:
 class FaultHandler:
     """aiosmtpd handler: accepts and logs, unless a fault says otherwise."""
 
-    def __init__(self, close_after: int | None, stall_seconds: float, data_delay: float) -> None:
+    def __init__(self, close_after: int | None, stall_seconds: float, data_delay: float,
+                 pipelining: bool | str = False) -> None:
+        self.pipelining = pipelining
+        self.pipelined = 0  # MAIL commands that came together with the next command
         self.close_after = close_after
         self.stall_seconds = stall_seconds
         self.data_delay = data_delay
@@ -148,6 +160,13 @@ class FaultHandler:
                     fields["auth"].removeprefix("Bearer "))
         return await self._token_login(server, args, "OAUTHBEARER", parse)
 
+    async def handle_EHLO(self, server: SMTPServerProtocol, session: Session,
+                          envelope: Envelope, hostname: str, responses: list[str]) -> list[str]:
+        session.host_name = hostname  # what aiosmtpd does itself without this hook
+        if self.pipelining:
+            responses.insert(-1, "250-PIPELINING")  # before the last line, "250 HELP"
+        return responses
+
     def take(self, address: str, stage: str) -> Fault | None:
         with self.lock:
             fault = self.faults.get(address)
@@ -167,10 +186,19 @@ class FaultHandler:
         if self.close_after is not None and session.messages >= self.close_after:  # type: ignore[attr-defined]
             asyncio.get_running_loop().call_soon(drop, server)  # after the reply
             return "421 4.7.0 Too many messages on this connection, closing"
+        unread: bytearray = server._reader._buffer  # type: ignore[attr-defined]
+        session.grouped = bool(unread)  # type: ignore[attr-defined]
+        if unread:
+            with self.lock:
+                self.pipelined += 1
+            if self.pipelining == "flush":
+                unread.clear()
         fault = self.take(address, "mail")
         if fault is not None and fault.action == "drop":
             drop(server)
             return "451 never seen: the connection is gone"
+        if fault is not None:
+            return fault.reply
         envelope.mail_from = address
         envelope.mail_options.extend(mail_options)
         session.started = time.monotonic()  # type: ignore[attr-defined]
@@ -178,6 +206,8 @@ class FaultHandler:
 
     async def handle_RCPT(self, server: SMTPServerProtocol, session: Session, envelope: Envelope,
                           address: str, rcpt_options: list[str]) -> str:
+        if self.pipelining == "refuse" and session.grouped:  # type: ignore[attr-defined]
+            return "503 5.5.1 Bad sequence of commands"
         fault = self.take(address, "rcpt")
         if fault is not None and fault.action == "drop":
             drop(server)
@@ -240,6 +270,9 @@ class FaultSMTP(SMTPServerProtocol):
                 fault = handler.take(address, "354") or handler.take(address, "body")
                 if fault is not None:
                     break
+        if fault is not None and fault.action == "reply" and fault.stage == "354":
+            await self.push(fault.reply)
+            return
         if fault is None or fault.action != "drop":
             await super().smtp_DATA(arg)
             return
@@ -289,8 +322,9 @@ class SmtpServer:
         mechanisms: tuple[str, ...] | None = None,
         size_limit: int | None = None,
         recv_buffer: int | None = None,
+        pipelining: bool | str = False,
     ) -> None:
-        self.handler = FaultHandler(close_after, stall_seconds, data_delay)
+        self.handler = FaultHandler(close_after, stall_seconds, data_delay, pipelining)
         self.handler.oauth = oauth
         self.auth = auth
         self.starttls = starttls
@@ -385,6 +419,10 @@ class SmtpServer:
     @property
     def logins(self) -> int:
         return self.handler.logins
+
+    @property
+    def pipelined(self) -> int:
+        return self.handler.pipelined
 
 
 def make_draft(recipient: str, *, sender: str = "me@example.org", subject: str = "Hello") -> Draft:

@@ -19,6 +19,12 @@ from tests.smtpd import Fault, SmtpServer, make_draft
 FAST = RetryPolicy(attempts=3, base=0.02, cap=0.1)
 
 
+@pytest.fixture(params=[False, True], ids=["one-by-one", "pipelined"])
+def pipelining(request: pytest.FixtureRequest) -> bool:
+    """Every fault, against a server with PIPELINING and one without."""
+    return bool(request.param)
+
+
 @pytest.fixture
 def journal(tmp_path: Path) -> Journal:
     with Journal(tmp_path / "journal.sqlite3") as j:
@@ -40,10 +46,10 @@ def states(journal: Journal) -> dict[str, State]:
 @pytest.mark.parametrize("code", [421, 450, 451, 452])
 @pytest.mark.parametrize("stage", ["rcpt", "data"])
 def test_a_temporary_reply_is_retried_and_delivered_once(
-    journal: Journal, code: int, stage: str
+    journal: Journal, pipelining: bool, code: int, stage: str
 ) -> None:
     journal.enqueue("c1", [make_draft(f"{n}@example.com") for n in ("a", "b", "c")])
-    with SmtpServer() as server:
+    with SmtpServer(pipelining=pipelining) as server:
         server.fault("b@example.com", Fault(reply=f"{code} 4.3.0 busy", stage=stage, times=1))
         summary = send(journal, server)
         assert sorted(server.recipients()) == ["a@example.com", "b@example.com", "c@example.com"]
@@ -57,10 +63,10 @@ def test_a_temporary_reply_is_retried_and_delivered_once(
 @pytest.mark.parametrize("code", [550, 554])
 @pytest.mark.parametrize("stage", ["rcpt", "data"])
 def test_a_permanent_reply_fails_with_the_reply_kept(
-    journal: Journal, code: int, stage: str
+    journal: Journal, pipelining: bool, code: int, stage: str
 ) -> None:
     journal.enqueue("c1", [make_draft(f"{n}@example.com") for n in ("a", "b")])
-    with SmtpServer() as server:
+    with SmtpServer(pipelining=pipelining) as server:
         server.fault("a@example.com", Fault(reply=f"{code} 5.1.1 mailbox unavailable",
                                             stage=stage))
         summary = send(journal, server)
@@ -71,9 +77,11 @@ def test_a_permanent_reply_fails_with_the_reply_kept(
     assert summary.failed == 1 and not summary.complete
 
 
-def test_a_recipient_always_deferred_is_left_deferred_after_the_retries(journal: Journal) -> None:
+def test_a_recipient_always_deferred_is_left_deferred_after_the_retries(
+    journal: Journal, pipelining: bool
+) -> None:
     journal.enqueue("c1", [make_draft("a@example.com")])
-    with SmtpServer() as server:
+    with SmtpServer(pipelining=pipelining) as server:
         server.fault("a@example.com", Fault(reply="451 4.7.1 Greylisted"))
         summary = send(journal, server)
         assert server.received == []
@@ -85,7 +93,7 @@ def test_a_recipient_always_deferred_is_left_deferred_after_the_retries(journal:
 
 @pytest.mark.parametrize("stage", ["mail", "rcpt", "354", "body"])
 def test_a_drop_before_the_final_dot_is_retried_and_delivered_once(
-    journal: Journal, stage: str
+    journal: Journal, pipelining: bool, stage: str
 ) -> None:
     """Nothing can have been delivered: deferred, retried on a new connection,
     one copy in the end.  (8 MB bodies: the drop inside DATA must come while
@@ -93,7 +101,8 @@ def test_a_drop_before_the_final_dot_is_retried_and_delivered_once(
     big = (b"x" * 70 + b"\r\n") * (8_000_000 // 72)
     drafts = [make_draft(f"{n}@example.com") for n in ("a", "b", "c")]
     journal.enqueue("c1", [replace(d, payload=d.payload + big) for d in drafts])
-    with SmtpServer(starttls=True, auth=("u", "p"), recv_buffer=65536) as server:
+    with SmtpServer(starttls=True, auth=("u", "p"), pipelining=pipelining,
+                    recv_buffer=65536) as server:
         faulty = "me@example.org" if stage == "mail" else "b@example.com"  # MAIL: the sender
         server.fault(faulty, Fault(action="drop", stage=stage, times=1))
         summary = send(journal, server)
@@ -110,13 +119,14 @@ def test_a_drop_before_the_final_dot_is_retried_and_delivered_once(
 @pytest.mark.parametrize("delivered", [True, False])
 @pytest.mark.parametrize("action", ["drop", "stall"])
 def test_no_reply_after_the_final_dot_is_unknown_and_never_sent_again(
-    journal: Journal, action: str, delivered: bool
+    journal: Journal, pipelining: bool, action: str, delivered: bool
 ) -> None:
     """After the final dot, silence (closed, or nothing within the data timeout)
     is `unknown`, whether or not the server in fact kept the message: the client
     cannot tell, and a second copy is worse than a question."""
     journal.enqueue("c1", [make_draft(f"{n}@example.com") for n in ("a", "b", "c")])
-    with SmtpServer(starttls=True, auth=("u", "p"), stall_seconds=1.5) as server:
+    with SmtpServer(starttls=True, auth=("u", "p"), pipelining=pipelining,
+                    stall_seconds=1.5) as server:
         server.fault("b@example.com", Fault(action=action, stage="data", times=1,
                                             delivered=delivered))
         summary = send(journal, server, timeout=0.5)
@@ -132,13 +142,14 @@ def test_no_reply_after_the_final_dot_is_unknown_and_never_sent_again(
     assert (again.sent, again.logins) == (0, 0)
 
 
-def test_mixed_faults_over_k_connections(journal: Journal) -> None:
+def test_mixed_faults_over_k_connections(journal: Journal, pipelining: bool) -> None:
     addresses = [f"m{i:02d}@example.org" for i in range(30)]
     journal.enqueue("c1", [make_draft(a) for a in addresses])
     temporary = {addresses[1]: "421 4.7.0 slow down", addresses[2]: "450 4.2.1 busy",
                  addresses[3]: "451 4.3.0 local error", addresses[4]: "452 4.3.1 full"}
     permanent = {addresses[5]: "550 5.1.1 unknown user", addresses[6]: "554 5.7.1 rejected"}
-    with SmtpServer(starttls=True, auth=("u", "p"), close_after=4, stall_seconds=1.5) as server:
+    with SmtpServer(starttls=True, auth=("u", "p"), pipelining=pipelining, close_after=4,
+                    stall_seconds=1.5) as server:
         for address, reply in temporary.items():
             server.fault(address, Fault(reply=reply, times=1))
         for address, reply in permanent.items():

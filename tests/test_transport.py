@@ -7,10 +7,13 @@ import ssl
 import time
 
 import pytest
+from aiosmtplib.protocol import PERIOD_REGEX, normalize_message_line_endings
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from mailer.config import SmtpSettings, smtp_settings
 from mailer.errors import AuthError, ConfigError, ConnectError, TlsError
-from mailer.smtp.transport import NO_SMTPUTF8, Connection, Lost, NoFinalReply, Reply
+from mailer.smtp.transport import NO_SMTPUTF8, Connection, Lost, NoFinalReply, Reply, stuffed
 from tests.smtpd import Fault, SmtpServer, free_port, make_draft
 
 
@@ -190,3 +193,11 @@ def test_data_timeout_is_a_setting_of_its_own() -> None:
     assert smtp_settings({**env, "MAILER_SMTP_DATA_TIMEOUT": "90"}).data_timeout == 90.0
     with pytest.raises(ConfigError, match="MAILER_SMTP_DATA_TIMEOUT"):
         smtp_settings({**env, "MAILER_SMTP_DATA_TIMEOUT": "soon"})
+
+
+@settings(max_examples=400, derandomize=True, deadline=None)
+@given(st.binary(max_size=200) | st.lists(st.sampled_from(
+    [b".", b"..", b"\r", b"\n", b"\r\n", b"x", b" ", b"\r\n.\r\n"]), max_size=30).map(b"".join))
+def test_the_content_is_stuffed_as_aiosmtplib_would_do_it(message: bytes) -> None:
+    """Line ends and dots: the same bytes as aiosmtplib's two regular expressions."""
+    assert stuffed(message) == PERIOD_REGEX.sub(b"..", normalize_message_line_endings(message))

@@ -10,6 +10,11 @@ every part quoted-printable, so no line exceeds 76 octets and no part can
 contain a boundary: the boundaries start with "=_", which quoted-printable
 never produces.
 
+The templates are rendered the same way: what of a template names neither
+`contact` nor `subject` (the channel list, the footer, the HTML head) is the
+same for everyone of a language and is rendered once (`_Split`); per message
+only the rest runs, and the text is the same as a whole rendering's.
+
 Contact fields are data from strangers' cards: `sanitize` removes control and
 format characters and encoded-word markers before they are used, addresses go
 through `email.headerregistry.Address`, header text is RFC 2047 encoded by
@@ -20,19 +25,21 @@ and never template code.
 from __future__ import annotations
 
 import binascii
+import contextlib
+import functools
 import hashlib
 import importlib.resources
 import re
 import secrets
 import unicodedata
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
 from email.errors import HeaderParseError
 from email.header import Header
 from email.headerregistry import Address
 from pathlib import Path
 from typing import Any
 
-from jinja2 import FileSystemLoader, StrictUndefined, Template, TemplateSyntaxError
+from jinja2 import FileSystemLoader, StrictUndefined, Template, TemplateSyntaxError, nodes
 from jinja2 import TemplateError as JinjaTemplateError
 from jinja2.exceptions import SecurityError
 from jinja2.runtime import Context
@@ -126,12 +133,13 @@ class Composer:
             lstrip_blocks=True,
             keep_trailing_newline=True,
         )
+        self._context = {code: self._sender_context(code) for code in self.languages}
         # Compile everything now, so a broken template stops the run before the first message.
         self._templates = {
-            code: tuple(_load(env, f"{code}/{name}") for name in TEMPLATE_FILES)
+            code: tuple(_Split(env, f"{code}/{name}", self._context[code])
+                        for name in TEMPLATE_FILES)
             for code in self.languages
         }
-        self._context = {code: self._sender_context(code) for code in self.languages}
         # per language: the attached vCard's link labels are in the mail's language
         self._static = {code: _StaticParts(profile, code) for code in self.languages}
 
@@ -154,10 +162,10 @@ class Composer:
         fields["name"] = greeting_name(fields["name"], fields["given"], fields["family"])
         recipient, smtputf8 = _envelope(contact.email)
         context = {**self._context[lang], "contact": {**fields, "email": recipient}}
-        subject = sanitize(_render(subject_t, context))
+        subject = sanitize(subject_t.render(context))
         context["subject"] = subject
-        text = _render(text_t, context)
-        html = _render(html_t, context)
+        text = text_t.render(context)
+        html = html_t.render(context)
         to = _mailbox(fields["display"], recipient)
         message_id = self._message_id()
         headers = b"".join(
@@ -301,6 +309,7 @@ def _qp(text: str) -> bytes:
     return binascii.b2a_qp(crlf.encode("utf-8"), istext=True)
 
 
+@functools.lru_cache(maxsize=64)  # a subject is mostly the same for everyone
 def _header_text(text: str) -> str:
     """Unstructured header text, RFC 2047 encoded when not ASCII, folded below 78 columns."""
     if text.isascii():
@@ -311,11 +320,18 @@ def _header_text(text: str) -> str:
     return Header(text, "utf-8", header_name="Subject").encode(linesep="\r\n")
 
 
+_ATEXT = r"[A-Za-z0-9!#$%&'*+\-/=?^_`{|}~]+"  # RFC 5322 3.2.3
+DOT_ATOM = re.compile(rf"{_ATEXT}(?:\.{_ATEXT})*")
+
+
 def _mailbox(name: str, addr_spec: str) -> str:
     """`Name <addr>` for From/To, from a checked `Address`; the name quoted or RFC 2047 encoded."""
     local, _, domain = addr_spec.rpartition("@")
     try:
-        if local.isascii():
+        if DOT_ATOM.fullmatch(local) and DOT_ATOM.fullmatch(domain):
+            # what parsing it would find, without the parse: the same Address
+            address = Address(display_name=name, username=local, domain=domain)
+        elif local.isascii():
             address = Address(display_name=name, addr_spec=addr_spec)
         elif sanitize(local) == local and " " not in local and domain:
             # RFC 6532 local part (sent with SMTPUTF8): the stdlib parser refuses it
@@ -382,36 +398,132 @@ class _Sandbox(SandboxedEnvironment):
         return super().call_binop(context, operator, left, right)
 
 
+# The names whose value differs from one recipient to the next; every other name
+# a template may use is the sender's (`_sender_context`), bound inside it, or a global.
+RECIPIENT_NAMES = frozenset({"contact", "subject"})
+# What a template cut at its top level may hold: output, conditions, loops and
+# expressions.  Assignments, macros, blocks, imports and context references
+# carry state from one part to the next: such a template is rendered whole.
+_PLAIN = (nodes.Template, nodes.Output, nodes.If, nodes.For, nodes.Expr, nodes.Helper)
+_STATEFUL = (nodes.ContextReference, nodes.DerivedContextReference, nodes.InternalName,
+             nodes.ExtensionAttribute, nodes.ImportedName, nodes.EnvironmentAttribute)
+_IMPURE_FILTERS = frozenset({"random"})
+
+
+class _Split:
+    """A template whose top-level parts that do not depend on the recipient are
+    rendered once (at the first message, so an error shows where it always did)
+    and the others per message; one that cannot be cut safely is rendered whole."""
+
+    def __init__(self, env: SandboxedEnvironment, name: str, sender: dict[str, Any]) -> None:
+        self._env, self._name, self._sender = env, name, sender
+        tree, self.filename = _parse(env, name)
+        self._parts = _cut(env, tree, name, self.filename, frozenset(sender))
+        if not self._parts:
+            self._parts = [(False, self.template)]
+        self._pieces: tuple[str | Template, ...] | None = None
+
+    @functools.cached_property
+    def template(self) -> Template:
+        """The template whole: for one that cannot be cut (and to compare with)."""
+        return _load(self._env, self._name)
+
+    def render(self, context: dict[str, Any]) -> str:
+        if self._pieces is None:
+            self._pieces = tuple(_render((t,), self._sender, self.filename) if same else t
+                                 for same, t in self._parts)
+        if len(self._pieces) == 1 and isinstance(self._pieces[0], str):
+            return self._pieces[0]  # the same text for everyone, e.g. most subjects
+        return _render(self._pieces, context, self.filename)
+
+
+def _cut(env: SandboxedEnvironment, tree: nodes.Template, name: str, filename: str | None,
+         sender: frozenset[str]) -> list[tuple[bool, Template]]:
+    """The template's top-level nodes in runs of (the same for everyone?, compiled
+    run); [] when it holds anything that carries state from one node to the next."""
+    if not all(isinstance(n, _PLAIN) and not isinstance(n, _STATEFUL)
+               for n in tree.find_all(nodes.Node)):
+        return []
+    top: list[nodes.Node] = []
+    for node in tree.body:  # an output line's pieces one by one: the head of the HTML
+        top += [nodes.Output([n], lineno=n.lineno) for n in node.nodes] \
+            if isinstance(node, nodes.Output) else [node]
+    runs: list[tuple[bool, list[nodes.Node]]] = []
+    for node in top:
+        same = _same_for_everyone(node, sender)
+        if runs and runs[-1][0] == same:
+            runs[-1][1].append(node)
+        else:
+            runs.append((same, [node]))
+    return [(same, _compile(env, body, name, filename)) for same, body in runs]
+
+
+def _same_for_everyone(node: nodes.Node, sender: frozenset[str]) -> bool:
+    """Whether a node's output depends only on the sender's names and its own."""
+    names = list(node.find_all(nodes.Name))
+    bound = {n.name for n in names if n.ctx != "load"} | {"loop"}
+    return not (
+        any(n.name in RECIPIENT_NAMES for n in names)
+        or any(n.name not in sender | bound for n in names if n.ctx == "load")
+        or any(f.name in _IMPURE_FILTERS for f in node.find_all(nodes.Filter))
+    )
+
+
+def _compile(env: SandboxedEnvironment, body: list[nodes.Node], name: str,
+             filename: str | None) -> Template:
+    tree = nodes.Template(body, lineno=1)
+    tree.set_environment(env)
+    code = env.compile(tree, name, filename)
+    return env.template_class.from_code(env, code, env.make_globals(None))
+
+
 def _load(env: SandboxedEnvironment, name: str) -> Template:
-    try:
+    with _template_errors(name):
         return env.get_template(name)
+
+
+def _parse(env: SandboxedEnvironment, name: str) -> tuple[nodes.Template, str | None]:
+    assert env.loader is not None
+    with _template_errors(name):
+        source, filename, _ = env.loader.get_source(env, name)
+        return env.parse(source, name, filename), filename
+
+
+@contextlib.contextmanager
+def _template_errors(name: str) -> Iterator[None]:
+    """A template that does not compile, or is missing, as a TemplateError naming it."""
+    try:
+        yield
     except TemplateSyntaxError as err:
         raise TemplateError(f"{err.filename or name}, line {err.lineno}: {err.message}") from None
     except JinjaTemplateError as err:  # TemplateNotFound: a language folder lacks a file
         raise TemplateError(f"Template {name} is missing: {err}") from None
 
 
-def _render(template: Template, context: dict[str, Any]) -> str:
-    """The template's text; rendered piece by piece, so that one which writes more
-    than MAX_RENDERED characters stops there instead of filling the memory."""
+def _render(parts: Sequence[str | Template], context: dict[str, Any],
+            filename: str | None) -> str:
+    """The text of a template's parts in order; rendered piece by piece, so that
+    one which writes more than MAX_RENDERED characters stops there instead of
+    filling the memory."""
     pieces: list[str] = []
     size = 0
     try:
-        for piece in template.generate(context):
-            size += len(piece)
-            if size > MAX_RENDERED:
-                raise SecurityError(
-                    f"the rendered text is larger than {MAX_RENDERED // 1024} KB; a short "
-                    f"mail needs far less"
-                )
-            pieces.append(piece)
+        for part in parts:
+            for piece in (part,) if isinstance(part, str) else part.generate(context):
+                size += len(piece)
+                if size > MAX_RENDERED:
+                    raise SecurityError(
+                        f"the rendered text is larger than {MAX_RENDERED // 1024} KB; a short "
+                        f"mail needs far less"
+                    )
+                pieces.append(piece)
         return "".join(pieces)
     except Exception as err:  # anything a user's template raises becomes a named, located error
         line = None
         tb = err.__traceback__
         while tb is not None:  # Jinja rewrites the traceback to point into the template file
-            if tb.tb_frame.f_code.co_filename == template.filename:
+            if tb.tb_frame.f_code.co_filename == filename:
                 line = tb.tb_lineno
             tb = tb.tb_next
-        where = f"{template.filename}, line {line}" if line else str(template.filename)
+        where = f"{filename}, line {line}" if line else str(filename)
         raise TemplateError(f"{where}: {err}") from None

@@ -22,6 +22,13 @@ aiosmtplib's `data()` writes the body and the final dot in one go, which
 leaves no way to tell the two apart, so the DATA phase is driven here: DATA
 and 354, then the body flushed to the socket, then a last look whether the
 connection is still up, then the dot.
+
+With a server that offers PIPELINING (RFC 2920), MAIL, RCPT and DATA go out
+in one write (pipeline.py) and the first refusal among their replies is the
+message's reply; the content still waits for the 354.  A server that offers
+it and cannot take it (no reply to the group, "bad sequence") gets the
+message again at once, one command at a time, and so does the rest of the run
+on that connection.
 """
 
 from __future__ import annotations
@@ -34,12 +41,14 @@ import ssl
 from dataclasses import dataclass
 
 import aiosmtplib
-from aiosmtplib.protocol import PERIOD_REGEX, normalize_message_line_endings
+from aiosmtplib.protocol import normalize_message_line_endings
+from aiosmtplib.response import SMTPResponse
 
 from ..config import DEFAULT_PORTS, SmtpSettings
 from ..errors import AuthError, ConnectError, TlsError
 from ..sanitize import clean
 from .login import authenticate
+from .pipeline import Group, PipeliningProtocol, pipelined_protocol
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +75,11 @@ class NoFinalReply(Exception):
 # a client must not send an SMTPUTF8 address to a server that lacks it.
 NO_SMTPUTF8 = Reply(553, "the recipient address needs SMTPUTF8, which this server does not offer")
 
+_GROUP_OK = ((250,), (250, 251), (354,))  # what MAIL, RCPT and DATA answer when they agree
+# "not recognised", "not implemented", "bad sequence": what a server answers to a
+# group it reads as something else than three commands in order
+_OUT_OF_ORDER = frozenset({500, 502, 503})
+
 
 class Connection:
     """One authenticated SMTP session, reconnected on demand."""
@@ -85,6 +99,8 @@ class Connection:
         # True from the moment the final dot of the current message is handed to
         # the socket: if the transaction is cancelled now, the message may be out.
         self.dot_written = False
+        # PIPELINING when the server offers it, until it shows it cannot take it
+        self.pipelining = True
 
     @property
     def connected(self) -> bool:
@@ -107,45 +123,109 @@ class Connection:
     async def send(self, sender: str, recipient: str, message: bytes, *, smtputf8: bool) -> Reply:
         """One transaction.  Returns the final 250, or the first reply that is
         not a success; raises `Lost` (before the final dot) or `NoFinalReply`
-        (after it) when no reply came.  Reconnects once,
-        transparently, when the connection was found closed (or answered 421)
-        before anything of this message was sent."""
+        (after it) when no reply came.  Reconnects transparently when the
+        connection was found closed (or answered 421) before anything of this
+        message was sent, and when a server that offers PIPELINING turns out
+        not to take it (then one command at a time)."""
         smtputf8 = smtputf8 or not (sender.isascii() and recipient.isascii())
         self.dot_written = False
-        for fresh in (False, True):
-            if not self.connected:
+        # at most: the connection found closed, then a server found not to pipeline
+        for _ in range(3):
+            fresh = not self.connected
+            if fresh:
                 await self.connect()
-                fresh = True
             smtp = self._smtp
             assert smtp is not None
-            options: tuple[bytes, ...] = ()
+            options = b""
             if smtputf8:
                 if not smtp.supports_extension("smtputf8"):
                     return NO_SMTPUTF8
-                options = (b"SMTPUTF8",)
+                options = b" SMTPUTF8"
             encoding = "utf-8" if smtputf8 else "ascii"
-            try:
-                reply = await smtp.execute_command(
-                    b"MAIL", b"FROM:<" + sender.encode(encoding) + b">", *options
-                )
-            except aiosmtplib.SMTPServerDisconnected:
-                if fresh:
-                    raise Lost("the server closed the connection") from None
-                continue  # closed while idle: reconnect, nothing was sent
-            except aiosmtplib.SMTPTimeoutError:
-                raise Lost(f"no reply to MAIL within {self.settings.timeout:g} s") from None
-            if reply.code == 421 and not fresh:
-                self.close()
-                continue  # per-connection limit reached: a new connection may take it
-            if reply.code != 250:
-                await self._reset()
-                return Reply(reply.code, reply.message)
-            return await self._rest(smtp, recipient.encode(encoding), message)
+            mail = b"MAIL FROM:<" + sender.encode(encoding) + b">" + options
+            rcpt = b"RCPT TO:<" + recipient.encode(encoding) + b">"
+            protocol = pipelined_protocol(smtp) if self.pipelining else None
+            if protocol is not None:
+                reply = await self._pipelined(protocol, smtp, (mail, rcpt), message, fresh)
+            else:
+                reply = await self._one_by_one(smtp, mail, rcpt, message, fresh)
+            if reply is not None:
+                return reply
         raise AssertionError("unreachable")
 
-    async def _rest(self, smtp: aiosmtplib.SMTP, recipient: bytes, message: bytes) -> Reply:
+    async def _one_by_one(
+        self, smtp: aiosmtplib.SMTP, mail: bytes, rcpt: bytes, message: bytes, fresh: bool
+    ) -> Reply | None:
+        """MAIL, RCPT and DATA one at a time; None: reconnect and try again."""
         try:
-            reply = await smtp.execute_command(b"RCPT", b"TO:<" + recipient + b">")
+            reply = await smtp.execute_command(mail)
+        except aiosmtplib.SMTPServerDisconnected:
+            if fresh:
+                raise Lost("the server closed the connection") from None
+            return None  # closed while idle: reconnect, nothing was sent
+        except aiosmtplib.SMTPTimeoutError:
+            raise Lost(f"no reply to MAIL within {self.settings.timeout:g} s") from None
+        if reply.code == 421 and not fresh:
+            self.close()
+            return None  # per-connection limit reached: a new connection may take it
+        if reply.code != 250:
+            await self._reset()
+            return Reply(reply.code, reply.message)
+        return await self._rest(smtp, rcpt, message)
+
+    async def _pipelined(
+        self, protocol: PipeliningProtocol, smtp: aiosmtplib.SMTP, envelope: tuple[bytes, bytes],
+        message: bytes, fresh: bool,
+    ) -> Reply | None:
+        """MAIL, RCPT and DATA in one write (RFC 2920), then as `_one_by_one`;
+        None: reconnect and try again."""
+        try:
+            group = await protocol.group((*envelope, b"DATA"), self.settings.timeout)
+        except aiosmtplib.SMTPServerDisconnected:  # found closed: nothing was written
+            if fresh:
+                raise Lost("the server closed the connection") from None
+            return None
+        except aiosmtplib.SMTPResponseException as err:
+            self.close()
+            raise Lost(f"no usable reply to MAIL, RCPT and DATA ({err}); nothing was "
+                       f"delivered") from None
+        refused = next((r for r, ok in zip(group.replies, _GROUP_OK, strict=False)
+                        if r.code not in ok), None)
+        if refused is not None:
+            return await self._group_refused(group, refused, fresh)
+        if len(group.replies) < len(_GROUP_OK):
+            self.close()
+            if group.timed_out:  # perhaps a server that offers PIPELINING and cannot
+                self.pipelining = False
+                return None  # nothing was sent: again at once, one command at a time
+            if not group.replies and not fresh:
+                return None  # closed while idle: reconnect, nothing was sent
+            raise Lost("the server closed the connection before the message was complete; "
+                       "nothing was delivered")
+        return await self._content(smtp, message)
+
+    async def _group_refused(self, group: Group, refused: SMTPResponse, fresh: bool
+                             ) -> Reply | None:
+        """The first refusal among a group's replies; None: try again."""
+        if refused.code in _OUT_OF_ORDER:
+            # a server that cannot take the commands together answers "bad sequence"
+            # or "syntax error"; nothing was sent: again at once, one at a time
+            self.close()
+            self.pipelining = False
+            return None
+        if refused is group.replies[0] and refused.code == 421 and not fresh:
+            self.close()
+            return None  # per-connection limit reached: a new connection may take it
+        complete = len(group.replies) == len(_GROUP_OK)
+        if refused.code == 421 or not complete or group.replies[-1].code == 354:
+            self.close()  # closing, or waiting for content that must not come
+        else:
+            await self._reset()
+        return Reply(refused.code, refused.message)
+
+    async def _rest(self, smtp: aiosmtplib.SMTP, rcpt: bytes, message: bytes) -> Reply:
+        try:
+            reply = await smtp.execute_command(rcpt)
             if reply.code not in (250, 251):
                 await self._reset()
                 return Reply(reply.code, reply.message)
@@ -156,7 +236,6 @@ class Connection:
                 else:
                     await self._reset()
                 return Reply(reply.code, reply.message)
-            await self._write_body(smtp, message)
         except aiosmtplib.SMTPTimeoutError:  # first: it is an OSError too (TimeoutError)
             self.close()
             raise Lost(f"no reply within {self.settings.timeout:g} s before the message was "
@@ -169,6 +248,16 @@ class Connection:
             self.close()
             raise Lost(f"no usable reply before the message was complete ({err}); nothing "
                        f"was delivered") from None
+        return await self._content(smtp, message)
+
+    async def _content(self, smtp: aiosmtplib.SMTP, message: bytes) -> Reply:
+        """After DATA's 354: the content, then the final dot and its reply."""
+        try:
+            await self._write_body(smtp, message)
+        except (aiosmtplib.SMTPServerDisconnected, OSError):
+            self.close()
+            raise Lost("the server closed the connection before the message was complete; "
+                       "nothing was delivered") from None
         self.dot_written = True
         wait = self.settings.data_timeout
         try:
@@ -199,7 +288,7 @@ class Connection:
         protocol = smtp.protocol
         if protocol is None:
             raise aiosmtplib.SMTPServerDisconnected("Connection lost")
-        body = memoryview(PERIOD_REGEX.sub(b"..", normalize_message_line_endings(message)))
+        body = memoryview(stuffed(message))
         for start in range(0, len(body), BODY_CHUNK):
             protocol.write(bytes(body[start:start + BODY_CHUNK]))  # raises once closing
             await protocol._drain_helper()  # StreamWriter.drain()'s contract, kept by aiosmtplib
@@ -232,6 +321,19 @@ class Connection:
             with contextlib.suppress(aiosmtplib.SMTPException, OSError):
                 await self._smtp.quit()
         self.close()
+
+
+def stuffed(message: bytes) -> bytes:
+    """The content as DATA sends it (RFC 5321 4.5.2): CRLF line ends, a dot
+    doubled at the start of a line, ending in CRLF.  What Composer writes has
+    CRLF throughout already: counting says so without a regular expression
+    over the message (aiosmtplib's two would rewrite every message)."""
+    crlf = message.count(b"\r\n")
+    if not (crlf == message.count(b"\n") == message.count(b"\r") and message.endswith(b"\r\n")):
+        message = normalize_message_line_endings(message)
+    if message.startswith(b"."):
+        message = b"." + message
+    return message.replace(b"\r\n.", b"\r\n..")
 
 
 # -- one connect path, one mapping of aiosmtplib's errors to mailer's -------------------
