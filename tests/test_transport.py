@@ -51,6 +51,30 @@ def test_wrong_password_is_an_auth_error() -> None:
         assert server.received == []
 
 
+def test_an_opened_session_logs_in_only_when_asked_and_is_taken_up() -> None:
+    """open() greets without AUTH; connect() then logs in on that same session
+    (no second EHLO), and a session the server has closed since is opened anew."""
+    with SmtpServer(starttls=True, auth=("me@example.org", "s3cret")) as server:
+        conn = Connection(server.settings(), tls_context=server.client_tls())
+
+        async def main() -> tuple[list[str], bool]:
+            await conn.open()
+            opened = (server.events, conn.connected)
+            await conn.connect()
+            assert conn.connected and server.events == ["ehlo", "ehlo", "auth"]
+            conn.close()
+            await conn.open()
+            assert conn._opened is not None
+            conn._opened.close()  # as when the server drops an idle session
+            await conn.connect()
+            await conn.quit()
+            return opened
+
+        assert asyncio.run(main()) == (["ehlo", "ehlo"], False)  # STARTTLS: EHLO twice
+        assert server.events[3:] == ["ehlo", "ehlo", "ehlo", "ehlo", "auth"]
+        assert server.auth_attempts == server.logins == 2
+
+
 def test_untrusted_certificate_is_a_tls_error() -> None:
     """The default context verifies certificates: the test CA is not trusted."""
     with SmtpServer(starttls=True, auth=("u", "p")) as server:

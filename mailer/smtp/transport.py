@@ -95,6 +95,7 @@ class Connection:
         self._tls = tls_context
         self._local_hostname = local_hostname
         self._smtp: aiosmtplib.SMTP | None = None
+        self._opened: aiosmtplib.SMTP | None = None  # greeted, not yet logged in
         self.logins = 0  # connections opened (each with one login): for reports and tests
         # True from the moment the final dot of the current message is handed to
         # the socket: if the transaction is cancelled now, the message may be out.
@@ -107,10 +108,25 @@ class Connection:
         return self._smtp is not None and self._smtp.is_connected
 
     async def connect(self) -> None:
-        """Open, secure and log in; raises ConnectError, TlsError or AuthError."""
+        """Open (or take up the session `open` made, while the server keeps it),
+        secure and log in; raises ConnectError, TlsError or AuthError."""
+        if self._opened is None or not self._opened.is_connected:
+            await self.open()
+        await self.login()
+
+    async def open(self) -> None:
+        """Connect, secure and greet, without AUTH: a session that `login` takes
+        up, so that it can wait for another connection's login to succeed first.
+        Raises ConnectError or TlsError."""
         if self._tls is None and self.settings.security != "none":
             self._tls = ssl.create_default_context()  # verifies the server's certificate
-        smtp, _ = await open_session(self.settings, self._tls, self._local_hostname)
+        self.close()
+        self._opened, _ = await open_session(self.settings, self._tls, self._local_hostname)
+
+    async def login(self) -> None:
+        """AUTH on the session `open` made; raises AuthError."""
+        smtp, self._opened = self._opened, None
+        assert smtp is not None, "open() first"
         if self.settings.username:
             try:
                 await authenticate(smtp, self.settings)  # password or OAuth2: see login.py
@@ -310,9 +326,10 @@ class Connection:
             self.close()
 
     def close(self) -> None:
-        if self._smtp is not None:
-            self._smtp.close()
-        self._smtp = None
+        for smtp in (self._smtp, self._opened):
+            if smtp is not None:
+                smtp.close()
+        self._smtp = self._opened = None
 
     async def quit(self) -> None:
         """Polite end of the session; errors here change nothing."""
