@@ -44,12 +44,19 @@ OAUTHBEARER (RFC 7628), accepting a token when `check(user, token)` is true and
 answering others as Gmail does (a 334 error challenge, then 535);
 `mechanisms=("XOAUTH2",)` offers only some of them.  `handler.tokens` lists
 every (mechanism, token, accepted) login try.
+
+Logins: `logins` counts accepted ones, `auth_attempts` every password login
+tried, `events` the order of "ehlo" (every EHLO, the one after STARTTLS too)
+and "auth" (a password login tried).  `greeted_together=N` holds every EHLO
+reply until N EHLOs have arrived (or 3 s passed): a client that opens N
+sessions at once gets them all greeted before any of them can log in.
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import json
 import logging
 import socket
@@ -115,6 +122,10 @@ class FaultHandler:
         self.received: list[Received] = []
         self.connections = 0
         self.logins = 0
+        self.auth_attempts = 0
+        self.events: list[str] = []  # "ehlo" and "auth", in the order they came
+        self.greeted_together = 0
+        self._all_greeted: asyncio.Event | None = None  # made in the server's loop
         self.lock = threading.Lock()
         self.oauth: Callable[[str, str], bool] | None = None
         self.tokens: list[tuple[str, str, bool]] = []  # (mechanism, token, accepted)
@@ -163,6 +174,16 @@ class FaultHandler:
     async def handle_EHLO(self, server: SMTPServerProtocol, session: Session,
                           envelope: Envelope, hostname: str, responses: list[str]) -> list[str]:
         session.host_name = hostname  # what aiosmtpd does itself without this hook
+        with self.lock:
+            self.events.append("ehlo")
+            greeted = self.events.count("ehlo")
+        if self.greeted_together:
+            self._all_greeted = self._all_greeted or asyncio.Event()
+            if greeted >= self.greeted_together:
+                self._all_greeted.set()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._all_greeted.wait(), 3.0)
+            self._all_greeted.set()  # after a time-out: the rest need not wait either
         if self.pipelining:
             responses.insert(-1, "250-PIPELINING")  # before the last line, "250 HELP"
         return responses
@@ -323,8 +344,10 @@ class SmtpServer:
         size_limit: int | None = None,
         recv_buffer: int | None = None,
         pipelining: bool | str = False,
+        greeted_together: int = 0,
     ) -> None:
         self.handler = FaultHandler(close_after, stall_seconds, data_delay, pipelining)
+        self.handler.greeted_together = greeted_together
         self.handler.oauth = oauth
         self.auth = auth
         self.starttls = starttls
@@ -354,9 +377,10 @@ class SmtpServer:
                       mechanism: str, auth_data: Any) -> AuthResult:
         assert isinstance(auth_data, LoginPassword)
         ok = (auth_data.login.decode(), auth_data.password.decode()) == self.auth
-        if ok:
-            with self.handler.lock:
-                self.handler.logins += 1
+        with self.handler.lock:
+            self.handler.auth_attempts += 1
+            self.handler.events.append("auth")
+            self.handler.logins += ok
         return AuthResult(success=ok, handled=False)  # handled=False: aiosmtpd sends the 535
 
     def __enter__(self) -> SmtpServer:
@@ -419,6 +443,15 @@ class SmtpServer:
     @property
     def logins(self) -> int:
         return self.handler.logins
+
+    @property
+    def auth_attempts(self) -> int:
+        return self.handler.auth_attempts
+
+    @property
+    def events(self) -> list[str]:
+        with self.handler.lock:
+            return list(self.handler.events)
 
     @property
     def pipelined(self) -> int:

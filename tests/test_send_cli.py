@@ -21,7 +21,7 @@ from click.testing import CliRunner, Result
 
 import mailer.cli  # registers every command
 from mailer.cli.app import main
-from tests.conftest import PEOPLE
+from tests.conftest import PEOPLE, write_contacts
 from tests.smtpd import Fault, SmtpServer
 
 PROJECT = Path(__file__).resolve().parents[1]
@@ -130,6 +130,18 @@ def test_auth_failure_exits_2_and_marks_nobody(work: Path, server: SmtpServer,
     assert "refused the login" in result.output and "wrong" not in result.output
     assert server.received == []
     assert status()["counts"]["queued"] == 3 and status()["counts"]["failed"] == 0
+
+
+def test_a_wrong_password_over_eight_connections_is_tried_once_and_holds(
+        work: Path, server: SmtpServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    write_contacts(work, [(f"P{i}", f"p{i}@example.com") for i in range(10)])
+    monkeypatch.setenv("MAILER_SMTP_PASSWORD", "wrong")
+    result = send("--yes", "--concurrency", "8")
+    assert result.exit_code == 2
+    assert "is held with 10 message(s) queued" in result.output
+    assert server.auth_attempts == 1 and server.received == []
+    [held] = json.loads(mailer("campaigns", "--json").output)
+    assert held["held_reason"] and held["counts"]["queued"] == 10
 
 
 def test_bad_rate_is_a_usage_error(work: Path, server: SmtpServer) -> None:

@@ -80,6 +80,33 @@ def test_auth_failure_marks_nobody(journal: Journal) -> None:
     assert all(r.attempts == 0 for r in journal.rows("c1"))
 
 
+def test_a_wrong_password_is_tried_once_over_eight_connections(journal: Journal) -> None:
+    """The other seven sessions open beside the first login, but never send AUTH."""
+    journal.enqueue("c1", [make_draft(a) for a in people(20)])
+    with SmtpServer(starttls=True, auth=("me@example.org", "pw")) as server:
+        settings = server.settings(password="wrong")
+        with pytest.raises(AuthError):
+            asyncio.run(send_campaign(journal, "c1", settings, limiter=RateLimiter(),
+                                      concurrency=8, tls_context=server.client_tls()))
+        assert server.auth_attempts == 1 and server.logins == 0
+        assert server.received == []
+    assert journal.counts("c1")[State.QUEUED] == 20
+
+
+def test_eight_sessions_open_together_and_log_in_after_the_first(journal: Journal) -> None:
+    """The server greets nobody until all eight have said EHLO: the others' sessions
+    open while the first logs in (before, they waited for its login), and no AUTH
+    comes before the first login has succeeded."""
+    journal.enqueue("c1", [make_draft(a) for a in people(40)])
+    with SmtpServer(starttls=True, auth=("me@example.org", "pw"), greeted_together=8) as server:
+        summary = run(journal, server, concurrency=8)
+        events = server.events
+        assert server.auth_attempts == 8 and server.logins == 8
+    assert events.index("auth") >= 8  # every session greeted before the first AUTH
+    assert summary.sent == 40 and summary.logins == 8
+    assert sorted(server.recipients()) == people(40)  # everyone, once
+
+
 def test_rate_limit_holds_over_every_window(journal: Journal) -> None:
     """The run's admissions, on an injected clock, are evenly paced: 3 per 10 s
     is one every 3.33 s, never more than 3 in any 10 s."""

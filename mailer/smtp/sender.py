@@ -43,7 +43,7 @@ import socket
 import ssl
 import time
 from collections.abc import Awaitable, Callable, Coroutine, Iterable, Iterator, Sequence
-from contextlib import contextmanager, nullcontext
+from contextlib import contextmanager, nullcontext, suppress
 from dataclasses import dataclass, field
 from functools import partial
 from typing import ParamSpec, TypeVar
@@ -474,16 +474,38 @@ async def _drive(run: _Run, conns: list[Connection],
                  batches: Iterator[Sequence[Draft]] | None,
                  tasks: list[asyncio.Task[None]]) -> list[object]:
     """Log in once, then run a worker per connection (and the feed) to the end;
-    returns what each task ended with."""
+    returns what each task ended with.  The other connections open their
+    sessions (TCP, TLS, EHLO) meanwhile, but send AUTH only after that login."""
     if not run.remaining:
         return []
-    await conns[0].connect()  # one login first: a bad password stops here, once
+    opening = [asyncio.create_task(_open(c)) for c in conns[1:]]
+    try:
+        await conns[0].connect()  # one login first: a bad password stops here, once
+    except BaseException:
+        for task in opening:
+            task.cancel()
+        await asyncio.gather(*opening, return_exceptions=True)  # the caller closes them
+        raise
     run.feeding = batches is not None
-    tasks.extend(asyncio.create_task(run.worker(c)) for c in conns)
+    tasks.append(asyncio.create_task(run.worker(conns[0])))
+    tasks.extend(asyncio.create_task(_when_open(run, c, t))
+                 for c, t in zip(conns[1:], opening, strict=True))
     if batches is not None:
         tasks.append(asyncio.create_task(run.feed_from(batches)))
     with run.journal.busy_wait(LOCK_POLL):
         return list(await asyncio.gather(*tasks, return_exceptions=True))
+
+
+async def _open(conn: Connection) -> None:
+    """Open a session ahead of its login; a failure is left for the worker's own
+    connect to meet again and report."""
+    with suppress(SmtpError):
+        await conn.open()
+
+
+async def _when_open(run: _Run, conn: Connection, opening: asyncio.Task[None]) -> None:
+    await opening  # cancelling the worker here cancels the opening too
+    await run.worker(conn)
 
 
 def _settle(run: _Run, results: list[object]) -> None:
