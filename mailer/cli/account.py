@@ -21,7 +21,7 @@ from ..compose.profile import NETWORKS
 from ..config import SmtpSettings
 from ..errors import ConfigError
 from ..models import Contact
-from .app import handle_errors, main
+from .app import handle_errors, main, profile_if_here, profile_option
 
 if TYPE_CHECKING:
     from ..accounts.setup import Account, Person
@@ -151,9 +151,8 @@ def run_check(settings: SmtpSettings, profile_path: Path | None, send_test: bool
 
 
 @main.command()
-@click.option("--profile", "profile_path", type=click.Path(dir_okay=False, path_type=Path),
-              help="Your profile.toml, to check the largest message against SIZE "
-                   "[default: ./profile.toml if there is one].")
+@profile_option(required=False, help="Your profile.toml, to check the largest message "
+                "against SIZE [default: ./profile.toml if there is one].")
 @click.option("--send-test", is_flag=True, help="Also send one message to your own address.")
 @handle_errors
 def check(profile_path: Path | None, send_test: bool) -> None:
@@ -161,11 +160,7 @@ def check(profile_path: Path | None, send_test: bool) -> None:
     from ..accounts.credentials import Credentials
 
     settings = Credentials(config.environment()).smtp()  # without a login: checks the rest
-    if profile_path is None and Path("profile.toml").is_file():
-        profile_path = Path("profile.toml")
-    if profile_path is not None and not profile_path.is_file():
-        raise ConfigError(f"The profile {profile_path} does not exist.")
-    if not run_check(settings, profile_path, send_test):
+    if not run_check(settings, profile_if_here(profile_path), send_test):
         sys.exit(1)
     click.echo("All good.")
 
