@@ -102,6 +102,24 @@ def test_init_never_overwrites_without_asking(empty_work: Path) -> None:
                                              "consumers")
 
 
+@pytest.mark.parametrize("name", [".env", "profile.toml"])
+def test_init_counts_a_broken_link_as_there(empty_work: Path, name: str) -> None:
+    """A dangling symlink is something in the way: refused before anything is
+    written (not profile.toml written and then .env refused), replaced with --force."""
+    link = empty_work / name
+    link.symlink_to(empty_work / "gone")
+    args = ("init", "--name", "A", "--email", "a@example.org", "--provider", "generic",
+            "--host", "mail.example.org")
+    result = mailer_cli(*args)
+    assert result.exit_code == 2 and name in result.output and "--force" in result.output
+    assert sorted(p.name for p in empty_work.iterdir()) == [name]
+    result = mailer_cli(*args, "--force")
+    assert result.exit_code == 0, result.output
+    assert not link.is_symlink() and not (empty_work / "gone").exists()
+    assert dotenv_values(empty_work / ".env")["MAILER_SMTP_HOST"] == "mail.example.org"
+    assert load_profile(empty_work / "profile.toml").email == "a@example.org"
+
+
 def test_init_force_updates_the_profile_keeping_what_init_never_asks(empty_work: Path) -> None:
     (empty_work / "profile.toml").write_text(
         '# mine\nname = "A"\nemail = "a@example.org"\norganisation = "Example Labs"\n'

@@ -6,6 +6,7 @@ accounts/oauth.py (sign-in flows) and accounts/check.py (the server check).
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -294,7 +295,8 @@ def init(folder: Path, force: bool, **options: Any) -> None:
 def _may_write(profile_path: Path, env_path: Path, interview: _Interview, force: bool) -> bool:
     """Before the first question: may an existing profile.toml be updated, and
     may .env be written (False: the user keeps theirs, so no server questions)?"""
-    existing = [str(p) for p in (profile_path, env_path) if p.exists()]
+    # lexists: a dangling link is in the way too (exists() says no, the write would refuse)
+    existing = [str(p) for p in (profile_path, env_path) if os.path.lexists(p)]
     if not existing or force:
         return True
     if not interview.interactive:
@@ -305,7 +307,7 @@ def _may_write(profile_path: Path, env_path: Path, interview: _Interview, force:
         click.echo(f"{profile_path} exists: your answers update it (its values are the "
                    f"defaults); organisation, title, phones, address, photo and the channels "
                    f"you do not name again stay as they are.")
-    if not env_path.exists():
+    if not os.path.lexists(env_path):
         return True
     if click.confirm(f"{env_path} exists. Replace it?", default=False):
         return True
@@ -412,10 +414,10 @@ def _write_files(profile_path: Path, env_path: Path, person: Person, document: A
     text = profile_text(person, document)
     parse_profile(text, profile_path)  # refuse before anything is written
     env = env_text(account) if account is not None else None
-    write_private(profile_path, text, replace=document is not None)
+    write_private(profile_path, text, replace=os.path.lexists(profile_path))
     written = [str(profile_path)]
     if env is not None:
-        write_private(env_path, env, replace=env_path.exists())
+        write_private(env_path, env, replace=os.path.lexists(env_path))
         written.append(str(env_path))
     click.echo(f"Wrote {' and '.join(written)} (readable by you only). Organisation, title, "
                f"phones, photo and address go into {profile_path} by hand "
