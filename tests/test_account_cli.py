@@ -50,7 +50,8 @@ def subprocess_env(**extra: str) -> dict[str, str]:
 
 
 @pytest.fixture
-def work(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+def empty_work(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The current folder, empty (conftest's `work` holds a profile.toml `init` would refuse)."""
     folder = tmp_path / "work"
     folder.mkdir()
     monkeypatch.chdir(folder)
@@ -64,7 +65,7 @@ def use_env_file(monkeypatch: pytest.MonkeyPatch, folder: Path) -> None:
 # -- init with options only ---------------------------------------------------------
 
 
-def test_init_with_options_writes_private_files_without_secrets(work: Path) -> None:
+def test_init_with_options_writes_private_files_without_secrets(empty_work: Path) -> None:
     result = mailer_cli("init", "--name", "Alex Example", "--email", "alex@gmail.com",
                         "--event", "FOSDEM 2026", "--channel", "linkedin=alex-example",
                         "--channel", "github=alex")
@@ -72,58 +73,77 @@ def test_init_with_options_writes_private_files_without_secrets(work: Path) -> N
     assert "Provider: Gmail (from the address)" in result.output
     assert "app password" in result.output and "mailer login" in result.output
     for name in ("profile.toml", ".env"):
-        assert stat.S_IMODE((work / name).stat().st_mode) == 0o600
-    profile = load_profile(work / "profile.toml")
+        assert stat.S_IMODE((empty_work / name).stat().st_mode) == 0o600
+    profile = load_profile(empty_work / "profile.toml")
     assert (profile.name, profile.email, profile.event) == ("Alex Example", "alex@gmail.com",
                                                           "FOSDEM 2026")
     assert [(c.network, c.url) for c in profile.channels] == [
         ("linkedin", "https://www.linkedin.com/in/alex-example"), ("github", "https://github.com/alex")]
-    env = dotenv_values(work / ".env")
+    env = dotenv_values(empty_work / ".env")
     assert env["MAILER_SMTP_HOST"] == "smtp.gmail.com" and env["MAILER_SMTP_PORT"] == "587"
     assert env["MAILER_SMTP_USERNAME"] == "alex@gmail.com" and env["MAILER_PROVIDER"] == "gmail"
-    assert not any("PASSWORD=" in line for line in (work / ".env").read_text().splitlines()
+    assert not any("PASSWORD=" in line for line in (empty_work / ".env").read_text().splitlines()
                    if not line.startswith("#"))
 
 
-def test_init_never_overwrites_without_asking(work: Path) -> None:
-    (work / "profile.toml").write_text("# mine\n")
+def test_init_never_overwrites_without_asking(empty_work: Path) -> None:
+    (empty_work / "profile.toml").write_text("# mine\n")
     result = mailer_cli("init", "--name", "A", "--email", "a@outlook.de",
                         "--client-id", "cid")
     assert result.exit_code == 2 and "--force" in result.output
-    assert (work / "profile.toml").read_text() == "# mine\n" and not (work / ".env").exists()
+    assert (empty_work / "profile.toml").read_text() == "# mine\n"
+    assert not (empty_work / ".env").exists()
     result = mailer_cli("init", "--name", "A", "--email", "a@outlook.de", "--client-id", "cid",
                         "--force")
     assert result.exit_code == 0, result.output
-    env = dotenv_values(work / ".env")
+    env = dotenv_values(empty_work / ".env")
     assert (env["MAILER_SMTP_HOST"], env["MAILER_SMTP_AUTH"], env["MAILER_OAUTH2_PROVIDER"],
             env["MAILER_OAUTH2_TENANT"]) == ("smtp-mail.outlook.com", "oauth2", "microsoft",
                                              "consumers")
 
 
-def test_init_force_updates_the_profile_keeping_what_init_never_asks(work: Path) -> None:
-    (work / "profile.toml").write_text(
+@pytest.mark.parametrize("name", [".env", "profile.toml"])
+def test_init_counts_a_broken_link_as_there(empty_work: Path, name: str) -> None:
+    """A dangling symlink is something in the way: refused before anything is
+    written (not profile.toml written and then .env refused), replaced with --force."""
+    link = empty_work / name
+    link.symlink_to(empty_work / "gone")
+    args = ("init", "--name", "A", "--email", "a@example.org", "--provider", "generic",
+            "--host", "mail.example.org")
+    result = mailer_cli(*args)
+    assert result.exit_code == 2 and name in result.output and "--force" in result.output
+    assert sorted(p.name for p in empty_work.iterdir()) == [name]
+    result = mailer_cli(*args, "--force")
+    assert result.exit_code == 0, result.output
+    assert not link.is_symlink() and not (empty_work / "gone").exists()
+    assert dotenv_values(empty_work / ".env")["MAILER_SMTP_HOST"] == "mail.example.org"
+    assert load_profile(empty_work / "profile.toml").email == "a@example.org"
+
+
+def test_init_force_updates_the_profile_keeping_what_init_never_asks(empty_work: Path) -> None:
+    (empty_work / "profile.toml").write_text(
         '# mine\nname = "A"\nemail = "a@example.org"\norganisation = "Example Labs"\n'
         'title = "Developer"\nphones = ["+49 30 1234567"]\n\n[address]\ncity = "Berlin"\n',
         encoding="utf-8")
     result = mailer_cli("init", "--email", "a@example.net", "--provider", "ionos",
                         "--security", "SSL", "--channel", "github=a", "--force")
     assert result.exit_code == 0, result.output
-    profile = load_profile(work / "profile.toml")
+    profile = load_profile(empty_work / "profile.toml")
     assert (profile.name, profile.email, profile.org, profile.title, profile.phones) == (
         "A", "a@example.net", "Example Labs", "Developer", ("+49 30 1234567",))
     assert profile.address is not None and profile.address.city == "Berlin"
     assert [c.network for c in profile.channels] == ["github"]
-    assert (work / "profile.toml").read_text(encoding="utf-8").startswith("# mine\n")
-    env = dotenv_values(work / ".env")
+    assert (empty_work / "profile.toml").read_text(encoding="utf-8").startswith("# mine\n")
+    env = dotenv_values(empty_work / ".env")
     assert (env["MAILER_SMTP_SECURITY"], env["MAILER_SMTP_PORT"]) == ("tls", "465")
     assert not any(line.startswith("Password:") for line in result.output.splitlines())
 
 
-def test_init_refuses_a_profile_it_cannot_read_before_asking(work: Path) -> None:
-    (work / "profile.toml").write_text('name = "A\n', encoding="utf-8")
+def test_init_refuses_a_profile_it_cannot_read_before_asking(empty_work: Path) -> None:
+    (empty_work / "profile.toml").write_text('name = "A\n', encoding="utf-8")
     result = mailer_cli("init", "--name", "A", "--email", "a@gmail.com", "--force")
     assert result.exit_code == 2 and "not valid TOML" in result.output
-    assert "move it away" in result.output and not (work / ".env").exists()
+    assert "move it away" in result.output and not (empty_work / ".env").exists()
 
 
 @pytest.mark.parametrize(("args", "message"), [
@@ -141,38 +161,41 @@ def test_init_refuses_a_profile_it_cannot_read_before_asking(work: Path) -> None
      "channels[1].value"),
 ])
 def test_init_refuses_incomplete_options_writing_nothing(
-    work: Path, args: tuple[str, ...], message: str
+    empty_work: Path, args: tuple[str, ...], message: str
 ) -> None:
     result = mailer_cli("init", *args)
     assert result.exit_code == 2 and message in result.output, result.output
-    assert list(work.iterdir()) == []
+    assert list(empty_work.iterdir()) == []
 
 
 # -- login, logout, check against a real server ---------------------------------------
 
 
 @pytest.fixture
-def server(monkeypatch: pytest.MonkeyPatch) -> Iterator[SmtpServer]:
+def bare_server(monkeypatch: pytest.MonkeyPatch) -> Iterator[SmtpServer]:
+    """SMTP with STARTTLS and a login, only its CA trusted: unlike conftest's `server`
+    its settings are not in the environment, as `init` writes them to .env."""
     with SmtpServer(starttls=True, auth=(USER, PASSWORD)) as srv:
         monkeypatch.setenv("SSL_CERT_FILE", str(srv.ca_file))
         yield srv
 
 
-def init_for(server: SmtpServer, *extra: str) -> Result:
+def init_for(bare_server: SmtpServer, *extra: str) -> Result:
     return mailer_cli("init", "--name", "Alex Example", "--email", USER, "--provider",
-                      "generic", "--host", server.host, "--port", str(server.port),
+                      "generic", "--host", bare_server.host, "--port", str(bare_server.port),
                       "--security", "starttls", *extra)
 
 
 def test_login_check_logout_with_the_keyring(
-    work: Path, server: SmtpServer, monkeypatch: pytest.MonkeyPatch
+    empty_work: Path, bare_server: SmtpServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    assert init_for(server).exit_code == 0
-    use_env_file(monkeypatch, work)
+    assert init_for(bare_server).exit_code == 0
+    use_env_file(monkeypatch, empty_work)
     result = mailer_cli("login", input=PASSWORD + "\n")
     assert result.exit_code == 0, result.output
     assert PASSWORD not in result.output
-    assert keyring.get_password(PASSWORD_SERVICE, keyring_account(server.host, USER)) == PASSWORD
+    account = keyring_account(bare_server.host, USER)
+    assert keyring.get_password(PASSWORD_SERVICE, account) == PASSWORD
     result = mailer_cli("check")
     assert result.exit_code == 0, result.output
     out = result.output
@@ -182,25 +205,25 @@ def test_login_check_logout_with_the_keyring(
                      r"LOGIN PLAIN", out), out
     assert f"Logged in as {USER} with PLAIN (password from the OS keyring" in out
     assert "Largest message the profile produces" in out and "fits" in out
-    assert server.received == []  # check sends nothing
+    assert bare_server.received == []  # check sends nothing
     result = mailer_cli("check", "--send-test")
-    assert result.exit_code == 0 and server.recipients() == [USER]
+    assert result.exit_code == 0 and bare_server.recipients() == [USER]
     result = mailer_cli("logout")
     assert "Removed the password" in result.output
-    assert keyring.get_password(PASSWORD_SERVICE, keyring_account(server.host, USER)) is None
+    assert keyring.get_password(PASSWORD_SERVICE, account) is None
     result = mailer_cli("check")
     assert result.exit_code == 2 and "run `mailer login`" in result.output
 
 
 def test_login_without_any_keyring_says_what_to_use_instead(
-    work: Path, server: SmtpServer, monkeypatch: pytest.MonkeyPatch
+    empty_work: Path, bare_server: SmtpServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A headless machine without Secret Service: one line naming the alternatives,
     not keyring's paragraph about installing backends."""
     from keyring.backends.fail import Keyring as NoKeyring
 
-    assert init_for(server).exit_code == 0
-    use_env_file(monkeypatch, work)
+    assert init_for(bare_server).exit_code == 0
+    use_env_file(monkeypatch, empty_work)
     monkeypatch.setattr(keyring.core, "_keyring_backend", NoKeyring())
     result = mailer_cli("login", input=PASSWORD + "\n")
     assert result.exit_code == 2 and PASSWORD not in result.output
@@ -214,20 +237,20 @@ def test_login_without_any_keyring_says_what_to_use_instead(
 
 
 def test_login_with_nothing_entered_says_how_to_give_it(
-    work: Path, server: SmtpServer, monkeypatch: pytest.MonkeyPatch
+    empty_work: Path, bare_server: SmtpServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    assert init_for(server).exit_code == 0
-    use_env_file(monkeypatch, work)
+    assert init_for(bare_server).exit_code == 0
+    use_env_file(monkeypatch, empty_work)
     result = mailer_cli("login", input="")
     assert result.exit_code == 2
     assert "nothing was stored" in result.stderr and "| mailer login" in result.stderr
 
 
 def test_check_failures_say_what_to_change(
-    work: Path, server: SmtpServer, monkeypatch: pytest.MonkeyPatch
+    empty_work: Path, bare_server: SmtpServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    assert init_for(server).exit_code == 0
-    use_env_file(monkeypatch, work)
+    assert init_for(bare_server).exit_code == 0
+    use_env_file(monkeypatch, empty_work)
     monkeypatch.setenv("MAILER_SMTP_PASSWORD", "wrong")
     result = mailer_cli("check")
     assert result.exit_code == 2 and "535" in result.output
@@ -262,12 +285,12 @@ def test_check_failures_say_what_to_change(
 
 
 def test_check_reports_a_message_too_large_for_size(
-    work: Path, monkeypatch: pytest.MonkeyPatch
+    empty_work: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     with SmtpServer(starttls=True, auth=(USER, PASSWORD), size_limit=2000) as small:
         monkeypatch.setenv("SSL_CERT_FILE", str(small.ca_file))
         assert init_for(small).exit_code == 0
-        use_env_file(monkeypatch, work)
+        use_env_file(monkeypatch, empty_work)
         monkeypatch.setenv("MAILER_SMTP_PASSWORD", PASSWORD)
         result = CliRunner().invoke(main, ["check"])
     assert result.exit_code == 1
@@ -275,10 +298,10 @@ def test_check_reports_a_message_too_large_for_size(
 
 
 def test_password_command_is_used_by_check(
-    work: Path, server: SmtpServer, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+    empty_work: Path, bare_server: SmtpServer, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    assert init_for(server).exit_code == 0
-    use_env_file(monkeypatch, work)
+    assert init_for(bare_server).exit_code == 0
+    use_env_file(monkeypatch, empty_work)
     cmd = tmp_path / "pass-show"
     cmd.write_text(f"#!/bin/sh\necho '{PASSWORD}'\n")
     cmd.chmod(0o700)
@@ -329,7 +352,7 @@ def run_login(env: dict[str, str], respond: object, stdin: str = "",
 
 
 def test_microsoft_device_code_login_then_check(
-    work: Path, idp: OAuthServer, monkeypatch: pytest.MonkeyPatch
+    empty_work: Path, idp: OAuthServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     with SmtpServer(starttls=True, oauth=idp.token_valid, mechanisms=("XOAUTH2",)) as smtp:
         env = oauth_env(idp, smtp, "microsoft", "ms-client")
@@ -354,7 +377,7 @@ def test_microsoft_device_code_login_then_check(
 
 
 def test_google_loopback_login_with_the_secret_on_stdin(
-    work: Path, idp: OAuthServer, monkeypatch: pytest.MonkeyPatch
+    empty_work: Path, idp: OAuthServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     with SmtpServer(starttls=True, oauth=idp.token_valid, mechanisms=("OAUTHBEARER",)) as smtp:
         env = oauth_env(idp, smtp, "google", "g-client")
@@ -374,7 +397,7 @@ def test_google_loopback_login_with_the_secret_on_stdin(
 
 
 def test_revoked_sign_in_stops_send_before_anyone_is_marked(
-    work: Path, idp: OAuthServer, monkeypatch: pytest.MonkeyPatch
+    empty_work: Path, idp: OAuthServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     with SmtpServer(starttls=True, oauth=idp.token_valid) as smtp:
         env = oauth_env(idp, smtp, "microsoft", "ms-client")
@@ -388,8 +411,8 @@ def test_revoked_sign_in_stops_send_before_anyone_is_marked(
         idp.revoke_refresh_tokens()
         for name, value in env.items():
             monkeypatch.setenv(name, value)
-        (work / "contacts.csv").write_text("Name,Email\nAnna,anna@example.com\n")
-        (work / "profile.toml").write_text((PROJECT / "profile.example.toml").read_text())
+        (empty_work / "contacts.csv").write_text("Name,Email\nAnna,anna@example.com\n")
+        (empty_work / "profile.toml").write_text((PROJECT / "profile.example.toml").read_text())
         result = mailer_cli("send", "contacts.csv", "--profile", "profile.toml", "--yes")
         assert result.exit_code == 2 and "run `mailer login` again" in result.output
         assert smtp.received == []
@@ -402,7 +425,7 @@ def test_revoked_sign_in_stops_send_before_anyone_is_marked(
 
 
 def test_init_interactive_in_a_terminal_then_login_and_check(
-    tmp_path: Path, server: SmtpServer
+    tmp_path: Path, bare_server: SmtpServer
 ) -> None:
     pexpect = pytest.importorskip("pexpect")
     folder = tmp_path / "setup"
@@ -427,16 +450,16 @@ def test_init_interactive_in_a_terminal_then_login_and_check(
     child.expect_exact("is not one of")
     answer("Channel:", "")
     answer("[generic]:", "")
-    answer("SMTP server:", server.host)
+    answer("SMTP server:", bare_server.host)
     answer("[starttls]:", "tls please")
     answer("Security (starttls, tls, none) [starttls]:", "STARTTLS")  # any case
     answer("SMTP port [587]:", "587x")
     child.expect_exact("is not a port number")
-    answer("SMTP port [587]:", str(server.port))
+    answer("SMTP port [587]:", str(bare_server.port))
     child.expect_exact("Wrote ")
     answer("Sign in now (mailer login)? [Y/n]:", "y")
     child.expect_exact("The password is your mail password")  # with the question it is for
-    answer(f"Password for {USER} at {server.host}:", PASSWORD)
+    answer(f"Password for {USER} at {bare_server.host}:", PASSWORD)
     child.expect_exact("Stored the password")
     answer("Check the account now (mailer check)? [Y/n]:", "y")
     child.expect_exact(f"Logged in as {USER} with PLAIN")
@@ -551,12 +574,12 @@ class _Sink:
 
 
 def test_without_a_keyring_login_points_to_the_password_command(
-    work: Path, server: SmtpServer, monkeypatch: pytest.MonkeyPatch
+    empty_work: Path, bare_server: SmtpServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from keyring.backends.fail import Keyring as NoKeyring
 
-    assert init_for(server).exit_code == 0
-    use_env_file(monkeypatch, work)
+    assert init_for(bare_server).exit_code == 0
+    use_env_file(monkeypatch, empty_work)
     keyring.set_keyring(NoKeyring())
     result = mailer_cli("login", input=PASSWORD + "\n")
     assert result.exit_code == 2 and "MAILER_SMTP_PASSWORD_COMMAND" in result.output
@@ -565,18 +588,18 @@ def test_without_a_keyring_login_points_to_the_password_command(
     assert mailer_cli("check").exit_code == 0
 
 
-def test_the_provider_init_wrote_sets_the_rate_of_send(work: Path) -> None:
+def test_the_provider_init_wrote_sets_the_rate_of_send(empty_work: Path) -> None:
     pexpect = pytest.importorskip("pexpect")
     with SmtpServer() as smtp:
         result = mailer_cli("init", "--name", "Alex Example", "--email", USER, "--provider",
                             "ionos", "--host", smtp.host, "--port", str(smtp.port),
                             "--security", "none", "--username", "")
         assert result.exit_code == 0, result.output
-        assert dotenv_values(work / ".env")["MAILER_SMTP_USERNAME"] == ""  # no login at all
-        (work / "contacts.csv").write_text("Name,Email\nAnna,anna@example.com\n")
+        assert dotenv_values(empty_work / ".env")["MAILER_SMTP_USERNAME"] == ""  # no login at all
+        (empty_work / "contacts.csv").write_text("Name,Email\nAnna,anna@example.com\n")
         child = pexpect.spawn(sys.executable, ["-m", "mailer", "send", "contacts.csv",
                                                "--profile", "profile.toml"],
-                              cwd=str(work), env=subprocess_env(), encoding="utf-8",
+                              cwd=str(empty_work), env=subprocess_env(), encoding="utf-8",
                               timeout=30, dimensions=(50, 200))
         child.expect_exact("pace one message every 2 s (30/min), at most 500/hour")  # IONOS (.env)
         child.expect_exact("[y/N]")

@@ -14,8 +14,7 @@ import pytest
 from click.testing import CliRunner
 
 from mailer.cli import main
-from mailer.cli.scans import write_review
-from mailer.contacts.scans import REVIEW_COLUMNS
+from mailer.contacts.scans import REVIEW_COLUMNS, write_review
 from mailer.csvsafe import safe_cell, write_csv
 from tests.smtpd import Fault, SmtpServer
 

@@ -4,34 +4,15 @@ source with ast, lazy imports inside functions included."""
 
 from __future__ import annotations
 
-import ast
 from pathlib import Path
 
-PACKAGE = Path(__file__).resolve().parents[1] / "mailer"
-
-
-def module_name(path: Path) -> str:
-    parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
-    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+from tests.importwalk import PACKAGE, imports_of, module_name
 
 
 def imported(path: Path, modules: set[str]) -> set[str]:
     """The mailer modules `path` imports (`from . import x` names module x when it is one)."""
     name = module_name(path)
-    package = name if path.name == "__init__.py" else name.rpartition(".")[0]
-    found: set[str] = set()
-    for node in ast.walk(ast.parse(path.read_text(), str(path))):
-        if isinstance(node, ast.Import):
-            found.update(alias.name for alias in node.names)
-        elif isinstance(node, ast.ImportFrom):
-            base = node.module or ""
-            if node.level:
-                anchor = package.split(".")
-                anchor = anchor[:len(anchor) - node.level + 1]
-                base = ".".join([*anchor, base] if base else anchor)
-            found.add(base)
-            found.update(f"{base}.{alias.name}" for alias in node.names)
-    return {m for m in found if m in modules and m != name}
+    return {m for m in imports_of(path) if m in modules and m != name}
 
 
 def graph() -> dict[str, set[str]]:

@@ -12,6 +12,7 @@ caller says so (after asking the user).
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -231,7 +232,7 @@ def env_text(account: Account) -> str:
 
 def write_private(path: Path, text: str, *, replace: bool) -> None:
     """Write `text` to `path` as 0600, atomically; an existing file only when `replace`."""
-    if path.exists() and not replace:
+    if os.path.lexists(path) and not replace:
         raise ConfigError(f"{path} exists; not replacing it.")
     try:
         private_dir(path.parent)

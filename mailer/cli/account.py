@@ -6,6 +6,7 @@ accounts/oauth.py (sign-in flows) and accounts/check.py (the server check).
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -21,7 +22,7 @@ from ..compose.profile import NETWORKS
 from ..config import SmtpSettings
 from ..errors import ConfigError
 from ..models import Contact
-from .app import handle_errors, main
+from .app import handle_errors, main, profile_if_here, profile_option
 
 if TYPE_CHECKING:
     from ..accounts.setup import Account, Person
@@ -151,9 +152,8 @@ def run_check(settings: SmtpSettings, profile_path: Path | None, send_test: bool
 
 
 @main.command()
-@click.option("--profile", "profile_path", type=click.Path(dir_okay=False, path_type=Path),
-              help="Your profile.toml, to check the largest message against SIZE "
-                   "[default: ./profile.toml if there is one].")
+@profile_option(required=False, help="Your profile.toml, to check the largest message "
+                "against SIZE [default: ./profile.toml if there is one].")
 @click.option("--send-test", is_flag=True, help="Also send one message to your own address.")
 @handle_errors
 def check(profile_path: Path | None, send_test: bool) -> None:
@@ -161,11 +161,7 @@ def check(profile_path: Path | None, send_test: bool) -> None:
     from ..accounts.credentials import Credentials
 
     settings = Credentials(config.environment()).smtp()  # without a login: checks the rest
-    if profile_path is None and Path("profile.toml").is_file():
-        profile_path = Path("profile.toml")
-    if profile_path is not None and not profile_path.is_file():
-        raise ConfigError(f"The profile {profile_path} does not exist.")
-    if not run_check(settings, profile_path, send_test):
+    if not run_check(settings, profile_if_here(profile_path), send_test):
         sys.exit(1)
     click.echo("All good.")
 
@@ -299,7 +295,8 @@ def init(folder: Path, force: bool, **options: Any) -> None:
 def _may_write(profile_path: Path, env_path: Path, interview: _Interview, force: bool) -> bool:
     """Before the first question: may an existing profile.toml be updated, and
     may .env be written (False: the user keeps theirs, so no server questions)?"""
-    existing = [str(p) for p in (profile_path, env_path) if p.exists()]
+    # lexists: a dangling link is in the way too (exists() says no, the write would refuse)
+    existing = [str(p) for p in (profile_path, env_path) if os.path.lexists(p)]
     if not existing or force:
         return True
     if not interview.interactive:
@@ -310,7 +307,7 @@ def _may_write(profile_path: Path, env_path: Path, interview: _Interview, force:
         click.echo(f"{profile_path} exists: your answers update it (its values are the "
                    f"defaults); organisation, title, phones, address, photo and the channels "
                    f"you do not name again stay as they are.")
-    if not env_path.exists():
+    if not os.path.lexists(env_path):
         return True
     if click.confirm(f"{env_path} exists. Replace it?", default=False):
         return True
@@ -417,10 +414,10 @@ def _write_files(profile_path: Path, env_path: Path, person: Person, document: A
     text = profile_text(person, document)
     parse_profile(text, profile_path)  # refuse before anything is written
     env = env_text(account) if account is not None else None
-    write_private(profile_path, text, replace=document is not None)
+    write_private(profile_path, text, replace=os.path.lexists(profile_path))
     written = [str(profile_path)]
     if env is not None:
-        write_private(env_path, env, replace=env_path.exists())
+        write_private(env_path, env, replace=os.path.lexists(env_path))
         written.append(str(env_path))
     click.echo(f"Wrote {' and '.join(written)} (readable by you only). Organisation, title, "
                f"phones, photo and address go into {profile_path} by hand "

@@ -161,14 +161,18 @@ def profile_option(
     )
 
 
-def profile_here(given: Path | None) -> Path:
-    """--profile, else ./profile.toml (what `mailer init` writes); an error naming
-    both ways when neither is there."""
+def profile_if_here(given: Path | None) -> Path | None:
+    """--profile, else ./profile.toml (what `mailer init` writes) when there is one."""
     if given is not None:
         return given
     here = Path("profile.toml")
-    if here.is_file():
-        return here
+    return here if here.is_file() else None
+
+
+def profile_here(given: Path | None) -> Path:
+    """profile_if_here, or an error naming both ways when neither is there."""
+    if (found := profile_if_here(given)) is not None:
+        return found
     raise ConfigError("No profile: there is no profile.toml here. Pass --profile FILE, or "
                       "write one here with `mailer init`.")
 

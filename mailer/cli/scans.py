@@ -52,7 +52,7 @@ def review(
     `mailer contacts/preview/send reviewed.csv` then uses your version."""
     from ..contacts.normalize import check_region
     from ..contacts.review_page import write_page
-    from ..contacts.scans import read_cards, review_row
+    from ..contacts.scans import read_cards, review_row, write_review
 
     files = card_files(paths)
     phone_region = check_region(region)
@@ -99,12 +99,3 @@ def card_files(paths: tuple[Path, ...]) -> list[Path]:
             )
     return files
 
-
-def write_review(out: Path, rows: list[dict[str, str]]) -> None:
-    from ..contacts.scans import REVIEW_COLUMNS
-    from ..csvsafe import write_csv
-
-    try:
-        write_csv(out, REVIEW_COLUMNS, rows)
-    except OSError as err:
-        raise InputError(f"Cannot write {out}: {err.strerror}") from None

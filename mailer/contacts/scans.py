@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 import phonenumbers
 
 from .. import DISTRIBUTION, config
+from ..csvsafe import write_csv
 from ..errors import InputError, OcrUnavailable
 from ..files import private_dir, private_file
 from ..language import text_language
@@ -528,6 +529,14 @@ def review_row(source: str, fields: CardFields | None, error: str = "") -> dict[
         raw_text=fields.raw_text,
     )
     return row
+
+
+def write_review(out: Path, rows: list[dict[str, str]]) -> None:
+    """The review CSV, one row per card, through the writer that defuses formulas."""
+    try:
+        write_csv(out, REVIEW_COLUMNS, rows)
+    except OSError as err:
+        raise InputError(f"Cannot write {out}: {err.strerror}") from None
 
 
 def _shown(phone: Phone, fields: CardFields) -> str:
