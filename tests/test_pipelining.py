@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -168,10 +169,14 @@ def send(journal: Journal, server: SmtpServer, *, concurrency: int = 3) -> SendS
 
 def test_every_group_outcome_ends_in_its_journal_state_and_nobody_twice(tmp_path: Path) -> None:
     everyone = [f"j{i:02d}@example.org" for i in range(24)]
+    drafts = [make_draft(a) for a in everyone]
+    # the one dropped right after its 354 is large, so that the drop comes while it is
+    # still being written (a small one may be out, final dot and all: `unknown`)
+    drafts[6] = replace(drafts[6], payload=drafts[6].payload + (b"x" * 70 + b"\r\n") * 110_000)
     with Journal(tmp_path / "journal.sqlite3") as journal:
-        journal.enqueue("c1", [make_draft(a) for a in everyone])
+        journal.enqueue("c1", drafts)
         with SmtpServer(starttls=True, auth=("u", "p"), pipelining=True, close_after=5,
-                        stall_seconds=1.0) as server:
+                        stall_seconds=1.0, recv_buffer=65536) as server:
             server.fault(everyone[1], Fault(reply="450 4.2.1 busy", times=1))
             server.fault(everyone[2], Fault(reply="451 4.3.0 later", stage="354", times=1))
             server.fault(everyone[3], Fault(reply="550 5.1.1 unknown user"))
