@@ -257,23 +257,25 @@ class Connection:
             raise Lost(f"no reply within {self.settings.timeout:g} s before the message was "
                        f"complete; nothing was delivered") from None
         except (aiosmtplib.SMTPServerDisconnected, OSError):
-            self.close()
-            raise Lost("the server closed the connection before the message was complete; "
-                       "nothing was delivered") from None
+            raise self._closed_early() from None
         except aiosmtplib.SMTPException as err:  # an unreadable reply
             self.close()
             raise Lost(f"no usable reply before the message was complete ({err}); nothing "
                        f"was delivered") from None
         return await self._content(smtp, message)
 
+    def _closed_early(self) -> Lost:
+        """The server went away before the final dot: nothing was delivered."""
+        self.close()
+        return Lost("the server closed the connection before the message was complete; "
+                    "nothing was delivered")
+
     async def _content(self, smtp: aiosmtplib.SMTP, message: bytes) -> Reply:
         """After DATA's 354: the content, then the final dot and its reply."""
         try:
             await self._write_body(smtp, message)
         except (aiosmtplib.SMTPServerDisconnected, OSError):
-            self.close()
-            raise Lost("the server closed the connection before the message was complete; "
-                       "nothing was delivered") from None
+            raise self._closed_early() from None
         self.dot_written = True
         wait = self.settings.data_timeout
         try:
