@@ -14,6 +14,9 @@ Faults, per recipient, optionally only for the first N times:
 - `Fault(reply="450 ...")`: that reply to RCPT TO (stage "rcpt"), to MAIL FROM
   (stage "mail", keyed by the sender), to the DATA command instead of its 354
   (stage "354") or to the end of DATA (stage "data");
+- `Fault(reply="421 ...", action="close")`: that reply, then the connection
+  closed, with whatever the client pipelined behind that command thrown away
+  unanswered (what a 421 means, RFC 5321 3.8); at any stage a reply can be;
 - `Fault(action="drop", stage=...)`: close the connection without a reply, at
   one phase of the transaction: "mail" (on MAIL FROM; this fault is keyed by
   the sender's address, the only one known then), "rcpt" (on RCPT TO),
@@ -25,7 +28,8 @@ Faults, per recipient, optionally only for the first N times:
 - `delivered=True` with a drop or stall at "data": the server keeps the message
   (logs it in `received`) before going silent, the case RFC 1047 describes;
 and per server: `close_after=N` answers the (N+1)-th MAIL on a connection
-with 421 and closes it (a per-connection message limit); `idle_timeout`
+with 421 and closes it, unanswered what came behind it (a per-connection
+message limit); `idle_timeout`
 closes connections idle that long; `data_delay` makes every end-of-DATA reply
 wait (so that transactions are in flight when a test interrupts the sender);
 `recv_buffer` fixes the connections' kernel receive buffer (drops inside the
@@ -33,11 +37,25 @@ body of a large message then happen while the client is still writing).
 
 PIPELINING (RFC 2920): `SmtpServer(pipelining=True)` offers it (aiosmtpd reads
 commands line by line, so a group is answered in order); `pipelined` counts the
-MAIL commands that arrived together with what followed them.  Servers that
-offer it and cannot take it: `pipelining="flush"` throws away what arrived
-with a MAIL (the rest of the group goes unanswered), `pipelining="refuse"`
-answers a RCPT that came with its MAIL "503 bad sequence".  The default offers
-no PIPELINING: commands come one at a time.
+MAIL commands that arrived together with what followed them, and `after_dot`
+those that were in the server's input already when it answered the previous
+message's final dot (pipelining across messages: the dot of one message in
+the same write as MAIL, RCPT and DATA of the next; `data_delay` makes sure
+the whole write is in before the dot is answered).  Servers that offer it and
+cannot take it: `pipelining="flush"` throws away what arrived with a MAIL (the
+rest of the group goes unanswered), `pipelining="flush-dot"` throws away what
+arrived with a final dot (some servers flush their input at the end of DATA:
+the next message's commands go unanswered), `pipelining="refuse"` answers a
+RCPT that came with its MAIL "503 bad sequence"; `flushed` counts the throws.
+The default offers no PIPELINING: commands come one at a time.
+
+Hooks, to act at an exact point of the exchange (interrupt or kill the client
+while the server holds its reply): `server.on(address, stage, call)` runs
+`call()` (in a thread, once) when that stage of that recipient's transaction
+is reached, before the server answers it: "mail" (keyed by the sender), "rcpt",
+"354" (before the go-ahead) or "data" (the final dot has been read).
+`go_aheads` lists the recipients given a 354, in order: only they can have
+had their content sent.
 
 OAuth2: `SmtpServer(starttls=True, oauth=check)` also offers XOAUTH2 and
 OAUTHBEARER (RFC 7628), accepting a token when `check(user, token)` is true and
@@ -102,7 +120,7 @@ class Received:
 class Fault:
     reply: str = "451 4.3.0 Temporary failure, try again later"
     stage: str = "rcpt"  # "mail", "rcpt", "354", "body" or "data"
-    action: str = "reply"  # "reply", "drop" or "stall"
+    action: str = "reply"  # "reply", "close" (reply, then close), "drop" or "stall"
     times: int | None = None  # only the first N times; None = always
     delivered: bool = False  # drop/stall at "data": the message was taken first
     body_bytes: int = 4096  # stage "body": how much content arrives before the drop
@@ -115,6 +133,10 @@ class FaultHandler:
                  pipelining: bool | str = False) -> None:
         self.pipelining = pipelining
         self.pipelined = 0  # MAIL commands that came together with the next command
+        self.after_dot = 0  # MAIL commands in before the previous final dot was answered
+        self.flushed = 0  # times a "flush" or "flush-dot" server threw input away
+        self.go_aheads: list[str] = []  # recipients given a 354, in order
+        self.hooks: dict[tuple[str, str], Callable[[], object]] = {}
         self.close_after = close_after
         self.stall_seconds = stall_seconds
         self.data_delay = data_delay
@@ -188,6 +210,25 @@ class FaultHandler:
             responses.insert(-1, "250-PIPELINING")  # before the last line, "250 HELP"
         return responses
 
+    async def hook(self, address: str, stage: str) -> None:
+        """Run the hook set for this point of the exchange, if any (once)."""
+        with self.lock:
+            call = self.hooks.pop((address, stage), None)
+        if call is not None:
+            await asyncio.to_thread(call)
+
+    def behind_dot(self, server: SMTPServerProtocol) -> None:
+        """At the reply to a final dot: count (and for "flush-dot" throw away)
+        the next message's commands that came before it."""
+        unread: bytearray = server._reader._buffer  # type: ignore[attr-defined]
+        if not unread:
+            return
+        with self.lock:
+            self.after_dot += unread[:5].upper() == b"MAIL "
+            if self.pipelining == "flush-dot":
+                self.flushed += 1
+                unread.clear()
+
     def take(self, address: str, stage: str) -> Fault | None:
         with self.lock:
             fault = self.faults.get(address)
@@ -204,22 +245,24 @@ class FaultHandler:
                 self.connections += 1
                 session.number = self.connections  # type: ignore[attr-defined]
                 session.messages = 0  # type: ignore[attr-defined]
+        await self.hook(address, "mail")
         if self.close_after is not None and session.messages >= self.close_after:  # type: ignore[attr-defined]
-            asyncio.get_running_loop().call_soon(drop, server)  # after the reply
+            close_after_reply(server)
             return "421 4.7.0 Too many messages on this connection, closing"
         unread: bytearray = server._reader._buffer  # type: ignore[attr-defined]
         session.grouped = bool(unread)  # type: ignore[attr-defined]
         if unread:
             with self.lock:
                 self.pipelined += 1
-            if self.pipelining == "flush":
-                unread.clear()
+                if self.pipelining == "flush":
+                    self.flushed += 1
+                    unread.clear()
         fault = self.take(address, "mail")
         if fault is not None and fault.action == "drop":
             drop(server)
             return "451 never seen: the connection is gone"
         if fault is not None:
-            return fault.reply
+            return replied(server, fault)
         envelope.mail_from = address
         envelope.mail_options.extend(mail_options)
         session.started = time.monotonic()  # type: ignore[attr-defined]
@@ -227,6 +270,7 @@ class FaultHandler:
 
     async def handle_RCPT(self, server: SMTPServerProtocol, session: Session, envelope: Envelope,
                           address: str, rcpt_options: list[str]) -> str:
+        await self.hook(address, "rcpt")
         if self.pipelining == "refuse" and session.grouped:  # type: ignore[attr-defined]
             return "503 5.5.1 Bad sequence of commands"
         fault = self.take(address, "rcpt")
@@ -234,20 +278,23 @@ class FaultHandler:
             drop(server)
             return "451 never seen: the connection is gone"
         if fault is not None:
-            return fault.reply
+            return replied(server, fault)
         envelope.rcpt_tos.append(address)
         return "250 OK"
 
     async def handle_DATA(self, server: SMTPServerProtocol, session: Session,
                           envelope: Envelope) -> str:
+        for address in envelope.rcpt_tos:
+            await self.hook(address, "data")
         if self.data_delay:
             await asyncio.sleep(self.data_delay)
+        self.behind_dot(server)
         for address in envelope.rcpt_tos:
             fault = self.take(address, "data")
             if fault is None:
                 continue
-            if fault.action == "reply":
-                return fault.reply
+            if fault.action in ("reply", "close"):
+                return replied(server, fault)
             if fault.delivered:
                 self.log(session, envelope)
             if fault.action == "stall":
@@ -269,6 +316,20 @@ class FaultHandler:
             session.messages += 1  # type: ignore[attr-defined]
 
 
+def replied(server: SMTPServerProtocol, fault: Fault) -> str:
+    """A fault's reply; with action "close", the connection closes right after it."""
+    if fault.action == "close":
+        close_after_reply(server)
+    return fault.reply
+
+
+def close_after_reply(server: SMTPServerProtocol) -> None:
+    """Close once the reply now being given is out, reading nothing more: what the
+    client pipelined behind this command stays unanswered."""
+    server._reader._buffer.clear()  # type: ignore[attr-defined]
+    asyncio.get_running_loop().call_soon(drop, server)
+
+
 def drop(server: SMTPServerProtocol, *, at_once: bool = False) -> None:
     """Close the client's connection without a reply."""
     transport = server.transport
@@ -286,14 +347,20 @@ class FaultSMTP(SMTPServerProtocol):
     async def smtp_DATA(self, arg: str) -> None:
         handler: FaultHandler = self.event_handler
         fault = None
-        if self.envelope is not None and self.session is not None and not arg:
-            for address in self.envelope.rcpt_tos:
-                fault = handler.take(address, "354") or handler.take(address, "body")
-                if fault is not None:
-                    break
-        if fault is not None and fault.action == "reply" and fault.stage == "354":
-            await self.push(fault.reply)
+        rcpt_tos = self.envelope.rcpt_tos if self.envelope is not None and not arg else []
+        for address in rcpt_tos:
+            await handler.hook(address, "354")
+        for address in rcpt_tos:
+            fault = handler.take(address, "354") or handler.take(address, "body")
+            if fault is not None:
+                break
+        if fault is not None and fault.action in ("reply", "close") and fault.stage == "354":
+            await self.push(replied(self, fault))
             return
+        if rcpt_tos and self.session is not None and (
+                self.session.authenticated or not self._auth_required):
+            with handler.lock:
+                handler.go_aheads.extend(rcpt_tos)
         if fault is None or fault.action != "drop":
             await super().smtp_DATA(arg)
             return
@@ -398,6 +465,13 @@ class SmtpServer:
         with self.handler.lock:
             self.handler.faults[address] = fault
 
+    def on(self, address: str, stage: str, call: Callable[[], object]) -> None:
+        """Run `call()` once, when `stage` of `address`'s transaction is reached
+        ("mail": keyed by the sender; "rcpt", "354", "data"), before the reply."""
+        assert stage in ("mail", "rcpt", "354", "data"), stage
+        with self.handler.lock:
+            self.handler.hooks[(address, stage)] = call
+
     def settings(self, *, timeout: float = 5.0, password: str | None = None,
                  data_timeout: float = 5.0) -> SmtpSettings:
         user, secret = self.auth or ("", "")
@@ -456,6 +530,19 @@ class SmtpServer:
     @property
     def pipelined(self) -> int:
         return self.handler.pipelined
+
+    @property
+    def after_dot(self) -> int:
+        return self.handler.after_dot
+
+    @property
+    def flushed(self) -> int:
+        return self.handler.flushed
+
+    @property
+    def go_aheads(self) -> list[str]:
+        with self.handler.lock:
+            return list(self.handler.go_aheads)
 
 
 def make_draft(recipient: str, *, sender: str = "me@example.org", subject: str = "Hello") -> Draft:
