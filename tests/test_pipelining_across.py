@@ -30,6 +30,7 @@ from typing import Any
 
 import pytest
 
+from mailer.errors import AuthError
 from mailer.journal import Journal, Row
 from mailer.models import State
 from mailer.smtp.pace import Rate, RateLimiter
@@ -317,6 +318,57 @@ def test_the_message_behind_the_dot_refused_or_cut_off_ends_as_the_rules_say(
     assert all((r.state, r.attempts) == (State.SENT, 1) for r in final.values())
     assert copies == Counter([*final] + [everyone[2]] * (state is State.SENT))
     assert summary.sent == len(final) + (state is State.SENT)
+
+
+# -- the run stops at n, or n+1 cannot go at all ---------------------------------------
+
+def test_the_error_budget_spent_at_ns_dot_gives_the_next_message_back_untouched(
+    journal: Journal
+) -> None:
+    """q2's refused dot is the second failure in a row: the run pauses there, and
+    q3, whose commands may already be behind that dot, is queued as never tried."""
+    everyone = people(6)
+    enqueue(journal, everyone)
+    with SmtpServer(starttls=True, auth=("u", "p"), pipelining=True) as server:
+        for address in everyone[1:3]:
+            server.fault(address, Fault(reply="554 5.7.1 blocked", stage="data"))
+        summary = send(journal, server, error_budget=2)
+        assert server.recipients() == everyone[:1]
+    final = rows(journal)
+    assert summary.stopped and summary.failed == 2
+    assert [final[a].state for a in everyone[:3]] == [State.SENT, State.FAILED, State.FAILED]
+    assert all(untouched(final[a]) for a in everyone[3:])
+
+
+def test_a_login_demanded_behind_a_dot_stops_the_run_and_marks_nobody(journal: Journal) -> None:
+    """530 to n+1's RCPT is about the account, not the recipient: the run stops
+    with the account error, n stays sent, n+1 and the rest are untouched."""
+    everyone = people(5)
+    enqueue(journal, everyone)
+    with SmtpServer(starttls=True, auth=("u", "p"), pipelining=True) as server:
+        server.fault(everyone[2], Fault(reply="530 5.7.0 Authentication required"))
+        with pytest.raises(AuthError):
+            send(journal, server)
+        assert server.recipients() == everyone[:2]
+    final = rows(journal)
+    assert all((final[a].state, final[a].attempts) == (State.SENT, 1) for a in everyone[:2])
+    assert all(untouched(final[a]) for a in everyone[2:])
+
+
+def test_a_message_that_needs_smtputf8_is_not_pipelined_to_a_server_without_it(
+    journal: Journal
+) -> None:
+    """It fails with mailer's own 553 (RFC 6531: never sent to a server without
+    SMTPUTF8, behind a dot or not); the ones around it go on."""
+    everyone = ["q0@example.com", "q1@example.com", "jürgen@example.com", "q3@example.com"]
+    enqueue(journal, everyone)
+    with SmtpServer(starttls=True, auth=("u", "p"), pipelining=True, smtputf8=False) as server:
+        summary = send(journal, server)
+        assert server.recipients() == [a for a in everyone if a.isascii()]
+    final = rows(journal)
+    assert (final[everyone[2]].state, final[everyone[2]].last_code) == (State.FAILED, 553)
+    assert "SMTPUTF8" in final[everyone[2]].last_reply
+    assert summary.sent == 3 and summary.failed == 1
 
 
 # -- all of it at once, over several connections -----------------------------------------
