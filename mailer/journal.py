@@ -7,11 +7,14 @@ A recipient row moves through these states::
       └── retry (4xx) ───┘     claimed by a process that died ──> unknown
                                sent ──inbox──> bounced | replied
 
-`claimed` is committed *before* the SMTP transaction starts, and the outcome
-right after the reply, so a crash leaves at most one `claimed` row per
-connection.  The next run turns those into `unknown` and never resends them on
-its own: the message may or may not have left, and a duplicate is worse than
-a question.  `requeue()` (used by `mailer resend`) puts chosen states back.
+`claimed` is committed *before* the message's content goes out (once the
+server has answered DATA with 354: MAIL, RCPT and DATA alone deliver
+nothing), and the outcome right after the reply, so a crash leaves at most one
+`claimed` row per connection, and a message whose content never left stays
+`queued`.  The next run turns those `claimed` rows into `unknown` and never
+resends them on its own: the message may or may not have left, and a
+duplicate is worse than a question.  `requeue()` (used by `mailer resend`)
+puts chosen states back.
 
 A campaign stopped by Ctrl-C is `paused_at`: `run-due` skips it (a crash sets
 nothing, so run-due carries on after one); an explicit send or resume clears it.
@@ -28,7 +31,8 @@ Which process owns a claim is decided by an advisory lock: every run holds an
 exclusive `flock` on `<journal>.runs/<run id>.lock`; the kernel drops it when
 the process dies, even on `kill -9`, so a claim whose lock can be taken is
 stale.  Two overlapping runs never claim the same row: the claim is a single
-`UPDATE ... WHERE state = 'queued'` inside `BEGIN IMMEDIATE`.
+`UPDATE ... WHERE state = 'queued'` inside `BEGIN IMMEDIATE`, and an outcome
+is recorded only on a row its own run has claimed.
 
 Durability: WAL with synchronous=NORMAL survives a killed process (the commit
 is in the WAL before the claim returns); only a power loss can lose the last
@@ -56,7 +60,7 @@ import os
 import sqlite3
 import time
 import uuid
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
@@ -155,8 +159,9 @@ class DeferredRetry:
 
 
 @dataclass(frozen=True, slots=True)
-class Claimed:
-    """A row claimed for one SMTP transaction."""
+class Due:
+    """A queued row taken for one SMTP transaction (`take`), claimed before
+    its content goes out (`settle`)."""
 
     id: int
     campaign: str
@@ -651,40 +656,57 @@ class Journal:
                 unknown += cur.rowcount
         return unknown
 
-    def claim(self, campaign: str, now: float | None = None, *,
-              record: Outcome | None = None) -> Claimed | None:
-        """Atomically claim the next due `queued` row of the campaign: rows never
-        tried first (in queue order), then retries by due time.  The order matches
-        the `messages_due` index, so a claim is one index probe, not a sort.
-
-        `record`: the outcome of the worker's previous message, written in the
-        same transaction (one commit per message instead of two; the outcome is
-        just as durable as with `mark`, since nothing awaits in between)."""
+    def take(self, campaign: str, now: float | None = None, *,
+             skip: Collection[int] = ()) -> Due | None:
+        """The next due `queued` row of the campaign that is not in `skip`, read
+        but not claimed: rows never tried first (in queue order), then retries
+        by due time.  The order matches the `messages_due` index, so this is one
+        index probe, not a sort.  `settle(claim=...)` claims it once its DATA
+        has been answered 354, right before its content goes out."""
         when = time.time() if now is None else now
-        with self._write() as db:
-            if record is not None:
-                self._record(db, record)
-            row = db.execute(
-                "UPDATE messages SET state = 'claimed', claimed_by = ?, claimed_at = ?, "
-                "attempts = attempts + 1 "
-                "WHERE id = (SELECT id FROM messages WHERE campaign = ? AND state = 'queued' "
-                "  AND next_attempt_at <= ? ORDER BY next_attempt_at, id LIMIT 1) "
-                "  AND state = 'queued' "
-                "RETURNING id, campaign, recipient, sender, message_id, smtputf8, attempts",
-                (self.run_id, when, campaign, when),
-            ).fetchone()
+        held = tuple(skip)
+        row = self._db.execute(
+            "SELECT id, campaign, recipient, sender, message_id, smtputf8, attempts + 1 "
+            "FROM messages WHERE campaign = ? AND state = 'queued' AND next_attempt_at <= ? "
+            f"AND id NOT IN ({','.join('?' * len(held))}) "
+            "ORDER BY next_attempt_at, id LIMIT 1",
+            (campaign, when, *held),
+        ).fetchone()
         if row is None:
             return None
         payload = self._db.execute("SELECT data FROM payloads WHERE id = ?", (row[0],))
-        return Claimed(row[0], row[1], row[2], row[3], row[4], bool(row[5]),
+        return Due(row[0], row[1], row[2], row[3], row[4], bool(row[5]),
                        payload.fetchone()[0], row[6])
 
-    def next_due(self, campaign: str) -> float | None:
-        """When the earliest queued row becomes due (None: nothing queued)."""
+    def settle(self, outcomes: Iterable[Outcome] = (), claim: int | None = None) -> bool:
+        """In one transaction (one commit a message for the send loop): claim
+        row `claim` if it is still `queued`, then record `outcomes`, each only
+        on a row this run has claimed.  Returns whether the claim held (False:
+        another run took the row, or it was cancelled)."""
+        with self._write() as db:
+            held = claim is None or db.execute(
+                "UPDATE messages SET state = 'claimed', claimed_by = ?, claimed_at = ?, "
+                "attempts = attempts + 1 WHERE id = ? AND state = 'queued'",
+                (self.run_id, time.time(), claim),
+            ).rowcount == 1
+            for outcome in outcomes:
+                self._record(db, outcome)
+        return held
+
+    def claim(self, campaign: str, now: float | None = None) -> Due | None:
+        """Take and claim the next due row in one go (`take`, then `settle`)."""
+        while (row := self.take(campaign, now)) is not None:
+            if self.settle(claim=row.id):
+                return row
+        return None
+
+    def next_due(self, campaign: str, *, skip: Collection[int] = ()) -> float | None:
+        """When the earliest queued row not in `skip` becomes due (None: none)."""
+        held = tuple(skip)
         row = self._db.execute(
-            "SELECT MIN(next_attempt_at) FROM messages "
-            "WHERE campaign = ? AND state = 'queued'",
-            (campaign,),
+            "SELECT MIN(next_attempt_at) FROM messages WHERE campaign = ? AND state = 'queued' "
+            f"AND id NOT IN ({','.join('?' * len(held))})",
+            (campaign, *held),
         ).fetchone()
         return float(row[0]) if row[0] is not None else None
 
@@ -695,22 +717,22 @@ class Journal:
         self.record(Outcome(row_id, state, code, reply, retry_at))
 
     def record(self, outcome: Outcome) -> None:
-        with self._write() as db:
-            self._record(db, outcome)
+        self.settle([outcome])
 
-    @staticmethod
-    def _record(db: sqlite3.Connection, o: Outcome) -> None:
+    def _record(self, db: sqlite3.Connection, o: Outcome) -> None:
         if o.retry_at is not None:
             db.execute(
                 "UPDATE messages SET state = 'queued', claimed_by = NULL, last_code = ?, "
-                "last_reply = ?, next_attempt_at = ? WHERE id = ?",
-                (o.code, o.reply, o.retry_at, o.row_id),
+                "last_reply = ?, next_attempt_at = ? "
+                "WHERE id = ? AND state = 'claimed' AND claimed_by = ?",
+                (o.code, o.reply, o.retry_at, o.row_id, self.run_id),
             )
         else:
             db.execute(
                 "UPDATE messages SET state = ?, claimed_by = NULL, last_code = ?, "
-                "last_reply = ?, finished_at = ? WHERE id = ?",
-                (str(o.state), o.code, o.reply, time.time(), o.row_id),
+                "last_reply = ?, finished_at = ? "
+                "WHERE id = ? AND state = 'claimed' AND claimed_by = ?",
+                (str(o.state), o.code, o.reply, time.time(), o.row_id, self.run_id),
             )
 
     def release(self, row_id: int) -> None:

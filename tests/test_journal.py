@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from mailer.errors import JournalError
-from mailer.journal import Journal, address_key
+from mailer.journal import Journal, Outcome, address_key
 from mailer.models import State
 from tests.smtpd import make_draft
 
@@ -104,6 +104,48 @@ def test_release_gives_the_claim_back_uncounted(journal: Journal) -> None:
     journal.release(row.id)
     again = journal.claim("c1")
     assert again is not None and again.attempts == 1
+
+
+def test_take_reads_without_claiming_and_skips_what_workers_hold(journal: Journal) -> None:
+    journal.enqueue("c1", drafts("a", "b", "c"))
+    a = journal.take("c1")
+    assert a is not None and a.recipient == "a@example.com" and a.attempts == 1
+    assert journal.counts("c1")[State.QUEUED] == 3  # only read: a crash now leaves it queued
+    b = journal.take("c1", skip={a.id})
+    assert b is not None and b.recipient == "b@example.com"
+    c = journal.take("c1", skip={a.id, b.id})
+    assert c is not None and journal.take("c1", skip={a.id, b.id, c.id}) is None
+    # held by workers: no other worker waits for them as retries to come
+    assert journal.next_due("c1", skip={a.id, b.id, c.id}) is None
+    assert journal.next_due("c1", skip={a.id}) is not None
+    assert journal.settle(claim=b.id)  # its DATA was answered 354
+    assert not journal.settle(claim=b.id)  # claimed once: a second claim does not hold
+    assert [r.recipient for r in journal.rows("c1", [State.CLAIMED])] == ["b@example.com"]
+
+
+def test_settle_claims_and_records_in_one_go(journal: Journal) -> None:
+    journal.enqueue("c1", drafts("a", "b"))
+    a, b = journal.claim("c1"), journal.take("c1")
+    assert a is not None and b is not None
+    # a's reply and b's refusal to RCPT come together: b's refusal counts as its attempt
+    assert journal.settle([Outcome(a.id, State.SENT, 250, "ok"),
+                           Outcome(b.id, State.FAILED, 550, "no such user")], claim=b.id)
+    rows = {r.recipient: (r.state, r.attempts, r.last_code) for r in journal.rows("c1")}
+    assert rows == {"a@example.com": (State.SENT, 1, 250),
+                    "b@example.com": (State.FAILED, 1, 550)}
+
+
+def test_an_outcome_changes_only_a_row_this_run_claimed(tmp_path: Path) -> None:
+    path = tmp_path / "journal.sqlite3"
+    with Journal(path) as mine, Journal(path) as other:
+        mine.enqueue("c1", drafts("a", "b"))
+        queued = mine.take("c1")
+        theirs = other.claim("c1")
+        assert queued is not None and theirs is not None and queued.id == theirs.id
+        # a claim that did not hold (another run took the row) records nothing on it
+        assert not mine.settle([Outcome(queued.id, State.FAILED, 550, "no")], claim=queued.id)
+        mine.record(Outcome(theirs.id, State.SENT, 250, "ok"))
+        assert [r.state for r in mine.rows("c1")] == [State.CLAIMED, State.QUEUED]
 
 
 def _claim_all(path: str) -> list[int]:
