@@ -24,6 +24,7 @@ import sys
 import threading
 import time
 from collections import Counter
+from dataclasses import replace
 from itertools import pairwise
 from pathlib import Path
 from typing import Any
@@ -318,6 +319,41 @@ def test_the_message_behind_the_dot_refused_or_cut_off_ends_as_the_rules_say(
     assert all((r.state, r.attempts) == (State.SENT, 1) for r in final.values())
     assert copies == Counter([*final] + [everyone[2]] * (state is State.SENT))
     assert summary.sent == len(final) + (state is State.SENT)
+
+
+# -- what arrives is what was queued, and a queue fed while sending ----------------------
+
+def test_every_message_arrives_byte_for_byte_when_the_next_one_rides_with_its_dot(
+    journal: Journal
+) -> None:
+    """Lines that are a dot, start with one, or end the content right before the
+    final dot (stuffed, then the dot and the next MAIL in one write): the server
+    keeps exactly the queued payload, behind its Date."""
+    tails = [b"", b".\r\n", b"..\r\n.hidden\r\n", b"x\r\n.\r\n.\r\n", b".\r\n"]
+    drafts = [make_draft(a) for a in people(len(tails))]
+    drafts = [replace(d, payload=d.payload + tail) for d, tail in zip(drafts, tails, strict=True)]
+    journal.enqueue("c1", drafts)
+    with SmtpServer(starttls=True, auth=("u", "p"), pipelining=True, data_delay=0.02) as server:
+        send(journal, server)
+        received = {m.rcpt_tos[0]: m.data for m in server.received}
+    for draft in drafts:
+        date, _, rest = received[draft.recipient].partition(b"\r\n")
+        assert date.startswith(b"Date: ") and rest == draft.payload
+
+
+@pytest.mark.parametrize("batch", [1, 3])
+def test_a_queue_fed_while_sending_is_sent_once_each(journal: Journal, batch: int) -> None:
+    """The next row may not be queued yet when a dot goes out (the feed renders
+    while the server answers): nobody is missed, nobody twice."""
+    everyone = people(10)
+    drafts = [make_draft(a) for a in everyone]
+    batches = [drafts[i:i + batch] for i in range(0, len(drafts), batch)]
+    with SmtpServer(starttls=True, auth=("u", "p"), pipelining=True) as server:
+        summary = send(journal, server, concurrency=2, feed=iter(batches))
+        copies = Counter(server.recipients())
+    assert copies == Counter(everyone)
+    assert summary.sent == len(everyone) and summary.fed == len(everyone) and summary.complete
+    assert all((r.state, r.attempts) == (State.SENT, 1) for r in rows(journal).values())
 
 
 # -- the run stops at n, or n+1 cannot go at all ---------------------------------------
@@ -678,24 +714,44 @@ def test_feature_a_kill_before_the_354_leaves_the_message_queued(tmp_path: Path)
 
 # -- two runs of one campaign at once ------------------------------------------------------
 
-def test_two_runs_at_once_mail_nobody_twice(tmp_path: Path) -> None:
-    """Two runs (two journals on one file) drain one queue over two connections
-    each: a message pipelined behind a dot is still claimed by one run only."""
+def two_runs(tmp_path: Path) -> tuple[list[SendSummary], Counter[str], dict[str, Row], int]:
+    """Two runs (two journals on one file) drain one queue of 20 over two
+    connections each; returns their summaries, the copies, the rows, the logins."""
     path = tmp_path / "journal.sqlite3"
-    everyone = people(20)
     with Journal(path) as first, Journal(path) as second:
-        enqueue(first, everyone)
-        with SmtpServer(pipelining=True, data_delay=0.005) as server:
+        enqueue(first, people(20))
+        with SmtpServer(starttls=True, auth=("u", "p"), pipelining=True,
+                        data_delay=0.005) as server:
 
             async def both() -> list[SendSummary]:
                 return list(await asyncio.gather(*(
                     send_campaign(j, "c1", server.settings(timeout=0.5), limiter=RateLimiter(),
-                                  concurrency=2, retry=FAST) for j in (first, second))))
+                                  concurrency=2, retry=FAST, tls_context=server.client_tls())
+                    for j in (first, second))))
 
             summaries = asyncio.run(both())
             copies = Counter(server.recipients())
-        final = rows(first)
-    assert copies == Counter(everyone)
-    assert sum(s.sent for s in summaries) == len(everyone)
+            logins = server.logins
+        return summaries, copies, rows(first), logins
+
+
+def test_two_runs_at_once_mail_nobody_twice(tmp_path: Path) -> None:
+    """A message begun by both runs is claimed by one only; the other sends no
+    content for it."""
+    summaries, copies, final, _ = two_runs(tmp_path)
+    assert copies == Counter(people(20))
+    assert sum(s.sent for s in summaries) == 20
     assert all((r.state, r.attempts) == (State.SENT, 1) for r in final.values())
 
+
+@pytest.mark.xfail(strict=True, reason="two runs begin the same rows; the loser of each "
+                                       "claim closes its connection and logs in again")
+def test_two_runs_at_once_log_in_once_a_connection(tmp_path: Path) -> None:
+    """Found on main at 4688c48: both runs take the same next row (a take is a
+    read now, the claim comes at the 354), so nearly every message is begun
+    twice, and the run that loses the claim can only close the connection (no
+    RSET after a 354) and log in again: 14 to 19 logins for 20 messages where
+    the claim before MAIL needed 4.  Logins per message are what providers
+    block accounts for (transport.py)."""
+    _, _, _, logins = two_runs(tmp_path)
+    assert logins == 4
