@@ -699,6 +699,18 @@ def test_kill_9_in_a_pipelined_run_then_rerun_sends_the_rest_once(tmp_path: Path
 
 
 @pytest.mark.slow
+def test_feature_after_a_kill_9_every_unknown_message_had_its_354(tmp_path: Path) -> None:
+    """Three connections, killed wherever the other two are: a row is claimed
+    only once its 354 came, so every `unknown` one really may have been
+    delivered (with the claim before MAIL, one killed before its 354 was too)."""
+    n, k = 30, 3
+    killed, go_aheads, copies, final = kill_and_rerun(tmp_path, n, k, ("k012@example.com",
+                                                                       "data"))
+    unknown = kept_to_the_rules(n, k, killed, copies, final)
+    assert "k012@example.com" in unknown and unknown <= go_aheads
+
+
+@pytest.mark.slow
 def test_feature_a_kill_before_the_354_leaves_the_message_queued(tmp_path: Path) -> None:
     """Killed when k005's RCPT arrives (behind k004's dot): k005 never got a 354,
     so nothing of it can have been delivered, and it was never claimed: it is
