@@ -55,11 +55,12 @@ def enqueue(journal: Journal, addresses: list[str], senders: dict[str, str] | No
     journal.enqueue("c1", [make_draft(a, sender=senders.get(a, SENDER)) for a in addresses])
 
 
-def send(journal: Journal, server: SmtpServer, *, concurrency: int = 1, timeout: float = 0.5,
-         data_timeout: float = 0.5, limiter: RateLimiter | None = None,
-         **kwargs: Any) -> SendSummary:
+def send(journal: Journal, server: SmtpServer, *, concurrency: int = 1,
+         limiter: RateLimiter | None = None, **kwargs: Any) -> SendSummary:
+    """Time-outs of 0.5 s for every reply, the final dot's too: silence is found out
+    fast (the servers' stalls last longer), a reply under load still comes in time."""
     return asyncio.run(send_campaign(
-        journal, "c1", server.settings(timeout=timeout, data_timeout=data_timeout),
+        journal, "c1", server.settings(timeout=0.5, data_timeout=0.5),
         limiter=limiter or RateLimiter(), concurrency=concurrency,
         tls_context=server.client_tls(), retry=FAST, **kwargs,
     ))
@@ -263,8 +264,8 @@ def test_no_reply_to_the_dot_n_is_unknown_and_the_message_behind_it_goes_once(
                     stall_seconds=1.0) as server:
         server.fault(everyone[1], Fault(action=action, stage="data", times=1,
                                         delivered=delivered))
-        summary = send(journal, server, timeout=0.3, data_timeout=0.3)
-        again = send(journal, server, timeout=0.3, data_timeout=0.3)
+        summary = send(journal, server)
+        again = send(journal, server)
         copies = Counter(server.recipients())
         where = connection_of(server)
     final = rows(journal)
@@ -454,7 +455,7 @@ def test_mixed_seam_faults_over_k_connections(journal: Journal, concurrency: int
         server.fault(everyone[10], Fault(action="stall", stage="data", times=1))
         server.fault(senders[everyone[11]], Fault(action="drop", stage="mail", times=1))
         server.fault(everyone[12], Fault(action="drop", stage="rcpt", times=1))
-        summary = send(journal, server, concurrency=concurrency, timeout=0.3, data_timeout=0.3)
+        summary = send(journal, server, concurrency=concurrency)
         copies = Counter(server.recipients())
     final = {a: r.state for a, r in rows(journal).items()}
     assert max(copies.values()) == 1
@@ -475,7 +476,7 @@ def flush_dot_run(journal: Journal, concurrency: int) -> tuple[SendSummary, Coun
                                                                  int, int]:
     enqueue(journal, people(6))
     with SmtpServer(pipelining="flush-dot", data_delay=0.02) as server:
-        summary = send(journal, server, concurrency=concurrency, timeout=0.3)
+        summary = send(journal, server, concurrency=concurrency)
         return (summary, Counter(server.recipients()), server.flushed, server.after_dot,
                 server.connections)
 
