@@ -4,17 +4,20 @@ A recipient row moves through these states::
 
     queued ──claim──> claimed ──reply──> sent | deferred | failed
       ^                  │     no reply to the final dot ──> unknown
-      └── retry (4xx) ───┘     claimed by a process that died ──> unknown
+      ├── retry (4xx) ───┤     claimed by a process that died, content out ──> unknown
+      └──────────────────┘     claimed by a process that died, content never out
                                sent ──inbox──> bounced | replied
 
-`claimed` is committed *before* the message's content goes out (once the
-server has answered DATA with 354: MAIL, RCPT and DATA alone deliver
-nothing), and the outcome right after the reply, so a crash leaves at most one
-`claimed` row per connection, and a message whose content never left stays
-`queued`.  The next run turns those `claimed` rows into `unknown` and never
-resends them on its own: the message may or may not have left, and a
-duplicate is worse than a question.  `requeue()` (used by `mailer resend`)
-puts chosen states back.
+`claimed` is committed *before* the SMTP transaction starts, and the outcome
+right after the reply.  Once the server has answered DATA with 354, the claim
+is marked as having its content go out (`content_at`), before the content is
+written; with PIPELINING that mark, the previous message's outcome and the
+claim of the message to begin behind its final dot are one commit.  A crash
+leaves at most two `claimed` rows per connection.  The next run queues again
+the ones whose content never left (MAIL, RCPT and DATA alone deliver nothing)
+and turns the others into `unknown`, never resent on its own: the message may
+or may not have left, and a duplicate is worse than a question.  `requeue()`
+(used by `mailer resend`) puts chosen states back.
 
 A campaign stopped by Ctrl-C is `paused_at`: `run-due` skips it (a crash sets
 nothing, so run-due carries on after one); an explicit send or resume clears it.
@@ -60,7 +63,7 @@ import os
 import sqlite3
 import time
 import uuid
-from collections.abc import Callable, Collection, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
@@ -98,6 +101,7 @@ CREATE TABLE IF NOT EXISTS messages (
     next_attempt_at REAL NOT NULL DEFAULT 0,  -- not before this (retry back-off)
     claimed_at      REAL,
     claimed_by      TEXT,                -- run id holding the claim
+    content_at      REAL,                -- the claim's content began to go out (after 354)
     finished_at     REAL,
     source          TEXT NOT NULL DEFAULT '',  -- the contact's "file:line", for resend
     UNIQUE (campaign, address)
@@ -159,9 +163,8 @@ class DeferredRetry:
 
 
 @dataclass(frozen=True, slots=True)
-class Due:
-    """A queued row taken for one SMTP transaction (`take`), claimed before
-    its content goes out (`settle`)."""
+class Claimed:
+    """A row claimed for one SMTP transaction."""
 
     id: int
     campaign: str
@@ -296,6 +299,11 @@ class Journal:
         columns = {row[1] for row in self._db.execute("PRAGMA table_info(messages)")}
         if "source" not in columns:
             self._db.execute("ALTER TABLE messages ADD COLUMN source TEXT NOT NULL DEFAULT ''")
+        if "content_at" not in columns:
+            # an older mailer claimed before MAIL: its claims may have gone out whole
+            self._db.execute("ALTER TABLE messages ADD COLUMN content_at REAL")
+            self._db.execute("UPDATE messages SET content_at = COALESCE(claimed_at, 0) "
+                             "WHERE state = 'claimed'")
         columns = {row[1] for row in self._db.execute("PRAGMA table_info(campaigns)")}
         if "paused_at" not in columns:
             self._db.execute("ALTER TABLE campaigns ADD COLUMN paused_at REAL")
@@ -638,7 +646,9 @@ class Journal:
         return False
 
     def recover(self) -> int:
-        """Turn claims left by dead processes into `unknown`; returns how many."""
+        """Settle the claims left by dead processes: one whose content began to
+        go out becomes `unknown`, one whose content never left is queued again
+        (the attempt not counted).  Returns how many became unknown."""
         owners = [r[0] for r in self._db.execute(
             "SELECT DISTINCT claimed_by FROM messages WHERE state = 'claimed'"
         )]
@@ -647,6 +657,12 @@ class Journal:
             if self._owner_alive(owner):
                 continue
             with self._write() as db:
+                db.execute(
+                    "UPDATE messages SET state = 'queued', claimed_by = NULL, "
+                    "attempts = attempts - 1 "
+                    "WHERE state = 'claimed' AND claimed_by = ? AND content_at IS NULL",
+                    (owner,),
+                )
                 cur = db.execute(
                     "UPDATE messages SET state = 'unknown', finished_at = ?, last_reply = "
                     "'the sending process stopped before the server replied' "
@@ -656,57 +672,56 @@ class Journal:
                 unknown += cur.rowcount
         return unknown
 
-    def take(self, campaign: str, now: float | None = None, *,
-             skip: Collection[int] = ()) -> Due | None:
-        """The next due `queued` row of the campaign that is not in `skip`, read
-        but not claimed: rows never tried first (in queue order), then retries
-        by due time.  The order matches the `messages_due` index, so this is one
-        index probe, not a sort.  `settle(claim=...)` claims it once its DATA
-        has been answered 354, right before its content goes out."""
+    def claim(self, campaign: str, now: float | None = None, *,
+              record: Iterable[Outcome] = (), going: int | None = None) -> Claimed | None:
+        """Atomically claim the next due `queued` row of the campaign: rows never
+        tried first (in queue order), then retries by due time.  The order matches
+        the `messages_due` index, so a claim is one index probe, not a sort.
+
+        `record` and `going` (see `settle`) are written in the same transaction:
+        one commit a message for the send loop, just as durable as on their own,
+        since nothing awaits in between."""
         when = time.time() if now is None else now
-        held = tuple(skip)
-        row = self._db.execute(
-            "SELECT id, campaign, recipient, sender, message_id, smtputf8, attempts + 1 "
-            "FROM messages WHERE campaign = ? AND state = 'queued' AND next_attempt_at <= ? "
-            f"AND id NOT IN ({','.join('?' * len(held))}) "
-            "ORDER BY next_attempt_at, id LIMIT 1",
-            (campaign, when, *held),
-        ).fetchone()
+        with self._write() as db:
+            self._settle(db, record, going)
+            row = db.execute(
+                "UPDATE messages SET state = 'claimed', claimed_by = ?, claimed_at = ?, "
+                "content_at = NULL, attempts = attempts + 1 "
+                "WHERE id = (SELECT id FROM messages WHERE campaign = ? AND state = 'queued' "
+                "  AND next_attempt_at <= ? ORDER BY next_attempt_at, id LIMIT 1) "
+                "  AND state = 'queued' "
+                "RETURNING id, campaign, recipient, sender, message_id, smtputf8, attempts",
+                (self.run_id, when, campaign, when),
+            ).fetchone()
         if row is None:
             return None
         payload = self._db.execute("SELECT data FROM payloads WHERE id = ?", (row[0],))
-        return Due(row[0], row[1], row[2], row[3], row[4], bool(row[5]),
+        return Claimed(row[0], row[1], row[2], row[3], row[4], bool(row[5]),
                        payload.fetchone()[0], row[6])
 
-    def settle(self, outcomes: Iterable[Outcome] = (), claim: int | None = None) -> bool:
-        """In one transaction (one commit a message for the send loop): claim
-        row `claim` if it is still `queued`, then record `outcomes`, each only
-        on a row this run has claimed.  Returns whether the claim held (False:
-        another run took the row, or it was cancelled)."""
+    def settle(self, outcomes: Iterable[Outcome] = (), *, going: int | None = None) -> None:
+        """Record `outcomes` and mark claim `going` as having its content go out
+        (its DATA was answered 354), in one transaction.  A claim so marked
+        becomes `unknown` if its process dies; one never marked is queued
+        again.  Each change lands only on a row this run has claimed."""
         with self._write() as db:
-            held = claim is None or db.execute(
-                "UPDATE messages SET state = 'claimed', claimed_by = ?, claimed_at = ?, "
-                "attempts = attempts + 1 WHERE id = ? AND state = 'queued'",
-                (self.run_id, time.time(), claim),
-            ).rowcount == 1
-            for outcome in outcomes:
-                self._record(db, outcome)
-        return held
+            self._settle(db, outcomes, going)
 
-    def claim(self, campaign: str, now: float | None = None) -> Due | None:
-        """Take and claim the next due row in one go (`take`, then `settle`)."""
-        while (row := self.take(campaign, now)) is not None:
-            if self.settle(claim=row.id):
-                return row
-        return None
+    def _settle(self, db: sqlite3.Connection, outcomes: Iterable[Outcome],
+                going: int | None) -> None:
+        for outcome in outcomes:
+            self._record(db, outcome)
+        if going is not None:
+            db.execute("UPDATE messages SET content_at = ? "
+                       "WHERE id = ? AND state = 'claimed' AND claimed_by = ?",
+                       (time.time(), going, self.run_id))
 
-    def next_due(self, campaign: str, *, skip: Collection[int] = ()) -> float | None:
-        """When the earliest queued row not in `skip` becomes due (None: none)."""
-        held = tuple(skip)
+    def next_due(self, campaign: str) -> float | None:
+        """When the earliest queued row becomes due (None: nothing queued)."""
         row = self._db.execute(
-            "SELECT MIN(next_attempt_at) FROM messages WHERE campaign = ? AND state = 'queued' "
-            f"AND id NOT IN ({','.join('?' * len(held))})",
-            (campaign, *held),
+            "SELECT MIN(next_attempt_at) FROM messages "
+            "WHERE campaign = ? AND state = 'queued'",
+            (campaign,),
         ).fetchone()
         return float(row[0]) if row[0] is not None else None
 
@@ -740,7 +755,7 @@ class Journal:
         attempt not counted."""
         with self._write() as db:
             db.execute(
-                "UPDATE messages SET state = 'queued', claimed_by = NULL, "
+                "UPDATE messages SET state = 'queued', claimed_by = NULL, content_at = NULL, "
                 "attempts = attempts - 1 WHERE id = ? AND state = 'claimed'",
                 (row_id,),
             )

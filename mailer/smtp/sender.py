@@ -28,8 +28,9 @@ Outcomes by reply class:
 - Authentication or TLS failures are `SmtpError`s: the run stops at once,
   and the claimed row is given back, so nobody is marked.
 
-Ctrl-C (first): no new transactions; the ones in flight (begun behind a final
-dot too) finish and are recorded.  A second Ctrl-C cancels them: a row whose
+Ctrl-C (first): no new transactions; the ones in flight finish and are
+recorded (one begun behind a final dot but not yet claimed stays queued: its
+connection is closed at the 354).  A second Ctrl-C cancels them: a row whose
 final dot was already written becomes `unknown`, the others go back to the
 queue untouched.
 
@@ -55,7 +56,7 @@ from typing import ParamSpec, TypeVar
 
 from ..config import SmtpSettings
 from ..errors import AuthError, JournalBusy, JournalError, SmtpError
-from ..journal import Due, Journal, Outcome
+from ..journal import Claimed, Journal, Outcome
 from ..models import Draft, State
 from .pace import Rate, RateLimiter
 from .transport import GO_AHEAD, Connection, Envelope, Lost, NoFinalReply, Reply
@@ -157,7 +158,7 @@ class _Run:
     deferred: int = 0
     failed: int = 0
     unknown: int = 0
-    held: set[int] = field(default_factory=set)  # rows taken by a worker, until their outcome
+    held: set[int] = field(default_factory=set)  # rows claimed by a worker, until their outcome
     consecutive_failures: int = 0
     tries: dict[int, int] = field(default_factory=dict)  # row id -> tries in this run
     feeding: bool = False  # a feed is still queueing drafts
@@ -212,36 +213,37 @@ class _Run:
         self.announced = (what, until)
         self.on_wait(Wait(what, until))
 
-    async def settle(self, outcomes: Sequence[Outcome], claim: int | None = None) -> bool:
-        """Claim a row (see Journal.settle) and record outcomes, in one commit."""
-        if not outcomes and claim is None:
-            return True
-        return await patiently(partial(self.journal.settle, outcomes, claim))
-
     async def wait_for_work(self) -> bool:
-        """Nothing to take right now: wait for the feed or a retry; False when done."""
+        """Nothing due right now: wait for the feed or a retry; False when done."""
         if self.feeding:
             self.fed.clear()
             await self.until_stopped(self.fed.wait())
             return True
-        due = self.journal.next_due(self.campaign, skip=self.held)
+        due = self.journal.next_due(self.campaign)
         if due is None:
             return False
         self.announce("retries of temporarily refused messages", due - time.time())
         await self.until_stopped(asyncio.sleep(max(0.0, due - time.time())))
         return True
 
-    def take(self, slot: int) -> Due | None:
-        """The next due row no worker holds, held from now on (with `slot`,
-        which goes back to the limiter when there is none)."""
-        row = self.journal.take(self.campaign, skip=self.held)
+    async def claim(self, slot: int, record: Sequence[Outcome], going: int | None = None
+                    ) -> Claimed | None:
+        """Claim the next due row with `slot` (given back to the limiter when
+        there is none), in one commit with `record` and `going` (Journal.claim)."""
+        row = await patiently(partial(self.journal.claim, self.campaign, record=record,
+                                      going=going))
         if row is None:
             self.limiter.refund(slot)
             return None
         self.held.add(row.id)
         return row
 
-    def replied(self, row: Due, reply: Reply) -> Outcome:
+    async def release(self, row: Claimed) -> None:
+        """Give a claim back untouched: nothing of its content went out."""
+        self.held.discard(row.id)
+        await patiently(partial(self.journal.release, row.id))
+
+    def replied(self, row: Claimed, reply: Reply) -> Outcome:
         """The outcome of the reply that ended a row's transaction."""
         if 400 <= reply.code < 500:
             return self.defer(row, reply.code, reply.text)
@@ -264,7 +266,7 @@ class _Run:
         self.report()
         return Outcome(row.id, State.FAILED, reply.code, reply.text)
 
-    def no_reply(self, row: Due, err: NoFinalReply) -> Outcome:
+    def no_reply(self, row: Claimed, err: NoFinalReply) -> Outcome:
         """No reply to the final dot: the message may have been delivered."""
         self.held.discard(row.id)
         self.tries.pop(row.id, None)
@@ -273,7 +275,7 @@ class _Run:
         self.report()
         return Outcome(row.id, State.UNKNOWN, None, str(err))
 
-    def defer(self, row: Due, code: int | None, reply: str) -> Outcome:
+    def defer(self, row: Claimed, code: int | None, reply: str) -> Outcome:
         self.held.discard(row.id)
         tries = self.tries.get(row.id, 0) + 1
         if tries < self.retry.attempts:
@@ -313,18 +315,19 @@ class _Run:
 
 @dataclass
 class _Worker:
-    """One connection's share of a run: take a row (and a rate-limit slot),
-    begin it (MAIL, RCPT, DATA), claim it in the journal once DATA is answered
-    354, finish it (the content and the final dot), repeat.  Where the server
-    pipelines, the next row begins in the same write as the final dot of the
-    one before: one round trip a message.  An outcome is committed together
-    with the next claim when nothing is awaited in between, and on its own
-    before the worker waits or talks to the server without a claim to make."""
+    """One connection's share of a run: claim a row (with a rate-limit slot),
+    begin it (MAIL, RCPT, DATA), mark its content as going out once DATA is
+    answered 354, finish it (the content and the final dot), repeat.  Where
+    the server pipelines, the next row is claimed in that same commit and
+    begins in the same write as the final dot of the one before: one round
+    trip and one commit a message.  An outcome waits for the next commit when
+    nothing is awaited in between, and is committed on its own before the
+    worker waits or talks to the server without one."""
 
     run: _Run
     conn: Connection
-    taken: Due | None = None  # held with its slot; not begun yet, or to begin again
-    ready: Due | None = None  # claimed; DATA was answered 354: its content goes next
+    taken: Claimed | None = None  # claimed; not begun yet, or to begin again
+    ready: Claimed | None = None  # DATA was answered 354: its content goes next
     pending: list[Outcome] = field(default_factory=list)  # outcomes not yet committed
 
     async def loop(self) -> None:
@@ -332,11 +335,13 @@ class _Worker:
             while True:
                 if self.ready is not None:
                     await self.finish(self.ready)
-                elif self.taken is not None or await self.take():
-                    assert self.taken is not None
-                    await self.begin(self.taken)
-                else:
+                    continue
+                if self.taken is None and not await self.take():
                     return
+                if self.run.stop.is_set():
+                    return  # nothing new begins: the claim is given back below
+                assert self.taken is not None
+                await self.begin(self.taken)
         except SmtpError as err:
             self.run.halt(str(err))  # the other workers stop after their transaction
             raise
@@ -346,24 +351,29 @@ class _Worker:
             raise
         finally:
             if self.taken is not None:
-                self.run.held.discard(self.taken.id)  # only read: it stays queued
+                await self.run.release(self.taken)
             await self.flush()
             await self.conn.quit()
 
-    async def flush(self) -> None:
+    def outcomes(self) -> list[Outcome]:
+        """The outcomes not yet committed, to commit now."""
         outcomes, self.pending = self.pending, []
-        await self.run.settle(outcomes)
+        return outcomes
+
+    async def flush(self) -> None:
+        if self.pending:
+            await patiently(partial(self.run.journal.settle, self.outcomes()))
 
     async def take(self) -> bool:
-        """Wait for a rate-limit slot and a due row, connecting meanwhile;
+        """Wait for a rate-limit slot and claim a due row, connecting meanwhile;
         False when this worker is done (the run stopped, or nothing is left)."""
         run, conn = self.run, self.conn
-        await self.flush()  # before any wait
         while not run.stop.is_set():
             wait, rule = run.limiter.blocked()
             if wait > 0 and not run.feeding and run.remaining <= run.in_flight:
                 return False  # nothing left but what is in flight: do not wait for a slot
             if not conn.connected or wait > 0:
+                await self.flush()
                 if not conn.connected:
                     await conn.connect()
                 if rule is not None:
@@ -373,54 +383,60 @@ class _Worker:
                     return False
             else:
                 slot = await run.limiter.acquire()  # free: returns without suspending
-            self.taken = run.take(slot)
+            self.taken = await run.claim(slot, self.outcomes())
             if self.taken is not None:
                 return True
             if not await run.wait_for_work():
                 return False
         return False
 
-    async def take_now(self) -> Due | None:
-        """The next row, when it can begin behind the final dot of the one
-        before: the server pipelines, a slot is free and a row is due now (the
-        server is waiting for content: nothing may wait here)."""
-        run = self.run
-        if run.stop.is_set() or not self.conn.pipelines or run.limiter.blocked()[0] > 0:
-            return None
-        return run.take(await run.limiter.acquire())  # free: returns without suspending
-
-    async def begin(self, row: Due) -> None:
+    async def begin(self, row: Claimed) -> None:
         await self.flush()  # nothing to commit it with before the round trip
         try:
             reply = await self.conn.begin(_envelope(row))
         except Lost as err:
             self.taken = None
-            await self.run.settle([self.run.defer(row, None, str(err))], claim=row.id)
+            self.pending.append(self.run.defer(row, None, str(err)))
             return
         self.taken = None
         await self.began(row, reply)
 
-    async def began(self, row: Due, reply: Reply) -> None:
-        """Claim a row whose DATA was answered 354, or record its refusal (which
-        counts as an attempt), together with the outcomes not yet committed."""
+    async def began(self, row: Claimed, reply: Reply) -> None:
+        """A row's DATA answered 354: mark its content as going out (with the
+        outcomes not yet committed, and the claim of the next row where it can
+        begin behind this one's final dot), then it is ready.  Otherwise its
+        refusal is its outcome."""
         run = self.run
         if reply.code == AUTH_REQUIRED:
-            run.held.discard(row.id)
+            await run.release(row)
             raise _login_wanted(reply)
-        outcomes, self.pending = self.pending, []
         if reply.code != GO_AHEAD:
-            await run.settle([*outcomes, run.replied(row, reply)], claim=row.id)
-        elif await run.settle(outcomes, claim=row.id):
-            self.ready = row
-        else:  # another run took it, or it was cancelled: no content may follow
-            run.held.discard(row.id)
-            self.conn.close()
+            self.pending.append(run.replied(row, reply))
+            return
+        if run.stop.is_set():  # stopped meanwhile: nothing new goes out
+            await run.release(row)
+            self.conn.close()  # no content may follow the 354, and only closing says so
+            return
+        slot = await self.slot_now()
+        if slot is None:
+            await patiently(partial(run.journal.settle, self.outcomes(), going=row.id))
+        else:
+            self.taken = await run.claim(slot, self.outcomes(), going=row.id)
+        self.ready = row
 
-    async def finish(self, row: Due) -> None:
-        """The ready row's content and final dot, with the next row behind it
-        where the server pipelines."""
+    async def slot_now(self) -> int | None:
+        """A slot for the next row, when it can begin behind the final dot of the
+        one ready: the server pipelines and a slot is free now (the server is
+        waiting for content: nothing may wait here)."""
         run = self.run
-        self.taken = await self.take_now()
+        if not self.conn.pipelines or run.limiter.blocked()[0] > 0:
+            return None
+        return await run.limiter.acquire()  # free: returns without suspending
+
+    async def finish(self, row: Claimed) -> None:
+        """The ready row's content and final dot, with the next row behind it
+        where one was claimed for that."""
+        run = self.run
         then = None if self.taken is None else _envelope(self.taken)
         try:
             done = await self.conn.finish(row.wire(), then)
@@ -434,18 +450,16 @@ class _Worker:
             return
         self.ready = None
         if done.reply.code == AUTH_REQUIRED:
-            run.held.discard(row.id)
-            await patiently(partial(run.journal.release, row.id))
+            await run.release(row)
             raise _login_wanted(done.reply)
         self.pending.append(run.replied(row, done.reply))
         if done.then is not None:
             assert self.taken is not None
-            row, self.taken = self.taken, None
+            behind, self.taken = self.taken, None
             if isinstance(done.then, Lost):
-                outcomes, self.pending = self.pending, []
-                await run.settle([*outcomes, run.defer(row, None, str(done.then))], claim=row.id)
+                self.pending.append(run.defer(behind, None, str(done.then)))
             else:
-                await self.began(row, done.then)
+                await self.began(behind, done.then)
         if done.reply.code == 421:  # the server is shedding load: give it a rest
             await self.flush()
             rest = run.retry.delay(1)
@@ -453,19 +467,19 @@ class _Worker:
             await run.until_stopped(asyncio.sleep(rest))
 
     async def cancelled(self) -> None:
-        """Stopped at once (a second Ctrl-C): the claimed row is `unknown` once
-        its final dot went out, and given back untouched before."""
+        """Stopped at once (a second Ctrl-C): the ready row is `unknown` once its
+        final dot went out, and given back untouched before."""
         row, self.ready = self.ready, None
         if row is None:
             return
-        self.run.held.discard(row.id)
         if self.conn.dot_written:
+            self.run.held.discard(row.id)
             self.run.unknown += 1
             await patiently(partial(
                 self.run.journal.mark, row.id, State.UNKNOWN, None,
                 "stopped after the whole message, before the server's reply"))
         else:
-            await patiently(partial(self.run.journal.release, row.id))
+            await self.run.release(row)
 
 
 AUTH_REQUIRED = 530  # "authentication required": the account, not the recipient
@@ -477,7 +491,7 @@ def _login_wanted(reply: Reply) -> AuthError:
                      f"`mailer login` (or check MAILER_SMTP_AUTH).")
 
 
-def _envelope(row: Due) -> Envelope:
+def _envelope(row: Claimed) -> Envelope:
     return Envelope(row.sender, row.recipient, row.smtputf8)
 
 
