@@ -166,9 +166,16 @@ class _Run:
     fed_rows: int = 0
     fed: asyncio.Event = field(default_factory=asyncio.Event)
 
+    workers: list[_Worker] = field(default_factory=list)
+
     @property
     def in_flight(self) -> int:
         return len(self.held)
+
+    @property
+    def finishing(self) -> int:
+        """Messages whose content is going out: what a first Ctrl-C lets finish."""
+        return sum(w.ready is not None for w in self.workers)
 
     def halt(self, reason: str) -> None:
         if not self.stopped:
@@ -330,6 +337,9 @@ class _Worker:
     taken: Claimed | None = None  # claimed; not begun yet, or to begin again
     ready: Claimed | None = None  # DATA was answered 354: its content goes next
     pending: list[Outcome] = field(default_factory=list)  # outcomes not yet committed
+
+    def __post_init__(self) -> None:
+        self.run.workers.append(self)
 
     async def loop(self) -> None:
         try:
@@ -598,7 +608,7 @@ def _sigint(run: _Run, tasks: list[asyncio.Task[None]],
                 task.cancel()
         run.halt("interrupted")
         if on_interrupt is not None:
-            on_interrupt(None if second else run.in_flight)
+            on_interrupt(None if second else run.finishing)
 
     loop.add_signal_handler(signal.SIGINT, interrupt)
     try:
