@@ -604,13 +604,10 @@ def test_a_first_ctrl_c_gives_the_message_begun_behind_ns_dot_back_untouched(
     assert all(untouched(final[a]) for a in everyone[3:])
 
 
-@pytest.mark.xfail(strict=True, reason="the count includes the claim begun behind the dot, "
-                                       "which goes back instead of finishing")
 def test_a_first_ctrl_c_counts_only_the_messages_that_will_finish(journal: Journal) -> None:
     """`mailer send` says "Finishing the N message(s) in flight": with one
     connection, waiting for q2's reply, that is q2 alone; q3, claimed and begun
-    behind q2's dot, goes back to the queue.  Found on main at c3b8e6f: N is 2
-    (every claimed row counts), and one message finishes."""
+    behind q2's dot, goes back to the queue (counting every claimed row said 2)."""
     _, summary, told, _, _ = first_ctrl_c(journal, 1)
     assert told == [1] and summary.sent == 3
 
