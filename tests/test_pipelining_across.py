@@ -104,8 +104,9 @@ def test_feature_the_next_mail_goes_out_with_the_final_dot(
     with SmtpServer(starttls=True, auth=("u", "p"), pipelining=True, data_delay=0.02) as server:
         summary = send(journal, server, concurrency=concurrency)
         assert sorted(server.recipients()) == people(9)
-        assert server.connections == concurrency
-        assert server.after_dot == 9 - concurrency
+        # (under load a connection may log in after the others have sent everything)
+        assert 1 <= server.connections <= concurrency
+        assert server.after_dot == 9 - server.connections
     assert summary.sent == 9 and summary.complete
 
 
