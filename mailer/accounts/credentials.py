@@ -45,7 +45,6 @@ from ..config import ImapSettings, Login, SmtpSettings
 from ..errors import AuthError, ConfigError
 from ..sanitize import clean
 from .keystore import PASSWORD_SERVICE, keyring_account, keyring_get, keyring_name
-from .oauth import TokenSource, oauth_settings
 from .providers import oauth_provider_of_imap, same_provider
 
 if TYPE_CHECKING:
@@ -233,6 +232,8 @@ class Credentials:
 
     def _smtp_login(self, s: SmtpSettings) -> Login | None:
         if s.auth == "oauth2":
+            from .oauth import TokenSource, oauth_settings  # the sign-in server: only for it
+
             return TokenSource(oauth_settings(self.env, s.host), s.username)
         if s.username:
             return PasswordSource(s.host, s.username, s.password_command, s.password,
