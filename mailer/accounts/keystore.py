@@ -8,6 +8,8 @@ asked (~20 ms, and more to find its backend): a send without a login never does.
 
 from __future__ import annotations
 
+import contextlib
+
 from ..errors import ConfigError
 from ..sanitize import clean
 
@@ -30,6 +32,15 @@ def keyring_get(service: str, account: str) -> str | None:
         return None
     except RuntimeError:  # some backends raise bare RuntimeErrors when D-Bus is missing
         return None
+
+
+def find_keyring() -> None:
+    """Load keyring and its backend for this system, reading nothing.  A failure is
+    left for the lookup that follows to meet and report as it always does."""
+    import keyring
+
+    with contextlib.suppress(Exception):
+        keyring.get_keyring()
 
 
 def keyring_set(service: str, account: str, secret: str) -> None:
