@@ -4,14 +4,20 @@ A recipient row moves through these states::
 
     queued ──claim──> claimed ──reply──> sent | deferred | failed
       ^                  │     no reply to the final dot ──> unknown
-      └── retry (4xx) ───┘     claimed by a process that died ──> unknown
+      ├── retry (4xx) ───┤     claimed by a process that died, content out ──> unknown
+      └──────────────────┘     claimed by a process that died, content never out
                                sent ──inbox──> bounced | replied
 
 `claimed` is committed *before* the SMTP transaction starts, and the outcome
-right after the reply, so a crash leaves at most one `claimed` row per
-connection.  The next run turns those into `unknown` and never resends them on
-its own: the message may or may not have left, and a duplicate is worse than
-a question.  `requeue()` (used by `mailer resend`) puts chosen states back.
+right after the reply.  Once the server has answered DATA with 354, the claim
+is marked as having its content go out (`content_at`), before the content is
+written; with PIPELINING that mark, the previous message's outcome and the
+claim of the message to begin behind its final dot are one commit.  A crash
+leaves at most two `claimed` rows per connection.  The next run queues again
+the ones whose content never left (MAIL, RCPT and DATA alone deliver nothing)
+and turns the others into `unknown`, never resent on its own: the message may
+or may not have left, and a duplicate is worse than a question.  `requeue()`
+(used by `mailer resend`) puts chosen states back.
 
 A campaign stopped by Ctrl-C is `paused_at`: `run-due` skips it (a crash sets
 nothing, so run-due carries on after one); an explicit send or resume clears it.
@@ -28,7 +34,8 @@ Which process owns a claim is decided by an advisory lock: every run holds an
 exclusive `flock` on `<journal>.runs/<run id>.lock`; the kernel drops it when
 the process dies, even on `kill -9`, so a claim whose lock can be taken is
 stale.  Two overlapping runs never claim the same row: the claim is a single
-`UPDATE ... WHERE state = 'queued'` inside `BEGIN IMMEDIATE`.
+`UPDATE ... WHERE state = 'queued'` inside `BEGIN IMMEDIATE`, and an outcome
+is recorded only on a row its own run has claimed.
 
 Durability: WAL with synchronous=NORMAL survives a killed process (the commit
 is in the WAL before the claim returns); only a power loss can lose the last
@@ -94,6 +101,7 @@ CREATE TABLE IF NOT EXISTS messages (
     next_attempt_at REAL NOT NULL DEFAULT 0,  -- not before this (retry back-off)
     claimed_at      REAL,
     claimed_by      TEXT,                -- run id holding the claim
+    content_at      REAL,                -- the claim's content began to go out (after 354)
     finished_at     REAL,
     source          TEXT NOT NULL DEFAULT '',  -- the contact's "file:line", for resend
     UNIQUE (campaign, address)
@@ -291,6 +299,11 @@ class Journal:
         columns = {row[1] for row in self._db.execute("PRAGMA table_info(messages)")}
         if "source" not in columns:
             self._db.execute("ALTER TABLE messages ADD COLUMN source TEXT NOT NULL DEFAULT ''")
+        if "content_at" not in columns:
+            # an older mailer claimed before MAIL: its claims may have gone out whole
+            self._db.execute("ALTER TABLE messages ADD COLUMN content_at REAL")
+            self._db.execute("UPDATE messages SET content_at = COALESCE(claimed_at, 0) "
+                             "WHERE state = 'claimed'")
         columns = {row[1] for row in self._db.execute("PRAGMA table_info(campaigns)")}
         if "paused_at" not in columns:
             self._db.execute("ALTER TABLE campaigns ADD COLUMN paused_at REAL")
@@ -633,7 +646,9 @@ class Journal:
         return False
 
     def recover(self) -> int:
-        """Turn claims left by dead processes into `unknown`; returns how many."""
+        """Settle the claims left by dead processes: one whose content began to
+        go out becomes `unknown`, one whose content never left is queued again
+        (the attempt not counted).  Returns how many became unknown."""
         owners = [r[0] for r in self._db.execute(
             "SELECT DISTINCT claimed_by FROM messages WHERE state = 'claimed'"
         )]
@@ -642,6 +657,12 @@ class Journal:
             if self._owner_alive(owner):
                 continue
             with self._write() as db:
+                db.execute(
+                    "UPDATE messages SET state = 'queued', claimed_by = NULL, "
+                    "attempts = attempts - 1 "
+                    "WHERE state = 'claimed' AND claimed_by = ? AND content_at IS NULL",
+                    (owner,),
+                )
                 cur = db.execute(
                     "UPDATE messages SET state = 'unknown', finished_at = ?, last_reply = "
                     "'the sending process stopped before the server replied' "
@@ -652,21 +673,20 @@ class Journal:
         return unknown
 
     def claim(self, campaign: str, now: float | None = None, *,
-              record: Outcome | None = None) -> Claimed | None:
+              record: Iterable[Outcome] = (), going: int | None = None) -> Claimed | None:
         """Atomically claim the next due `queued` row of the campaign: rows never
         tried first (in queue order), then retries by due time.  The order matches
         the `messages_due` index, so a claim is one index probe, not a sort.
 
-        `record`: the outcome of the worker's previous message, written in the
-        same transaction (one commit per message instead of two; the outcome is
-        just as durable as with `mark`, since nothing awaits in between)."""
+        `record` and `going` (see `settle`) are written in the same transaction:
+        one commit a message for the send loop, just as durable as on their own,
+        since nothing awaits in between."""
         when = time.time() if now is None else now
         with self._write() as db:
-            if record is not None:
-                self._record(db, record)
+            self._settle(db, record, going)
             row = db.execute(
                 "UPDATE messages SET state = 'claimed', claimed_by = ?, claimed_at = ?, "
-                "attempts = attempts + 1 "
+                "content_at = NULL, attempts = attempts + 1 "
                 "WHERE id = (SELECT id FROM messages WHERE campaign = ? AND state = 'queued' "
                 "  AND next_attempt_at <= ? ORDER BY next_attempt_at, id LIMIT 1) "
                 "  AND state = 'queued' "
@@ -678,6 +698,23 @@ class Journal:
         payload = self._db.execute("SELECT data FROM payloads WHERE id = ?", (row[0],))
         return Claimed(row[0], row[1], row[2], row[3], row[4], bool(row[5]),
                        payload.fetchone()[0], row[6])
+
+    def settle(self, outcomes: Iterable[Outcome] = (), *, going: int | None = None) -> None:
+        """Record `outcomes` and mark claim `going` as having its content go out
+        (its DATA was answered 354), in one transaction.  A claim so marked
+        becomes `unknown` if its process dies; one never marked is queued
+        again.  Each change lands only on a row this run has claimed."""
+        with self._write() as db:
+            self._settle(db, outcomes, going)
+
+    def _settle(self, db: sqlite3.Connection, outcomes: Iterable[Outcome],
+                going: int | None) -> None:
+        for outcome in outcomes:
+            self._record(db, outcome)
+        if going is not None:
+            db.execute("UPDATE messages SET content_at = ? "
+                       "WHERE id = ? AND state = 'claimed' AND claimed_by = ?",
+                       (time.time(), going, self.run_id))
 
     def next_due(self, campaign: str) -> float | None:
         """When the earliest queued row becomes due (None: nothing queued)."""
@@ -695,22 +732,22 @@ class Journal:
         self.record(Outcome(row_id, state, code, reply, retry_at))
 
     def record(self, outcome: Outcome) -> None:
-        with self._write() as db:
-            self._record(db, outcome)
+        self.settle([outcome])
 
-    @staticmethod
-    def _record(db: sqlite3.Connection, o: Outcome) -> None:
+    def _record(self, db: sqlite3.Connection, o: Outcome) -> None:
         if o.retry_at is not None:
             db.execute(
                 "UPDATE messages SET state = 'queued', claimed_by = NULL, last_code = ?, "
-                "last_reply = ?, next_attempt_at = ? WHERE id = ?",
-                (o.code, o.reply, o.retry_at, o.row_id),
+                "last_reply = ?, next_attempt_at = ? "
+                "WHERE id = ? AND state = 'claimed' AND claimed_by = ?",
+                (o.code, o.reply, o.retry_at, o.row_id, self.run_id),
             )
         else:
             db.execute(
                 "UPDATE messages SET state = ?, claimed_by = NULL, last_code = ?, "
-                "last_reply = ?, finished_at = ? WHERE id = ?",
-                (str(o.state), o.code, o.reply, time.time(), o.row_id),
+                "last_reply = ?, finished_at = ? "
+                "WHERE id = ? AND state = 'claimed' AND claimed_by = ?",
+                (str(o.state), o.code, o.reply, time.time(), o.row_id, self.run_id),
             )
 
     def release(self, row_id: int) -> None:
@@ -718,7 +755,7 @@ class Journal:
         attempt not counted."""
         with self._write() as db:
             db.execute(
-                "UPDATE messages SET state = 'queued', claimed_by = NULL, "
+                "UPDATE messages SET state = 'queued', claimed_by = NULL, content_at = NULL, "
                 "attempts = attempts - 1 WHERE id = ? AND state = 'claimed'",
                 (row_id,),
             )

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from mailer.errors import JournalError
-from mailer.journal import Journal, address_key
+from mailer.journal import Journal, Outcome, address_key
 from mailer.models import State
 from tests.smtpd import make_draft
 
@@ -106,6 +106,36 @@ def test_release_gives_the_claim_back_uncounted(journal: Journal) -> None:
     assert again is not None and again.attempts == 1
 
 
+def test_a_claim_records_the_outcome_before_it_and_marks_the_content_going(
+        journal: Journal) -> None:
+    """The send loop's one commit a message: the outcome of the message before,
+    the mark that this one's content goes out (its DATA was answered 354), and
+    the claim of the next one, to begin behind its final dot."""
+    journal.enqueue("c1", drafts("a", "b", "c"))
+    a = journal.claim("c1")
+    b = journal.claim("c1", going=a.id if a else None)
+    assert a is not None and b is not None
+    c = journal.claim("c1", record=[Outcome(a.id, State.SENT, 250, "ok")], going=b.id)
+    assert c is not None and c.recipient == "c@example.com"
+    rows = {r.recipient: (r.state, r.attempts) for r in journal.rows("c1")}
+    assert rows == {"a@example.com": (State.SENT, 1), "b@example.com": (State.CLAIMED, 1),
+                    "c@example.com": (State.CLAIMED, 1)}
+
+
+def test_an_outcome_changes_only_a_row_this_run_claimed(tmp_path: Path) -> None:
+    path = tmp_path / "journal.sqlite3"
+    with Journal(path) as mine, Journal(path) as other:
+        mine.enqueue("c1", drafts("a", "b"))
+        theirs = other.claim("c1")
+        assert theirs is not None
+        mine.record(Outcome(theirs.id, State.SENT, 250, "ok"))
+        mine.settle(going=theirs.id)
+        assert [r.state for r in mine.rows("c1")] == [State.CLAIMED, State.QUEUED]
+        other.end_run()  # its process gone: nothing of its content went out
+        assert mine.recover() == 0
+        assert [r.state for r in mine.rows("c1")] == [State.QUEUED, State.QUEUED]
+
+
 def _claim_all(path: str) -> list[int]:
     journal = Journal(Path(path))
     ids = []
@@ -148,23 +178,29 @@ def test_runs_opening_a_new_journal_at_once_all_get_it(tmp_path: Path) -> None:
 
 
 def test_claims_of_a_dead_process_become_unknown_not_resent(tmp_path: Path) -> None:
+    """Claims whose content began to go out (after DATA's 354) may have been
+    delivered: unknown.  A claim whose content never left is queued again."""
     path = tmp_path / "journal.sqlite3"
     with Journal(path) as j:
-        j.enqueue("c1", drafts("a", "b", "c"))
+        j.enqueue("c1", drafts("a", "b", "c", "d"))
     script = (
         "import os, sys; from pathlib import Path; from mailer.journal import Journal\n"
-        "j = Journal(Path(sys.argv[1])); j.claim('c1'); j.claim('c1'); os._exit(0)\n"
+        "j = Journal(Path(sys.argv[1])); a = j.claim('c1'); b = j.claim('c1', going=a.id)\n"
+        "c = j.claim('c1', going=b.id); os._exit(0)\n"
     )
     subprocess.run([sys.executable, "-c", script, str(path)], check=True, cwd=PROJECT,
                    env={**os.environ, "PYTHONPATH": str(PROJECT)})
     with Journal(path) as j:
         live = Journal(path)  # a live run in this process: its claim must survive
         held = live.claim("c1")
-        assert held is not None and held.recipient == "c@example.com"
+        assert held is not None and held.recipient == "d@example.com"
         assert j.recover() == 2
-        counts = j.counts("c1")
-        assert (counts[State.UNKNOWN], counts[State.CLAIMED]) == (2, 1)
-        assert j.claim("c1") is None  # unknown rows are not resent on their own
+        states = {r.recipient: (r.state, r.attempts) for r in j.rows("c1")}
+        assert states == {"a@example.com": (State.UNKNOWN, 1), "b@example.com": (State.UNKNOWN, 1),
+                          "c@example.com": (State.QUEUED, 0), "d@example.com": (State.CLAIMED, 1)}
+        again = j.claim("c1")  # c only: unknown rows are not resent on their own
+        assert again is not None and again.recipient == "c@example.com"
+        assert j.claim("c1") is None
         live.close()
         assert j.requeue("c1", [State.UNKNOWN]) == 2
         assert j.claim("c1") is not None
@@ -215,6 +251,26 @@ def test_a_journal_from_before_the_source_column_is_upgraded(tmp_path: Path) -> 
         j.enqueue("c1", [dataclasses.replace(make_draft("b@example.com"), source="x.csv:3")])
         assert [(r.recipient, r.source) for r in j.rows("c1")] == [
             ("a@example.com", ""), ("b@example.com", "x.csv:3")]
+
+
+def test_a_claim_left_by_a_mailer_from_before_the_content_mark_stays_in_doubt(
+        tmp_path: Path) -> None:
+    """An older mailer claimed before MAIL and marked nothing at the 354: its
+    dead claim may have gone out whole, so it becomes unknown, not queued."""
+    path = tmp_path / "old.sqlite3"
+    with Journal(path) as j:
+        j.enqueue("c1", drafts("a", "b"))
+    script = ("import os, sys; from pathlib import Path; from mailer.journal import Journal\n"
+              "Journal(Path(sys.argv[1])).claim('c1'); os._exit(0)\n")
+    subprocess.run([sys.executable, "-c", script, str(path)], check=True, cwd=PROJECT,
+                   env={**os.environ, "PYTHONPATH": str(PROJECT)})
+    db = sqlite3.connect(path)
+    db.execute("ALTER TABLE messages DROP COLUMN content_at")  # as an older mailer left it
+    db.commit()
+    db.close()
+    with Journal(path) as j:
+        assert j.recover() == 1
+        assert [r.state for r in j.rows("c1")] == [State.UNKNOWN, State.QUEUED]
 
 
 def test_a_paused_campaign_is_not_due_and_its_deferred_rows_wait(tmp_path: Path) -> None:

@@ -1,10 +1,11 @@
 """SMTP PIPELINING (RFC 2920) on an aiosmtplib connection, which has none of its own.
 
 With a server that offers PIPELINING in its EHLO reply, MAIL FROM, RCPT TO and
-DATA go out in one write and their three replies are read back in order: two
-round trips a message (this group, then the content and its final dot)
-instead of four.  The content is never sent before DATA's 354 has arrived, so
-everything about the final dot is as in the exchange one command at a time.
+DATA go out in one write and their three replies are read back in order.  The
+content transfer may be the first "command" of a group (RFC 2920 3.1), so the
+final dot of one message goes out together with the next message's MAIL, RCPT
+and DATA: one round trip a message.  The content is never sent before DATA's
+354 has arrived.
 
 aiosmtplib's protocol keeps at most one parsed reply and drops what arrives
 before that one is picked up, which loses the second reply of a group when
@@ -55,10 +56,12 @@ class PipeliningProtocol(SMTPProtocol):
         if self._arrived is not None:
             self._arrived.set()
 
-    async def group(self, commands: Sequence[bytes], timeout: float) -> Group:
+    async def group(self, commands: Sequence[bytes], timeout: float,
+                    first_timeout: float | None = None) -> Group:
         """Write `commands` (each without its CRLF) at once and read their replies
-        in order, until all have come, the connection closed, or `timeout` s
-        passed; a reply that is not SMTP raises `SMTPResponseException`."""
+        in order, until all have come, the connection closed, a reply was not
+        SMTP, or `timeout` s passed since the last reply (`first_timeout` for
+        the first: a final dot may take the server longer)."""
         for command in commands:
             if COMMAND_INJECTION_REGEX.search(command):
                 raise ValueError("Command contains a prohibited control character")
@@ -68,18 +71,22 @@ class PipeliningProtocol(SMTPProtocol):
             self._collecting, self._arrived = True, asyncio.Event()
             try:
                 self.write(b"".join(c + b"\r\n" for c in commands))
-                return await self._replies(len(commands), timeout)
+                return await self._replies(len(commands), timeout, first_timeout)
             finally:
                 self._collecting, self._arrived = False, None
 
-    async def _replies(self, count: int, timeout: float) -> Group:
+    async def _replies(self, count: int, timeout: float, first_timeout: float | None) -> Group:
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
+        deadline = loop.time() + (timeout if first_timeout is None else first_timeout)
         replies: list[SMTPResponse] = []
         while len(replies) < count:
-            reply = self._read_response_from_buffer()
+            try:
+                reply = self._read_response_from_buffer()
+            except aiosmtplib.SMTPResponseException as err:
+                return Group(tuple(replies), unusable=err.message)
             if reply is not None:
                 replies.append(reply)
+                deadline = loop.time() + timeout
                 continue
             if self.transport is None:
                 return Group(tuple(replies), closed=True)
@@ -90,18 +97,20 @@ class PipeliningProtocol(SMTPProtocol):
             except TimeoutError:
                 return Group(tuple(replies), timed_out=True)
         if self._buffer:  # more than was asked: the server does not keep to the group
-            raise aiosmtplib.SMTPResponseException(-1, "a reply to no command")
+            return Group(tuple(replies), unusable="a reply to no command")
         return Group(tuple(replies))
 
 
 @dataclass(frozen=True, slots=True)
 class Group:
     """The replies of a pipelined group, in order; fewer than its commands when
-    the connection `closed` or the time ran out first (`timed_out`)."""
+    the connection `closed`, the time ran out first (`timed_out`) or what came
+    was not an SMTP reply (`unusable`, why; also a reply to no command)."""
 
     replies: tuple[SMTPResponse, ...]
     closed: bool = False
     timed_out: bool = False
+    unusable: str = ""
 
 
 def pipelined_protocol(smtp: aiosmtplib.SMTP) -> PipeliningProtocol | None:

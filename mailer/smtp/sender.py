@@ -1,12 +1,16 @@
 """The send loop: K workers, each with one SMTP connection, draining a campaign's queue.
 
-Each worker repeats: take a rate-limit slot, claim the next due row in the
-journal (committed before the SMTP transaction starts), run the transaction,
-record the outcome (committed right after the reply, together with the next
-claim when the worker goes straight on).  The queue is the journal itself,
-streamed one row at a time, so memory does not grow with the campaign.  After
-a crash at most K rows are left `claimed`, one per worker; the next run
-reports them as `unknown` (see journal.py).
+Each worker repeats: take a rate-limit slot and the next due row, begin the
+transaction (MAIL, RCPT, DATA), claim the row in the journal once DATA is
+answered 354 (committed before the content goes out), send the content and
+the final dot, record the outcome (committed right after the reply, together
+with the next claim when the worker goes straight on).  Where the server
+offers PIPELINING, the next row begins in the same write as the final dot of
+the one before (RFC 2920): one round trip a message.  The queue is the journal
+itself, streamed one row at a time, so memory does not grow with the
+campaign.  After a crash at most K rows are left `claimed`, one per worker;
+the next run reports them as `unknown` (see journal.py); a row whose content
+never went out is still `queued`.
 
 Outcomes by reply class:
 - 2xx: sent.
@@ -25,8 +29,10 @@ Outcomes by reply class:
   and the claimed row is given back, so nobody is marked.
 
 Ctrl-C (first): no new transactions; the ones in flight finish and are
-recorded.  A second Ctrl-C cancels them: a row whose final dot was already
-written becomes `unknown`, the others go back to the queue untouched.
+recorded (one begun behind a final dot but not yet claimed stays queued: its
+connection is closed at the 354).  A second Ctrl-C cancels them: a row whose
+final dot was already written becomes `unknown`, the others go back to the
+queue untouched.
 
 The journal's write lock: while another process (a second `mailer`, a backup)
 holds it, a journal write here fails after a few milliseconds and is retried
@@ -53,7 +59,7 @@ from ..errors import AuthError, JournalBusy, JournalError, SmtpError
 from ..journal import Claimed, Journal, Outcome
 from ..models import Draft, State
 from .pace import Rate, RateLimiter
-from .transport import Connection, Lost, NoFinalReply
+from .transport import GO_AHEAD, Connection, Envelope, Lost, NoFinalReply, Reply
 
 T = TypeVar("T")
 P = ParamSpec("P")
@@ -152,12 +158,16 @@ class _Run:
     deferred: int = 0
     failed: int = 0
     unknown: int = 0
-    in_flight: int = 0  # transactions between claim and outcome
+    held: set[int] = field(default_factory=set)  # rows claimed by a worker, until their outcome
     consecutive_failures: int = 0
     tries: dict[int, int] = field(default_factory=dict)  # row id -> tries in this run
     feeding: bool = False  # a feed is still queueing drafts
     fed_rows: int = 0
     fed: asyncio.Event = field(default_factory=asyncio.Event)
+
+    @property
+    def in_flight(self) -> int:
+        return len(self.held)
 
     def halt(self, reason: str) -> None:
         if not self.stopped:
@@ -179,52 +189,6 @@ class _Run:
                 Progress(self.sent, self.deferred, self.failed, self.remaining,
                          str(self.limiter), self.unknown)
             )
-
-    async def worker(self, conn: Connection) -> None:
-        """Claim, send, repeat.  A message's outcome is written in the same
-        transaction as the next claim when nothing is awaited in between, and on
-        its own otherwise (before a connect, a rate-limit wait, or the end)."""
-        pending: Outcome | None = None
-        try:
-            while not self.stop.is_set():
-                wait, rule = self.limiter.blocked()
-                if wait > 0 and not self.feeding and self.remaining <= self.in_flight:
-                    return  # nothing left but what is in flight: do not wait for a slot
-                if not conn.connected or wait > 0:
-                    await self.flush(pending)
-                    pending = None
-                    if not conn.connected:
-                        await conn.connect()
-                    if rule is not None:
-                        self.announce(f"the rate limit {rule}", wait)
-                    slot = await self.acquire_unless_stopped()
-                    if slot is None:
-                        return
-                else:
-                    slot = await self.limiter.acquire()  # free: returns without suspending
-                row = await patiently(partial(self.journal.claim, self.campaign, record=pending))
-                pending = None
-                if row is None:
-                    self.limiter.refund(slot)
-                    if not await self.wait_for_work():
-                        return
-                    continue
-                pending = await self.transact(conn, row)
-                if pending.code == 421:  # the server is shedding load: give it a rest
-                    await self.flush(pending)
-                    pending = None
-                    rest = self.retry.delay(1)
-                    self.announce("the server, which answered 421 (busy)", rest)
-                    await self.until_stopped(asyncio.sleep(rest))
-        except SmtpError as err:
-            self.halt(str(err))  # the other workers stop after their transaction
-            raise
-        except asyncio.CancelledError:
-            conn.close()  # stopping now: no polite QUIT to a server busy with our message
-            raise
-        finally:
-            await self.flush(pending)
-            await conn.quit()
 
     async def acquire_unless_stopped(self) -> int | None:
         """A rate-limit slot, or None when the run is stopped first."""
@@ -249,10 +213,6 @@ class _Run:
         self.announced = (what, until)
         self.on_wait(Wait(what, until))
 
-    async def flush(self, pending: Outcome | None) -> None:
-        if pending is not None:
-            await patiently(partial(self.journal.record, pending))
-
     async def wait_for_work(self) -> bool:
         """Nothing due right now: wait for the feed or a retry; False when done."""
         if self.feeding:
@@ -266,44 +226,28 @@ class _Run:
         await self.until_stopped(asyncio.sleep(max(0.0, due - time.time())))
         return True
 
-    async def transact(self, conn: Connection, row: Claimed) -> Outcome:
-        """One SMTP transaction; returns its outcome, to be recorded by the caller."""
-        self.in_flight += 1
-        try:
-            return await self._transact(conn, row)
-        finally:
-            self.in_flight -= 1
+    async def claim(self, slot: int, record: Sequence[Outcome], going: int | None = None
+                    ) -> Claimed | None:
+        """Claim the next due row with `slot` (given back to the limiter when
+        there is none), in one commit with `record` and `going` (Journal.claim)."""
+        row = await patiently(partial(self.journal.claim, self.campaign, record=record,
+                                      going=going))
+        if row is None:
+            self.limiter.refund(slot)
+            return None
+        self.held.add(row.id)
+        return row
 
-    async def _transact(self, conn: Connection, row: Claimed) -> Outcome:
-        try:
-            reply = await conn.send(row.sender, row.recipient, row.wire(), smtputf8=row.smtputf8)
-        except Lost as err:
-            return self.defer(row, None, str(err))
-        except NoFinalReply as err:
-            self.tries.pop(row.id, None)
-            self.unknown += 1
-            self.remaining -= 1
-            self.report()
-            return Outcome(row.id, State.UNKNOWN, None, str(err))
-        except SmtpError:
-            await patiently(partial(self.journal.release, row.id))  # nothing went out with it
-            raise
-        except asyncio.CancelledError:
-            if conn.dot_written:
-                self.unknown += 1
-                await patiently(partial(
-                    self.journal.mark, row.id, State.UNKNOWN, None,
-                    "stopped after the whole message, before the server's reply"))
-            else:  # stopped before the final dot: nothing went out
-                await patiently(partial(self.journal.release, row.id))
-            raise
-        if reply.code == 530:  # "authentication required": the account, not the recipient
-            await patiently(partial(self.journal.release, row.id))
-            raise AuthError(f"The server wants a login before sending: {reply}. "
-                            f"Set MAILER_SMTP_USERNAME, then store the password with "
-                            f"`mailer login` (or check MAILER_SMTP_AUTH).")
+    async def release(self, row: Claimed) -> None:
+        """Give a claim back untouched: nothing of its content went out."""
+        self.held.discard(row.id)
+        await patiently(partial(self.journal.release, row.id))
+
+    def replied(self, row: Claimed, reply: Reply) -> Outcome:
+        """The outcome of the reply that ended a row's transaction."""
         if 400 <= reply.code < 500:
             return self.defer(row, reply.code, reply.text)
+        self.held.discard(row.id)
         self.tries.pop(row.id, None)
         self.remaining -= 1
         if 200 <= reply.code < 300:
@@ -322,7 +266,17 @@ class _Run:
         self.report()
         return Outcome(row.id, State.FAILED, reply.code, reply.text)
 
+    def no_reply(self, row: Claimed, err: NoFinalReply) -> Outcome:
+        """No reply to the final dot: the message may have been delivered."""
+        self.held.discard(row.id)
+        self.tries.pop(row.id, None)
+        self.unknown += 1
+        self.remaining -= 1
+        self.report()
+        return Outcome(row.id, State.UNKNOWN, None, str(err))
+
     def defer(self, row: Claimed, code: int | None, reply: str) -> Outcome:
+        self.held.discard(row.id)
         tries = self.tries.get(row.id, 0) + 1
         if tries < self.retry.attempts:
             self.tries[row.id] = tries
@@ -357,6 +311,188 @@ class _Run:
         finally:
             self.feeding = False
             self.fed.set()
+
+
+@dataclass
+class _Worker:
+    """One connection's share of a run: claim a row (with a rate-limit slot),
+    begin it (MAIL, RCPT, DATA), mark its content as going out once DATA is
+    answered 354, finish it (the content and the final dot), repeat.  Where
+    the server pipelines, the next row is claimed in that same commit and
+    begins in the same write as the final dot of the one before: one round
+    trip and one commit a message.  An outcome waits for the next commit when
+    nothing is awaited in between, and is committed on its own before the
+    worker waits or talks to the server without one."""
+
+    run: _Run
+    conn: Connection
+    taken: Claimed | None = None  # claimed; not begun yet, or to begin again
+    ready: Claimed | None = None  # DATA was answered 354: its content goes next
+    pending: list[Outcome] = field(default_factory=list)  # outcomes not yet committed
+
+    async def loop(self) -> None:
+        try:
+            while True:
+                if self.ready is not None:
+                    await self.finish(self.ready)
+                    continue
+                if self.taken is None and not await self.take():
+                    return
+                if self.run.stop.is_set():
+                    return  # nothing new begins: the claim is given back below
+                assert self.taken is not None
+                await self.begin(self.taken)
+        except SmtpError as err:
+            self.run.halt(str(err))  # the other workers stop after their transaction
+            raise
+        except asyncio.CancelledError:
+            self.conn.close()  # stopping now: no polite QUIT to a server busy with our message
+            await self.cancelled()
+            raise
+        finally:
+            if self.taken is not None:
+                await self.run.release(self.taken)
+            await self.flush()
+            await self.conn.quit()
+
+    def outcomes(self) -> list[Outcome]:
+        """The outcomes not yet committed, to commit now."""
+        outcomes, self.pending = self.pending, []
+        return outcomes
+
+    async def flush(self) -> None:
+        if self.pending:
+            await patiently(partial(self.run.journal.settle, self.outcomes()))
+
+    async def take(self) -> bool:
+        """Wait for a rate-limit slot and claim a due row, connecting meanwhile;
+        False when this worker is done (the run stopped, or nothing is left)."""
+        run, conn = self.run, self.conn
+        while not run.stop.is_set():
+            wait, rule = run.limiter.blocked()
+            if wait > 0 and not run.feeding and run.remaining <= run.in_flight:
+                return False  # nothing left but what is in flight: do not wait for a slot
+            if not conn.connected or wait > 0:
+                await self.flush()
+                if not conn.connected:
+                    await conn.connect()
+                if rule is not None:
+                    run.announce(f"the rate limit {rule}", wait)
+                slot = await run.acquire_unless_stopped()
+                if slot is None:
+                    return False
+            else:
+                slot = await run.limiter.acquire()  # free: returns without suspending
+            self.taken = await run.claim(slot, self.outcomes())
+            if self.taken is not None:
+                return True
+            if not await run.wait_for_work():
+                return False
+        return False
+
+    async def begin(self, row: Claimed) -> None:
+        await self.flush()  # nothing to commit it with before the round trip
+        try:
+            reply = await self.conn.begin(_envelope(row))
+        except Lost as err:
+            self.taken = None
+            self.pending.append(self.run.defer(row, None, str(err)))
+            return
+        self.taken = None
+        await self.began(row, reply)
+
+    async def began(self, row: Claimed, reply: Reply) -> None:
+        """A row's DATA answered 354: mark its content as going out (with the
+        outcomes not yet committed, and the claim of the next row where it can
+        begin behind this one's final dot), then it is ready.  Otherwise its
+        refusal is its outcome."""
+        run = self.run
+        if reply.code == AUTH_REQUIRED:
+            await run.release(row)
+            raise _login_wanted(reply)
+        if reply.code != GO_AHEAD:
+            self.pending.append(run.replied(row, reply))
+            return
+        if run.stop.is_set():  # stopped meanwhile: nothing new goes out
+            await run.release(row)
+            self.conn.close()  # no content may follow the 354, and only closing says so
+            return
+        slot = await self.slot_now()
+        if slot is None:
+            await patiently(partial(run.journal.settle, self.outcomes(), going=row.id))
+        else:
+            self.taken = await run.claim(slot, self.outcomes(), going=row.id)
+        self.ready = row
+
+    async def slot_now(self) -> int | None:
+        """A slot for the next row, when it can begin behind the final dot of the
+        one ready: the server pipelines and a slot is free now (the server is
+        waiting for content: nothing may wait here)."""
+        run = self.run
+        if not self.conn.pipelines or run.limiter.blocked()[0] > 0:
+            return None
+        return await run.limiter.acquire()  # free: returns without suspending
+
+    async def finish(self, row: Claimed) -> None:
+        """The ready row's content and final dot, with the next row behind it
+        where one was claimed for that."""
+        run = self.run
+        then = None if self.taken is None else _envelope(self.taken)
+        try:
+            done = await self.conn.finish(row.wire(), then)
+        except Lost as err:
+            self.ready = None
+            self.pending.append(run.defer(row, None, str(err)))
+            return
+        except NoFinalReply as err:
+            self.ready = None
+            self.pending.append(run.no_reply(row, err))
+            return
+        self.ready = None
+        if done.reply.code == AUTH_REQUIRED:
+            await run.release(row)
+            raise _login_wanted(done.reply)
+        self.pending.append(run.replied(row, done.reply))
+        if done.then is not None:
+            assert self.taken is not None
+            behind, self.taken = self.taken, None
+            if isinstance(done.then, Lost):
+                self.pending.append(run.defer(behind, None, str(done.then)))
+            else:
+                await self.began(behind, done.then)
+        if done.reply.code == 421:  # the server is shedding load: give it a rest
+            await self.flush()
+            rest = run.retry.delay(1)
+            run.announce("the server, which answered 421 (busy)", rest)
+            await run.until_stopped(asyncio.sleep(rest))
+
+    async def cancelled(self) -> None:
+        """Stopped at once (a second Ctrl-C): the ready row is `unknown` once its
+        final dot went out, and given back untouched before."""
+        row, self.ready = self.ready, None
+        if row is None:
+            return
+        if self.conn.dot_written:
+            self.run.held.discard(row.id)
+            self.run.unknown += 1
+            await patiently(partial(
+                self.run.journal.mark, row.id, State.UNKNOWN, None,
+                "stopped after the whole message, before the server's reply"))
+        else:
+            await self.run.release(row)
+
+
+AUTH_REQUIRED = 530  # "authentication required": the account, not the recipient
+
+
+def _login_wanted(reply: Reply) -> AuthError:
+    return AuthError(f"The server wants a login before sending: {reply}. "
+                     f"Set MAILER_SMTP_USERNAME, then store the password with "
+                     f"`mailer login` (or check MAILER_SMTP_AUTH).")
+
+
+def _envelope(row: Claimed) -> Envelope:
+    return Envelope(row.sender, row.recipient, row.smtputf8)
 
 
 def make_limiter(journal: Journal, rates: tuple[Rate, ...]) -> RateLimiter:
@@ -487,7 +623,7 @@ async def _drive(run: _Run, conns: list[Connection],
         await asyncio.gather(*opening, return_exceptions=True)  # the caller closes them
         raise
     run.feeding = batches is not None
-    tasks.append(asyncio.create_task(run.worker(conns[0])))
+    tasks.append(asyncio.create_task(_Worker(run, conns[0]).loop()))
     tasks.extend(asyncio.create_task(_when_open(run, c, t))
                  for c, t in zip(conns[1:], opening, strict=True))
     if batches is not None:
@@ -505,7 +641,7 @@ async def _open(conn: Connection) -> None:
 
 async def _when_open(run: _Run, conn: Connection, opening: asyncio.Task[None]) -> None:
     await opening  # cancelling the worker here cancels the opening too
-    await run.worker(conn)
+    await _Worker(run, conn).loop()
 
 
 def _settle(run: _Run, results: list[object]) -> None:

@@ -18,17 +18,23 @@ transaction was when the reply did not come:
   4.5.3.2.6 asks).  The server may have taken the message and delivered it
   (RFC 1047): it must not be sent again without the user's say-so.
 
+A transaction is two calls: `begin` (MAIL, RCPT, DATA, up to DATA's 354)
+and `finish` (the content, the final dot and its reply), so that the caller
+can record in its journal that the content is about to go out in between.
 aiosmtplib's `data()` writes the body and the final dot in one go, which
-leaves no way to tell the two apart, so the DATA phase is driven here: DATA
-and 354, then the body flushed to the socket, then a last look whether the
-connection is still up, then the dot.
+leaves no way to tell the two apart, so the DATA phase is driven here: the
+body flushed to the socket, then a last look whether the connection is still
+up, then the dot.
 
 With a server that offers PIPELINING (RFC 2920), MAIL, RCPT and DATA go out
 in one write (pipeline.py) and the first refusal among their replies is the
-message's reply; the content still waits for the 354.  A server that offers
-it and cannot take it (no reply to the group, "bad sequence") gets the
-message again at once, one command at a time, and so does the rest of the run
-on that connection.
+message's reply; the content still waits for the 354.  `finish(..., then=)`
+puts the next message's MAIL, RCPT and DATA in the same write as the final
+dot: one round trip a message.  A server that offers PIPELINING and cannot
+take it (no reply to the group, "bad sequence") gets the message again at
+once, one command at a time, and so does the rest of the run on that
+connection; one that cannot take commands behind a final dot gets them after
+its reply from then on.
 """
 
 from __future__ import annotations
@@ -38,6 +44,7 @@ import contextlib
 import os
 import socket
 import ssl
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import aiosmtplib
@@ -60,6 +67,24 @@ class Reply:
         return f"{self.code} {self.text}".strip()
 
 
+@dataclass(frozen=True, slots=True)
+class Envelope:
+    sender: str
+    recipient: str
+    smtputf8: bool = False  # the message needs SMTPUTF8 (an address needs it anyway)
+
+
+@dataclass(frozen=True, slots=True)
+class Finished:
+    """A message's end: the reply to its final dot and, when the next message
+    began in the same write, how that began: `begin`'s answer, or `Lost` as
+    `begin` would raise it; None: not begun, begin it again."""
+
+    reply: Reply
+    then: Reply | Lost | None = None
+
+
+GO_AHEAD = 354  # DATA's reply when the content may follow
 BODY_CHUNK = 64 * 1024  # asyncio's write high-water mark
 
 
@@ -100,8 +125,9 @@ class Connection:
         # True from the moment the final dot of the current message is handed to
         # the socket: if the transaction is cancelled now, the message may be out.
         self.dot_written = False
-        # PIPELINING when the server offers it, until it shows it cannot take it
-        self.pipelining = True
+        # PIPELINING when the server offers it, until it shows it cannot take it;
+        # `across`: commands behind a final dot, until it shows it cannot take those
+        self.pipelining = self.across = True
 
     @property
     def connected(self) -> bool:
@@ -136,14 +162,27 @@ class Connection:
         self._smtp = smtp
         self.logins += 1
 
+    @property
+    def pipelines(self) -> bool:
+        """Whether `finish` can begin the next message in the same write."""
+        smtp = self._smtp
+        return (self.across and self.pipelining and smtp is not None and smtp.is_connected
+                and smtp.supports_extension("pipelining"))
+
     async def send(self, sender: str, recipient: str, message: bytes, *, smtputf8: bool) -> Reply:
-        """One transaction.  Returns the final 250, or the first reply that is
-        not a success; raises `Lost` (before the final dot) or `NoFinalReply`
-        (after it) when no reply came.  Reconnects transparently when the
-        connection was found closed (or answered 421) before anything of this
-        message was sent, and when a server that offers PIPELINING turns out
-        not to take it (then one command at a time)."""
-        smtputf8 = smtputf8 or not (sender.isascii() and recipient.isascii())
+        """One whole transaction: `begin`, and `finish` once the 354 came."""
+        reply = await self.begin(Envelope(sender, recipient, smtputf8))
+        if reply.code != GO_AHEAD:
+            return reply
+        return (await self.finish(message)).reply
+
+    async def begin(self, envelope: Envelope) -> Reply:
+        """MAIL, RCPT and DATA.  Returns DATA's 354 (the content goes next, by
+        `finish`) or the first reply that is not a success (the transaction
+        reset); raises `Lost` when no reply came.  Reconnects transparently when
+        the connection was found closed (or answered 421) before anything of
+        this message was sent, and when a server that offers PIPELINING turns
+        out not to take it (then one command at a time)."""
         self.dot_written = False
         # at most: the connection found closed, then a server found not to pipeline
         for _ in range(3):
@@ -152,27 +191,23 @@ class Connection:
                 await self.connect()
             smtp = self._smtp
             assert smtp is not None
-            options = b""
-            if smtputf8:
-                if not smtp.supports_extension("smtputf8"):
-                    return NO_SMTPUTF8
-                options = b" SMTPUTF8"
-            encoding = "utf-8" if smtputf8 else "ascii"
-            mail = b"MAIL FROM:<" + sender.encode(encoding) + b">" + options
-            rcpt = b"RCPT TO:<" + recipient.encode(encoding) + b">"
+            commands = _commands(smtp, envelope)
+            if isinstance(commands, Reply):
+                return commands
             protocol = pipelined_protocol(smtp) if self.pipelining else None
             if protocol is not None:
-                reply = await self._pipelined(protocol, smtp, (mail, rcpt), message, fresh)
+                reply = await self._pipelined(protocol, commands, fresh)
             else:
-                reply = await self._one_by_one(smtp, mail, rcpt, message, fresh)
+                reply = await self._one_by_one(smtp, commands, fresh)
             if reply is not None:
                 return reply
         raise AssertionError("unreachable")
 
     async def _one_by_one(
-        self, smtp: aiosmtplib.SMTP, mail: bytes, rcpt: bytes, message: bytes, fresh: bool
+        self, smtp: aiosmtplib.SMTP, envelope: tuple[bytes, bytes], fresh: bool
     ) -> Reply | None:
         """MAIL, RCPT and DATA one at a time; None: reconnect and try again."""
+        mail, rcpt = envelope
         try:
             reply = await smtp.execute_command(mail)
         except aiosmtplib.SMTPServerDisconnected:
@@ -187,29 +222,30 @@ class Connection:
         if reply.code != 250:
             await self._reset()
             return Reply(reply.code, reply.message)
-        return await self._rest(smtp, rcpt, message)
+        return await self._rest(smtp, rcpt)
 
     async def _pipelined(
-        self, protocol: PipeliningProtocol, smtp: aiosmtplib.SMTP, envelope: tuple[bytes, bytes],
-        message: bytes, fresh: bool,
+        self, protocol: PipeliningProtocol, envelope: tuple[bytes, bytes], fresh: bool
     ) -> Reply | None:
-        """MAIL, RCPT and DATA in one write (RFC 2920), then as `_one_by_one`;
-        None: reconnect and try again."""
+        """MAIL, RCPT and DATA in one write (RFC 2920); None: reconnect and try again."""
         try:
             group = await protocol.group((*envelope, b"DATA"), self.settings.timeout)
         except aiosmtplib.SMTPServerDisconnected:  # found closed: nothing was written
             if fresh:
                 raise Lost("the server closed the connection") from None
             return None
-        except aiosmtplib.SMTPResponseException as err:
+        if group.unusable:
             self.close()
-            raise Lost(f"no usable reply to MAIL, RCPT and DATA ({err}); nothing was "
-                       f"delivered") from None
-        refused = next((r for r, ok in zip(group.replies, _GROUP_OK, strict=False)
-                        if r.code not in ok), None)
-        if refused is not None:
-            return await self._group_refused(group, refused, fresh)
-        if len(group.replies) < len(_GROUP_OK):
+            raise Lost(f"no usable reply to MAIL, RCPT and DATA ({clean(group.unusable)}); "
+                       f"nothing was delivered")
+        refused = _refusal(group.replies)
+        if refused is not None and refused.code in _OUT_OF_ORDER:
+            # a server that cannot take the commands together answers "bad sequence"
+            # or "syntax error"; nothing was sent: again at once, one at a time
+            self.close()
+            self.pipelining = False
+            return None
+        if refused is None and len(group.replies) < len(_GROUP_OK):
             self.close()
             if group.timed_out:  # perhaps a server that offers PIPELINING and cannot
                 self.pipelining = False
@@ -218,40 +254,37 @@ class Connection:
                 return None  # closed while idle: reconnect, nothing was sent
             raise Lost("the server closed the connection before the message was complete; "
                        "nothing was delivered")
-        return await self._content(smtp, message)
+        return await self._answer(group.replies, refused, fresh)
 
-    async def _group_refused(self, group: Group, refused: SMTPResponse, fresh: bool
-                             ) -> Reply | None:
-        """The first refusal among a group's replies; None: try again."""
-        if refused.code in _OUT_OF_ORDER:
-            # a server that cannot take the commands together answers "bad sequence"
-            # or "syntax error"; nothing was sent: again at once, one at a time
-            self.close()
-            self.pipelining = False
-            return None
-        if refused is group.replies[0] and refused.code == 421 and not fresh:
+    async def _answer(self, replies: Sequence[SMTPResponse], refused: SMTPResponse | None,
+                      fresh: bool) -> Reply | None:
+        """What the replies to a group of MAIL, RCPT and DATA (all three, or up
+        to a refusal) come to: the 354, or the refusal with the transaction
+        reset; None: try again on a new connection."""
+        if refused is None:
+            return Reply(replies[-1].code, replies[-1].message)
+        if refused is replies[0] and refused.code == 421 and not fresh:
             self.close()
             return None  # per-connection limit reached: a new connection may take it
-        complete = len(group.replies) == len(_GROUP_OK)
-        if refused.code == 421 or not complete or group.replies[-1].code == 354:
+        complete = len(replies) == len(_GROUP_OK)
+        if refused.code == 421 or not complete or replies[-1].code == GO_AHEAD:
             self.close()  # closing, or waiting for content that must not come
         else:
             await self._reset()
         return Reply(refused.code, refused.message)
 
-    async def _rest(self, smtp: aiosmtplib.SMTP, rcpt: bytes, message: bytes) -> Reply:
+    async def _rest(self, smtp: aiosmtplib.SMTP, rcpt: bytes) -> Reply:
         try:
             reply = await smtp.execute_command(rcpt)
             if reply.code not in (250, 251):
                 await self._reset()
                 return Reply(reply.code, reply.message)
             reply = await smtp.execute_command(b"DATA")
-            if reply.code != 354:
+            if reply.code != GO_AHEAD:
                 if reply.code == 421:
                     self.close()
                 else:
                     await self._reset()
-                return Reply(reply.code, reply.message)
         except aiosmtplib.SMTPTimeoutError:  # first: it is an OSError too (TimeoutError)
             self.close()
             raise Lost(f"no reply within {self.settings.timeout:g} s before the message was "
@@ -262,7 +295,7 @@ class Connection:
             self.close()
             raise Lost(f"no usable reply before the message was complete ({err}); nothing "
                        f"was delivered") from None
-        return await self._content(smtp, message)
+        return Reply(reply.code, reply.message)
 
     def _closed_early(self) -> Lost:
         """The server went away before the final dot: nothing was delivered."""
@@ -270,13 +303,74 @@ class Connection:
         return Lost("the server closed the connection before the message was complete; "
                     "nothing was delivered")
 
-    async def _content(self, smtp: aiosmtplib.SMTP, message: bytes) -> Reply:
-        """After DATA's 354: the content, then the final dot and its reply."""
+    async def finish(self, message: bytes, then: Envelope | None = None) -> Finished:
+        """After `begin`'s 354: the content, the final dot and its reply.  With
+        `then`, where the server pipelines, the next message's MAIL, RCPT and
+        DATA go out in the same write as the dot (RFC 2920 3.1) and `Finished`
+        says how it began.  Raises `Lost` when the dot was not written,
+        `NoFinalReply` when no reply to it came; `then` was not begun then."""
+        smtp = self._smtp
+        if smtp is None:
+            raise self._closed_early()
         try:
             await self._write_body(smtp, message)
         except (aiosmtplib.SMTPServerDisconnected, OSError):
             raise self._closed_early() from None
+        following = _commands(smtp, then) if then is not None and self.pipelines else None
         self.dot_written = True
+        protocol = smtp.protocol
+        if not isinstance(following, tuple) or not isinstance(protocol, PipeliningProtocol):
+            return Finished(await self._final(smtp))
+        try:
+            group = await protocol.group((b".", *following, b"DATA"), self.settings.timeout,
+                                         first_timeout=self.settings.data_timeout)
+        except aiosmtplib.SMTPServerDisconnected:  # found closed: the dot was not written
+            self.dot_written = False
+            raise self._closed_early() from None
+        if not group.replies:
+            self.close()
+            raise self._no_final_reply(group)
+        dot = group.replies[0]
+        self.dot_written = False  # its reply came: that message is settled
+        return Finished(Reply(dot.code, dot.message), await self._behind(dot, group))
+
+    async def _behind(self, dot: SMTPResponse, group: Group) -> Reply | Lost | None:
+        """How the message begun behind a final dot began, from the rest of the
+        group's replies, as `begin` would take them on a connection already open."""
+        rest = group.replies[1:]
+        refused = _refusal(rest)
+        complete = refused is not None or len(rest) == len(_GROUP_OK)
+        if dot.code == 421:  # the server is closing: not begun, again on a new connection
+            self.close()
+            return None
+        if group.unusable:
+            self.close()
+            self.across = False
+            return Lost(f"no usable reply to MAIL, RCPT and DATA ({clean(group.unusable)}); "
+                        f"nothing was delivered")
+        if (refused is not None and refused.code in _OUT_OF_ORDER) or (
+                not complete and group.timed_out):
+            self.close()  # it does not take commands behind a final dot: not begun
+            self.across = False
+            return None
+        if not complete:  # closed: while idle, as it were, or in the middle of the group
+            self.close()
+            return Lost("the server closed the connection before the message was complete; "
+                        "nothing was delivered") if rest else None
+        return await self._answer(rest, refused, fresh=False)
+
+    def _no_final_reply(self, group: Group) -> NoFinalReply:
+        if group.timed_out:
+            return NoFinalReply(f"no reply within {self.settings.data_timeout:g} s after the "
+                                f"whole message: it may have been delivered")
+        if group.unusable:
+            return NoFinalReply(f"no usable reply after the whole message "
+                                f"({clean(group.unusable)}): it may have been delivered")
+        return NoFinalReply("the server closed the connection after the whole message "
+                            "without a reply: it may have been delivered")
+
+    async def _final(self, smtp: aiosmtplib.SMTP) -> Reply:
+        """The final dot alone, and its reply."""
         wait = self.settings.data_timeout
         try:
             reply = await smtp.execute_command(b".", timeout=wait)
@@ -340,6 +434,26 @@ class Connection:
             with contextlib.suppress(aiosmtplib.SMTPException, OSError):
                 await self._smtp.quit()
         self.close()
+
+
+def _commands(smtp: aiosmtplib.SMTP, envelope: Envelope) -> tuple[bytes, bytes] | Reply:
+    """MAIL FROM and RCPT TO for `envelope`, or our own refusal when it cannot go."""
+    smtputf8 = envelope.smtputf8 or not (envelope.sender.isascii()
+                                         and envelope.recipient.isascii())
+    options = b""
+    if smtputf8:
+        if not smtp.supports_extension("smtputf8"):
+            return NO_SMTPUTF8
+        options = b" SMTPUTF8"
+    encoding = "utf-8" if smtputf8 else "ascii"
+    return (b"MAIL FROM:<" + envelope.sender.encode(encoding) + b">" + options,
+            b"RCPT TO:<" + envelope.recipient.encode(encoding) + b">")
+
+
+def _refusal(replies: Sequence[SMTPResponse]) -> SMTPResponse | None:
+    """The first of a group's replies to MAIL, RCPT and DATA that is not agreement."""
+    return next((r for r, ok in zip(replies, _GROUP_OK, strict=False) if r.code not in ok),
+                None)
 
 
 def stuffed(message: bytes) -> bytes:
