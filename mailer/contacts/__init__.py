@@ -28,7 +28,6 @@ if TYPE_CHECKING:
 __all__ = ["expand_folders", "iter_contacts", "load_contacts"]
 
 
-
 def load_contacts(
     paths: Sequence[Path],
     *,
