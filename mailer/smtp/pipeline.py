@@ -92,8 +92,9 @@ class PipeliningProtocol(SMTPProtocol):
                 return Group(tuple(replies), closed=True)
             assert self._arrived is not None
             self._arrived.clear()
-            try:
-                await asyncio.wait_for(self._arrived.wait(), deadline - loop.time())
+            try:  # not wait_for: on 3.11 it runs the wait as a task of its own
+                async with asyncio.timeout_at(deadline):
+                    await self._arrived.wait()
             except TimeoutError:
                 return Group(tuple(replies), timed_out=True)
         if self._buffer:  # more than was asked: the server does not keep to the group

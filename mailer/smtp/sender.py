@@ -1,16 +1,17 @@
 """The send loop: K workers, each with one SMTP connection, draining a campaign's queue.
 
-Each worker repeats: take a rate-limit slot and the next due row, begin the
-transaction (MAIL, RCPT, DATA), claim the row in the journal once DATA is
-answered 354 (committed before the content goes out), send the content and
-the final dot, record the outcome (committed right after the reply, together
-with the next claim when the worker goes straight on).  Where the server
-offers PIPELINING, the next row begins in the same write as the final dot of
-the one before (RFC 2920): one round trip a message.  The queue is the journal
-itself, streamed one row at a time, so memory does not grow with the
-campaign.  After a crash at most K rows are left `claimed`, one per worker;
-the next run reports them as `unknown` (see journal.py); a row whose content
-never went out is still `queued`.
+Each worker repeats: take a rate-limit slot, claim the next due row in the
+journal (committed before the SMTP transaction starts), begin the transaction
+(MAIL, RCPT, DATA), mark the claim's content as going out once DATA is
+answered 354, send the content and the final dot, record the outcome
+(committed right after the reply, together with the next journal write when
+the worker goes straight on).  Where the server offers PIPELINING, the next
+row is claimed in the same commit as that mark and begins in the same write
+as the final dot of the one before (RFC 2920): one round trip and one commit a
+message.  The queue is the journal itself, streamed one row at a time, so
+memory does not grow with the campaign.  After a crash at most 2K rows are
+left `claimed`, two per worker; the next run reports the ones whose content
+went out (at most K) as `unknown` and queues the others again (journal.py).
 
 Outcomes by reply class:
 - 2xx: sent.
@@ -26,11 +27,11 @@ Outcomes by reply class:
 - 5xx: failed, with the server's reply kept.  `error_budget` failures in a
   row pause the run: something is wrong with the account or the message.
 - Authentication or TLS failures are `SmtpError`s: the run stops at once,
-  and the claimed row is given back, so nobody is marked.
+  and the claimed rows are given back, so nobody is marked.
 
 Ctrl-C (first): no new transactions; the ones in flight finish and are
-recorded (one begun behind a final dot but not yet claimed stays queued: its
-connection is closed at the 354).  A second Ctrl-C cancels them: a row whose
+recorded; one begun behind a final dot goes back to the queue at its 354 (and
+its connection is closed: nothing else may follow a 354).  A second Ctrl-C cancels them: a row whose
 final dot was already written becomes `unknown`, the others go back to the
 queue untouched.
 
@@ -165,9 +166,16 @@ class _Run:
     fed_rows: int = 0
     fed: asyncio.Event = field(default_factory=asyncio.Event)
 
+    workers: list[_Worker] = field(default_factory=list)
+
     @property
     def in_flight(self) -> int:
         return len(self.held)
+
+    @property
+    def finishing(self) -> int:
+        """Messages whose content is going out: what a first Ctrl-C lets finish."""
+        return sum(w.ready is not None for w in self.workers)
 
     def halt(self, reason: str) -> None:
         if not self.stopped:
@@ -329,6 +337,9 @@ class _Worker:
     taken: Claimed | None = None  # claimed; not begun yet, or to begin again
     ready: Claimed | None = None  # DATA was answered 354: its content goes next
     pending: list[Outcome] = field(default_factory=list)  # outcomes not yet committed
+
+    def __post_init__(self) -> None:
+        self.run.workers.append(self)
 
     async def loop(self) -> None:
         try:
@@ -597,7 +608,7 @@ def _sigint(run: _Run, tasks: list[asyncio.Task[None]],
                 task.cancel()
         run.halt("interrupted")
         if on_interrupt is not None:
-            on_interrupt(None if second else run.in_flight)
+            on_interrupt(None if second else run.finishing)
 
     loop.add_signal_handler(signal.SIGINT, interrupt)
     try:
