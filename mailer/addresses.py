@@ -97,7 +97,7 @@ def _domain_problem(ascii_domain: str) -> str:
         return ""
     if top in SPECIAL_USE_DOMAIN_NAMES:  # .localhost, .local, .onion, .arpa
         return f"'.{top}' is a special-use name (IANA's registry of them) that no mail reaches"
-    if not _top_level_domains().is_public(top):
+    if not is_top_level_domain(top):
         return (
             f"'.{top}' is not a top-level domain that mail is delivered to (a typo? "
             f"placeholders use '.invalid' or '.example')"
@@ -105,13 +105,26 @@ def _domain_problem(ascii_domain: str) -> str:
     return ""
 
 
+def is_top_level_domain(label: str) -> bool:
+    """Is this lower-case ASCII label a delegated top-level domain.  An internationalised
+    one ("xn--p1ai") is looked up in the Unicode form the list writes ("рф")."""
+    if label.startswith("xn--"):
+        try:
+            label = label.encode("ascii").decode("idna")  # checks that it round-trips
+        except UnicodeError:
+            return False
+    return _top_level_domains().is_public(label)
+
+
 @cache
 def _top_level_domains() -> PublicSuffixList:
     """The ICANN section of the Public Suffix List, shipped inside `publicsuffixlist`:
-    every delegated TLD (in ASCII and Unicode form) and nothing guessed for the rest."""
+    every delegated TLD and nothing guessed for the rest.  Read as the list writes it,
+    without an ASCII copy of each of its ~7,000 names: a third of the time (~8 ms
+    instead of ~23 ms at every send's start), and only a TLD is ever looked up."""
     from publicsuffixlist import PublicSuffixList
 
-    return PublicSuffixList(only_icann=True, accept_unknown=False)
+    return PublicSuffixList(only_icann=True, accept_unknown=False, accept_encoded_idn=False)
 
 
 def address_key(email: str) -> str:

@@ -18,7 +18,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
-import platformdirs
 from dotenv import dotenv_values
 
 from .accounts.providers import PROVIDERS, Provider, by_smtp_host
@@ -219,9 +218,12 @@ def state_dir(env: Mapping[str, str]) -> Path:
     """MAILER_HOME, else the platform's per-user data directory; created on demand, and
     kept private (0700): it holds every contact, every message and the OCR cache."""
     configured = env.get("MAILER_HOME", "").strip()
-    path = (
-        Path(configured).expanduser() if configured else Path(platformdirs.user_data_dir("mailer"))
-    )
+    if configured:
+        path = Path(configured).expanduser()
+    else:
+        import platformdirs  # only here (a few ms of every command's start otherwise)
+
+        path = Path(platformdirs.user_data_dir("mailer"))
     try:
         private_dir(path)
         if path.stat().st_mode & 0o077:  # also one an earlier version created 0755

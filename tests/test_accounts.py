@@ -13,6 +13,7 @@ import stat
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import replace
@@ -141,6 +142,30 @@ def test_order_command_then_keyring_then_env(tmp_path: Path) -> None:
     assert PasswordSource("h", USER, "", "from-env").secret() == "from-keyring"
     keyring.delete_password(PASSWORD_SERVICE, keyring_account("h", USER))
     assert PasswordSource("h", USER, "", "from-env").secret() == "from-env"
+
+
+def test_prepare_finds_the_keyring_and_reads_no_secret(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The keyring loads while the first connection opens; the secret is still read
+    by the login alone, and a password command is never run ahead of it."""
+    from keyrings.alt.file import PlaintextKeyring
+
+    ran = tmp_path / "ran"
+    PasswordSource("h", USER, script(tmp_path, "pw", f"touch {ran}\necho pw")).prepare()
+    monkeypatch.setattr(keyring.core, "_keyring_backend", None)  # as in a new process
+    reads: list[str] = []
+    monkeypatch.setattr(PlaintextKeyring, "get_password",
+                        lambda self, service, account: reads.append(account))
+    source = PasswordSource("h", USER, "", "from-env")
+    source.prepare()
+    for thread in threading.enumerate():
+        if thread.name == "keyring":
+            thread.join(10)
+    assert isinstance(keyring.core._keyring_backend, PlaintextKeyring)  # found ahead
+    assert reads == [] and not ran.exists()
+    assert source.secret() == "from-env"  # nothing stored for it: the next source
+    assert reads == [keyring_account("h", USER)]
 
 
 def logins(env: dict[str, str]) -> SmtpSettings:

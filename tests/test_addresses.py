@@ -104,3 +104,22 @@ def test_an_address_no_mail_can_reach_is_refused_with_the_reason(
 def test_names_reserved_for_documentation_and_tests_are_kept(top: str) -> None:
     """RFC 2606: placeholder contacts and examples use them; the user sees them on import."""
     assert normalize_address(f"Someone@Host.{top.upper()}") == f"Someone@host.{top}"
+
+
+def test_the_top_level_domains_are_those_of_the_whole_list() -> None:
+    """The list is read without its ASCII copies (faster): every top-level name it has,
+    in ASCII and as xn--, and names it lacks, get the answer the whole list gives."""
+    from publicsuffixlist import PSLFILE, PublicSuffixList
+
+    from mailer.addresses import is_top_level_domain
+
+    whole = PublicSuffixList(only_icann=True, accept_unknown=False)
+    rules = Path(PSLFILE).read_text(encoding="utf-8").split("===BEGIN ICANN DOMAINS===")[1]
+    tops = {line.split()[0].rpartition(".")[2].lstrip("!*").lower()
+            for line in rules.split("===END ICANN DOMAINS===")[0].splitlines()
+            if line.strip() and not line.startswith("//")}
+    labels = {top.encode("idna").decode("ascii") for top in tops}
+    assert len(labels) > 1000 and "xn--p1ai" in labels and "de" in labels
+    labels |= {"d", "tld", "xn--", "xn--zzzz-zzz", "xn--p1ai0", "xn--9", "localhost", "co"}
+    for label in sorted(labels):
+        assert is_top_level_domain(label) == whole.is_public(label), label

@@ -2,14 +2,13 @@
 the SMTP password and the OAuth2 refresh token `mailer login` stores.
 
 Its own module so that the password sources (credentials.py) and the OAuth2 sign-in
-(oauth.py) both use it without importing each other.
+(oauth.py) both use it without importing each other.  keyring itself loads when it is
+asked (~20 ms, and more to find its backend): a send without a login never does.
 """
 
 from __future__ import annotations
 
-import keyring
-import keyring.backends.fail
-import keyring.errors
+import contextlib
 
 from ..errors import ConfigError
 from ..sanitize import clean
@@ -25,6 +24,8 @@ def keyring_account(host: str, username: str) -> str:
 def keyring_get(service: str, account: str) -> str | None:
     """The stored secret; None when there is none or no keyring can be reached
     (a headless machine without Secret Service is normal, not an error)."""
+    import keyring.errors
+
     try:
         return keyring.get_password(service, account)
     except keyring.errors.KeyringError:
@@ -33,7 +34,18 @@ def keyring_get(service: str, account: str) -> str | None:
         return None
 
 
+def find_keyring() -> None:
+    """Load keyring and its backend for this system, reading nothing.  A failure is
+    left for the lookup that follows to meet and report as it always does."""
+    import keyring
+
+    with contextlib.suppress(Exception):
+        keyring.get_keyring()
+
+
 def keyring_set(service: str, account: str, secret: str) -> None:
+    import keyring.errors
+
     try:
         keyring.set_password(service, account, secret)
     except (keyring.errors.KeyringError, RuntimeError) as err:
@@ -47,6 +59,8 @@ def keyring_set(service: str, account: str, secret: str) -> None:
 def _keyring_problem(err: Exception) -> str:
     """Why the keyring failed, in a clause: without any backend keyring's own text is a
     paragraph about installing backends (a headless machine without Secret Service)."""
+    import keyring.backends.fail
+
     if isinstance(keyring.get_keyring(), keyring.backends.fail.Keyring):
         return "this machine has none (no Secret Service, Keychain or Credential Locker)"
     return f"{keyring_name()}: {clean(str(err)).rstrip('.')}"
@@ -54,6 +68,8 @@ def _keyring_problem(err: Exception) -> str:
 
 def keyring_delete(service: str, account: str) -> bool:
     """Remove an entry; False when there was none."""
+    import keyring.errors
+
     try:
         keyring.delete_password(service, account)
     except keyring.errors.PasswordDeleteError:
@@ -66,5 +82,7 @@ def keyring_delete(service: str, account: str) -> bool:
 
 
 def keyring_name() -> str:
+    import keyring
+
     backend = keyring.get_keyring()
     return f"{type(backend).__module__}.{type(backend).__name__}"

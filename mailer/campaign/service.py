@@ -208,9 +208,12 @@ class Campaigns:
                   retry: RetryPolicy | None = None) -> SendSummary:
         """Send what the campaign has queued, then file the Sent copies unless
         interrupted."""
+        from ..accounts.credentials import PasswordSource
         from ..smtp.sender import make_limiter, send_campaign_sync
 
         settings = self.smtp_settings()
+        if isinstance(settings.login, PasswordSource):
+            settings.login.prepare()  # the keyring loads while the contacts are read
         limiter = make_limiter(journal, options.limits)
         queued = journal.counts(campaign)[State.QUEUED]
         plan = f"{queued} queued message(s)"
@@ -235,12 +238,12 @@ class Campaigns:
         """The Sent-copy pass after a send.  Without IMAP settings it does nothing;
         an IMAP failure is a warning (the mail did go out), and the next send,
         resend or run-due of the campaign files what is missing."""
-        from ..mailbox.sentcopy import copy_sent
-
         try:  # a bad IMAP setting too: the mail is out, the summary must still follow
             settings = self.imap_settings(provider)
             if settings is None:
                 return
+            from ..mailbox.sentcopy import copy_sent  # the IMAP client: only with an account
+
             line = copy_sent(journal, campaign, settings).line()
         except MailerError as err:
             self.events.warning(f"mailer: warning: no copies in your Sent folder this time: "

@@ -89,7 +89,7 @@ def review(
 def card_files(paths: tuple[Path, ...]) -> list[Path]:
     """The card images/PDFs named, and those directly inside the folders named."""
     from ..contacts import expand_folders
-    from ..contacts.scans import CARD_SUFFIXES
+    from ..contacts.kinds import CARD_SUFFIXES
 
     files = expand_folders(paths, CARD_SUFFIXES, "card images or PDF scans")
     for path in files:

@@ -19,20 +19,13 @@ from typing import TYPE_CHECKING
 
 from ..errors import InputError
 from ..models import Contact, Duplicate, ImportResult, Rejected
+from .kinds import CARD_SUFFIXES, CSV_SUFFIXES, SPREADSHEET_SUFFIXES, TEXT_SUFFIXES, VCARD_SUFFIXES
 
 if TYPE_CHECKING:
     from .csvfile import Columns
     from .normalize import Entry, Flag
 
 __all__ = ["expand_folders", "iter_contacts", "load_contacts"]
-
-# The readers load when contacts are read, not when the package is imported (the
-# command line imports `contacts.fields` for its help): see docs/benchmarks.md.
-VCARD_SUFFIXES = frozenset({".vcf", ".vcard"})
-CSV_SUFFIXES = frozenset({".csv", ".tsv"})
-TEXT_SUFFIXES = frozenset({".txt"})  # Thunderbird's tab-separated export, or a vCard
-SPREADSHEET_SUFFIXES = frozenset({".xlsx", ".xlsm", ".xls", ".ods", ".numbers"})
-
 
 
 def load_contacts(
@@ -72,9 +65,11 @@ def iter_contacts(
     `on_flag` hears of contacts kept although invalid e-mail values were dropped,
     `on_columns` how each CSV file's columns were read.
     Raises InputError for a file that cannot be used at all (before or while streaming)."""
+    # The readers load when contacts are read, not when the package is imported (the
+    # command line imports `contacts.fields` for its help), and the OCR engine's module
+    # only for card images: see docs/benchmarks.md.
     from . import normalize
     from .csvfile import check_mapping
-    from .scans import CARD_SUFFIXES, iter_cards
 
     columns = check_mapping(mapping)
     phone_region = normalize.check_region(region)
@@ -82,6 +77,8 @@ def iter_contacts(
     files = expand_folders(paths, supported, "contacts files")
     for is_image, group in groupby(files, key=lambda f: f.suffix.lower() in CARD_SUFFIXES):
         if is_image:
+            from .scans import iter_cards
+
             for item in iter_cards(list(group), region=phone_region):
                 yield normalize.sanitise(item)
             continue

@@ -36,8 +36,6 @@ from functools import partial
 from itertools import chain
 from pathlib import Path
 
-import charset_normalizer
-
 from ..csvsafe import write_csv
 from ..errors import ConfigError, InputError
 from ..models import Rejected
@@ -422,6 +420,8 @@ def _legacy_encoding(sample: bytes) -> str:
         scored.append((letters, -rank, encoding))
     if scored:
         return max(scored)[2]
+    import charset_normalizer  # the last resort, so a UTF-8 file never waits for its import
+
     guess = charset_normalizer.from_bytes(sample).best()
     return guess.encoding if guess else "latin-1"
 

@@ -14,10 +14,10 @@ contact at its first record's place, a `Duplicate` at every later one.
 from __future__ import annotations
 
 import json
+import marshal
 import sqlite3
 from collections.abc import Iterable, Iterator
 from dataclasses import fields, replace
-from typing import Any
 
 from ..addresses import address_key
 from ..models import Contact, Duplicate, Rejected
@@ -32,7 +32,7 @@ PRAGMA cache_size=-2048;
 -- one row per entry read, in order; grp: NULL = rejected (detail: reason),
 -- = n: the person's first record, else a duplicate of person grp (detail: the shared address)
 CREATE TABLE entry (n INTEGER PRIMARY KEY, grp INTEGER, source TEXT NOT NULL, detail TEXT NOT NULL);
-CREATE TABLE person (grp INTEGER PRIMARY KEY, contact TEXT NOT NULL);  -- merged, as JSON
+CREATE TABLE person (grp INTEGER PRIMARY KEY, contact BLOB NOT NULL);  -- merged (_packed)
 CREATE TABLE address (key TEXT PRIMARY KEY, grp INTEGER NOT NULL);
 """
 
@@ -58,7 +58,7 @@ def merged(items: Iterable[Contact | Rejected]) -> Iterator[Entry]:
                 data = json.loads(detail)
                 yield Rejected(data["source"], data["reason"], data["fields"], data["name"])
             elif grp == n:
-                yield _contact(contact)
+                yield _unpacked(contact)
             else:
                 yield Duplicate(source, kept, detail)
     finally:
@@ -76,14 +76,14 @@ def _add(db: sqlite3.Connection, n: int, contact: Contact) -> None:
             break
     if grp is None:
         grp = n
-        db.execute("INSERT INTO person VALUES (?, ?)", (n, _text(contact)))
+        db.execute("INSERT INTO person VALUES (?, ?)", (n, _packed(contact)))
         db.execute("INSERT INTO entry VALUES (?, ?, ?, '')", (n, n, contact.source))
         person = contact
     else:
         (stored,) = db.execute("SELECT contact FROM person WHERE grp = ?", (grp,)).fetchone()
-        person = merge(_contact(stored), contact)
+        person = merge(_unpacked(stored), contact)
         db.execute("UPDATE person SET contact = ? WHERE grp = ?",
-                   (_text(person), grp))
+                   (_packed(person), grp))
         db.execute("INSERT INTO entry VALUES (?, ?, ?, ?)", (n, grp, contact.source, shared))
     db.executemany("INSERT OR IGNORE INTO address VALUES (?, ?)",
                    [(address_key(e), grp) for e in person.emails])
@@ -92,13 +92,12 @@ def _add(db: sqlite3.Connection, n: int, contact: Contact) -> None:
 _FIELDS = tuple(f.name for f in fields(Contact))
 
 
-def _text(contact: Contact) -> str:
-    return json.dumps([getattr(contact, name) for name in _FIELDS], ensure_ascii=False)
+def _packed(contact: Contact) -> bytes:
+    """The contact's values in marshal's format: its strings, tuples and flags come back
+    as they were (a third of JSON's time there and back, paid for every contact before the
+    first message); the bytes never leave this process's private database."""
+    return marshal.dumps(tuple(getattr(contact, name) for name in _FIELDS))
 
 
-def _contact(text: str) -> Contact:
-    decoded: dict[str, Any] = {  # JSON lists back to the tuples Contact holds
-        name: tuple(value) if isinstance(value, list) else value
-        for name, value in zip(_FIELDS, json.loads(text), strict=True)
-    }
-    return Contact(**decoded)
+def _unpacked(data: bytes) -> Contact:
+    return Contact(*marshal.loads(data))

@@ -300,13 +300,18 @@ def check(entry: Entry, region: str, on_flag: Flag | None = None) -> Contact | R
     )
 
 
+_ENTRY_FIELDS = tuple(f.name for f in fields(Entry))  # once: fields() per entry costs more
+
+
 def _too_long(entry: Entry) -> str:
     """The name of the first field over MAX_FIELD characters, else ""."""
-    for f in fields(entry):
-        value = getattr(entry, f.name)
-        values = value if isinstance(value, tuple) else (value,)
-        if any(isinstance(v, str) and len(v) > MAX_FIELD for v in values):
-            return f.name
+    for name in _ENTRY_FIELDS:
+        value = getattr(entry, name)
+        if isinstance(value, tuple):
+            if any(isinstance(v, str) and len(v) > MAX_FIELD for v in value):
+                return name
+        elif isinstance(value, str) and len(value) > MAX_FIELD:
+            return name
     return ""
 
 

@@ -46,9 +46,6 @@ INSTALL_HINT = (
     f"pipx install --force '.[ocr]' in your clone of {DISTRIBUTION} "
     "(in a venv: pip install '.[ocr]'; from a wheel: pipx install --force 'WHEEL[ocr]')"
 )
-CARD_SUFFIXES = frozenset(
-    (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif", ".heic", ".heif", ".pdf")
-)
 # Every card is scaled to this long side (RapidOCR's own limit): phone photos of
 # 1280 px read better enlarged, and one scale keeps the results consistent.
 LONG_SIDE = 2000
