@@ -159,18 +159,17 @@ class _Run:
     deferred: int = 0
     failed: int = 0
     unknown: int = 0
-    held: set[int] = field(default_factory=set)  # rows claimed by a worker, until their outcome
     consecutive_failures: int = 0
     tries: dict[int, int] = field(default_factory=dict)  # row id -> tries in this run
     feeding: bool = False  # a feed is still queueing drafts
     fed_rows: int = 0
     fed: asyncio.Event = field(default_factory=asyncio.Event)
-
     workers: list[_Worker] = field(default_factory=list)
 
     @property
     def in_flight(self) -> int:
-        return len(self.held)
+        """Rows the workers hold: claimed, not yet settled."""
+        return sum((w.taken is not None) + (w.ready is not None) for w in self.workers)
 
     @property
     def finishing(self) -> int:
@@ -242,20 +241,16 @@ class _Run:
                                       going=going))
         if row is None:
             self.limiter.refund(slot)
-            return None
-        self.held.add(row.id)
         return row
 
     async def release(self, row: Claimed) -> None:
         """Give a claim back untouched: nothing of its content went out."""
-        self.held.discard(row.id)
         await patiently(partial(self.journal.release, row.id))
 
     def replied(self, row: Claimed, reply: Reply) -> Outcome:
         """The outcome of the reply that ended a row's transaction."""
         if 400 <= reply.code < 500:
             return self.defer(row, reply.code, reply.text)
-        self.held.discard(row.id)
         self.tries.pop(row.id, None)
         self.remaining -= 1
         if 200 <= reply.code < 300:
@@ -276,7 +271,6 @@ class _Run:
 
     def no_reply(self, row: Claimed, err: NoFinalReply) -> Outcome:
         """No reply to the final dot: the message may have been delivered."""
-        self.held.discard(row.id)
         self.tries.pop(row.id, None)
         self.unknown += 1
         self.remaining -= 1
@@ -284,7 +278,6 @@ class _Run:
         return Outcome(row.id, State.UNKNOWN, None, str(err))
 
     def defer(self, row: Claimed, code: int | None, reply: str) -> Outcome:
-        self.held.discard(row.id)
         tries = self.tries.get(row.id, 0) + 1
         if tries < self.retry.attempts:
             self.tries[row.id] = tries
@@ -484,7 +477,6 @@ class _Worker:
         if row is None:
             return
         if self.conn.dot_written:
-            self.run.held.discard(row.id)
             self.run.unknown += 1
             await patiently(partial(
                 self.run.journal.mark, row.id, State.UNKNOWN, None,

@@ -235,9 +235,7 @@ class Connection:
                 raise Lost("the server closed the connection") from None
             return None
         if group.unusable:
-            self.close()
-            raise Lost(f"no usable reply to MAIL, RCPT and DATA ({clean(group.unusable)}); "
-                       f"nothing was delivered")
+            raise self._unusable(group.unusable)
         refused = _refusal(group.replies)
         if refused is not None and refused.code in _OUT_OF_ORDER:
             # a server that cannot take the commands together answers "bad sequence"
@@ -252,8 +250,7 @@ class Connection:
                 return None  # nothing was sent: again at once, one command at a time
             if not group.replies and not fresh:
                 return None  # closed while idle: reconnect, nothing was sent
-            raise Lost("the server closed the connection before the message was complete; "
-                       "nothing was delivered")
+            raise self._closed_early()
         return await self._answer(group.replies, refused, fresh)
 
     async def _answer(self, replies: Sequence[SMTPResponse], refused: SMTPResponse | None,
@@ -303,6 +300,12 @@ class Connection:
         return Lost("the server closed the connection before the message was complete; "
                     "nothing was delivered")
 
+    def _unusable(self, why: str) -> Lost:
+        """What came back to MAIL, RCPT and DATA was not SMTP: nothing was delivered."""
+        self.close()
+        return Lost(f"no usable reply to MAIL, RCPT and DATA ({clean(why)}); nothing was "
+                    f"delivered")
+
     async def finish(self, message: bytes, then: Envelope | None = None) -> Finished:
         """After `begin`'s 354: the content, the final dot and its reply.  With
         `then`, where the server pipelines, the next message's MAIL, RCPT and
@@ -328,8 +331,7 @@ class Connection:
             self.dot_written = False
             raise self._closed_early() from None
         if not group.replies:
-            self.close()
-            raise self._no_final_reply(group)
+            raise self._no_final_reply(timed_out=group.timed_out, unusable=group.unusable)
         dot = group.replies[0]
         self.dot_written = False  # its reply came: that message is settled
         return Finished(Reply(dot.code, dot.message), await self._behind(dot, group))
@@ -344,10 +346,8 @@ class Connection:
             self.close()
             return None
         if group.unusable:
-            self.close()
             self.across = False
-            return Lost(f"no usable reply to MAIL, RCPT and DATA ({clean(group.unusable)}); "
-                        f"nothing was delivered")
+            return self._unusable(group.unusable)
         if (refused is not None and refused.code in _OUT_OF_ORDER) or (
                 not complete and group.timed_out):
             self.close()  # it does not take commands behind a final dot: not begun
@@ -355,37 +355,32 @@ class Connection:
             return None
         if not complete:  # closed: while idle, as it were, or in the middle of the group
             self.close()
-            return Lost("the server closed the connection before the message was complete; "
-                        "nothing was delivered") if rest else None
+            return self._closed_early() if rest else None
         return await self._answer(rest, refused, fresh=False)
 
-    def _no_final_reply(self, group: Group) -> NoFinalReply:
-        if group.timed_out:
+    def _no_final_reply(self, *, timed_out: bool = False, unusable: str = "") -> NoFinalReply:
+        """No reply to the final dot (closed, none in time, or not SMTP): the
+        connection is of no more use, and the message may have been delivered."""
+        self.close()
+        if timed_out:
             return NoFinalReply(f"no reply within {self.settings.data_timeout:g} s after the "
                                 f"whole message: it may have been delivered")
-        if group.unusable:
+        if unusable:
             return NoFinalReply(f"no usable reply after the whole message "
-                                f"({clean(group.unusable)}): it may have been delivered")
+                                f"({clean(unusable)}): it may have been delivered")
         return NoFinalReply("the server closed the connection after the whole message "
                             "without a reply: it may have been delivered")
 
     async def _final(self, smtp: aiosmtplib.SMTP) -> Reply:
         """The final dot alone, and its reply."""
-        wait = self.settings.data_timeout
         try:
-            reply = await smtp.execute_command(b".", timeout=wait)
+            reply = await smtp.execute_command(b".", timeout=self.settings.data_timeout)
         except aiosmtplib.SMTPTimeoutError:
-            self.close()
-            raise NoFinalReply(f"no reply within {wait:g} s after the whole message: it may "
-                               f"have been delivered") from None
+            raise self._no_final_reply(timed_out=True) from None
         except (aiosmtplib.SMTPServerDisconnected, OSError):
-            self.close()
-            raise NoFinalReply("the server closed the connection after the whole message "
-                               "without a reply: it may have been delivered") from None
+            raise self._no_final_reply() from None
         except aiosmtplib.SMTPException as err:
-            self.close()
-            raise NoFinalReply(f"no usable reply after the whole message ({err}): it may "
-                               f"have been delivered") from None
+            raise self._no_final_reply(unusable=str(err)) from None
         if reply.code == 421:
             self.close()
         return Reply(reply.code, reply.message)
