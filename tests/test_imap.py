@@ -27,6 +27,9 @@ class Tokens:
     def secret(self) -> str:
         return next(self._tokens)
 
+    def prepare(self) -> None:
+        pass
+
     def renew(self, refused: str) -> str | None:
         return None
 

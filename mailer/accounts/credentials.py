@@ -44,7 +44,13 @@ from .. import config
 from ..config import ImapSettings, Login, SmtpSettings
 from ..errors import AuthError, ConfigError
 from ..sanitize import clean
-from .keystore import PASSWORD_SERVICE, find_keyring, keyring_account, keyring_get, keyring_name
+from .keystore import (
+    PASSWORD_SERVICE,
+    find_keyring_meanwhile,
+    keyring_account,
+    keyring_get,
+    keyring_name,
+)
 from .providers import oauth_provider_of_imap, same_provider
 
 if TYPE_CHECKING:
@@ -190,16 +196,11 @@ class PasswordSource:
             return self._cached
 
     def prepare(self) -> None:
-        """Load the keyring, and let it find this system's store, in the background
-        while the first connection opens: ~0.1 s that the first login, and with it
-        every connection, would otherwise wait for.  No secret is read (that still
-        waits for the login) and nothing is run; a password command needs no keyring."""
+        """The keyring loads while the contacts are read and the first connection
+        opens; no secret is read and nothing is run (a password command needs no
+        keyring)."""
         if not self.command and self._cached is None:
-            threading.Thread(target=self._find_keyring, name="keyring").start()
-
-    def _find_keyring(self) -> None:
-        with self._lock:  # the login's lookup waits for it instead of doing it twice
-            find_keyring()
+            find_keyring_meanwhile(self._lock)
 
     def renew(self, refused: str) -> str | None:
         """A refused password stays refused: one login attempt, no second."""

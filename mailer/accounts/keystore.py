@@ -9,6 +9,7 @@ asked (~20 ms, and more to find its backend): a send without a login never does.
 from __future__ import annotations
 
 import contextlib
+import threading
 
 from ..errors import ConfigError
 from ..sanitize import clean
@@ -34,12 +35,19 @@ def keyring_get(service: str, account: str) -> str | None:
         return None
 
 
-def find_keyring() -> None:
-    """Load keyring and its backend for this system, reading nothing.  A failure is
-    left for the lookup that follows to meet and report as it always does."""
+def find_keyring_meanwhile(lock: threading.Lock) -> None:
+    """Load keyring and find this system's backend in a thread, reading nothing
+    (~0.1 s that the first login, and with it every connection, would otherwise
+    wait for).  It holds `lock`, so a lookup under the same lock waits for it
+    instead of doing it twice; a failure is left for that lookup to meet and
+    report as it always does."""
+    threading.Thread(target=_find_keyring, args=(lock,), name="keyring").start()
+
+
+def _find_keyring(lock: threading.Lock) -> None:
     import keyring
 
-    with contextlib.suppress(Exception):
+    with lock, contextlib.suppress(Exception):
         keyring.get_keyring()
 
 

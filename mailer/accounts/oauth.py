@@ -33,7 +33,7 @@ from ..config import is_loopback
 from ..errors import AuthError, ConfigError
 from ..sanitize import clean
 from . import providers
-from .keystore import keyring_delete, keyring_get, keyring_set
+from .keystore import find_keyring_meanwhile, keyring_delete, keyring_get, keyring_set
 
 TOKEN_SERVICE = "mailer-oauth2"  # keyring service of refresh tokens; the SMTP user name is the key
 MARGIN = 300.0  # refresh an access token this many seconds before it expires
@@ -460,6 +460,12 @@ class TokenSource:
 
     def origin(self) -> str:
         return f"OAuth2 token for {self.provider}, refresh token from the keyring"
+
+    def prepare(self) -> None:
+        """The keyring (which holds the refresh token) loads while the contacts
+        are read and the first connection opens; nothing is read or requested."""
+        if not self._access:
+            find_keyring_meanwhile(self._lock)
 
     def secret(self) -> str:
         """A token valid for at least MARGIN seconds more."""

@@ -208,11 +208,10 @@ class Campaigns:
                   retry: RetryPolicy | None = None) -> SendSummary:
         """Send what the campaign has queued, then file the Sent copies unless
         interrupted."""
-        from ..accounts.credentials import PasswordSource
         from ..smtp.sender import make_limiter, send_campaign_sync
 
         settings = self.smtp_settings()
-        if isinstance(settings.login, PasswordSource):
+        if settings.login is not None:
             settings.login.prepare()  # the keyring loads while the contacts are read
         limiter = make_limiter(journal, options.limits)
         queued = journal.counts(campaign)[State.QUEUED]
