@@ -729,10 +729,7 @@ class Journal:
              *, retry_at: float | None = None) -> None:
         """Record an outcome.  With `retry_at` the row goes back to `queued`
         (not before that time) and keeps the reply that deferred it."""
-        self.record(Outcome(row_id, state, code, reply, retry_at))
-
-    def record(self, outcome: Outcome) -> None:
-        self.settle([outcome])
+        self.settle([Outcome(row_id, state, code, reply, retry_at)])
 
     def _record(self, db: sqlite3.Connection, o: Outcome) -> None:
         if o.retry_at is not None:

@@ -128,7 +128,7 @@ def test_an_outcome_changes_only_a_row_this_run_claimed(tmp_path: Path) -> None:
         mine.enqueue("c1", drafts("a", "b"))
         theirs = other.claim("c1")
         assert theirs is not None
-        mine.record(Outcome(theirs.id, State.SENT, 250, "ok"))
+        mine.settle([Outcome(theirs.id, State.SENT, 250, "ok")])
         mine.settle(going=theirs.id)
         assert [r.state for r in mine.rows("c1")] == [State.CLAIMED, State.QUEUED]
         other.end_run()  # its process gone: nothing of its content went out
