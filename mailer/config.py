@@ -51,8 +51,8 @@ class Login(Protocol):
         """The password or access token; looked up on first use, then kept."""
 
     def prepare(self) -> None:
-        """Get ready in the background to look the secret up (load the keyring),
-        reading nothing yet: the run is about to log in."""
+        """Get ready in the background to look the secret up (load the store it
+        comes from), reading nothing yet: the run is about to log in."""
 
     def renew(self, refused: str) -> str | None:
         """After the server refused `refused`: a new secret to try once, or None."""
